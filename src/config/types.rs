@@ -1,0 +1,152 @@
+//! The validated configuration: what the rest of the gateway reads.
+//!
+//! Everything here is resolved: defaults applied, `${VAR}` expanded, per-server pool settings merged
+//! with the global `pool` section. Nothing downstream of `config::load` ever sees raw JSON.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The whole configuration file, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub gateway: GatewayConfig,
+    /// Every server in file order, disabled ones included (`enabled == false`): `/health` lists them.
+    pub servers: Vec<ServerConfig>,
+    /// The file this came from, if any.
+    pub source: Option<PathBuf>,
+}
+
+/// The `gateway` section: how clients reach us and how hard we protect ourselves.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// `gateway.host`, default `127.0.0.1`.
+    pub host: String,
+    /// `gateway.port`, default 4298; 0 picks a free port.
+    pub port: u16,
+    /// `gateway.cors`, default off.
+    pub cors: Cors,
+    /// `gateway.workers`: worker threads; `None` = sized from the pools.
+    pub workers: Option<usize>,
+    /// `gateway.maxBodyBytes`, default 4 MiB: largest HTTP request body accepted (413 above).
+    pub max_body_bytes: usize,
+    /// `gateway.maxMessageBytes`, default 32 MiB: largest single message a server may send us.
+    pub max_message_bytes: usize,
+    /// `gateway.maxClients`, default 16384: open client connections (503 above).
+    pub max_clients: usize,
+    /// `gateway.callTimeout`, default 60 s: default bound on one downstream call.
+    pub call_timeout: Duration,
+    /// `gateway.keepaliveInterval`, default 15 s: SSE keepalive comment period.
+    pub keepalive_interval: Duration,
+    /// `gateway.shutdownTimeout`, default 10 s: grace for in-flight calls on SIGTERM.
+    pub shutdown_timeout: Duration,
+}
+
+/// Cross-origin policy for browser clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cors {
+    /// `false` or absent: no CORS headers.
+    Off,
+    /// `true`: any origin (`Access-Control-Allow-Origin: *`).
+    Any,
+    /// A list of exact origins, e.g. `["http://localhost:6274"]`.
+    Origins(Vec<String>),
+}
+
+/// One entry of `servers` (or of a Claude-Desktop style `mcpServers` map).
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub name: String,
+    pub kind: ServerKind,
+    /// `enabled`, default true.
+    pub enabled: bool,
+    pub pool: PoolSettings,
+    /// `callTimeout` of the server, else `gateway.callTimeout`.
+    pub call_timeout: Duration,
+    /// `initTimeout`, default 60 s: spawn + initialize handshake (slow `npx`/`uvx` first starts).
+    pub init_timeout: Duration,
+    /// From `mapping.<name>`; default: no prefix, nothing stripped, no renames.
+    pub mapping: Mapping,
+    /// From `toolFilters.<name>`; default: everything included.
+    pub filters: ToolFilter,
+}
+
+#[derive(Debug, Clone)]
+pub enum ServerKind {
+    /// `"type": "local"`: a stdio child process.
+    Local(LocalServer),
+    /// `"type": "remote"`: an MCP server reached over HTTP(S).
+    Remote(RemoteServer),
+}
+
+#[derive(Debug, Clone)]
+pub struct LocalServer {
+    /// `command`: program and arguments, no shell. Never empty.
+    pub command: Vec<String>,
+    /// `cwd`: working directory of the child, default the gateway's.
+    pub cwd: Option<PathBuf>,
+    /// `env`: extra variables, in file order, on top of the minimal inherited set.
+    pub env: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RemoteServer {
+    /// `url`: `http://` or `https://`.
+    pub url: String,
+    /// `transport`, default auto.
+    pub transport: RemoteTransport,
+    /// `headers`: sent on every request to the remote, values `${VAR}`-expanded.
+    pub headers: Vec<(String, String)>,
+    /// `caFile`: extra PEM trust anchors for https.
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoteTransport {
+    Auto,
+    Streamable,
+    Sse,
+}
+
+/// Pool limits of one server, already merged with the global `pool` section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// Handles kept warm (`minConnections`, default 1).
+    pub min: usize,
+    /// Ceiling (`poolSize` of the server, else `maxConnections`, default 5). Always >= 1 and >= min.
+    pub max: usize,
+    /// `acquireTimeout`, default 10 s: bound on waiting for a handle, spawn and handshake included.
+    pub acquire_timeout: Duration,
+    /// `idleTimeout`, default 60 s: handles idle longer are closed down to `min`.
+    pub idle_timeout: Duration,
+}
+
+/// How a server's names are exposed (`mapping.<server>`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mapping {
+    /// `prefix`, default "": prepended to every exposed name not given by `rename`.
+    pub prefix: String,
+    /// `stripPrefix`: removed from the start of original names before `prefix` is added.
+    pub strip_prefix: StripPrefix,
+    /// `rename`: original name -> exact exposed name (no prefix added), in file order.
+    pub rename: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum StripPrefix {
+    /// Absent or `false`.
+    #[default]
+    None,
+    /// `true`: strip the server's own `prefix` when an original name already starts with it.
+    OwnPrefix,
+    /// A string: strip exactly this from names that start with it.
+    Literal(String),
+}
+
+/// `toolFilters.<server>`: applied to original names, `include` first, then `exclude`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolFilter {
+    /// Globs (`*` matches any run of characters); empty = include everything.
+    pub include: Vec<String>,
+    /// Globs removed after `include`.
+    pub exclude: Vec<String>,
+}

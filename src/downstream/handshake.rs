@@ -1,0 +1,137 @@
+//! Bringing a fresh handle into service: `initialize`, `notifications/initialized`, and the listings
+//! the registry needs (every page of `tools/list`).
+
+use super::stdio::{CallError, StdioChild};
+use crate::registry::ToolDef;
+use serde_json::{json, Map, Value};
+use std::time::Instant;
+
+/// The protocol version the gateway asks its servers for.
+pub const LATEST_PROTOCOL_VERSION: &str = "2025-11-25";
+/// Every version the gateway speaks, newest first.
+pub const SUPPORTED_PROTOCOL_VERSIONS: &[&str] =
+    &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+/// A server answering more pages than this is looping.
+const MAX_PAGES: usize = 1000;
+
+/// What a server said about itself in `initialize`.
+#[derive(Debug, Clone, Default)]
+pub struct ServerInfo {
+    pub protocol_version: String,
+    pub capabilities: Map<String, Value>,
+    pub server_info: Value,
+    pub instructions: Option<String>,
+}
+
+/// The outcome of a successful handshake.
+#[derive(Debug)]
+pub struct Ready {
+    pub info: ServerInfo,
+    pub tools: Vec<ToolDef>,
+}
+
+/// Runs the handshake, all of it bounded by `deadline`. Errors are sentences for logs and `/health`.
+pub fn handshake(child: &StdioChild, deadline: Instant) -> Result<Ready, String> {
+    let params = json!({
+        "protocolVersion": LATEST_PROTOCOL_VERSION,
+        "capabilities": {},
+        "clientInfo": {"name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION")},
+    });
+    let result = request(child, "initialize", params, deadline)?;
+    let info = parse_initialize(&result)?;
+    child.notify("notifications/initialized", None);
+    let tools = if info.capabilities.contains_key("tools") {
+        list_all(child, "tools/list", "tools", deadline)?
+    } else {
+        Vec::new()
+    };
+    Ok(Ready { info, tools })
+}
+
+fn parse_initialize(result: &Value) -> Result<ServerInfo, String> {
+    let version = result
+        .get("protocolVersion")
+        .and_then(Value::as_str)
+        .ok_or("its initialize result has no protocolVersion")?;
+    if !SUPPORTED_PROTOCOL_VERSIONS.contains(&version) {
+        return Err(format!(
+            "it speaks protocol version {version}, which the gateway does not (it speaks {})",
+            SUPPORTED_PROTOCOL_VERSIONS.join(", ")
+        ));
+    }
+    Ok(ServerInfo {
+        protocol_version: version.to_string(),
+        capabilities: result
+            .get("capabilities")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default(),
+        server_info: result.get("serverInfo").cloned().unwrap_or(Value::Null),
+        instructions: result
+            .get("instructions")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    })
+}
+
+/// Fetches every page of a list method and returns the items under `key`.
+pub fn list_all(
+    child: &StdioChild,
+    method: &str,
+    key: &str,
+    deadline: Instant,
+) -> Result<Vec<Map<String, Value>>, String> {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        let params = match &cursor {
+            Some(c) => json!({ "cursor": c }),
+            None => json!({}),
+        };
+        let page = request(child, method, params, deadline)?;
+        let entries = page
+            .get(key)
+            .and_then(Value::as_array)
+            .ok_or_else(|| format!("its {method} result has no \"{key}\" array"))?;
+        items.extend(entries.iter().filter_map(|v| v.as_object().cloned()));
+        match page.get("nextCursor").and_then(Value::as_str) {
+            Some(next) if !next.is_empty() => {
+                if cursor.as_deref() == Some(next) {
+                    return Err(format!("its {method} returned the same cursor twice"));
+                }
+                cursor = Some(next.to_string());
+            }
+            _ => return Ok(items),
+        }
+    }
+    Err(format!("its {method} returned more than {MAX_PAGES} pages"))
+}
+
+/// One request whose result we need as a value.
+fn request(
+    child: &StdioChild,
+    method: &str,
+    params: Value,
+    deadline: Instant,
+) -> Result<Value, String> {
+    let params = match params {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    let id = child.next_request_id();
+    match child.call(id, method, Some(&params), deadline, &mut |_| {}) {
+        Ok(Ok(result)) => serde_json::from_str(result.get())
+            .map_err(|e| format!("its {method} result is not valid JSON: {e}")),
+        Ok(Err(error)) => Err(format!(
+            "it answered {method} with an error: {}",
+            error.get()
+        )),
+        Err(CallError::Timeout) => Err(format!(
+            "it did not answer {method} before initTimeout ran out"
+        )),
+        Err(CallError::Closed(note)) => Err(format!("{note} during {method}")),
+        Err(CallError::TooLarge(limit)) => Err(format!(
+            "its {method} answer exceeds maxMessageBytes ({limit} bytes)"
+        )),
+    }
+}

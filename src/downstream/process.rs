@@ -1,0 +1,210 @@
+//! Starting and stopping child processes the way a supervisor must.
+//!
+//! Spawn: no shell; a minimal inherited environment plus the configured `env`; the child leads its own
+//! process group (so `npx`/`uvx` grandchildren can be signalled with it); `PR_SET_PDEATHSIG` so it dies
+//! with the gateway even on `SIGKILL`; every gateway fd is close-on-exec (Rust opens everything with
+//! `O_CLOEXEC`), so the child sees only its three pipes.
+//!
+//! `PR_SET_PDEATHSIG` fires when the *thread* that forked exits, so spawning must happen on a thread
+//! that lives as long as the gateway (the supervisor thread). Never call `spawn` from a short-lived one.
+//!
+//! Stop: `Exiting` walks close-stdin → wait → `SIGTERM` to the group → wait → `SIGKILL` to the group,
+//! polled with `try_wait` so many children stop in parallel and every one is reaped.
+
+use crate::config::LocalServer;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// Variables children inherit from the gateway's environment (when set); everything else must be
+/// configured in the server's `env`.
+pub const INHERITED_ENV: &[&str] = &[
+    "HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER", "LANG", "LC_ALL", "TMPDIR", "TZ",
+];
+const FALLBACK_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// How long a child gets after its stdin closes, and again after `SIGTERM`.
+pub const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// Starts a local server's process with piped stdio.
+pub fn spawn(local: &LocalServer) -> io::Result<Child> {
+    let (program, args) = local
+        .command
+        .split_first()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    for key in INHERITED_ENV {
+        if let Some(value) = std::env::var_os(key) {
+            command.env(key, value);
+        }
+    }
+    if std::env::var_os("PATH").is_none() {
+        command.env("PATH", FALLBACK_PATH);
+    }
+    command.envs(local.env.iter().map(|(k, v)| (k, v)));
+    if let Some(cwd) = &local.cwd {
+        command.current_dir(cwd);
+    }
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe syscalls.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            // The gateway may have died between fork and prctl: then nobody would ever signal us.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            // Signals the gateway blocks for its signal thread must not stay blocked in the child.
+            let mut empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut empty);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+    command.spawn()
+}
+
+/// Sends `signal` to the child's whole process group.
+pub fn signal_group(pid: u32, signal: libc::c_int) {
+    // SAFETY: kill has no memory-safety preconditions; a negative pid addresses the group.
+    unsafe {
+        libc::kill(-(pid as libc::pid_t), signal);
+    }
+}
+
+/// A child on its way out, advanced by `poll` until it is reaped.
+#[derive(Debug)]
+pub struct Exiting {
+    pub label: String,
+    child: Child,
+    phase: Phase,
+    next_step: Instant,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// stdin closed, waiting for a voluntary exit.
+    StdinClosed,
+    /// `SIGTERM` sent to the group.
+    Terminated,
+    /// `SIGKILL` sent to the group.
+    Killed,
+}
+
+impl Exiting {
+    /// Begins stopping `child` whose stdin the caller has already closed (or dropped).
+    pub fn new(label: String, child: Child, now: Instant) -> Exiting {
+        Exiting {
+            label,
+            child,
+            phase: Phase::StdinClosed,
+            next_step: now + STOP_GRACE,
+        }
+    }
+
+    /// Skips the grace periods still ahead (second SIGTERM, grace over).
+    pub fn hurry(&mut self, now: Instant) {
+        self.next_step = self.next_step.min(now);
+    }
+
+    /// When `poll` next has something to do.
+    pub fn deadline(&self) -> Instant {
+        self.next_step
+    }
+
+    /// Reaps the child if it exited, escalating when its time is up. `Some` once it is gone.
+    pub fn poll(&mut self, now: Instant) -> Option<io::Result<ExitStatus>> {
+        let state = peek(self.child.id());
+        if state != Peek::Running {
+            if matches!(state, Peek::Exited(_)) {
+                // The leader is a zombie: its pid (= the group id) stays reserved until we reap it,
+                // so this cannot hit an unrelated group. No grandchild of the group may linger.
+                signal_group(self.child.id(), libc::SIGKILL);
+            }
+            match self.child.try_wait() {
+                Ok(Some(status)) => return Some(Ok(status)),
+                Ok(None) => {}
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        if now >= self.next_step {
+            match self.phase {
+                Phase::StdinClosed => {
+                    signal_group(self.child.id(), libc::SIGTERM);
+                    self.phase = Phase::Terminated;
+                    self.next_step = now + STOP_GRACE;
+                }
+                Phase::Terminated | Phase::Killed => {
+                    signal_group(self.child.id(), libc::SIGKILL);
+                    self.phase = Phase::Killed;
+                    self.next_step = now + Duration::from_millis(100);
+                }
+            }
+        }
+        None
+    }
+}
+
+/// What `waitid(WNOWAIT)` tells about a child without reaping it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Peek {
+    Running,
+    /// Exited (a zombie until reaped), with a description of how.
+    Exited(String),
+    /// Already reaped, or not our child.
+    Gone,
+}
+
+/// Looks at the child's state without reaping it, so its pid stays reserved.
+pub fn peek(pid: u32) -> Peek {
+    // SAFETY: waitid writes only into the zeroed siginfo we pass.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let rc = libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        );
+        if rc == -1 {
+            return Peek::Gone;
+        }
+        // With WNOHANG, si_pid stays 0 while the child is still running.
+        if info.si_pid() == 0 {
+            return Peek::Running;
+        }
+        let status = info.si_status();
+        Peek::Exited(match info.si_code {
+            libc::CLD_EXITED => format!("exited with status {status}"),
+            libc::CLD_KILLED | libc::CLD_DUMPED => format!("was killed by signal {status}"),
+            _ => "exited".to_string(),
+        })
+    }
+}
+
+/// Human description of how a child ended, for logs and errors.
+pub fn describe_exit(status: &ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(signal)) => format!("was killed by signal {signal}"),
+        _ => "exited".to_string(),
+    }
+}

@@ -1,0 +1,267 @@
+//! Wiring: builds the threads of the diagram in `lib.rs` from a `Config`, runs them, stops them.
+//!
+//! `Backend` is everything behind the reactor (pools, registry, child I/O, supervisor, workers); the
+//! `serve` command puts a reactor in front of it, `check` only starts it and reads the registry.
+
+use crate::config::{Config, ServerConfig, ServerKind};
+use crate::downstream::child_io::ChildIo;
+use crate::http::Limits;
+use crate::job::{ReactorSink, ToReactor};
+use crate::pool::{Doorbell, Pool, Status};
+use crate::reactor::{self, Reactor, Settings};
+use crate::registry::Catalog;
+use crate::supervisor::{Control, ServerPool, Supervisor};
+use crate::upstream::Router;
+use crate::workers::{self, WorkerMsg};
+use crossbeam_channel::{Receiver, Sender};
+use std::net::ToSocketAddrs;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Everything behind the reactor.
+pub struct Backend {
+    pub servers: Arc<[ServerConfig]>,
+    pub pools: Arc<[ServerPool]>,
+    pub catalog: Arc<Catalog>,
+    pub jobs: Sender<WorkerMsg>,
+    control: Sender<Control>,
+}
+
+impl Backend {
+    /// Starts child I/O, the supervisor and the workers; servers begin starting at once.
+    pub fn start(config: &Config, sink: ReactorSink) -> std::io::Result<Backend> {
+        let servers: Arc<[ServerConfig]> = config.servers.clone().into();
+        let (control, control_rx) = crossbeam_channel::unbounded();
+        let doorbell: Doorbell = {
+            let control = control.clone();
+            Arc::new(move || {
+                let _ = control.send(Control::Ring);
+            })
+        };
+        let pools: Arc<[ServerPool]> = servers
+            .iter()
+            .map(|server| make_pool(server, sink.clone(), doorbell.clone()))
+            .collect::<Vec<_>>()
+            .into();
+        let catalog = Arc::new(Catalog::new(servers.clone(), sink.clone()));
+        let child_io = {
+            let control = control.clone();
+            ChildIo::start(
+                config.gateway.max_message_bytes,
+                Box::new(move |event| {
+                    let _ = control.send(Control::Child(event));
+                }),
+            )?
+        };
+        let (jobs, jobs_rx) = crossbeam_channel::unbounded();
+        Supervisor {
+            servers: servers.clone(),
+            pools: pools.clone(),
+            catalog: catalog.clone(),
+            workers: jobs.clone(),
+            child_io,
+            control: control_rx,
+        }
+        .start()?;
+        let call_timeouts: Arc<[Duration]> = servers.iter().map(|s| s.call_timeout).collect();
+        let count = config
+            .gateway
+            .workers
+            .unwrap_or_else(|| default_workers(&servers));
+        workers::start(count, jobs_rx, pools.clone(), call_timeouts, sink)?;
+        log::debug!("{count} workers");
+        Ok(Backend {
+            servers,
+            pools,
+            catalog,
+            jobs,
+            control,
+        })
+    }
+
+    /// Stops and reaps every child; `hurry` skips the polite waits.
+    pub fn shutdown(&self, hurry: bool) {
+        let (done, wait) = crossbeam_channel::bounded(1);
+        if self.control.send(Control::Shutdown { hurry, done }).is_ok() {
+            let _ = wait.recv_timeout(Duration::from_secs(15));
+        }
+    }
+}
+
+fn make_pool(server: &ServerConfig, sink: ReactorSink, doorbell: Doorbell) -> ServerPool {
+    let pool = Pool::new(server.name.as_str().into(), server.pool, sink, doorbell);
+    if !server.enabled {
+        return pool.unusable(
+            Status::Disabled,
+            format!("server {} is disabled", server.name),
+        );
+    }
+    match &server.kind {
+        ServerKind::Local(_) => pool,
+        ServerKind::Remote(remote) => pool.unusable(
+            Status::Down,
+            format!(
+                "server {}: remote servers ({}) are not supported by this version yet",
+                server.name, remote.url
+            ),
+        ),
+    }
+}
+
+/// Enough workers for every handle to be busy at once, plus a couple for dispatching.
+fn default_workers(servers: &[ServerConfig]) -> usize {
+    let handles: usize = servers
+        .iter()
+        .filter(|s| s.enabled)
+        .map(|s| s.pool.max)
+        .sum();
+    (handles + 2).clamp(2, 512)
+}
+
+/// `mcp-gateway serve`: runs until SIGTERM/SIGINT, then stops everything. Errors are for the user.
+pub fn serve(config: Config) -> Result<(), String> {
+    crate::signals::block().map_err(|e| format!("cannot block signals: {e}"))?;
+    raise_fd_limit();
+    let address = format!("{}:{}", config.gateway.host, config.gateway.port);
+    let socket_addr = address
+        .to_socket_addrs()
+        .map_err(|e| format!("gateway.host/port: cannot resolve {address}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("gateway.host/port: {address} resolves to nothing"))?;
+    let listener = mio::net::TcpListener::bind(socket_addr).map_err(|e| {
+        format!("cannot listen on {socket_addr}: {e} (is another gateway running? change gateway.port or pass --port)")
+    })?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+
+    let poll = mio::Poll::new().map_err(|e| e.to_string())?;
+    let waker =
+        Arc::new(mio::Waker::new(poll.registry(), reactor::WAKER).map_err(|e| e.to_string())?);
+    let (tx, mailbox): (Sender<ToReactor>, Receiver<ToReactor>) = crossbeam_channel::unbounded();
+    let sink = ReactorSink::new(tx, waker);
+    let backend =
+        Backend::start(&config, sink.clone()).map_err(|e| format!("cannot start: {e}"))?;
+    crate::signals::watch(sink).map_err(|e| format!("cannot watch signals: {e}"))?;
+
+    let router = Router::new(
+        backend.catalog.snapshot(),
+        backend.jobs.clone(),
+        backend.pools.clone(),
+        backend.servers.clone(),
+        config.gateway.cors.clone(),
+    );
+    let settings = Settings {
+        limits: Limits {
+            max_head_bytes: 16 * 1024,
+            max_body_bytes: config.gateway.max_body_bytes,
+            max_headers: 64,
+        },
+        max_clients: config.gateway.max_clients,
+        keepalive_interval: config.gateway.keepalive_interval,
+        shutdown_timeout: config.gateway.shutdown_timeout,
+    };
+    let mut reactor =
+        Reactor::new(poll, listener, mailbox, router, settings).map_err(|e| e.to_string())?;
+    log::info!(
+        "mcp-gateway {} listening on http://{local} ({} servers{})",
+        env!("CARGO_PKG_VERSION"),
+        backend.servers.iter().filter(|s| s.enabled).count(),
+        config
+            .source
+            .as_ref()
+            .map(|p| format!(", config {}", p.display()))
+            .unwrap_or_default()
+    );
+    let result = reactor.run();
+    let hurry = *result.as_ref().unwrap_or(&true);
+    backend.shutdown(hurry);
+    log::info!("stopped");
+    result
+        .map(|_| ())
+        .map_err(|e| format!("event loop failed: {e}"))
+}
+
+/// `mcp-gateway check`: starts every server, waits until each is up or has failed, prints the
+/// registry (tools, collisions, notes). Returns whether every enabled server came up.
+pub fn check(config: Config) -> Result<bool, String> {
+    crate::signals::block().map_err(|e| format!("cannot block signals: {e}"))?;
+    let poll = mio::Poll::new().map_err(|e| e.to_string())?;
+    let waker =
+        Arc::new(mio::Waker::new(poll.registry(), reactor::WAKER).map_err(|e| e.to_string())?);
+    let (tx, _mailbox) = crossbeam_channel::unbounded();
+    let backend =
+        Backend::start(&config, ReactorSink::new(tx, waker)).map_err(|e| e.to_string())?;
+    let longest_init = config
+        .servers
+        .iter()
+        .map(|s| s.init_timeout)
+        .max()
+        .unwrap_or_default();
+    let give_up = std::time::Instant::now() + longest_init + Duration::from_secs(1);
+    let settled = |pool: &ServerPool| pool.stats().status != Status::Starting;
+    while !backend.pools.iter().all(settled) && std::time::Instant::now() < give_up {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let snapshot = backend.catalog.snapshot();
+    let mut all_up = true;
+    println!(
+        "config: {}",
+        config
+            .source
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "(built in)".into())
+    );
+    for (index, (server, pool)) in backend.servers.iter().zip(backend.pools.iter()).enumerate() {
+        let stats = pool.stats();
+        if server.enabled && stats.status != Status::Up {
+            all_up = false;
+        }
+        print!(
+            "server {}: {} - {} tools",
+            server.name,
+            stats.status.as_str(),
+            snapshot.tool_counts[index]
+        );
+        match (&stats.last_error, stats.status) {
+            (Some(error), s) if s != Status::Up => println!(" ({error})"),
+            _ => println!(),
+        }
+    }
+    println!("tools:");
+    for tool in &snapshot.tools {
+        println!(
+            "  {:<40} {}/{}",
+            tool.name, backend.servers[tool.server].name, tool.original
+        );
+    }
+    if !snapshot.collisions.is_empty() {
+        println!("collisions:");
+        for collision in &snapshot.collisions {
+            println!("  {collision}");
+        }
+    }
+    if !snapshot.notes.is_empty() {
+        println!("notes:");
+        for note in &snapshot.notes {
+            println!("  {note}");
+        }
+    }
+    backend.shutdown(true);
+    Ok(all_up)
+}
+
+/// Lifts the soft open-files limit to the hard one: every client and child pipe is an fd.
+fn raise_fd_limit() {
+    // SAFETY: getrlimit/setrlimit on a local struct.
+    unsafe {
+        let mut limit: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            let wanted = limit.rlim_max.min(1 << 20);
+            limit.rlim_cur = wanted;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                log::debug!("could not raise the open-files limit");
+            }
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! What crosses threads: a `Job` goes from the reactor to a worker, a `ToReactor` message comes back.
+//!
+//! Every message for a connection or session carries `(slab key, generation)`: the reactor drops any
+//! whose generation no longer matches, so a reused slab slot never receives another client's data.
+//! The reactor is woken through a `mio::Waker` after each send: the waker is the doorbell, the channel
+//! the mailbox.
+
+use crate::registry::Snapshot;
+use crate::rpc::{self, codes, Id};
+use crossbeam_channel::Sender;
+use serde_json::{Map, Value};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// A slab key plus the generation it had when the message was created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    pub key: usize,
+    pub gen: u64,
+}
+
+/// Where the outcome of a job goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyTo {
+    /// An HTTP connection waiting for its response (REST).
+    Conn(Slot),
+    /// A legacy SSE session: the outcome is an `event: message` on its stream.
+    Session(Slot),
+}
+
+/// How the outcome is shaped.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    /// REST: `{"result": ...}` or `{"error": ...}` with an HTTP status.
+    Rest,
+    /// MCP: a JSON-RPC response carrying the client's own id.
+    JsonRpc(Id),
+}
+
+/// One downstream call to make on behalf of a client.
+#[derive(Debug)]
+pub struct Job {
+    pub to: ReplyTo,
+    pub answer: Answer,
+    /// Index of the server (and its pool).
+    pub server: usize,
+    /// The downstream method, e.g. `tools/call`.
+    pub method: &'static str,
+    /// Params as they go downstream (names already mapped back to the server's own).
+    pub params: Map<String, Value>,
+    /// The client's progress token, if it asked for progress.
+    pub progress_token: Option<Value>,
+    /// When the reactor created the job: `acquireTimeout` counts from here.
+    pub created: Instant,
+}
+
+/// A failure of the gateway or of a server to produce an answer (not a JSON-RPC error the server sent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The server is down or no handle was free within `acquireTimeout` (503).
+    Unavailable(String),
+    /// The call did not answer in time (504).
+    Timeout(String),
+    /// The server died or broke the protocol during the call (502).
+    BadGateway(String),
+    /// The gateway itself failed (500).
+    Internal(String),
+}
+
+impl Failure {
+    pub fn status(&self) -> u16 {
+        match self {
+            Failure::Unavailable(_) => 503,
+            Failure::Timeout(_) => 504,
+            Failure::BadGateway(_) => 502,
+            Failure::Internal(_) => 500,
+        }
+    }
+
+    pub fn code(&self) -> i64 {
+        match self {
+            Failure::Unavailable(_) => codes::SERVER_UNAVAILABLE,
+            Failure::Timeout(_) => codes::REQUEST_TIMEOUT,
+            Failure::BadGateway(_) | Failure::Internal(_) => codes::INTERNAL_ERROR,
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        match self {
+            Failure::Unavailable(m)
+            | Failure::Timeout(m)
+            | Failure::BadGateway(m)
+            | Failure::Internal(m) => m,
+        }
+    }
+}
+
+/// Messages to the reactor thread.
+#[derive(Debug)]
+pub enum ToReactor {
+    /// An outcome or an intermediate message (progress) for a client.
+    Reply {
+        to: ReplyTo,
+        /// HTTP status (used for `ReplyTo::Conn`; SSE events ignore it).
+        status: u16,
+        body: Vec<u8>,
+        /// True for the job's final message.
+        last: bool,
+    },
+    /// A new registry to serve from now on.
+    Registry(Arc<Snapshot>),
+    /// Stop accepting and drain (SIGTERM/SIGINT); a second one skips the grace period.
+    Shutdown,
+}
+
+/// The sending side of the reactor's mailbox.
+#[derive(Clone)]
+pub struct ReactorSink {
+    tx: Sender<ToReactor>,
+    waker: Arc<mio::Waker>,
+}
+
+impl ReactorSink {
+    pub fn new(tx: Sender<ToReactor>, waker: Arc<mio::Waker>) -> ReactorSink {
+        ReactorSink { tx, waker }
+    }
+
+    pub fn send(&self, msg: ToReactor) {
+        // Both fail only when the reactor is gone (shutdown): nobody is left to answer.
+        if self.tx.send(msg).is_ok() {
+            let _ = self.waker.wake();
+        }
+    }
+
+    /// Sends the final outcome of a job that produced a downstream answer.
+    pub fn answer(&self, job: &Job, outcome: Result<&str, &str>) {
+        let (status, body) = match (&job.answer, outcome) {
+            (Answer::JsonRpc(id), Ok(result)) => (200, rpc::result_response(id.json(), result)),
+            (Answer::JsonRpc(id), Err(error)) => (200, error_with_raw(id, error)),
+            (Answer::Rest, Ok(result)) => (200, wrap("result", result)),
+            (Answer::Rest, Err(error)) => (rest_status_for(error), wrap("error", error)),
+        };
+        self.send(ToReactor::Reply {
+            to: job.to,
+            status,
+            body,
+            last: true,
+        });
+    }
+
+    /// Sends the final outcome of a job that failed before the server answered.
+    pub fn fail(&self, job: &Job, failure: &Failure) {
+        self.fail_to(job.to, &job.answer, failure);
+    }
+
+    pub fn fail_to(&self, to: ReplyTo, answer: &Answer, failure: &Failure) {
+        let body = match answer {
+            Answer::JsonRpc(id) => {
+                rpc::error_response(Some(id.json()), failure.code(), failure.message())
+            }
+            Answer::Rest => rest_error(failure.code(), failure.message()),
+        };
+        self.send(ToReactor::Reply {
+            to,
+            status: failure.status(),
+            body,
+            last: true,
+        });
+    }
+}
+
+/// `{"error":{"code":..,"message":..}}`: the REST error shape.
+pub fn rest_error(code: i64, message: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({"error": {"code": code, "message": message}}))
+        .expect("serializing to a Vec cannot fail")
+}
+
+fn wrap(key: &str, raw: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len() + key.len() + 5);
+    out.extend_from_slice(b"{\"");
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":");
+    out.extend_from_slice(raw.as_bytes());
+    out.push(b'}');
+    out
+}
+
+fn error_with_raw(id: &Id, error: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(error.len() + 40);
+    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    out.extend_from_slice(id.json().as_bytes());
+    out.extend_from_slice(b",\"error\":");
+    out.extend_from_slice(error.as_bytes());
+    out.push(b'}');
+    out
+}
+
+/// A server's JSON-RPC error, seen from REST: bad arguments are the caller's fault (400), anything
+/// else is the server's (502).
+fn rest_status_for(error: &str) -> u16 {
+    let code = serde_json::from_str::<Value>(error)
+        .ok()
+        .and_then(|e| e.get("code").and_then(Value::as_i64));
+    match code {
+        Some(codes::INVALID_PARAMS) => 400,
+        Some(codes::RESOURCE_NOT_FOUND) => 404,
+        _ => 502,
+    }
+}

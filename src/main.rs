@@ -1,0 +1,181 @@
+//! The `mcp-gateway` command line: `serve` (the default), `check`, `init`.
+//!
+//! Exit codes: 0 success; 1 a runtime failure (cannot listen, a server failed in `check`); 2 a usage
+//! or configuration error.
+
+use mcp_gateway::{config, gateway};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+mcp-gateway: one endpoint for many MCP servers, with pooled, shared server processes.
+
+Usage:
+  mcp-gateway [serve] [--config PATH] [--host HOST] [--port PORT]
+      Run the gateway in the foreground (logs on stderr; RUST_LOG sets the level).
+  mcp-gateway check [--config PATH]
+      Start every server once, print the tools clients will see and any name collisions, and stop.
+      Exits 1 if an enabled server does not come up.
+  mcp-gateway init [PATH] [--force]
+      Write an example config to PATH (default ~/.config/mcp-gateway/config.json).
+  mcp-gateway --version | --help
+
+Config lookup: --config PATH, else $MCP_GATEWAY_CONFIG, else ~/.config/mcp-gateway/config.json,
+else ./config/servers.json.
+";
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(args) {
+        Ok(code) => code,
+        Err(Fail::Usage(message)) => {
+            eprintln!("mcp-gateway: {message}\n\n{USAGE}");
+            ExitCode::from(2)
+        }
+        Err(Fail::Config(message)) => {
+            eprintln!("mcp-gateway: {message}");
+            ExitCode::from(2)
+        }
+        Err(Fail::Runtime(message)) => {
+            log::error!("{message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+enum Fail {
+    Usage(String),
+    Config(String),
+    Runtime(String),
+}
+
+/// Options shared by `serve` and `check`.
+#[derive(Default)]
+struct Options {
+    config: Option<PathBuf>,
+    host: Option<String>,
+    port: Option<u16>,
+    force: bool,
+    positional: Vec<String>,
+}
+
+fn parse_options(args: &[String], allowed: &[&str]) -> Result<Options, Fail> {
+    let mut options = Options::default();
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_string())),
+            _ => (arg.as_str(), None),
+        };
+        if flag.starts_with('-') && flag != "-" && !allowed.contains(&flag) {
+            return Err(Fail::Usage(format!("unknown option {flag}")));
+        }
+        let mut value = |name: &str| {
+            inline
+                .clone()
+                .or_else(|| iter.next().cloned())
+                .ok_or_else(|| Fail::Usage(format!("{name} needs a value")))
+        };
+        match flag {
+            "--config" | "-c" => options.config = Some(PathBuf::from(value("--config")?)),
+            "--host" => options.host = Some(value("--host")?),
+            "--port" | "-p" => {
+                let raw = value("--port")?;
+                options.port = Some(raw.parse().map_err(|_| {
+                    Fail::Usage(format!(
+                        "--port takes a number from 0 to 65535, not {raw:?}"
+                    ))
+                })?);
+            }
+            "--force" | "-f" => options.force = true,
+            _ => options.positional.push(arg.clone()),
+        }
+    }
+    Ok(options)
+}
+
+fn run(args: Vec<String>) -> Result<ExitCode, Fail> {
+    let (command, rest) = match args.first().map(String::as_str) {
+        Some("serve") => ("serve", &args[1..]),
+        Some("check") => ("check", &args[1..]),
+        Some("init") => ("init", &args[1..]),
+        Some("help" | "--help" | "-h") => {
+            print!("{USAGE}");
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some("--version" | "-V" | "version") => {
+            println!("mcp-gateway {}", env!("CARGO_PKG_VERSION"));
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(other) if !other.starts_with('-') => {
+            return Err(Fail::Usage(format!("unknown command {other}")))
+        }
+        _ => ("serve", &args[..]),
+    };
+    match command {
+        "init" => {
+            let options = parse_options(rest, &["--force", "-f"])?;
+            init(&options)
+        }
+        "check" => {
+            let options = parse_options(rest, &["--config", "-c"])?;
+            no_positional(&options)?;
+            let config = load(&options)?;
+            let all_up = gateway::check(config).map_err(Fail::Runtime)?;
+            Ok(if all_up {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        _ => {
+            let options = parse_options(rest, &["--config", "-c", "--host", "--port", "-p"])?;
+            no_positional(&options)?;
+            let mut config = load(&options)?;
+            if let Some(host) = options.host {
+                config.gateway.host = host;
+            }
+            if let Some(port) = options.port {
+                config.gateway.port = port;
+            }
+            gateway::serve(config).map_err(Fail::Runtime)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn no_positional(options: &Options) -> Result<(), Fail> {
+    match options.positional.first() {
+        Some(extra) => Err(Fail::Usage(format!("unexpected argument {extra}"))),
+        None => Ok(()),
+    }
+}
+
+fn load(options: &Options) -> Result<config::Config, Fail> {
+    let env = |key: &str| std::env::var(key).ok();
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let path = config::locate(options.config.as_deref(), &env, &cwd)
+        .map_err(|e| Fail::Config(e.to_string()))?;
+    config::load(&path).map_err(|e| Fail::Config(e.to_string()))
+}
+
+fn init(options: &Options) -> Result<ExitCode, Fail> {
+    let env = |key: &str| std::env::var(key).ok();
+    let path = match options.positional.as_slice() {
+        [] => config::default_user_path(&env).ok_or_else(|| {
+            Fail::Usage(
+                "cannot tell where your config directory is (HOME is not set); give a PATH".into(),
+            )
+        })?,
+        [path] => PathBuf::from(path),
+        [_, extra, ..] => return Err(Fail::Usage(format!("unexpected argument {extra}"))),
+    };
+    config::write_example(Path::new(&path), options.force).map_err(Fail::Config)?;
+    println!("wrote an example config to {}", path.display());
+    println!(
+        "check it with: mcp-gateway check --config {}",
+        path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,95 @@
+//! A pool's numbers, published after every change so `/health` can read them without the pool lock.
+
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// What `/health` says about a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// At least one handle is ready, or the pool is idle at zero handles after having worked.
+    Up,
+    /// The first handle is being started.
+    Starting,
+    /// Starts or handles keep failing; retrying with backoff.
+    Down,
+    /// `"enabled": false`.
+    Disabled,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Up => "up",
+            Status::Starting => "starting",
+            Status::Down => "down",
+            Status::Disabled => "disabled",
+        }
+    }
+
+    fn from_u8(v: u8) -> Status {
+        match v {
+            0 => Status::Up,
+            1 => Status::Starting,
+            2 => Status::Down,
+            _ => Status::Disabled,
+        }
+    }
+}
+
+/// Counters written under the pool lock and read lock-free.
+#[derive(Debug, Default)]
+pub struct Stats {
+    status: AtomicU8,
+    pub(super) total: AtomicUsize,
+    pub(super) busy: AtomicUsize,
+    pub(super) idle: AtomicUsize,
+    pub(super) starting: AtomicUsize,
+    pub(super) waiting: AtomicUsize,
+    /// Child processes started, ever.
+    pub(super) spawns: AtomicU64,
+    /// Failed starts plus handles lost unexpectedly.
+    pub(super) restarts: AtomicU64,
+    /// Calls that got a handle.
+    pub(super) calls: AtomicU64,
+    pub(super) last_error: Mutex<Option<String>>,
+}
+
+/// A consistent-enough copy of the counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsView {
+    pub status: Status,
+    pub total: usize,
+    pub busy: usize,
+    pub idle: usize,
+    pub starting: usize,
+    pub waiting: usize,
+    pub spawns: u64,
+    pub restarts: u64,
+    pub calls: u64,
+    pub last_error: Option<String>,
+}
+
+impl Stats {
+    pub(super) fn set_status(&self, status: Status) {
+        self.status.store(status as u8, Ordering::Relaxed);
+    }
+
+    pub fn view(&self) -> StatsView {
+        StatsView {
+            status: Status::from_u8(self.status.load(Ordering::Relaxed)),
+            total: self.total.load(Ordering::Relaxed),
+            busy: self.busy.load(Ordering::Relaxed),
+            idle: self.idle.load(Ordering::Relaxed),
+            starting: self.starting.load(Ordering::Relaxed),
+            waiting: self.waiting.load(Ordering::Relaxed),
+            spawns: self.spawns.load(Ordering::Relaxed),
+            restarts: self.restarts.load(Ordering::Relaxed),
+            calls: self.calls.load(Ordering::Relaxed),
+            last_error: self
+                .last_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! SIGTERM and SIGINT, the supervisor-friendly way: blocked in every thread and collected by one
+//! thread with `sigwait`, so no async-signal-safety puzzles. The first signal starts a graceful stop,
+//! the second skips the grace period, a third exits at once (children die with us: PDEATHSIG).
+
+use crate::job::{ReactorSink, ToReactor};
+
+fn stop_signals() -> libc::sigset_t {
+    // SAFETY: plain libc calls on a local sigset.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        set
+    }
+}
+
+/// Blocks SIGTERM and SIGINT in the calling thread and every thread it starts afterwards. Call it
+/// first thing, before any thread exists.
+pub fn block() -> std::io::Result<()> {
+    let set = stop_signals();
+    // SAFETY: set is a valid sigset.
+    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if rc != 0 {
+        return Err(std::io::Error::from_raw_os_error(rc));
+    }
+    Ok(())
+}
+
+/// Starts the thread that turns signals into `ToReactor::Shutdown`.
+pub fn watch(sink: ReactorSink) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("signals".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            let set = stop_signals();
+            let mut count = 0;
+            loop {
+                let mut signal: libc::c_int = 0;
+                // SAFETY: set is valid and the signals are blocked in every thread.
+                if unsafe { libc::sigwait(&set, &mut signal) } != 0 {
+                    continue;
+                }
+                count += 1;
+                let name = if signal == libc::SIGINT {
+                    "SIGINT"
+                } else {
+                    "SIGTERM"
+                };
+                if count >= 3 {
+                    log::warn!("{name} again: exiting now");
+                    std::process::exit(130);
+                }
+                log::info!("{name} received");
+                sink.send(ToReactor::Shutdown);
+            }
+        })?;
+    Ok(())
+}

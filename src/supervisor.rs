@@ -1,0 +1,259 @@
+//! The supervisor thread: the only place children are started and reaped.
+//!
+//! It runs every pool's `tick` (parked-job deadlines, idle reaping, spawn decisions) whenever a pool
+//! rings its doorbell, a timer is due, or at least once a second. Spawning happens here because
+//! `PR_SET_PDEATHSIG` is tied to the forking thread, and this thread lives as long as the gateway. The
+//! slow part of a start, the handshake, runs on a short-lived thread per start, so a server that takes
+//! seconds to initialize delays nobody. Stopping children (stdin close → SIGTERM → SIGKILL) is a set of
+//! small state machines polled here, so any number stop in parallel and every one is reaped.
+
+use crate::config::{ServerConfig, ServerKind};
+use crate::downstream::child_io::{ChildEvent, ChildIo};
+use crate::downstream::handshake::handshake;
+use crate::downstream::process::{self, Exiting};
+use crate::downstream::stdio::StdioChild;
+use crate::pool::{Member, Pool};
+use crate::registry::Catalog;
+use crate::workers::WorkerMsg;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The pool type of the gateway.
+pub type ServerPool = Pool<Arc<StdioChild>>;
+
+impl Member for Arc<StdioChild> {
+    fn is_alive(&self) -> bool {
+        StdioChild::is_alive(self)
+    }
+
+    fn serial(&self) -> u64 {
+        self.serial
+    }
+}
+
+/// Messages to the supervisor thread.
+pub enum Control {
+    /// A pool changed: run the ticks.
+    Ring,
+    /// From the child-I/O thread.
+    Child(ChildEvent),
+    /// Stop every child; `hurry` skips the polite waits. `done` is signalled when all are reaped.
+    Shutdown { hurry: bool, done: Sender<()> },
+}
+
+/// At least this often the ticks run, whatever happens.
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
+/// While children are exiting, how often to look whether they are gone.
+const REAP_POLL: Duration = Duration::from_millis(20);
+/// After this, children that ignore even SIGKILL (stuck in the kernel) are abandoned.
+const SHUTDOWN_LIMIT: Duration = Duration::from_secs(8);
+const HANDSHAKE_STACK: usize = 256 * 1024;
+
+/// Everything the supervisor thread needs.
+pub struct Supervisor {
+    pub servers: Arc<[ServerConfig]>,
+    pub pools: Arc<[ServerPool]>,
+    pub catalog: Arc<Catalog>,
+    pub workers: Sender<WorkerMsg>,
+    pub child_io: ChildIo,
+    pub control: Receiver<Control>,
+}
+
+impl Supervisor {
+    /// Starts the thread.
+    pub fn start(self) -> std::io::Result<std::thread::JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name("supervisor".into())
+            .spawn(move || {
+                Running {
+                    sup: self,
+                    live: HashMap::new(),
+                    exiting: Vec::new(),
+                    next_serial: 0,
+                    shutdown: None,
+                }
+                .run()
+            })
+    }
+}
+
+struct Running {
+    sup: Supervisor,
+    /// Every child started and not yet retired, by serial.
+    live: HashMap<u64, Arc<StdioChild>>,
+    exiting: Vec<Exiting>,
+    next_serial: u64,
+    shutdown: Option<(Instant, Sender<()>)>,
+}
+
+impl Running {
+    fn run(mut self) {
+        loop {
+            let now = Instant::now();
+            let next = self.tick(now);
+            if let Some((since, done)) = &self.shutdown {
+                let all_gone = self.exiting.is_empty() && self.live.is_empty();
+                if all_gone || now.duration_since(*since) > SHUTDOWN_LIMIT {
+                    for e in &self.exiting {
+                        log::error!("{}: still not reaped after SIGKILL; giving up", e.label);
+                    }
+                    let _ = done.send(());
+                    return;
+                }
+            }
+            let message = self.sup.control.recv_deadline(next);
+            match message {
+                Ok(message) => {
+                    self.handle(message);
+                    while let Ok(more) = self.sup.control.try_recv() {
+                        self.handle(more);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+
+    fn handle(&mut self, message: Control) {
+        let now = Instant::now();
+        match message {
+            Control::Ring => {}
+            Control::Child(ChildEvent::Closed { server, serial }) => {
+                self.sup.pools[server].died(serial, now);
+            }
+            Control::Child(ChildEvent::ListChanged { server, kind }) => {
+                log::debug!(
+                    "server {}: its {kind} list changed",
+                    self.sup.servers[server].name
+                );
+            }
+            Control::Shutdown { hurry, done } => {
+                log::info!("stopping {} server processes", self.live.len());
+                for pool in self.sup.pools.iter() {
+                    pool.stop();
+                }
+                let children: Vec<_> = self.live.drain().map(|(_, c)| c).collect();
+                for child in children {
+                    self.retire(&child, now);
+                }
+                if hurry {
+                    self.exiting.iter_mut().for_each(|e| e.hurry(now));
+                }
+                self.shutdown = Some((now, done));
+            }
+        }
+    }
+
+    /// Runs every pool's tick and advances exiting children; returns when to run again.
+    fn tick(&mut self, now: Instant) -> Instant {
+        let mut next = now + HOUSEKEEPING;
+        let pools = self.sup.pools.clone();
+        for (index, pool) in pools.iter().enumerate() {
+            let tick = pool.tick(now);
+            for member in tick.retire {
+                self.retire(&member, now);
+            }
+            for _ in 0..tick.spawn {
+                self.start_handle(index, now);
+            }
+            if let Some(at) = tick.next {
+                next = next.min(at);
+            }
+        }
+        self.exiting.retain_mut(|exiting| match exiting.poll(now) {
+            Some(Ok(status)) => {
+                log::debug!("{} {}", exiting.label, process::describe_exit(&status));
+                false
+            }
+            Some(Err(e)) => {
+                log::warn!("{}: waiting for it failed: {e}", exiting.label);
+                false
+            }
+            None => true,
+        });
+        if !self.exiting.is_empty() {
+            next = next.min(now + REAP_POLL);
+        }
+        next.max(now)
+    }
+
+    fn retire(&mut self, child: &Arc<StdioChild>, now: Instant) {
+        self.live.remove(&child.serial);
+        if let Some(process) = child.retire() {
+            self.exiting.push(Exiting::new(child.label(), process, now));
+        }
+    }
+
+    /// Spawns one child for server `index` and starts its handshake on a helper thread.
+    fn start_handle(&mut self, index: usize, now: Instant) {
+        let server = &self.sup.servers[index];
+        let pool = &self.sup.pools[index];
+        let ServerKind::Local(local) = &server.kind else {
+            pool.start_failed("only local servers can be started".into(), now);
+            return;
+        };
+        if self.shutdown.is_some() {
+            pool.start_failed("the gateway is shutting down".into(), now);
+            return;
+        }
+        let mut process = match process::spawn(local) {
+            Ok(process) => process,
+            Err(e) => {
+                let program = local.command.first().map(String::as_str).unwrap_or("");
+                pool.start_failed(format!("cannot start `{program}`: {e}"), now);
+                return;
+            }
+        };
+        let (Some(stdout), Some(stderr)) = (process.stdout.take(), process.stderr.take()) else {
+            unreachable!("spawn pipes all three streams");
+        };
+        self.next_serial += 1;
+        let child = match StdioChild::new(index, pool.name.clone(), self.next_serial, process) {
+            Ok(child) => Arc::new(child),
+            Err(e) => {
+                pool.start_failed(format!("cannot set up its pipes: {e}"), now);
+                return;
+            }
+        };
+        log::info!("server {}: started {}", server.name, child.label());
+        self.sup.child_io.attach(child.clone(), stdout, stderr);
+        self.live.insert(child.serial, child.clone());
+
+        let pools = self.sup.pools.clone();
+        let catalog = self.sup.catalog.clone();
+        let workers = self.sup.workers.clone();
+        let deadline = now + server.init_timeout;
+        let thread_child = child.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("init-{}", server.name))
+            .stack_size(HANDSHAKE_STACK)
+            .spawn(move || {
+                let child = thread_child;
+                let pool = &pools[child.server];
+                match handshake(&child, deadline) {
+                    Ok(ready) => {
+                        log::info!(
+                            "{}: ready (protocol {})",
+                            child.label(),
+                            ready.info.protocol_version
+                        );
+                        catalog.set_tools(child.server, ready.tools);
+                        if let Some((job, handle)) = pool.ready(child, Instant::now()) {
+                            let _ = workers.send(WorkerMsg::Run(job, handle));
+                        }
+                    }
+                    Err(e) => {
+                        pool.start_failed(format!("failed to start: {e}"), Instant::now());
+                        pool.discard(child);
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            pool.start_failed(format!("cannot start its handshake thread: {e}"), now);
+            self.retire(&child, now);
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! `GET /health`: the real state of every server, read from the pools' published counters.
+//!
+//! `status` is `ok` when every enabled server is up, `degraded` otherwise, `shutting_down` during a
+//! graceful stop (then with HTTP 503, so a load balancer stops sending traffic).
+
+use super::{Response, Router};
+use crate::config::ServerKind;
+use serde_json::{json, Value};
+
+impl Router {
+    pub(super) fn health(&self) -> Response {
+        let mut all_up = true;
+        let servers: Vec<Value> = self
+            .servers
+            .iter()
+            .zip(self.pools.iter())
+            .enumerate()
+            .map(|(index, (config, pool))| {
+                let stats = pool.stats();
+                if config.enabled && stats.status != crate::pool::Status::Up {
+                    all_up = false;
+                }
+                let settings = pool.settings();
+                json!({
+                    "name": config.name,
+                    "type": match config.kind { ServerKind::Local(_) => "local", ServerKind::Remote(_) => "remote" },
+                    "enabled": config.enabled,
+                    "status": stats.status.as_str(),
+                    "tools": self.registry.tool_counts.get(index).copied().unwrap_or(0),
+                    "pool": {
+                        "total": stats.total,
+                        "busy": stats.busy,
+                        "idle": stats.idle,
+                        "starting": stats.starting,
+                        "waiting": stats.waiting,
+                        "min": settings.min,
+                        "max": settings.max,
+                    },
+                    "spawns": stats.spawns,
+                    "restarts": stats.restarts,
+                    "calls": stats.calls,
+                    "lastError": stats.last_error,
+                })
+            })
+            .collect();
+        let status = if self.shutting_down {
+            "shutting_down"
+        } else if all_up {
+            "ok"
+        } else {
+            "degraded"
+        };
+        let body = json!({
+            "status": status,
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptimeSeconds": self.started.elapsed().as_secs(),
+            "sessions": self.sessions.len(),
+            "inFlight": self.in_flight,
+            "tools": self.registry.tools.len(),
+            "servers": servers,
+            "collisions": self.registry.collisions.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "notes": self.registry.notes,
+        });
+        Response::json(
+            if self.shutting_down { 503 } else { 200 },
+            body.to_string().into_bytes(),
+        )
+    }
+}

@@ -1,0 +1,137 @@
+//! The session table: every connected MCP client, in a slab, findable by its random public id.
+//!
+//! A session's slab key plus generation travels with its jobs; when the session ends, late answers for
+//! it find a different generation (or nothing) and are dropped.
+
+use crate::job::Slot;
+use slab::Slab;
+use std::collections::HashMap;
+
+/// One client session.
+#[derive(Debug)]
+pub struct Session {
+    /// Public id (hex of 16 random bytes from the OS).
+    pub id: String,
+    pub gen: u64,
+    /// The connection carrying this session's SSE stream.
+    pub stream: Slot,
+    /// `initialize` was answered.
+    pub initialized: bool,
+    /// The negotiated protocol version.
+    pub protocol_version: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct Sessions {
+    slab: Slab<Session>,
+    by_id: HashMap<String, usize>,
+    next_gen: u64,
+}
+
+impl Sessions {
+    /// Opens a session whose stream is `stream`; returns its slot.
+    pub fn open(&mut self, stream: Slot) -> std::io::Result<Slot> {
+        let id = random_id()?;
+        self.next_gen += 1;
+        let gen = self.next_gen;
+        let key = self.slab.insert(Session {
+            id: id.clone(),
+            gen,
+            stream,
+            initialized: false,
+            protocol_version: None,
+        });
+        self.by_id.insert(id, key);
+        Ok(Slot { key, gen })
+    }
+
+    pub fn get(&self, slot: Slot) -> Option<&Session> {
+        self.slab.get(slot.key).filter(|s| s.gen == slot.gen)
+    }
+
+    pub fn get_mut(&mut self, slot: Slot) -> Option<&mut Session> {
+        self.slab.get_mut(slot.key).filter(|s| s.gen == slot.gen)
+    }
+
+    /// Finds a session by its public id.
+    pub fn find(&self, id: &str) -> Option<Slot> {
+        let key = *self.by_id.get(id)?;
+        Some(Slot {
+            key,
+            gen: self.slab[key].gen,
+        })
+    }
+
+    pub fn close(&mut self, slot: Slot) -> Option<Session> {
+        self.get(slot)?;
+        let session = self.slab.remove(slot.key);
+        self.by_id.remove(&session.id);
+        Some(session)
+    }
+
+    pub fn len(&self) -> usize {
+        self.slab.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slab.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (Slot, &Session)> {
+        self.slab
+            .iter()
+            .map(|(key, s)| (Slot { key, gen: s.gen }, s))
+    }
+}
+
+/// 128 random bits from the OS, as 32 hex digits.
+pub fn random_id() -> std::io::Result<String> {
+    let mut bytes = [0u8; 16];
+    let mut filled = 0;
+    while filled < bytes.len() {
+        // SAFETY: getrandom writes at most len bytes into the buffer we own.
+        let n = unsafe {
+            libc::getrandom(bytes[filled..].as_mut_ptr().cast(), bytes.len() - filled, 0)
+        };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        } else {
+            filled += n as usize;
+        }
+    }
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_random_hex() {
+        let (a, b) = (random_id().unwrap(), random_id().unwrap());
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn reused_slots_get_new_generations() {
+        let mut sessions = Sessions::default();
+        let stream = Slot { key: 0, gen: 1 };
+        let first = sessions.open(stream).unwrap();
+        let id = sessions.get(first).unwrap().id.clone();
+        assert_eq!(sessions.find(&id), Some(first));
+        sessions.close(first).unwrap();
+        assert!(sessions.find(&id).is_none());
+        let second = sessions.open(stream).unwrap();
+        assert_eq!(second.key, first.key);
+        assert!(
+            sessions.get(first).is_none(),
+            "a stale slot must not see the new session"
+        );
+        assert!(sessions.get(second).is_some());
+    }
+}

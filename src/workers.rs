@@ -1,0 +1,249 @@
+//! The fixed worker pool: threads that carry jobs to servers and answers back.
+//!
+//! A worker takes a message from the shared channel: a new job (offered to its server's pool, which
+//! either hands over a handle or parks the job) or a job already paired with a freshly started handle.
+//! It then makes the call — rewriting the id, mapping the progress token, bounded by the server's
+//! call timeout — sends the answer to the reactor, and releases the handle, which may come straight
+//! back paired with the next parked job. A worker only ever blocks on a call in progress, never on a
+//! busy pool, so there are as many workers as handles can be busy at once.
+//!
+//! A panic while serving a call is caught: the client gets −32603 and the worker lives on.
+
+use crate::downstream::stdio::{CallError, StdioChild};
+use crate::job::{Failure, Job, ReactorSink, ReplyTo, ToReactor};
+use crate::pool::{Handle, Submit};
+use crate::rpc;
+use crate::supervisor::ServerPool;
+use crossbeam_channel::Receiver;
+use serde_json::{Map, Value};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Messages to the workers.
+pub enum WorkerMsg {
+    /// A new job from the reactor.
+    Submit(Job),
+    /// A parked job and the newly started handle that will serve it.
+    Run(Job, Handle<Arc<StdioChild>>),
+}
+
+const WORKER_STACK: usize = 512 * 1024;
+
+/// Starts `count` workers.
+pub fn start(
+    count: usize,
+    jobs: Receiver<WorkerMsg>,
+    pools: Arc<[ServerPool]>,
+    call_timeouts: Arc<[Duration]>,
+    sink: ReactorSink,
+) -> std::io::Result<()> {
+    for n in 0..count {
+        let worker = Worker {
+            jobs: jobs.clone(),
+            pools: pools.clone(),
+            call_timeouts: call_timeouts.clone(),
+            sink: sink.clone(),
+        };
+        std::thread::Builder::new()
+            .name(format!("worker-{n}"))
+            .stack_size(WORKER_STACK)
+            .spawn(move || worker.run())?;
+    }
+    Ok(())
+}
+
+struct Worker {
+    jobs: Receiver<WorkerMsg>,
+    pools: Arc<[ServerPool]>,
+    call_timeouts: Arc<[Duration]>,
+    sink: ReactorSink,
+}
+
+impl Worker {
+    fn run(&self) {
+        for message in self.jobs.iter() {
+            match message {
+                WorkerMsg::Submit(job) => {
+                    let pool = &self.pools[job.server];
+                    match pool.submit(job, Instant::now()) {
+                        Submit::Run(job, handle) => self.serve(job, handle),
+                        Submit::Parked => {}
+                        Submit::Rejected(job, failure) => self.sink.fail(&job, &failure),
+                    }
+                }
+                WorkerMsg::Run(job, handle) => self.serve(job, handle),
+            }
+        }
+    }
+
+    /// Runs the job, then every parked job the released handle is handed back with.
+    fn serve(&self, mut job: Job, mut handle: Handle<Arc<StdioChild>>) {
+        loop {
+            let answered = guarded(&self.sink, &job, || self.call(&job, &handle.member));
+            let pool = &self.pools[job.server];
+            match pool.release(handle, answered, Instant::now()) {
+                Some((next_job, next_handle)) => {
+                    job = next_job;
+                    handle = next_handle;
+                }
+                None => return,
+            }
+        }
+    }
+
+    /// Makes the call and sends the outcome. Returns whether the server answered.
+    fn call(&self, job: &Job, child: &StdioChild) -> bool {
+        let timeout = self.call_timeouts[job.server];
+        let deadline = Instant::now() + timeout;
+        let id = child.next_request_id();
+        let mut params = job.params.clone();
+        if job.progress_token.is_some() {
+            // Downstream, the token is our request id: unique per handle, and mapped back below.
+            set_progress_token(&mut params, Value::from(id));
+        }
+        let mut forward_progress = |progress: Map<String, Value>| {
+            if let (Some(token), ReplyTo::Session(_)) = (&job.progress_token, job.to) {
+                let mut progress = progress;
+                progress.insert("progressToken".into(), token.clone());
+                self.sink.send(ToReactor::Reply {
+                    to: job.to,
+                    status: 200,
+                    body: rpc::notification("notifications/progress", Some(&progress)),
+                    last: false,
+                });
+            }
+        };
+        match child.call(
+            id,
+            job.method,
+            Some(&params),
+            deadline,
+            &mut forward_progress,
+        ) {
+            Ok(outcome) => {
+                self.sink
+                    .answer(job, outcome.as_ref().map(|r| r.get()).map_err(|e| e.get()));
+                true
+            }
+            Err(error) => {
+                self.sink.fail(job, &failure_of(error, child, job, timeout));
+                false
+            }
+        }
+    }
+}
+
+fn failure_of(error: CallError, child: &StdioChild, job: &Job, timeout: Duration) -> Failure {
+    match error {
+        CallError::Timeout => Failure::Timeout(format!(
+            "server {} did not answer {} within {} ms; the call was cancelled",
+            child.name,
+            job.method,
+            timeout.as_millis()
+        )),
+        CallError::Closed(note) => Failure::BadGateway(format!("{note}; the call was lost")),
+        CallError::TooLarge(limit) => Failure::BadGateway(format!(
+            "server {}'s answer exceeds maxMessageBytes ({limit} bytes)",
+            child.name
+        )),
+    }
+}
+
+fn set_progress_token(params: &mut Map<String, Value>, token: Value) {
+    let meta = params
+        .entry("_meta")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !meta.is_object() {
+        *meta = Value::Object(Map::new());
+    }
+    if let Value::Object(meta) = meta {
+        meta.insert("progressToken".into(), token);
+    }
+}
+
+/// Runs `serve`; if it panics, the client still gets an answer (−32603) and the worker survives.
+fn guarded(sink: &ReactorSink, job: &Job, serve: impl FnOnce() -> bool) -> bool {
+    match catch_unwind(AssertUnwindSafe(serve)) {
+        Ok(answered) => answered,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            log::error!(
+                "a worker panicked serving {} on server #{}: {what}",
+                job.method,
+                job.server
+            );
+            sink.fail(
+                job,
+                &Failure::Internal(format!(
+                    "internal error in the gateway while serving {}; see its log",
+                    job.method
+                )),
+            );
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::{Answer, Slot};
+    use crate::rpc::Id;
+
+    fn sink() -> (
+        ReactorSink,
+        crossbeam_channel::Receiver<ToReactor>,
+        mio::Poll,
+    ) {
+        let poll = mio::Poll::new().unwrap();
+        let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).unwrap());
+        let (tx, rx) = crossbeam_channel::unbounded();
+        (ReactorSink::new(tx, waker), rx, poll)
+    }
+
+    fn job() -> Job {
+        Job {
+            to: ReplyTo::Session(Slot { key: 1, gen: 2 }),
+            answer: Answer::JsonRpc(Id::from_value(&Value::from(7)).unwrap()),
+            server: 0,
+            method: "tools/call",
+            params: Map::new(),
+            progress_token: None,
+            created: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn a_panic_is_answered_with_internal_error() {
+        let (sink, rx, _poll) = sink();
+        let answered = guarded(&sink, &job(), || panic!("boom"));
+        assert!(!answered);
+        match rx.try_recv().unwrap() {
+            ToReactor::Reply { body, last, .. } => {
+                assert!(last);
+                let v: Value = serde_json::from_slice(&body).unwrap();
+                assert_eq!(v["id"], 7);
+                assert_eq!(v["error"]["code"], rpc::codes::INTERNAL_ERROR);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn progress_token_keeps_other_meta() {
+        let mut params: Map<String, Value> =
+            serde_json::from_str(r#"{"name":"x","_meta":{"progressToken":"abc","other":1}}"#)
+                .unwrap();
+        set_progress_token(&mut params, Value::from(42));
+        assert_eq!(params["_meta"]["progressToken"], 42);
+        assert_eq!(params["_meta"]["other"], 1);
+        let mut bare = Map::new();
+        set_progress_token(&mut bare, Value::from(1));
+        assert_eq!(bare["_meta"]["progressToken"], 1);
+    }
+}
