@@ -1,0 +1,580 @@
+//! End-to-end test harness: the real `mcp-gateway` binary on port 0 with real `mcp-demo-server`
+//! children, spoken to over real loopback HTTP. Every wait has a deadline, so no test can hang.
+#![allow(dead_code)] // each test file uses a different part of the harness
+
+use mcp_gateway::http::SseParser;
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The demo server binary built alongside the tests.
+pub fn demo_server() -> &'static str {
+    env!("CARGO_BIN_EXE_mcp-demo-server")
+}
+
+pub fn gateway_binary() -> &'static str {
+    env!("CARGO_BIN_EXE_mcp-gateway")
+}
+
+/// A local server entry running the demo server with extra flags.
+pub fn demo(name: &str, flags: &[&str]) -> Value {
+    let mut command = vec![demo_server().to_string()];
+    command.extend(flags.iter().map(|f| f.to_string()));
+    json!({ "name": name, "command": command })
+}
+
+/// A fresh private directory under the system temp dir.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "mcp-gateway-test-{}-{}-{tag}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Polls `check` until it returns Some or `timeout` passes (then panics with `what`).
+pub fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A running gateway process.
+pub struct Gateway {
+    pub child: Child,
+    pub port: u16,
+    pub dir: PathBuf,
+    pub config_path: PathBuf,
+    log: Arc<Mutex<String>>,
+}
+
+impl Gateway {
+    /// Starts the gateway on `config` (its `gateway.port` is forced to 0) and waits until it listens.
+    pub fn start(config: Value) -> Gateway {
+        Self::start_with(config, &[], &[])
+    }
+
+    /// Same, with extra environment variables and command-line arguments.
+    pub fn start_with(mut config: Value, env: &[(&str, &str)], args: &[&str]) -> Gateway {
+        let dir = temp_dir("gw");
+        if config.get("gateway").is_none() {
+            config["gateway"] = json!({});
+        }
+        config["gateway"]["port"] = json!(0);
+        let config_path = dir.join("config.json");
+        std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+        let mut command = Command::new(gateway_binary());
+        command
+            .arg("--config")
+            .arg(&config_path)
+            .args(args)
+            .env("RUST_LOG", "debug")
+            .env_remove("MCP_GATEWAY_CONFIG")
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("start mcp-gateway");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        {
+            let log = log.clone();
+            std::thread::spawn(move || drain(stderr, log));
+        }
+        let port = wait_for(Duration::from_secs(20), "the gateway to listen", || {
+            let text = log.lock().unwrap().clone();
+            if let Some(pos) = text.find("listening on http://") {
+                let rest = &text[pos + "listening on http://".len()..];
+                let addr: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
+                return addr.rsplit(':').next().and_then(|p| p.parse().ok());
+            }
+            None
+        });
+        Gateway {
+            child,
+            port,
+            dir,
+            config_path,
+            log,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything the gateway wrote to stderr so far.
+    pub fn logs(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until the log contains `needle`.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) {
+        wait_for(timeout, &format!("log line containing {needle:?}"), || {
+            self.logs().contains(needle).then_some(())
+        });
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect(self.addr()).expect("connect to the gateway");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        stream
+    }
+
+    pub fn get(&self, path: &str) -> HttpResponse {
+        self.request("GET", path, &[], b"")
+    }
+
+    pub fn post_json(&self, path: &str, body: &Value) -> HttpResponse {
+        self.request(
+            "POST",
+            path,
+            &[("Content-Type", "application/json")],
+            &serde_json::to_vec(body).unwrap(),
+        )
+    }
+
+    /// One request on a fresh connection (`Connection: close`).
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> HttpResponse {
+        let mut stream = self.connect();
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            self.addr(),
+            body.len()
+        );
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(body).unwrap();
+        read_response(&mut stream).expect("a complete HTTP response")
+    }
+
+    /// Sends raw bytes on a fresh connection and reads one response.
+    pub fn raw(&self, bytes: &[u8]) -> HttpResponse {
+        let mut stream = self.connect();
+        stream.write_all(bytes).unwrap();
+        read_response(&mut stream).expect("a complete HTTP response")
+    }
+
+    /// `POST /tools/call`.
+    pub fn call(&self, name: &str, arguments: Value) -> HttpResponse {
+        self.post_json(
+            "/tools/call",
+            &json!({"name": name, "arguments": arguments}),
+        )
+    }
+
+    pub fn health(&self) -> Value {
+        self.get("/health").json()
+    }
+
+    /// The health entry of one server.
+    pub fn server_health(&self, name: &str) -> Value {
+        self.health()["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no server {name} in /health"))
+    }
+
+    /// Waits until every enabled server reports "up".
+    pub fn wait_up(&self) -> Value {
+        wait_for(Duration::from_secs(20), "all servers up", || {
+            let health = self.health();
+            let all_up = health["servers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|s| s["enabled"] == true)
+                .all(|s| s["status"] == "up");
+            all_up.then_some(health)
+        })
+    }
+
+    /// Opens a legacy SSE session.
+    pub fn sse(&self) -> SseSession {
+        SseSession::open(self)
+    }
+
+    /// Sends a signal to the gateway.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: plain kill(2).
+        unsafe {
+            libc::kill(self.pid() as i32, signal);
+        }
+    }
+
+    /// SIGTERM, then waits (bounded) for the exit.
+    pub fn stop(&mut self) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        self.wait_exit(Duration::from_secs(30))
+    }
+
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        wait_for(timeout, "the gateway to exit", || {
+            self.child.try_wait().unwrap()
+        })
+    }
+
+    /// Pids of the gateway's direct children (the server processes).
+    pub fn children(&self) -> Vec<u32> {
+        children_of(self.pid())
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn drain(mut stderr: impl Read, log: Arc<Mutex<String>>) {
+    let mut buf = [0u8; 8192];
+    let echo = std::env::var_os("GATEWAY_TEST_LOG").is_some();
+    loop {
+        match stderr.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                let text = String::from_utf8_lossy(&buf[..n]);
+                if echo {
+                    eprint!("{text}");
+                }
+                log.lock().unwrap().push_str(&text);
+            }
+        }
+    }
+}
+
+/// A parsed HTTP response.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): status {} body {:?}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Reads one response (Content-Length or until close; 1xx responses are skipped).
+pub fn read_response(stream: &mut TcpStream) -> Option<HttpResponse> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 65536];
+    loop {
+        if let Some(end) = find(&buf, b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            let mut lines = head.split("\r\n");
+            let status: u16 = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
+            let headers: Vec<(String, String)> = lines
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .collect();
+            if (100..200).contains(&status) {
+                buf.drain(..end + 4);
+                continue;
+            }
+            let length = headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                .and_then(|(_, v)| v.parse::<usize>().ok());
+            let body_start = end + 4;
+            loop {
+                let have = buf.len() - body_start;
+                if length.is_some_and(|l| have >= l) {
+                    let l = length.unwrap();
+                    return Some(HttpResponse {
+                        status,
+                        headers,
+                        body: buf[body_start..body_start + l].to_vec(),
+                    });
+                }
+                match stream.read(&mut chunk) {
+                    Ok(0) | Err(_) => {
+                        return Some(HttpResponse {
+                            status,
+                            headers,
+                            body: buf[body_start..].to_vec(),
+                        })
+                    }
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// A legacy SSE session: the GET stream plus POSTs to its endpoint.
+pub struct SseSession {
+    stream: TcpStream,
+    parser: SseParser,
+    pending: VecDeque<(String, String)>,
+    pub endpoint: String,
+    pub session_id: String,
+    addr: String,
+    next_id: u64,
+}
+
+impl SseSession {
+    pub fn open(gw: &Gateway) -> SseSession {
+        let mut stream = gw.connect();
+        write!(
+            stream,
+            "GET /sse HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n",
+            gw.addr()
+        )
+        .unwrap();
+        // Read the head byte by byte so no event bytes are consumed with it.
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            assert_eq!(
+                stream.read(&mut byte).unwrap(),
+                1,
+                "stream closed in the head"
+            );
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8(head).unwrap();
+        assert!(head.starts_with("HTTP/1.1 200"), "unexpected head: {head}");
+        assert!(head
+            .to_ascii_lowercase()
+            .contains("content-type: text/event-stream"));
+        let mut session = SseSession {
+            stream,
+            parser: SseParser::new(),
+            pending: VecDeque::new(),
+            endpoint: String::new(),
+            session_id: String::new(),
+            addr: gw.addr(),
+            next_id: 1,
+        };
+        let (event, data) = session
+            .next_event(Duration::from_secs(10))
+            .expect("endpoint event");
+        assert_eq!(event, "endpoint");
+        session.session_id = data.rsplit('=').next().unwrap().to_string();
+        session.endpoint = data;
+        session
+    }
+
+    /// The next event (name, data), or None on timeout/close.
+    pub fn next_event(&mut self, timeout: Duration) -> Option<(String, String)> {
+        let deadline = Instant::now() + timeout;
+        let mut buf = [0u8; 65536];
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Some(event);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            self.stream.set_read_timeout(Some(left)).unwrap();
+            match self.stream.read(&mut buf) {
+                Ok(0) => return None,
+                Ok(n) => {
+                    for e in self.parser.feed(&buf[..n]) {
+                        self.pending.push_back((e.event, e.data));
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return None
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// The next `message` event as JSON.
+    pub fn next_message(&mut self, timeout: Duration) -> Option<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let (event, data) = self.next_event(left)?;
+            if event == "message" {
+                return Some(serde_json::from_str(&data).expect("message data is JSON"));
+            }
+        }
+    }
+
+    /// POSTs a raw body to the session endpoint; returns the response.
+    pub fn post_raw(&self, body: &[u8]) -> HttpResponse {
+        let mut stream = TcpStream::connect(&self.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        write!(
+            stream,
+            "POST {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            self.endpoint,
+            self.addr,
+            body.len()
+        )
+        .unwrap();
+        stream.write_all(body).unwrap();
+        read_response(&mut stream).unwrap()
+    }
+
+    /// POSTs one message; asserts 202.
+    pub fn send(&self, message: &Value) {
+        let response = self.post_raw(&serde_json::to_vec(message).unwrap());
+        assert_eq!(
+            response.status,
+            202,
+            "POST {}: {}",
+            message,
+            response.text()
+        );
+    }
+
+    /// Sends a request with a fresh numeric id and waits for its response, keeping other messages
+    /// (notifications, other responses) for later.
+    pub fn request(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        self.response_to(&json!(id), Duration::from_secs(30))
+    }
+
+    /// Waits for the response with this id; other messages are put back in order.
+    pub fn response_to(&mut self, id: &Value, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        let mut skipped = Vec::new();
+        let found = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next_message(left) {
+                Some(m) if &m["id"] == id && m.get("method").is_none() => break Some(m),
+                Some(m) => skipped.push(m),
+                None => break None,
+            }
+        };
+        for m in skipped.into_iter().rev() {
+            self.pending.push_front(("message".into(), m.to_string()));
+        }
+        found.unwrap_or_else(|| panic!("no response to id {id} within {timeout:?}"))
+    }
+
+    /// initialize + notifications/initialized; returns the initialize result.
+    pub fn initialize(&mut self) -> Value {
+        let result = self.request(
+            "initialize",
+            json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}),
+        );
+        self.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        result
+    }
+
+    /// Closes the stream (the session ends).
+    pub fn close(self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// Direct children of a process (from /proc).
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let mut children = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return children;
+    };
+    for entry in entries.flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Some((ppid, state)) = stat(child) {
+            if ppid == pid && state != 'Z' {
+                children.push(child);
+            }
+        }
+    }
+    children.sort();
+    children
+}
+
+/// (parent pid, state letter) of a process, if it exists.
+pub fn stat(pid: u32) -> Option<(u32, char)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may contain spaces: parse after the last ')'.
+    let rest = &text[text.rfind(')')? + 2..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    Some((ppid, state))
+}
+
+/// True if a process with this pid exists (zombies included).
+pub fn process_exists(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
