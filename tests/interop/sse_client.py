@@ -1,0 +1,77 @@
+"""Interop: the official Python MCP SDK client drives mcp-gateway over the legacy SSE transport.
+
+Usage: python sse_client.py http://127.0.0.1:PORT/sse
+Prints one JSON line per check to stdout; exits non-zero (with a traceback) on any mismatch.
+"""
+
+import asyncio
+import json
+import sys
+
+from mcp import ClientSession
+from mcp.client.sse import sse_client
+
+
+def report(check, **fields):
+    print(json.dumps({"check": check, **fields}), flush=True)
+
+
+async def main(url):
+    async with sse_client(url) as (read, write):
+        async with ClientSession(read, write) as session:
+            init = await session.initialize()
+            assert init.server_info.name == "mcp-gateway", init
+            report("initialize", protocolVersion=init.protocol_version)
+
+            await session.send_ping()
+            report("ping")
+
+            tools = await session.list_tools()
+            names = sorted(t.name for t in tools.tools)
+            assert "demo_echo" in names and "demo_add" in names, names
+            add = next(t for t in tools.tools if t.name == "demo_add")
+            assert add.output_schema is not None, add
+            report("tools/list", names=names)
+
+            echo = await session.call_tool("demo_echo", {"text": "hello from python"})
+            assert not echo.is_error, echo
+            assert echo.content[0].text == "hello from python", echo
+            report("tools/call echo")
+
+            added = await session.call_tool("demo_add", {"a": 20, "b": 22})
+            assert added.structured_content == {"sum": 42}, added
+            report("tools/call add", structured=added.structured_content)
+
+            failed = await session.call_tool("demo_fail", {"message": "expected failure"})
+            assert failed.is_error, failed
+            report("tools/call isError")
+
+            progress = []
+
+            async def on_progress(value, total, message):
+                progress.append(value)
+
+            done = await session.call_tool(
+                "demo_progress", {"steps": 3, "intervalMs": 5}, progress_callback=on_progress
+            )
+            assert done.content[0].text == "done 3 steps", done
+            assert progress == [1, 2, 3], progress
+            report("progress", steps=progress)
+
+            # Several calls in flight at once on one session: answers are matched by id.
+            results = await asyncio.gather(
+                *(session.call_tool("demo_echo", {"text": f"n{i}"}) for i in range(8))
+            )
+            assert [r.content[0].text for r in results] == [f"n{i}" for i in range(8)]
+            report("concurrent calls", count=len(results))
+
+            try:
+                await session.call_tool("no_such_tool", {})
+            except Exception as error:  # the SDK raises on a JSON-RPC error
+                report("unknown tool", error=str(error))
+            else:
+                raise AssertionError("calling an unknown tool must fail")
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1]))

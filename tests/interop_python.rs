@@ -1,0 +1,75 @@
+//! Interop with the official Python MCP SDK (PyPI `mcp`, installed by `make test` into a venv under
+//! `target/`): its `sse_client` + `ClientSession` connect to the gateway over legacy SSE, initialize,
+//! ping, list tools, call tools (plain, structured, isError, with progress, concurrently) and see an
+//! unknown tool refused. The script (`tests/interop/sse_client.py`) asserts each step.
+
+mod util;
+
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::Command;
+use util::{demo, Gateway};
+
+/// The venv's python: `MCP_GATEWAY_TEST_PYTHON`, else the one `make test` creates.
+fn python() -> PathBuf {
+    let path = std::env::var_os("MCP_GATEWAY_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/interop/venv/bin/python")
+        });
+    assert!(
+        path.exists(),
+        "{} is missing: run `make test` (it installs the Python MCP SDK into target/interop/venv)",
+        path.display()
+    );
+    path
+}
+
+fn script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/interop")
+        .join(name)
+}
+
+#[test]
+fn python_sdk_client_over_legacy_sse() {
+    let gw = Gateway::start(json!({
+        "servers": [demo("demo", &[])],
+        "mapping": {"demo": {"prefix": "demo_"}},
+    }));
+    gw.wait_up();
+    let output = Command::new(python())
+        .arg(script("sse_client.py"))
+        .arg(format!("http://{}/sse", gw.addr()))
+        .output()
+        .expect("run the Python SDK client");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the Python SDK client failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let checks: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON line per check"))
+        .collect();
+    let names: Vec<&str> = checks
+        .iter()
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "initialize",
+            "ping",
+            "tools/list",
+            "tools/call echo",
+            "tools/call add",
+            "tools/call isError",
+            "progress",
+            "concurrent calls",
+            "unknown tool"
+        ]
+    );
+    assert_eq!(checks[6]["steps"], json!([1.0, 2.0, 3.0]));
+}
