@@ -171,8 +171,7 @@ impl ReactorSink {
 
 /// `{"error":{"code":..,"message":..}}`: the REST error shape.
 pub fn rest_error(code: i64, message: &str) -> Vec<u8> {
-    serde_json::to_vec(&serde_json::json!({"error": {"code": code, "message": message}}))
-        .expect("serializing to a Vec cannot fail")
+    crate::http::json_error_body(code, message)
 }
 
 fn wrap(key: &str, raw: &str) -> Vec<u8> {

@@ -19,7 +19,7 @@
 //!   only O(log n) times plus a fixed few, the head is parsed to an owned [`Request`] exactly
 //!   once, and body bytes are touched once each.
 //! - After an error the reader is poisoned and keeps returning that error: framing is lost, so the
-//!   caller must write the error response (see [`super::response::write_http_error`]) and close.
+//!   caller must write the error response (with [`HttpError::describe`] as the message) and close.
 //! - Framing follows RFC 9112 with request-smuggling defences: `Transfer-Encoding` together with
 //!   `Content-Length` is refused, conflicting `Content-Length` values are refused, only a lone
 //!   `chunked` coding is accepted, and chunked framing requires strict CRLF line ends.

@@ -13,13 +13,8 @@
 //!   `Content-Length` (RFC 9110 §8.6), so the framing of the connection stays intact.
 //! - JSON produced here is valid: strings are escaped per RFC 8259 §7.
 
-use super::request::{HttpError, Limits};
-
 /// The interim response owed to a client that sent `Expect: 100-continue`.
 pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
-
-/// JSON-RPC 2.0 "Invalid Request" code, used for errors found while reading the HTTP request.
-const JSONRPC_INVALID_REQUEST: i64 = -32600;
 
 /// The standard reason phrase for `status` (RFC 9110 §15), or "Unknown".
 pub fn reason(status: u16) -> &'static str {
@@ -115,14 +110,6 @@ pub fn write_sse_head(out: &mut Vec<u8>, extra_headers: &[(&str, &str)]) {
     );
     push_headers(out, extra_headers);
     out.extend_from_slice(b"\r\n");
-}
-
-/// Appends the response for a request that could not be read: `err.status()`, a JSON-RPC error
-/// body (`id: null`, code -32600) naming the exceeded limit, and `Connection: close`, because
-/// after a framing error the rest of the byte stream cannot be trusted.
-pub fn write_http_error(out: &mut Vec<u8>, err: HttpError, limits: &Limits) {
-    let body = jsonrpc_error_body(JSONRPC_INVALID_REQUEST, &err.describe(limits));
-    write_response(out, err.status(), "application/json", &[], &body, false);
 }
 
 /// `{"error":{"code":<code>,"message":"<message>"}}`
@@ -353,24 +340,6 @@ mod tests {
             "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n\
              X-Accel-Buffering: no\r\nMcp-Session-Id: s1\r\n\r\n"
         );
-    }
-
-    #[test]
-    fn http_error_response() {
-        let mut out = Vec::new();
-        write_http_error(&mut out, HttpError::BodyTooLarge, &Limits::default());
-        let response = text(&out);
-        let (head, body) = response.split_once("\r\n\r\n").expect("head and body");
-        assert!(head.starts_with("HTTP/1.1 413 Content Too Large\r\n"));
-        assert!(head.contains("\r\nConnection: close"));
-        assert!(head.contains(&format!("\r\nContent-Length: {}", body.len())));
-        let json: serde_json::Value = serde_json::from_str(body).expect("valid JSON");
-        assert_eq!(json["error"]["code"], -32600);
-        assert_eq!(
-            json["error"]["message"],
-            "request body exceeds 4194304 bytes"
-        );
-        assert_eq!(json["id"], serde_json::Value::Null);
     }
 
     #[cfg(debug_assertions)]

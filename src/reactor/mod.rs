@@ -236,7 +236,7 @@ impl Reactor {
             }
             match conn.reader.advance(&mut conn.inbuf) {
                 Ok(Progress::Incomplete) => break,
-                Ok(Progress::ContinueWanted) => conn.queue(b"HTTP/1.1 100 Continue\r\n\r\n"),
+                Ok(Progress::ContinueWanted) => conn.queue(http::CONTINUE),
                 Ok(Progress::Complete(request)) => {
                     conn.request_started = if conn.inbuf.is_empty() {
                         None
@@ -265,7 +265,16 @@ impl Reactor {
         let slot = self.conns[key].slot(key);
         let keep_alive = request.keep_alive() && self.shutdown_deadline.is_none();
         let head_only = request.method == Method::Head;
-        let outcome = self.router.handle(slot, &request, now);
+        let mut outcome = self.router.handle(slot, &request, now);
+        if keep_alive && request.minor_version == 0 {
+            // HTTP/1.0 closes by default: keeping the connection must be said explicitly.
+            let keep = ("Connection", "keep-alive".to_string());
+            match &mut outcome {
+                Outcome::Respond(response) => response.headers.push(keep),
+                Outcome::Await { headers } => headers.push(keep),
+                Outcome::Stream { .. } => {}
+            }
+        }
         let conn = &mut self.conns[key];
         match outcome {
             Outcome::Respond(response) => {
@@ -505,7 +514,14 @@ impl Reactor {
 fn write_response(conn: &mut Conn, response: Response, keep_alive: bool, head_only: bool) {
     let mut headers: Vec<(&str, &str)> = Vec::with_capacity(response.headers.len() + 1);
     headers.push(("Content-Type", response.content_type));
-    headers.extend(response.headers.iter().map(|(k, v)| (*k, v.as_str())));
+    headers.extend(
+        response
+            .headers
+            .iter()
+            // `write_head` says `Connection: close` itself when the connection ends.
+            .filter(|(k, _)| keep_alive || !k.eq_ignore_ascii_case("connection"))
+            .map(|(k, v)| (*k, v.as_str())),
+    );
     let mut out = Vec::with_capacity(128 + response.body.len());
     http::response::write_head(
         &mut out,
@@ -522,17 +538,10 @@ fn write_response(conn: &mut Conn, response: Response, keep_alive: bool, head_on
 
 /// The JSON answer to a request that could not be parsed.
 fn http_error(error: HttpError, limits: &Limits) -> Response {
-    let message = match error {
-        HttpError::HeadersTooLarge => format!(
-            "request headers exceed {} bytes (or {} headers)",
-            limits.max_head_bytes, limits.max_headers
-        ),
-        HttpError::BodyTooLarge => format!(
-            "request body exceeds {} bytes (gateway.maxBodyBytes)",
-            limits.max_body_bytes
-        ),
-        other => other.message().to_string(),
-    };
+    let mut message = error.describe(limits);
+    if error == HttpError::BodyTooLarge {
+        message.push_str(" (gateway.maxBodyBytes)");
+    }
     Response {
         close: true,
         ..Response::error(error.status(), crate::rpc::codes::INVALID_REQUEST, &message)

@@ -53,7 +53,7 @@ impl Response {
 
     /// A JSON-RPC error with a null id: the MCP endpoints' shape for errors without a request id.
     pub fn rpc_error(status: u16, code: i64, message: &str) -> Response {
-        Response::json(status, rpc::error_response(None, code, message))
+        Response::json(status, crate::http::jsonrpc_error_body(code, message))
     }
 
     fn header(mut self, name: &'static str, value: impl Into<String>) -> Response {
