@@ -136,7 +136,7 @@ impl ReactorSink {
     pub fn answer(&self, job: &Job, outcome: Result<&str, &str>) {
         let (status, body) = match (&job.answer, outcome) {
             (Answer::JsonRpc(id), Ok(result)) => (200, rpc::result_response(id.json(), result)),
-            (Answer::JsonRpc(id), Err(error)) => (200, error_with_raw(id, error)),
+            (Answer::JsonRpc(id), Err(error)) => (200, rpc::raw_error_response(id.json(), error)),
             (Answer::Rest, Ok(result)) => (200, wrap("result", result)),
             (Answer::Rest, Err(error)) => (rest_status_for(error), wrap("error", error)),
         };
@@ -180,16 +180,6 @@ fn wrap(key: &str, raw: &str) -> Vec<u8> {
     out.extend_from_slice(key.as_bytes());
     out.extend_from_slice(b"\":");
     out.extend_from_slice(raw.as_bytes());
-    out.push(b'}');
-    out
-}
-
-fn error_with_raw(id: &Id, error: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(error.len() + 40);
-    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
-    out.extend_from_slice(id.json().as_bytes());
-    out.extend_from_slice(b",\"error\":");
-    out.extend_from_slice(error.as_bytes());
     out.push(b'}');
     out
 }

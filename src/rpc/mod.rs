@@ -9,4 +9,7 @@ mod message;
 mod write;
 
 pub use message::{classify, Id, Incoming, Invalid};
-pub use write::{error_response, error_response_with_data, notification, request, result_response};
+pub use write::{
+    error_response, error_response_with_data, notification, raw_error_response, request,
+    result_response,
+};

@@ -5,11 +5,22 @@ use serde_json::Value;
 
 /// `{"jsonrpc":"2.0","id":<id>,"result":<result>}` with both parts given as JSON text.
 pub fn result_response(id_json: &str, result_json: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(40 + id_json.len() + result_json.len());
+    splice(id_json, "result", result_json)
+}
+
+/// `{"jsonrpc":"2.0","id":<id>,"error":<error>}` with an error object a server sent, as JSON text.
+pub fn raw_error_response(id_json: &str, error_json: &str) -> Vec<u8> {
+    splice(id_json, "error", error_json)
+}
+
+fn splice(id_json: &str, key: &str, raw: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32 + id_json.len() + key.len() + raw.len());
     out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
     out.extend_from_slice(id_json.as_bytes());
-    out.extend_from_slice(b",\"result\":");
-    out.extend_from_slice(result_json.as_bytes());
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":");
+    out.extend_from_slice(raw.as_bytes());
     out.push(b'}');
     out
 }
