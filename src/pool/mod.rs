@@ -177,7 +177,7 @@ impl<M: Member> Pool<M> {
             return Submit::Rejected(job, self.exhausted());
         }
         if st.waiting.is_empty() {
-            if let Some(handle) = self.pop_idle(&mut st) {
+            if let Some(handle) = self.pop_idle(&mut st, now) {
                 st.busy += 1;
                 self.publish(&st);
                 self.stats
@@ -331,13 +331,13 @@ impl<M: Member> Pool<M> {
         st.stopping && st.busy == 0 && st.starting == 0 && st.idle.is_empty()
     }
 
-    fn pop_idle(&self, st: &mut State<M>) -> Option<Handle<M>> {
+    fn pop_idle(&self, st: &mut State<M>, now: Instant) -> Option<Handle<M>> {
         while let Some(idle) = st.idle.pop() {
             if idle.handle.member.is_alive() {
                 return Some(idle.handle);
             }
             // Died a moment ago; the child-I/O thread's notice is on its way.
-            self.lost(st, idle.handle, Instant::now());
+            self.lost(st, idle.handle, now);
         }
         None
     }
@@ -518,4 +518,204 @@ impl<M: Member> Pool<M> {
 
 fn earliest(a: Option<Instant>, b: Instant) -> Option<Instant> {
     Some(a.map_or(b, |a| a.min(b)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::{Answer, ReplyTo, Slot, ToReactor};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    #[derive(Clone)]
+    struct Fake {
+        serial: u64,
+        alive: Arc<AtomicBool>,
+    }
+
+    impl Member for Fake {
+        fn is_alive(&self) -> bool {
+            self.alive.load(Ordering::Relaxed)
+        }
+        fn serial(&self) -> u64 {
+            self.serial
+        }
+    }
+
+    fn fake(serial: u64) -> Fake {
+        Fake {
+            serial,
+            alive: Arc::new(AtomicBool::new(true)),
+        }
+    }
+
+    struct Rig {
+        pool: Pool<Fake>,
+        replies: crossbeam_channel::Receiver<ToReactor>,
+        _poll: mio::Poll,
+    }
+
+    fn rig(min: usize, max: usize) -> Rig {
+        let poll = mio::Poll::new().unwrap();
+        let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).unwrap());
+        let (tx, replies) = crossbeam_channel::unbounded();
+        let settings = PoolSettings {
+            min,
+            max,
+            acquire_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+        };
+        let pool = Pool::new(
+            "t".into(),
+            settings,
+            ReactorSink::new(tx, waker),
+            Arc::new(|| {}),
+        );
+        Rig {
+            pool,
+            replies,
+            _poll: poll,
+        }
+    }
+
+    fn job(n: usize, created: Instant) -> Job {
+        Job {
+            to: ReplyTo::Conn(Slot { key: n, gen: 1 }),
+            answer: Answer::Rest,
+            server: 0,
+            method: "tools/call",
+            params: Default::default(),
+            progress_token: None,
+            created,
+        }
+    }
+
+    fn key(job: &Job) -> usize {
+        match job.to {
+            ReplyTo::Conn(slot) | ReplyTo::Session(slot) => slot.key,
+        }
+    }
+
+    #[test]
+    fn a_burst_never_starts_more_than_max_and_is_served_in_order() {
+        let rig = rig(1, 3);
+        let now = Instant::now();
+        assert_eq!(rig.pool.tick(now).spawn, 1, "min comes first");
+        for n in 0..10 {
+            assert!(matches!(rig.pool.submit(job(n, now), now), Submit::Parked));
+        }
+        assert_eq!(rig.pool.tick(now).spawn, 2, "grows to max, not beyond");
+        assert_eq!(rig.pool.tick(now).spawn, 0);
+        let (first, handle) = rig.pool.ready(fake(1), now).unwrap();
+        assert_eq!(key(&first), 0);
+        let mut served = vec![key(&first)];
+        let mut next = rig.pool.release(handle, true, now);
+        while let Some((job, handle)) = next {
+            served.push(key(&job));
+            next = rig.pool.release(handle, true, now);
+        }
+        assert_eq!(
+            served,
+            (0..10).collect::<Vec<_>>(),
+            "first come, first served"
+        );
+        assert_eq!(rig.pool.stats().idle, 1);
+    }
+
+    #[test]
+    fn parked_jobs_expire_after_acquire_timeout() {
+        let rig = rig(0, 1);
+        let now = Instant::now();
+        rig.pool.tick(now);
+        assert!(matches!(rig.pool.submit(job(1, now), now), Submit::Parked));
+        let tick = rig.pool.tick(now + Duration::from_secs(11));
+        assert_eq!(tick.spawn, 0);
+        match rig.replies.try_recv().unwrap() {
+            ToReactor::Reply { status, body, .. } => {
+                assert_eq!(status, 503);
+                assert!(String::from_utf8_lossy(&body).contains("acquireTimeout"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(rig.pool.stats().waiting, 0);
+    }
+
+    #[test]
+    fn surplus_idle_handles_are_retired_least_recently_used_first() {
+        let rig = rig(1, 3);
+        let t0 = Instant::now();
+        assert_eq!(rig.pool.tick(t0).spawn, 1);
+        for n in 0..3 {
+            assert!(matches!(rig.pool.submit(job(n, t0), t0), Submit::Parked));
+        }
+        assert_eq!(rig.pool.tick(t0).spawn, 2);
+        let handles: Vec<Handle<Fake>> = (1..=3)
+            .map(|serial| rig.pool.ready(fake(serial), t0).unwrap().1)
+            .collect();
+        // Released at 30 s, 31 s, 32 s: serial 1 is the least recently used.
+        for (i, handle) in handles.into_iter().enumerate() {
+            assert!(rig
+                .pool
+                .release(handle, true, t0 + Duration::from_secs(30 + i as u64))
+                .is_none());
+        }
+        let tick = rig
+            .pool
+            .tick(t0 + Duration::from_secs(90) + Duration::from_millis(500));
+        let retired: Vec<u64> = tick.retire.iter().map(|m| m.serial).collect();
+        assert_eq!(retired, [1], "only the handle idle past idleTimeout goes");
+        let tick = rig.pool.tick(t0 + Duration::from_secs(95));
+        assert_eq!(tick.retire.len(), 1, "then the next, down to min");
+        assert_eq!(rig.pool.stats().total, 1);
+        assert_eq!(rig.pool.tick(t0 + Duration::from_secs(500)).retire.len(), 0);
+    }
+
+    #[test]
+    fn a_failing_server_backs_off_and_fails_calls_fast() {
+        let rig = rig(1, 2);
+        let now = Instant::now();
+        assert_eq!(rig.pool.tick(now).spawn, 1);
+        rig.pool.start_failed("exit 3".into(), now);
+        assert_eq!(
+            rig.pool.tick(now).spawn,
+            1,
+            "the first failure is retried at once"
+        );
+        rig.pool.start_failed("exit 3".into(), now);
+        let tick = rig.pool.tick(now);
+        assert_eq!(tick.spawn, 0, "then it waits");
+        assert_eq!(tick.next, Some(now + Duration::from_millis(250)));
+        assert_eq!(rig.pool.stats().status, Status::Down);
+        for _ in 0..8 {
+            rig.pool.tick(now + Duration::from_secs(3600));
+            rig.pool.start_failed("exit 3".into(), now);
+        }
+        // The next attempt is 30 s away, after any call's acquireTimeout: refuse at once.
+        match rig.pool.submit(job(1, now), now) {
+            Submit::Rejected(_, Failure::Unavailable(message)) => {
+                assert!(
+                    message.contains("is down") && message.contains("exit 3"),
+                    "{message}"
+                )
+            }
+            _ => panic!("expected a fast refusal"),
+        }
+    }
+
+    #[test]
+    fn a_dead_idle_handle_is_never_handed_out() {
+        let rig = rig(1, 1);
+        let now = Instant::now();
+        rig.pool.tick(now);
+        let member = fake(7);
+        rig.pool.ready(member.clone(), now);
+        member.alive.store(false, Ordering::Relaxed);
+        assert!(matches!(rig.pool.submit(job(1, now), now), Submit::Parked));
+        let tick = rig.pool.tick(now);
+        assert_eq!(tick.retire.len(), 1);
+        assert_eq!(
+            tick.spawn, 1,
+            "a replacement is started for the parked call"
+        );
+    }
 }

@@ -202,3 +202,141 @@ impl Snapshot {
         self.rest_body = serde_json::json!({ "tools": rest }).to_string();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn servers(config: Value) -> Vec<ServerConfig> {
+        crate::config::parse_str(&config.to_string(), &|_| None)
+            .unwrap()
+            .servers
+    }
+
+    fn tools(names: &[&str]) -> Option<Arc<Vec<ToolDef>>> {
+        Some(Arc::new(
+            names
+                .iter()
+                .map(|n| json!({"name": n, "inputSchema": {"type": "object"}}))
+                .map(|v| v.as_object().unwrap().clone())
+                .collect(),
+        ))
+    }
+
+    fn route(snap: &Snapshot, name: &str) -> Option<(usize, String)> {
+        snap.route(name).map(|t| (t.server, t.original.clone()))
+    }
+
+    #[test]
+    fn first_server_keeps_a_colliding_name_and_the_other_is_qualified() {
+        let servers = servers(json!({"servers": [
+            {"name": "a", "command": ["x"]}, {"name": "b", "command": ["x"]}
+        ]}));
+        let snap = Snapshot::build(&servers, &[tools(&["echo"]), tools(&["echo", "add"])]);
+        assert_eq!(route(&snap, "echo"), Some((0, "echo".into())));
+        assert_eq!(route(&snap, "b_echo"), Some((1, "echo".into())));
+        assert_eq!(route(&snap, "add"), Some((1, "add".into())));
+        assert_eq!(snap.collisions.len(), 1);
+        let report = snap.collisions[0].to_string();
+        assert!(
+            report.contains("\"echo\"") && report.contains("b_echo"),
+            "{report}"
+        );
+        // The order of the lists' arrival never matters: only config order does.
+        let again = Snapshot::build(&servers, &[tools(&["echo"]), tools(&["echo", "add"])]);
+        assert_eq!(again.list_result, snap.list_result);
+    }
+
+    #[test]
+    fn a_taken_qualified_name_falls_back_to_a_hashed_one() {
+        let servers = servers(json!({"servers": [
+            {"name": "a", "command": ["x"]}, {"name": "b", "command": ["x"]}
+        ]}));
+        let snap = Snapshot::build(&servers, &[tools(&["echo", "b_echo"]), tools(&["echo"])]);
+        let moved = snap.collisions[0].other_exposed_as.clone().unwrap();
+        assert!(
+            moved.starts_with("b_echo_") && naming::is_valid_name(&moved),
+            "{moved}"
+        );
+        assert_eq!(route(&snap, &moved), Some((1, "echo".into())));
+        assert_eq!(route(&snap, "b_echo"), Some((0, "b_echo".into())));
+    }
+
+    #[test]
+    fn renames_round_trip_even_onto_another_tools_name() {
+        let servers = servers(json!({
+            "servers": [{"name": "a", "command": ["x"]}],
+            "mapping": {"a": {"prefix": "p_", "rename": {"echo": "say", "add": "echo"}}}
+        }));
+        let snap = Snapshot::build(&servers, &[tools(&["echo", "add", "sleep"])]);
+        assert_eq!(route(&snap, "say"), Some((0, "echo".into())));
+        assert_eq!(route(&snap, "echo"), Some((0, "add".into())));
+        assert_eq!(route(&snap, "p_sleep"), Some((0, "sleep".into())));
+        assert!(route(&snap, "p_echo").is_none());
+        assert!(snap.collisions.is_empty());
+    }
+
+    #[test]
+    fn filters_test_original_names_and_missing_renames_are_noted() {
+        let servers = servers(json!({
+            "servers": [{"name": "a", "command": ["x"]}],
+            "mapping": {"a": {"prefix": "p_", "rename": {"gone": "g"}}},
+            "toolFilters": {"a": {"include": ["read_*", "echo"], "exclude": ["*_secret"]}}
+        }));
+        let snap = Snapshot::build(
+            &servers,
+            &[tools(&["read_a", "read_secret", "echo", "write"])],
+        );
+        let names: Vec<&str> = snap.tools.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["p_read_a", "p_echo"]);
+        assert_eq!(snap.tool_counts, [2]);
+        assert!(
+            snap.notes.iter().any(|n| n.contains("\"gone\"")),
+            "{:?}",
+            snap.notes
+        );
+    }
+
+    #[test]
+    fn definitions_pass_through_with_only_the_name_changed() {
+        let servers = servers(json!({
+            "servers": [{"name": "a", "command": ["x"]}],
+            "mapping": {"a": {"prefix": "p_"}}
+        }));
+        let def = json!({"name": "t", "description": "d", "inputSchema": {"type": "object", "properties": {"z": {}, "a": {}}},
+                         "annotations": {"readOnlyHint": true}});
+        let list = Some(Arc::new(vec![def.as_object().unwrap().clone()]));
+        let snap = Snapshot::build(&servers, &[list]);
+        let listed: Value = serde_json::from_str(&snap.list_result).unwrap();
+        let mut expected = def.clone();
+        expected["name"] = json!("p_t");
+        assert_eq!(listed["tools"][0], expected);
+        assert!(
+            listed["tools"][0].get("outputSchema").is_none(),
+            "absent stays absent"
+        );
+        // Key order of schemas is kept, so clients see exactly what the server wrote.
+        assert!(
+            snap.list_result.find("\"z\"").unwrap() < snap.list_result.find("\"a\":{}").unwrap()
+        );
+        let rest: Value = serde_json::from_str(&snap.rest_body).unwrap();
+        assert_eq!(rest["tools"][0]["server"], "a");
+        assert_eq!(rest["tools"][0]["originalName"], "t");
+    }
+
+    #[test]
+    fn malformed_and_duplicate_definitions_are_skipped_with_a_note() {
+        let servers = servers(json!({"servers": [{"name": "a", "command": ["x"]}]}));
+        let mut list = tools(&["echo", "echo"]).unwrap().as_ref().clone();
+        list.push(
+            json!({"description": "no name"})
+                .as_object()
+                .unwrap()
+                .clone(),
+        );
+        let snap = Snapshot::build(&servers, &[Some(Arc::new(list))]);
+        assert_eq!(snap.tools.len(), 1);
+        assert_eq!(snap.notes.len(), 2, "{:?}", snap.notes);
+    }
+}
