@@ -147,7 +147,12 @@ pub fn serve(config: Config) -> Result<(), String> {
         backend.jobs.clone(),
         backend.pools.clone(),
         backend.servers.clone(),
-        config.gateway.cors.clone(),
+        crate::upstream::Settings {
+            cors: config.gateway.cors.clone(),
+            auth_token: config.gateway.auth_token.clone(),
+            allowed_origins: config.gateway.allowed_origins.clone(),
+            session_timeout: config.gateway.session_timeout,
+        },
     );
     let settings = Settings {
         limits: Limits {

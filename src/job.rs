@@ -154,15 +154,20 @@ impl ReactorSink {
     }
 
     pub fn fail_to(&self, to: ReplyTo, answer: &Answer, failure: &Failure) {
-        let body = match answer {
-            Answer::JsonRpc(id) => {
-                rpc::error_response(Some(id.json()), failure.code(), failure.message())
-            }
-            Answer::Rest => rest_error(failure.code(), failure.message()),
+        // MCP clients get a JSON-RPC error in an ordinary answer; REST maps failures to statuses.
+        let (status, body) = match answer {
+            Answer::JsonRpc(id) => (
+                200,
+                rpc::error_response(Some(id.json()), failure.code(), failure.message()),
+            ),
+            Answer::Rest => (
+                failure.status(),
+                rest_error(failure.code(), failure.message()),
+            ),
         };
         self.send(ToReactor::Reply {
             to,
-            status: failure.status(),
+            status,
             body,
             last: true,
         });

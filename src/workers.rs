@@ -10,7 +10,7 @@
 //! A panic while serving a call is caught: the client gets −32603 and the worker lives on.
 
 use crate::downstream::stdio::{CallError, StdioChild};
-use crate::job::{Failure, Job, ReactorSink, ReplyTo, ToReactor};
+use crate::job::{Failure, Job, ReactorSink, ToReactor};
 use crate::pool::{Handle, Submit};
 use crate::rpc;
 use crate::supervisor::ServerPool;
@@ -103,7 +103,7 @@ impl Worker {
             set_progress_token(&mut params, Value::from(id));
         }
         let mut forward_progress = |progress: Map<String, Value>| {
-            if let (Some(token), ReplyTo::Session(_)) = (&job.progress_token, job.to) {
+            if let Some(token) = &job.progress_token {
                 let mut progress = progress;
                 progress.insert("progressToken".into(), token.clone());
                 self.sink.send(ToReactor::Reply {
@@ -192,7 +192,7 @@ fn guarded(sink: &ReactorSink, job: &Job, serve: impl FnOnce() -> bool) -> bool 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job::{Answer, Slot};
+    use crate::job::{Answer, ReplyTo, Slot};
     use crate::rpc::Id;
 
     fn sink() -> (

@@ -1,7 +1,8 @@
 //! Interop with the official Python MCP SDK (PyPI `mcp`, installed by `make test` into a venv under
-//! `target/`): its `sse_client` + `ClientSession` connect to the gateway over legacy SSE, initialize,
-//! ping, list tools, call tools (plain, structured, isError, with progress, concurrently) and see an
-//! unknown tool refused. The script (`tests/interop/sse_client.py`) asserts each step.
+//! `target/`): its `ClientSession` connects to the gateway over each transport (Streamable HTTP on
+//! `/mcp`, legacy SSE on `/sse`), initializes, pings, lists tools, calls tools (plain, structured,
+//! isError, with progress, concurrently) and sees an unknown tool refused. The script
+//! (`tests/interop/client.py`) asserts each step.
 
 mod util;
 
@@ -31,16 +32,17 @@ fn script(name: &str) -> PathBuf {
         .join(name)
 }
 
-#[test]
-fn python_sdk_client_over_legacy_sse() {
+/// Runs the SDK client script over `transport` against a gateway with the demo server.
+fn run_client(transport: &str, path: &str) {
     let gw = Gateway::start(json!({
         "servers": [demo("demo", &[])],
         "mapping": {"demo": {"prefix": "demo_"}},
     }));
     gw.wait_up();
     let output = Command::new(python())
-        .arg(script("sse_client.py"))
-        .arg(format!("http://{}/sse", gw.addr()))
+        .arg(script("client.py"))
+        .arg(transport)
+        .arg(format!("http://{}{path}", gw.addr()))
         .output()
         .expect("run the Python SDK client");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -72,4 +74,20 @@ fn python_sdk_client_over_legacy_sse() {
         ]
     );
     assert_eq!(checks[6]["steps"], json!([1.0, 2.0, 3.0]));
+}
+
+#[test]
+fn python_sdk_client_over_streamable_http() {
+    run_client("streamable", "/mcp");
+}
+
+#[test]
+fn python_sdk_client_over_legacy_sse() {
+    run_client("sse", "/sse");
+}
+
+#[test]
+fn python_sdk_client_posting_to_the_old_sse_url_gets_streamable_http() {
+    // Clients configured with the legacy URL that try the new transport first must succeed.
+    run_client("streamable", "/sse");
 }

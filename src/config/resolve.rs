@@ -26,6 +26,7 @@ const DEFAULT_MAX_CLIENTS: usize = 16_384;
 const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
 const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
 const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 const DEFAULT_MIN_CONNECTIONS: usize = 1;
 const DEFAULT_MAX_CONNECTIONS: usize = 5;
 const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -56,6 +57,9 @@ const GATEWAY_KEYS: &[&str] = &[
     "callTimeout",
     "keepaliveInterval",
     "shutdownTimeout",
+    "sessionTimeout",
+    "authToken",
+    "allowedOrigins",
 ];
 const GATEWAY_HINTS: &[(&str, &str)] = &[
     ("bind", "did you mean \"host\"?"),
@@ -180,6 +184,9 @@ fn gateway(c: &mut Checker, v: Option<&Value>) -> GatewayConfig {
         call_timeout: DEFAULT_CALL_TIMEOUT,
         keepalive_interval: DEFAULT_KEEPALIVE_INTERVAL,
         shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+        session_timeout: DEFAULT_SESSION_TIMEOUT,
+        auth_token: None,
+        allowed_origins: Vec::new(),
     };
     const P: &str = "gateway";
     let Some(obj) = v.and_then(|v| c.object(v, P, "an object")) else {
@@ -217,6 +224,17 @@ fn gateway(c: &mut Checker, v: Option<&Value>) -> GatewayConfig {
     g.shutdown_timeout = c
         .field(obj, P, "shutdownTimeout", |c, v, p| c.millis(v, p, 0))
         .unwrap_or(g.shutdown_timeout);
+    g.session_timeout = c
+        .field(obj, P, "sessionTimeout", |c, v, p| c.millis(v, p, 1000))
+        .unwrap_or(g.session_timeout);
+    g.auth_token = c
+        .field(obj, P, "authToken", Checker::expanded)
+        .filter(|token| !token.is_empty());
+    if let Some(origins) = c.field(obj, P, "allowedOrigins", |c, v, p| {
+        c.list(v, p, "a list of origins", origin)
+    }) {
+        g.allowed_origins = origins;
+    }
     g
 }
 
@@ -1306,7 +1324,8 @@ mod tests {
         assert_eq!(
             problem(r#"{"gateway": {"zzzz": 1}}"#),
             "gateway.zzzz: unknown key (allowed here: host, port, cors, workers, maxBodyBytes, maxMessageBytes, \
-             maxClients, callTimeout, keepaliveInterval, shutdownTimeout)"
+             maxClients, callTimeout, keepaliveInterval, shutdownTimeout, sessionTimeout, authToken, \
+             allowedOrigins)"
         );
     }
 

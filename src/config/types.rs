@@ -39,6 +39,14 @@ pub struct GatewayConfig {
     pub keepalive_interval: Duration,
     /// `gateway.shutdownTimeout`, default 10 s: grace for in-flight calls on SIGTERM.
     pub shutdown_timeout: Duration,
+    /// `gateway.sessionTimeout`, default 30 min: a Streamable HTTP session unused this long (and with
+    /// no open stream) is forgotten.
+    pub session_timeout: Duration,
+    /// `gateway.authToken` (`${VAR}` expanded): when set, every endpoint but `/health` requires
+    /// `Authorization: Bearer <token>`. An empty expansion means no token.
+    pub auth_token: Option<String>,
+    /// `gateway.allowedOrigins`: browser origins allowed besides loopback ones and the `cors` list.
+    pub allowed_origins: Vec<String>,
 }
 
 /// Cross-origin policy for browser clients.

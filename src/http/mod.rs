@@ -25,7 +25,7 @@ pub mod sse;
 
 pub use request::{percent_decode, HttpError, Limits, Method, Progress, Request, RequestReader};
 pub use response::{
-    escape_json_str, json_error_body, jsonrpc_error_body, reason, write_head, write_response,
-    write_sse_head, CONTINUE,
+    escape_json_str, json_error_body, jsonrpc_error_body, reason, write_chunk, write_head,
+    write_response, write_sse_head, CONTINUE, LAST_CHUNK,
 };
 pub use sse::{write_comment, write_event, SseEvent, SseParser};

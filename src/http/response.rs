@@ -112,6 +112,20 @@ pub fn write_sse_head(out: &mut Vec<u8>, extra_headers: &[(&str, &str)]) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// Appends one chunk of a `Transfer-Encoding: chunked` body (nothing for empty data: an empty chunk
+/// would end the body).
+pub fn write_chunk(out: &mut Vec<u8>, data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
+    out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Ends a chunked body.
+pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
 /// `{"error":{"code":<code>,"message":"<message>"}}`
 pub fn json_error_body(code: i64, message: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(40 + message.len());
@@ -393,6 +407,19 @@ mod tests {
             .collect();
         let parsed: String = serde_json::from_str(&escaped(&nasty)).expect("valid JSON string");
         assert_eq!(parsed, nasty);
+    }
+
+    #[test]
+    fn chunks() {
+        let mut out = Vec::new();
+        write_chunk(&mut out, b"");
+        assert!(out.is_empty());
+        write_chunk(&mut out, &[b'x'; 26]);
+        out.extend_from_slice(LAST_CHUNK);
+        assert_eq!(
+            out,
+            [&b"1a\r\n"[..], &[b'x'; 26], b"\r\n0\r\n\r\n"].concat()
+        );
     }
 
     #[test]

@@ -26,6 +26,10 @@ pub enum State {
         keep_alive: bool,
         head_only: bool,
         headers: Vec<(&'static str, String)>,
+        /// Messages before the answer may turn it into an event stream.
+        sse: bool,
+        /// The answer has become a chunked event stream (its head is written).
+        streaming: bool,
     },
     Streaming {
         session: Slot,

@@ -12,7 +12,7 @@ pub mod conn;
 
 use crate::http::{self, HttpError, Limits, Method, Progress, Request};
 use crate::job::{ReplyTo, Slot, ToReactor};
-use crate::upstream::{Outcome, Response, Router};
+use crate::upstream::{Outcome, Outgoing, Response, Router};
 use conn::{Conn, ReadOutcome, State};
 use crossbeam_channel::Receiver;
 use mio::net::TcpListener;
@@ -271,7 +271,7 @@ impl Reactor {
             let keep = ("Connection", "keep-alive".to_string());
             match &mut outcome {
                 Outcome::Respond(response) => response.headers.push(keep),
-                Outcome::Await { headers } => headers.push(keep),
+                Outcome::Await { headers, .. } => headers.push(keep),
                 Outcome::Stream { .. } => {}
             }
         }
@@ -284,11 +284,13 @@ impl Reactor {
                     conn.state = State::Closing;
                 }
             }
-            Outcome::Await { headers } => {
+            Outcome::Await { headers, sse } => {
                 conn.state = State::Awaiting {
                     keep_alive,
                     head_only,
                     headers,
+                    sse: sse && !head_only,
+                    streaming: false,
                 };
             }
             Outcome::Stream { head, session } => {
@@ -325,7 +327,7 @@ impl Reactor {
         let mut conn = self.conns.remove(key);
         let _ = self.poll.registry().deregister(&mut conn.sock);
         if let State::Streaming { session } = conn.state {
-            self.router.stream_closed(session);
+            self.router.stream_closed(session, Instant::now());
         }
     }
 
@@ -345,7 +347,7 @@ impl Reactor {
                         self.router.answered();
                     }
                     match to {
-                        ReplyTo::Conn(slot) => self.answer_conn(slot, status, body, now),
+                        ReplyTo::Conn(slot) => self.answer_conn(slot, status, body, last, now),
                         ReplyTo::Session(slot) => {
                             self.router.to_session(slot, &body);
                             self.deliver_outbox(now);
@@ -361,8 +363,9 @@ impl Reactor {
         }
     }
 
-    /// A worker's answer for a connection waiting on it.
-    fn answer_conn(&mut self, slot: Slot, status: u16, body: Vec<u8>, now: Instant) {
+    /// A worker's message for a connection waiting on it: the answer (`last`), or a message before
+    /// it, which turns the answer into an event stream when the client accepts one.
+    fn answer_conn(&mut self, slot: Slot, status: u16, body: Vec<u8>, last: bool, now: Instant) {
         let Some(conn) = self.conns.get_mut(slot.key).filter(|c| c.gen == slot.gen) else {
             return; // the client left; nobody to tell
         };
@@ -370,10 +373,48 @@ impl Reactor {
             keep_alive,
             head_only,
             ref mut headers,
+            sse,
+            ref mut streaming,
         } = conn.state
         else {
             return;
         };
+        if !last && !sse {
+            return; // a progress message for a client that only takes one JSON answer
+        }
+        let keep_alive = keep_alive && !conn.read_closed && self.shutdown_deadline.is_none();
+        if sse {
+            let mut out = Vec::with_capacity(body.len() + 64);
+            if !*streaming {
+                *streaming = true;
+                let mut extra: Vec<(&str, &str)> =
+                    headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                extra.push(("Transfer-Encoding", "chunked"));
+                http::response::write_sse_head(&mut out, &extra);
+            }
+            if *streaming {
+                let mut event = Vec::with_capacity(body.len() + 24);
+                http::sse::write_event(&mut event, Some("message"), None, &body);
+                http::write_chunk(&mut out, &event);
+            }
+            if last && *streaming {
+                out.extend_from_slice(http::LAST_CHUNK);
+                conn.queue(&out);
+                conn.state = if keep_alive {
+                    State::Reading
+                } else {
+                    State::Closing
+                };
+                self.on_readable(slot.key, now);
+                self.flush(slot.key, now);
+                return;
+            }
+            if !last {
+                conn.queue(&out);
+                self.flush(slot.key, now);
+                return;
+            }
+        }
         let response = Response {
             status,
             content_type: "application/json",
@@ -381,7 +422,6 @@ impl Reactor {
             body,
             close: false,
         };
-        let keep_alive = keep_alive && !conn.read_closed && self.shutdown_deadline.is_none();
         write_response(conn, response, keep_alive, head_only);
         conn.state = if keep_alive {
             State::Reading
@@ -393,9 +433,18 @@ impl Reactor {
         self.flush(slot.key, now);
     }
 
-    /// Sends the router's queued stream bytes to their connections.
+    /// Does the router's work on other connections: stream bytes, streams to end.
     fn deliver_outbox(&mut self, now: Instant) {
-        for (slot, bytes) in self.router.take_outbox() {
+        for outgoing in self.router.take_outbox() {
+            let (slot, bytes) = match outgoing {
+                Outgoing::Send(slot, bytes) => (slot, bytes),
+                Outgoing::Close(slot) => {
+                    if self.conns.get(slot.key).is_some_and(|c| c.gen == slot.gen) {
+                        self.close(slot.key);
+                    }
+                    continue;
+                }
+            };
             let Some(conn) = self.conns.get_mut(slot.key).filter(|c| c.gen == slot.gen) else {
                 continue;
             };
@@ -413,6 +462,7 @@ impl Reactor {
     }
 
     fn housekeeping(&mut self, now: Instant) {
+        self.router.reap_sessions(now);
         let keepalive = self.settings.keepalive_interval;
         let mut to_close = Vec::new();
         let mut to_flush = Vec::new();

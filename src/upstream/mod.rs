@@ -2,17 +2,22 @@
 //!
 //! `Router::handle` is sans-IO: it takes a parsed request and returns what the reactor should do
 //! (respond now, wait for a worker's answer, or turn the connection into an SSE stream). Bytes for
-//! *other* connections (events on a session's stream) go to the outbox, which the reactor drains after
-//! every call. Everything here runs on the reactor thread: no blocking, no locks but the pool stats'
-//! last-error string read by `/health`.
+//! *other* connections (events on a session's stream) and streams to end go to the outbox, which the
+//! reactor drains after every call. Everything here runs on the reactor thread: no blocking, no locks
+//! but the pool stats' last-error string read by `/health`.
+//!
+//! Every endpoint but `/health` first passes the gate: a present `Origin` must be allowed (403), and
+//! when `gateway.authToken` is set, `Authorization: Bearer <token>` must match (401).
 
 mod health;
 pub mod mcp;
 mod rest;
 pub mod session;
 mod sse;
+mod streamable;
 
-use crate::config::{Cors, ServerConfig};
+use crate::config::Cors;
+use crate::config::ServerConfig;
 use crate::http::{Method, Request};
 use crate::job::Slot;
 use crate::registry::Snapshot;
@@ -20,9 +25,9 @@ use crate::rpc;
 use crate::supervisor::ServerPool;
 use crate::workers::WorkerMsg;
 use crossbeam_channel::Sender;
-use session::Sessions;
+use session::{Sessions, Transport};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A complete response to write now.
 #[derive(Debug)]
@@ -66,15 +71,35 @@ impl Response {
 #[derive(Debug)]
 pub enum Outcome {
     Respond(Response),
-    /// A job was dispatched for this connection; answer with its outcome, adding `headers`.
+    /// A job was dispatched for this connection; answer with its outcome, adding `headers`. With
+    /// `sse`, messages that come before the outcome (progress) turn the answer into an event stream.
     Await {
         headers: Vec<(&'static str, String)>,
+        sse: bool,
     },
     /// The connection becomes the SSE stream of a session; `head` are its first bytes.
     Stream {
         head: Vec<u8>,
         session: Slot,
     },
+}
+
+/// Work for the reactor on connections other than the one being handled.
+#[derive(Debug)]
+pub enum Outgoing {
+    /// Bytes for a session's stream.
+    Send(Slot, Vec<u8>),
+    /// End a stream (its session was deleted).
+    Close(Slot),
+}
+
+/// Security and session settings of the client-facing side.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub cors: Cors,
+    pub auth_token: Option<String>,
+    pub allowed_origins: Vec<String>,
+    pub session_timeout: Duration,
 }
 
 /// Shared state of the client-facing side.
@@ -84,12 +109,11 @@ pub struct Router {
     jobs: Sender<WorkerMsg>,
     pools: Arc<[ServerPool]>,
     servers: Arc<[ServerConfig]>,
-    cors: Cors,
+    settings: Settings,
     started: Instant,
     /// Jobs dispatched and not yet answered.
     pub in_flight: usize,
-    /// Bytes for session streams: (stream connection, bytes).
-    outbox: Vec<(Slot, Vec<u8>)>,
+    outbox: Vec<Outgoing>,
     pub shutting_down: bool,
 }
 
@@ -99,7 +123,7 @@ impl Router {
         jobs: Sender<WorkerMsg>,
         pools: Arc<[ServerPool]>,
         servers: Arc<[ServerConfig]>,
-        cors: Cors,
+        settings: Settings,
     ) -> Router {
         Router {
             registry,
@@ -107,7 +131,7 @@ impl Router {
             jobs,
             pools,
             servers,
-            cors,
+            settings,
             started: Instant::now(),
             in_flight: 0,
             outbox: Vec::new(),
@@ -121,28 +145,78 @@ impl Router {
             return Outcome::Respond(self.preflight(req));
         }
         let cors = self.cors_headers(req);
-        let mut outcome = self.route(conn, req, now);
+        let mut outcome = match self.gate(req) {
+            Some(refusal) => Outcome::Respond(refusal),
+            None => self.route(conn, req, now),
+        };
         match &mut outcome {
             Outcome::Respond(response) => response.headers.extend(cors),
-            Outcome::Await { headers } => headers.extend(cors),
+            Outcome::Await { headers, .. } => headers.extend(cors),
             Outcome::Stream { .. } => {}
         }
         outcome
     }
 
+    /// Origin and bearer-token checks; `Some` is the refusal.
+    fn gate(&self, req: &Request) -> Option<Response> {
+        if req.path == "/health" {
+            return None;
+        }
+        if let Some(origin) = req.header("origin") {
+            if !self.origin_allowed(origin) {
+                return Some(Response::error(
+                    403,
+                    rpc::codes::INVALID_REQUEST,
+                    &format!(
+                        "origin {origin} is not allowed; add it to gateway.allowedOrigins (or gateway.cors)"
+                    ),
+                ));
+            }
+        }
+        let token = self.settings.auth_token.as_deref()?;
+        let presented = req
+            .header("authorization")
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim);
+        match presented {
+            Some(presented) if constant_time_eq(presented.as_bytes(), token.as_bytes()) => None,
+            _ => Some(
+                Response::error(
+                    401,
+                    rpc::codes::INVALID_REQUEST,
+                    "missing or wrong bearer token: send Authorization: Bearer <gateway.authToken>",
+                )
+                .header("WWW-Authenticate", "Bearer realm=\"mcp-gateway\""),
+            ),
+        }
+    }
+
+    /// Loopback origins are always allowed (DNS rebinding cannot produce them), plus configured ones.
+    fn origin_allowed(&self, origin: &str) -> bool {
+        match &self.settings.cors {
+            Cors::Any => return true,
+            Cors::Origins(list) if list.iter().any(|o| o == origin) => return true,
+            _ => {}
+        }
+        self.settings.allowed_origins.iter().any(|o| o == origin) || is_loopback_origin(origin)
+    }
+
     fn route(&mut self, conn: Slot, req: &Request, now: Instant) -> Outcome {
         let path = req.path.as_str();
         let allowed: &[Method] = match path {
-            "/sse" => &[Method::Get],
-            "/messages" => &[Method::Post],
-            "/tools/call" => &[Method::Post],
+            "/mcp" => &[Method::Get, Method::Post, Method::Delete],
+            "/sse" => &[Method::Get, Method::Post],
+            "/messages" | "/tools/call" => &[Method::Post],
             "/tools" | "/health" | "/" => &[Method::Get, Method::Head],
             _ => {
                 return Outcome::Respond(Response::error(
                     404,
                     rpc::codes::INVALID_REQUEST,
                     &format!(
-                        "no endpoint at {path}; the gateway serves /sse, /messages, /tools, /tools/call and /health"
+                        "no endpoint at {path}; the gateway serves /mcp, /sse, /messages, /tools, /tools/call and /health"
                     ),
                 ))
             }
@@ -176,15 +250,19 @@ impl Router {
                 )
             });
         }
-        match path {
-            "/sse" => self.open_sse(conn, req),
-            "/messages" => Outcome::Respond(self.post_message(req, now)),
-            "/tools" => Outcome::Respond(Response::json(
+        match (path, &req.method) {
+            // A client configured with the old URL that tries the new transport first gets it.
+            ("/mcp" | "/sse", Method::Post) => self.mcp_post(conn, req, now),
+            ("/mcp", Method::Get) => self.mcp_get(conn, req, now),
+            ("/mcp", _) => Outcome::Respond(self.mcp_delete(req)),
+            ("/sse", _) => self.open_sse(conn, req, now),
+            ("/messages", _) => Outcome::Respond(self.post_message(req, now)),
+            ("/tools", _) => Outcome::Respond(Response::json(
                 200,
                 self.registry.rest_body.clone().into_bytes(),
             )),
-            "/tools/call" => self.rest_call(conn, req, now),
-            "/health" => Outcome::Respond(self.health()),
+            ("/tools/call", _) => self.rest_call(conn, req, now),
+            ("/health", _) => Outcome::Respond(self.health()),
             _ => Outcome::Respond(index()),
         }
     }
@@ -196,24 +274,60 @@ impl Router {
         let _ = self.jobs.send(WorkerMsg::Submit(job));
     }
 
-    /// A worker's message for a session: it goes out as an SSE `message` event on its stream.
+    /// A message for a session's stream, as an SSE `message` event. Dropped when the session has no
+    /// stream open (a Streamable HTTP client that never opened its GET stream).
     pub fn to_session(&mut self, session: Slot, json: &[u8]) {
-        if let Some(s) = self.sessions.get(session) {
+        if let Some(stream) = self.sessions.get(session).and_then(|s| s.stream) {
             let mut event = Vec::with_capacity(json.len() + 24);
             crate::http::sse::write_event(&mut event, Some("message"), None, json);
-            self.outbox.push((s.stream, event));
+            self.outbox.push(Outgoing::Send(stream, event));
         }
     }
 
-    /// Takes the bytes queued for session streams.
-    pub fn take_outbox(&mut self) -> Vec<(Slot, Vec<u8>)> {
+    /// Takes the work queued for other connections.
+    pub fn take_outbox(&mut self) -> Vec<Outgoing> {
         std::mem::take(&mut self.outbox)
     }
 
-    /// The stream of a session closed: the session ends.
-    pub fn stream_closed(&mut self, session: Slot) {
-        if let Some(s) = self.sessions.close(session) {
-            log::debug!("session {} closed", s.id);
+    /// A session's stream closed: a legacy session ends with it; a Streamable HTTP session only loses
+    /// its stream.
+    pub fn stream_closed(&mut self, session: Slot, now: Instant) {
+        let Some(s) = self.sessions.get_mut(session) else {
+            return;
+        };
+        match s.transport {
+            Transport::LegacySse => {
+                let id = self.sessions.close(session).map(|s| s.id);
+                log::debug!("session {} closed", id.unwrap_or_default());
+            }
+            Transport::Streamable => {
+                s.stream = None;
+                s.last_seen = now;
+            }
+        }
+    }
+
+    /// Forgets Streamable HTTP sessions unused for `sessionTimeout` with no stream open.
+    pub fn reap_sessions(&mut self, now: Instant) {
+        let timeout = self.settings.session_timeout;
+        let expired: Vec<Slot> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| {
+                s.transport == Transport::Streamable
+                    && s.stream.is_none()
+                    && now.saturating_duration_since(s.last_seen) > timeout
+            })
+            .map(|(slot, _)| slot)
+            .collect();
+        for slot in expired {
+            if let Some(s) = self.sessions.close(slot) {
+                log::debug!(
+                    "session {} expired after {} ms unused",
+                    s.id,
+                    timeout.as_millis()
+                );
+            }
         }
     }
 
@@ -244,7 +358,7 @@ impl Router {
         let Some(origin) = req.header("origin") else {
             return Vec::new();
         };
-        let allow = match &self.cors {
+        let allow = match &self.settings.cors {
             Cors::Off => return Vec::new(),
             Cors::Any => "*".to_string(),
             Cors::Origins(list) if list.iter().any(|o| o == origin) => origin.to_string(),
@@ -262,14 +376,17 @@ impl Router {
         let mut response = Response {
             status: 204,
             content_type: "application/json",
-            headers: vec![("Allow", "GET, HEAD, POST, OPTIONS".into())],
+            headers: vec![("Allow", "GET, HEAD, POST, DELETE, OPTIONS".into())],
             body: Vec::new(),
             close: false,
         };
         if !cors.is_empty() {
             response.headers.extend(cors);
             response.headers.extend([
-                ("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS".into()),
+                (
+                    "Access-Control-Allow-Methods",
+                    "GET, POST, DELETE, OPTIONS".into(),
+                ),
                 (
                     "Access-Control-Allow-Headers",
                     "Authorization, Content-Type, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID"
@@ -282,6 +399,36 @@ impl Router {
     }
 }
 
+/// `http(s)://localhost`, `127.x.x.x`, `[::1]`, with any port.
+fn is_loopback_origin(origin: &str) -> bool {
+    let Some(rest) = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    let host = if let Some(v6) = rest.strip_prefix('[') {
+        match v6.split_once(']') {
+            Some((host, _)) => return host == "::1",
+            None => return false,
+        }
+    } else {
+        rest.split(':').next().unwrap_or("")
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Compares secrets without a timing side channel on their content.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// `GET /`: what this is and where to go.
 fn index() -> Response {
     Response::json(
@@ -290,6 +437,7 @@ fn index() -> Response {
             "name": "mcp-gateway",
             "version": env!("CARGO_PKG_VERSION"),
             "endpoints": {
+                "mcp": "/mcp",
                 "sse": "/sse",
                 "messages": "/messages?sessionId=...",
                 "tools": "/tools",
@@ -300,4 +448,41 @@ fn index() -> Response {
         .to_string()
         .into_bytes(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_origins() {
+        for ok in [
+            "http://localhost",
+            "http://localhost:6274",
+            "https://127.0.0.1:8080",
+            "http://127.5.0.1",
+            "http://[::1]:3000",
+            "http://LOCALHOST",
+        ] {
+            assert!(is_loopback_origin(ok), "{ok}");
+        }
+        for bad in [
+            "http://localhost.evil.com",
+            "http://evil.com",
+            "null",
+            "file://",
+            "http://[::2]",
+            "http://10.0.0.1",
+            "ws://localhost",
+        ] {
+            assert!(!is_loopback_origin(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+    }
 }

@@ -51,6 +51,7 @@ impl Router {
         self.dispatch(job);
         Outcome::Await {
             headers: Vec::new(),
+            sse: false,
         }
     }
 }

@@ -6,6 +6,16 @@
 use crate::job::Slot;
 use slab::Slab;
 use std::collections::HashMap;
+use std::time::Instant;
+
+/// Which transport a session came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// `GET /sse` + `POST /messages`: the session lives as long as its stream.
+    LegacySse,
+    /// `/mcp`: the session lives until `DELETE`, or until unused for `sessionTimeout`.
+    Streamable,
+}
 
 /// One client session.
 #[derive(Debug)]
@@ -13,12 +23,16 @@ pub struct Session {
     /// Public id (hex of 16 random bytes from the OS).
     pub id: String,
     pub gen: u64,
-    /// The connection carrying this session's SSE stream.
-    pub stream: Slot,
+    pub transport: Transport,
+    /// The connection carrying the session's server→client SSE stream, if one is open (always, for
+    /// legacy SSE).
+    pub stream: Option<Slot>,
     /// `initialize` was answered.
     pub initialized: bool,
     /// The negotiated protocol version.
     pub protocol_version: Option<String>,
+    /// Last time the client used the session.
+    pub last_seen: Instant,
 }
 
 #[derive(Debug, Default)]
@@ -29,17 +43,24 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    /// Opens a session whose stream is `stream`; returns its slot.
-    pub fn open(&mut self, stream: Slot) -> std::io::Result<Slot> {
+    /// Opens a session; returns its slot.
+    pub fn open(
+        &mut self,
+        transport: Transport,
+        stream: Option<Slot>,
+        now: Instant,
+    ) -> std::io::Result<Slot> {
         let id = random_id()?;
         self.next_gen += 1;
         let gen = self.next_gen;
         let key = self.slab.insert(Session {
             id: id.clone(),
             gen,
+            transport,
             stream,
             initialized: false,
             protocol_version: None,
+            last_seen: now,
         });
         self.by_id.insert(id, key);
         Ok(Slot { key, gen })
@@ -120,13 +141,14 @@ mod tests {
     #[test]
     fn reused_slots_get_new_generations() {
         let mut sessions = Sessions::default();
-        let stream = Slot { key: 0, gen: 1 };
-        let first = sessions.open(stream).unwrap();
+        let stream = Some(Slot { key: 0, gen: 1 });
+        let now = Instant::now();
+        let first = sessions.open(Transport::LegacySse, stream, now).unwrap();
         let id = sessions.get(first).unwrap().id.clone();
         assert_eq!(sessions.find(&id), Some(first));
         sessions.close(first).unwrap();
         assert!(sessions.find(&id).is_none());
-        let second = sessions.open(stream).unwrap();
+        let second = sessions.open(Transport::Streamable, None, now).unwrap();
         assert_eq!(second.key, first.key);
         assert!(
             sessions.get(first).is_none(),

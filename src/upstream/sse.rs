@@ -6,6 +6,7 @@
 //! A message that is readable enough to have an id but is otherwise invalid is answered on the stream
 //! instead, in the request's place, so the client's pending request resolves instead of hanging.
 
+use super::session::Transport;
 use super::{mcp, Outcome, Response, Router};
 use crate::http::{self, Request};
 use crate::job::{ReplyTo, Slot};
@@ -14,8 +15,8 @@ use std::time::Instant;
 
 impl Router {
     /// `GET /sse`.
-    pub(super) fn open_sse(&mut self, conn: Slot, req: &Request) -> Outcome {
-        let session = match self.sessions.open(conn) {
+    pub(super) fn open_sse(&mut self, conn: Slot, req: &Request, now: Instant) -> Outcome {
+        let session = match self.sessions.open(Transport::LegacySse, Some(conn), now) {
             Ok(session) => session,
             Err(e) => {
                 log::error!("cannot create a session id: {e}");

@@ -1,6 +1,7 @@
-"""Interop: the official Python MCP SDK client drives mcp-gateway over the legacy SSE transport.
+"""Interop: the official Python MCP SDK client drives mcp-gateway over one of its transports.
 
-Usage: python sse_client.py http://127.0.0.1:PORT/sse
+Usage: python client.py sse http://127.0.0.1:PORT/sse
+       python client.py streamable http://127.0.0.1:PORT/mcp
 Prints one JSON line per check to stdout; exits non-zero (with a traceback) on any mismatch.
 """
 
@@ -8,16 +9,31 @@ import asyncio
 import json
 import sys
 
+from contextlib import asynccontextmanager
+
 from mcp import ClientSession
 from mcp.client.sse import sse_client
+from mcp.client.streamable_http import streamable_http_client
 
 
 def report(check, **fields):
     print(json.dumps({"check": check, **fields}), flush=True)
 
 
-async def main(url):
-    async with sse_client(url) as (read, write):
+@asynccontextmanager
+async def connect(transport, url):
+    if transport == "sse":
+        async with sse_client(url) as (read, write):
+            yield read, write
+    elif transport == "streamable":
+        async with streamable_http_client(url) as streams:
+            yield streams[0], streams[1]
+    else:
+        raise SystemExit(f"unknown transport {transport}")
+
+
+async def main(transport, url):
+    async with connect(transport, url) as (read, write):
         async with ClientSession(read, write) as session:
             init = await session.initialize()
             assert init.server_info.name == "mcp-gateway", init
@@ -74,4 +90,4 @@ async def main(url):
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1]))
+    asyncio.run(main(sys.argv[1], sys.argv[2]))

@@ -1,0 +1,209 @@
+//! The Streamable HTTP transport (protocol 2025-03-26 and later) on `/mcp`.
+//!
+//! - `POST`: one JSON-RPC message. A notification or response is answered `202` with no body; a
+//!   request with its JSON-RPC response as `application/json`, or — when the call sends progress (or
+//!   the server asks the client something) before its result and the client accepts it — as a
+//!   `text/event-stream` that ends after the result.
+//! - `initialize` opens a session: the answer carries `Mcp-Session-Id`, which every later request
+//!   must send (missing: 400; unknown or expired: 404, so the client knows to initialize again).
+//! - `GET` opens the session's server→client stream (one at a time: a second gets 409).
+//! - `DELETE` ends the session.
+//! - `MCP-Protocol-Version`, when sent, must be a version the gateway speaks (400 otherwise);
+//!   without it 2025-03-26 is assumed, as the spec says.
+
+use super::session::Transport;
+use super::{mcp, Outcome, Outgoing, Response, Router};
+use crate::downstream::handshake::SUPPORTED_PROTOCOL_VERSIONS;
+use crate::http::{self, Request};
+use crate::job::{ReplyTo, Slot};
+use crate::rpc::{self, codes, Incoming};
+use std::time::Instant;
+
+const SESSION_HEADER: &str = "Mcp-Session-Id";
+
+impl Router {
+    /// `POST /mcp` (and `POST /sse`).
+    pub(super) fn mcp_post(&mut self, conn: Slot, req: &Request, now: Instant) -> Outcome {
+        if req.header("content-type").is_some() && !req.content_type_is("application/json") {
+            return respond(Response::rpc_error(
+                415,
+                codes::INVALID_REQUEST,
+                "the body must be one JSON-RPC message sent as Content-Type: application/json",
+            ));
+        }
+        if !req.accepts("application/json") && !req.accepts("text/event-stream") {
+            return respond(Response::rpc_error(
+                406,
+                codes::INVALID_REQUEST,
+                "the client must accept application/json or text/event-stream",
+            ));
+        }
+        if let Some(refusal) = check_protocol_version(req) {
+            return respond(refusal);
+        }
+        if req.body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+            return respond(Response::rpc_error(
+                400,
+                codes::INVALID_REQUEST,
+                "Invalid Request: JSON-RPC batches are not supported (they were removed after protocol 2025-03-26); send one message per request",
+            ));
+        }
+        let message = match rpc::classify(&req.body) {
+            Ok(message) => message,
+            // With an id the error is the request's answer; without one the message is unusable.
+            Err(invalid) => {
+                let status = if invalid.id.is_some() { 200 } else { 400 };
+                return respond(Response::json(status, mcp::invalid(&invalid)));
+            }
+        };
+        let initialize =
+            matches!(&message, Incoming::Request { method, .. } if method == "initialize");
+        let session = if initialize {
+            match self.sessions.open(Transport::Streamable, None, now) {
+                Ok(session) => session,
+                Err(e) => {
+                    log::error!("cannot create a session id: {e}");
+                    return respond(Response::rpc_error(
+                        500,
+                        codes::INTERNAL_ERROR,
+                        "cannot create a session id",
+                    ));
+                }
+            }
+        } else {
+            match self.session_of(req) {
+                Ok(session) => session,
+                Err(refusal) => return respond(refusal),
+            }
+        };
+        let registry = self.registry.clone();
+        let state = self
+            .sessions
+            .get_mut(session)
+            .expect("found or opened above");
+        state.last_seen = now;
+        let id_header = vec![(SESSION_HEADER, state.id.clone())];
+        let action = mcp::handle(&registry, state, message, ReplyTo::Conn(conn), now);
+        if initialize && state.protocol_version.is_none() {
+            // initialize was refused (bad params): no session came of it.
+            self.sessions.close(session);
+            if let mcp::Action::Reply(json) = action {
+                return respond(Response::json(200, json));
+            }
+        } else if initialize {
+            log::debug!("session {} opened (Streamable HTTP)", id_header[0].1);
+        }
+        match action {
+            mcp::Action::Reply(json) => respond(Response {
+                headers: id_header,
+                ..Response::json(200, json)
+            }),
+            mcp::Action::Dispatch(job) => {
+                self.dispatch(*job);
+                Outcome::Await {
+                    headers: id_header,
+                    sse: req.accepts("text/event-stream") && req.minor_version == 1,
+                }
+            }
+            mcp::Action::Nothing => respond(Response {
+                status: 202,
+                headers: id_header,
+                ..Response::json(202, Vec::new())
+            }),
+        }
+    }
+
+    /// `GET /mcp`: the session's server→client stream.
+    pub(super) fn mcp_get(&mut self, conn: Slot, req: &Request, now: Instant) -> Outcome {
+        if !req.accepts("text/event-stream") {
+            return respond(Response::rpc_error(
+                406,
+                codes::INVALID_REQUEST,
+                "GET /mcp opens an event stream: send Accept: text/event-stream",
+            ));
+        }
+        if let Some(refusal) = check_protocol_version(req) {
+            return respond(refusal);
+        }
+        let session = match self.session_of(req) {
+            Ok(session) => session,
+            Err(refusal) => return respond(refusal),
+        };
+        let state = self.sessions.get_mut(session).expect("found above");
+        if state.stream.is_some() {
+            return respond(Response::rpc_error(
+                409,
+                codes::INVALID_REQUEST,
+                "this session already has its stream open; only one GET stream per session",
+            ));
+        }
+        state.stream = Some(conn);
+        state.last_seen = now;
+        let id = state.id.clone();
+        let mut headers = self.cors_headers(req);
+        headers.push((SESSION_HEADER, id));
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut head = Vec::with_capacity(256);
+        http::response::write_sse_head(&mut head, &headers);
+        Outcome::Stream { head, session }
+    }
+
+    /// `DELETE /mcp`: the client ends its session.
+    pub(super) fn mcp_delete(&mut self, req: &Request) -> Response {
+        let session = match self.session_of(req) {
+            Ok(session) => session,
+            Err(refusal) => return refusal,
+        };
+        if let Some(closed) = self.sessions.close(session) {
+            log::debug!("session {} deleted by the client", closed.id);
+            if let Some(stream) = closed.stream {
+                self.outbox.push(Outgoing::Close(stream));
+            }
+        }
+        Response::json(200, Vec::new())
+    }
+
+    /// The Streamable HTTP session a request names.
+    fn session_of(&self, req: &Request) -> Result<Slot, Response> {
+        let Some(id) = req.header("mcp-session-id") else {
+            return Err(Response::rpc_error(
+                400,
+                codes::INVALID_REQUEST,
+                "missing the Mcp-Session-Id header; send initialize first to get one",
+            ));
+        };
+        self.sessions
+            .find(id)
+            .filter(|slot| {
+                self.sessions
+                    .get(*slot)
+                    .is_some_and(|s| s.transport == Transport::Streamable)
+            })
+            .ok_or_else(|| {
+                Response::rpc_error(
+                    404,
+                    codes::INVALID_REQUEST,
+                    "unknown or expired session: initialize again to get a new one",
+                )
+            })
+    }
+}
+
+fn respond(response: Response) -> Outcome {
+    Outcome::Respond(response)
+}
+
+fn check_protocol_version(req: &Request) -> Option<Response> {
+    let version = req.header("mcp-protocol-version")?;
+    if SUPPORTED_PROTOCOL_VERSIONS.contains(&version) {
+        return None;
+    }
+    Some(Response::rpc_error(
+        400,
+        codes::INVALID_REQUEST,
+        &format!(
+            "unsupported MCP-Protocol-Version {version}; the gateway speaks {}",
+            SUPPORTED_PROTOCOL_VERSIONS.join(", ")
+        ),
+    ))
+}
