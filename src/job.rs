@@ -5,15 +5,16 @@
 //! The reactor is woken through a `mio::Waker` after each send: the waker is the doorbell, the channel
 //! the mailbox.
 
+use crate::downstream::stdio::Inbound;
 use crate::registry::Snapshot;
 use crate::rpc::{self, codes, Id};
 use crossbeam_channel::Sender;
 use serde_json::{Map, Value};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// A slab key plus the generation it had when the message was created.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Slot {
     pub key: usize,
     pub gen: u64,
@@ -41,6 +42,9 @@ pub enum Answer {
 #[derive(Debug)]
 pub struct Job {
     pub to: ReplyTo,
+    /// The MCP session the call belongs to (None for REST): whose capabilities decide whether the
+    /// server may ask the client things, and where cancellation comes from.
+    pub session: Option<Slot>,
     pub answer: Answer,
     /// Index of the server (and its pool).
     pub server: usize,
@@ -52,6 +56,71 @@ pub struct Job {
     pub progress_token: Option<Value>,
     /// When the reactor created the job: `acquireTimeout` counts from here.
     pub created: Instant,
+    /// Shared with the reactor, which cancels through it.
+    pub control: Arc<CallControl>,
+}
+
+impl Job {
+    /// The key under which the reactor tracks this call for cancellation.
+    pub fn key(&self) -> Option<CallKey> {
+        match (&self.answer, self.session) {
+            (Answer::JsonRpc(id), Some(session)) => Some(CallKey {
+                session,
+                id: id.clone(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// A client's request in flight: its session and its own id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CallKey {
+    pub session: Slot,
+    pub id: Id,
+}
+
+/// Lets the reactor cancel a call, and reach it with the client's answers to the server's requests.
+#[derive(Debug, Default)]
+pub struct CallControl {
+    state: Mutex<ControlState>,
+}
+
+#[derive(Debug, Default)]
+enum ControlState {
+    #[default]
+    Queued,
+    Running(Sender<Inbound>),
+    Cancelled,
+}
+
+impl CallControl {
+    /// The client cancelled: the call stops wherever it is.
+    pub fn cancel(&self) {
+        let mut state = self.lock();
+        if let ControlState::Running(tx) = &*state {
+            let _ = tx.send(Inbound::Cancelled);
+        }
+        *state = ControlState::Cancelled;
+    }
+
+    /// The call reached its server; false if it was cancelled before.
+    pub fn start(&self, tx: Sender<Inbound>) -> bool {
+        let mut state = self.lock();
+        if matches!(*state, ControlState::Cancelled) {
+            return false;
+        }
+        *state = ControlState::Running(tx);
+        true
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        matches!(*self.lock(), ControlState::Cancelled)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ControlState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// A failure of the gateway or of a server to produce an answer (not a JSON-RPC error the server sent).
@@ -103,9 +172,22 @@ pub enum ToReactor {
         to: ReplyTo,
         /// HTTP status (used for `ReplyTo::Conn`; SSE events ignore it).
         status: u16,
+        /// Empty for "no answer" (a call the client cancelled).
         body: Vec<u8>,
         /// True for the job's final message.
         last: bool,
+        /// With the final message of an MCP call: which call ended.
+        done: Option<CallKey>,
+    },
+    /// A server asks the client something during a call (sampling, elicitation, roots). The answer
+    /// goes to `reply` as `Inbound::ClientAnswer`.
+    ClientRequest {
+        to: ReplyTo,
+        session: Slot,
+        child_id: Value,
+        method: String,
+        params: Option<Value>,
+        reply: Sender<Inbound>,
     },
     /// A new registry to serve from now on.
     Registry(Arc<Snapshot>),
@@ -145,17 +227,45 @@ impl ReactorSink {
             status,
             body,
             last: true,
+            done: job.key(),
+        });
+    }
+
+    /// Sends a message that comes before the outcome (progress, requests to the client).
+    pub fn before_answer(&self, job: &Job, body: Vec<u8>) {
+        self.send(ToReactor::Reply {
+            to: job.to,
+            status: 200,
+            body,
+            last: false,
+            done: None,
+        });
+    }
+
+    /// Ends a call the client cancelled: no answer on a session stream (the spec says none is sent);
+    /// a waiting HTTP request still needs one, so it gets an error saying so.
+    pub fn cancelled(&self, job: &Job) {
+        let body = match (job.to, &job.answer) {
+            (ReplyTo::Conn(_), Answer::JsonRpc(id)) => rpc::error_response(
+                Some(id.json()),
+                codes::REQUEST_CANCELLED,
+                "the request was cancelled by the client",
+            ),
+            _ => Vec::new(),
+        };
+        self.send(ToReactor::Reply {
+            to: job.to,
+            status: 200,
+            body,
+            last: true,
+            done: job.key(),
         });
     }
 
     /// Sends the final outcome of a job that failed before the server answered.
     pub fn fail(&self, job: &Job, failure: &Failure) {
-        self.fail_to(job.to, &job.answer, failure);
-    }
-
-    pub fn fail_to(&self, to: ReplyTo, answer: &Answer, failure: &Failure) {
         // MCP clients get a JSON-RPC error in an ordinary answer; REST maps failures to statuses.
-        let (status, body) = match answer {
+        let (status, body) = match &job.answer {
             Answer::JsonRpc(id) => (
                 200,
                 rpc::error_response(Some(id.json()), failure.code(), failure.message()),
@@ -166,10 +276,11 @@ impl ReactorSink {
             ),
         };
         self.send(ToReactor::Reply {
-            to,
+            to: job.to,
             status,
             body,
             last: true,
+            done: job.key(),
         });
     }
 }

@@ -9,7 +9,7 @@
 //!
 //! A panic while serving a call is caught: the client gets −32603 and the worker lives on.
 
-use crate::downstream::stdio::{CallError, StdioChild};
+use crate::downstream::stdio::{Call, CallError, Inbound, StdioChild};
 use crate::job::{Failure, Job, ReactorSink, ToReactor};
 use crate::pool::{Handle, Submit};
 use crate::rpc;
@@ -94,42 +94,90 @@ impl Worker {
 
     /// Makes the call and sends the outcome. Returns whether the server answered.
     fn call(&self, job: &Job, child: &StdioChild) -> bool {
+        if job.control.is_cancelled() {
+            self.sink.cancelled(job);
+            return true;
+        }
         let timeout = self.call_timeouts[job.server];
         let deadline = Instant::now() + timeout;
-        let id = child.next_request_id();
-        let mut params = job.params.clone();
-        if job.progress_token.is_some() {
-            // Downstream, the token is our request id: unique per handle, and mapped back below.
-            set_progress_token(&mut params, Value::from(id));
-        }
-        let mut forward_progress = |progress: Map<String, Value>| {
-            if let Some(token) = &job.progress_token {
-                let mut progress = progress;
-                progress.insert("progressToken".into(), token.clone());
-                self.sink.send(ToReactor::Reply {
-                    to: job.to,
-                    status: 200,
-                    body: rpc::notification("notifications/progress", Some(&progress)),
-                    last: false,
-                });
-            }
-        };
-        match child.call(
-            id,
+        let call = match child.begin(
             job.method,
-            Some(&params),
+            Some(job.params.clone()),
+            job.progress_token.is_some(),
             deadline,
-            &mut forward_progress,
+            job.session.is_some(),
         ) {
-            Ok(outcome) => {
-                self.sink
-                    .answer(job, outcome.as_ref().map(|r| r.get()).map_err(|e| e.get()));
-                true
-            }
+            Ok(call) => call,
             Err(error) => {
                 self.sink.fail(job, &failure_of(error, child, job, timeout));
-                false
+                return false;
             }
+        };
+        if !job.control.start(call.sender()) {
+            call.cancel("cancelled by the client");
+            self.sink.cancelled(job);
+            return true;
+        }
+        loop {
+            match call.next() {
+                Ok(Inbound::Response(outcome)) => {
+                    let outcome = outcome.as_ref().map(|r| r.get()).map_err(|e| e.get());
+                    self.sink.answer(job, outcome);
+                    return true;
+                }
+                Ok(Inbound::Progress(mut progress)) => {
+                    if let Some(token) = &job.progress_token {
+                        progress.insert("progressToken".into(), token.clone());
+                        let note = rpc::notification("notifications/progress", Some(&progress));
+                        self.sink.before_answer(job, note);
+                    }
+                }
+                Ok(Inbound::ChildRequest { id, method, params }) => {
+                    self.child_request(job, child, &call, id, method, params)
+                }
+                Ok(Inbound::ClientAnswer { child_id, outcome }) => {
+                    child.respond(&child_id, outcome.as_ref())
+                }
+                Ok(Inbound::Cancelled) => {
+                    call.cancel("cancelled by the client");
+                    self.sink.cancelled(job);
+                    return true;
+                }
+                // `next` turns these into errors.
+                Ok(Inbound::Closed | Inbound::TooLarge { .. }) => {}
+                Err(error) => {
+                    self.sink.fail(job, &failure_of(error, child, job, timeout));
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// The server asks something while serving this call: `ping` is answered here; what only the
+    /// client can answer goes to the session that made the call (the reactor checks that the client
+    /// declared the capability); anything else is refused.
+    fn child_request(
+        &self,
+        job: &Job,
+        child: &StdioChild,
+        call: &Call<'_>,
+        id: Value,
+        method: String,
+        params: Option<Value>,
+    ) {
+        match (method.as_str(), job.session) {
+            ("ping", _) => child.respond(&id, Ok(&Value::Object(Map::new()))),
+            ("sampling/createMessage" | "elicitation/create" | "roots/list", Some(session)) => {
+                self.sink.send(ToReactor::ClientRequest {
+                    to: job.to,
+                    session,
+                    child_id: id,
+                    method,
+                    params,
+                    reply: call.sender(),
+                });
+            }
+            _ => child.refuse(&id, &method),
         }
     }
 }
@@ -147,18 +195,6 @@ fn failure_of(error: CallError, child: &StdioChild, job: &Job, timeout: Duration
             "server {}'s answer exceeds maxMessageBytes ({limit} bytes)",
             child.name
         )),
-    }
-}
-
-fn set_progress_token(params: &mut Map<String, Value>, token: Value) {
-    let meta = params
-        .entry("_meta")
-        .or_insert_with(|| Value::Object(Map::new()));
-    if !meta.is_object() {
-        *meta = Value::Object(Map::new());
-    }
-    if let Value::Object(meta) = meta {
-        meta.insert("progressToken".into(), token);
     }
 }
 
@@ -215,6 +251,8 @@ mod tests {
             params: Map::new(),
             progress_token: None,
             created: Instant::now(),
+            session: None,
+            control: Default::default(),
         }
     }
 
@@ -232,18 +270,5 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-    }
-
-    #[test]
-    fn progress_token_keeps_other_meta() {
-        let mut params: Map<String, Value> =
-            serde_json::from_str(r#"{"name":"x","_meta":{"progressToken":"abc","other":1}}"#)
-                .unwrap();
-        set_progress_token(&mut params, Value::from(42));
-        assert_eq!(params["_meta"]["progressToken"], 42);
-        assert_eq!(params["_meta"]["other"], 1);
-        let mut bare = Map::new();
-        set_progress_token(&mut bare, Value::from(1));
-        assert_eq!(bare["_meta"]["progressToken"], 1);
     }
 }

@@ -11,7 +11,6 @@
 //! child's request, which waits at most a second for pipe space.
 
 use super::stdio::{Inbound, StdioChild};
-use crate::rpc;
 use crossbeam_channel::{Receiver, Sender};
 use mio::unix::pipe;
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -22,7 +21,7 @@ use slab::Slab;
 use std::io::{self, Read};
 use std::process::{ChildStderr, ChildStdout};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const WAKER: Token = Token(usize::MAX);
 /// A stderr line longer than this is logged in pieces.
@@ -159,7 +158,7 @@ impl IoLoop {
         if let Err(e) = registered {
             log::error!("{}: cannot watch its {stream:?}: {e}", child.label());
             if stream == Stream::Stdout {
-                child.deliver(Inbound::Closed);
+                child.deliver_all(|| Inbound::Closed);
             }
             return;
         }
@@ -209,7 +208,7 @@ impl IoLoop {
         }
         if pipe.stream == Stream::Stdout {
             log::debug!("{}: stdout closed", pipe.child.label());
-            pipe.child.deliver(Inbound::Closed);
+            pipe.child.deliver_all(|| Inbound::Closed);
             (self.on_event)(ChildEvent::Closed {
                 server: pipe.child.server,
                 serial: pipe.child.serial,
@@ -263,7 +262,7 @@ fn over_limit(pipe: &mut Pipe, limit: usize) {
             );
             pipe.discarding = true;
             pipe.line = Vec::new();
-            pipe.child.deliver(Inbound::TooLarge { limit });
+            pipe.child.deliver_all(|| Inbound::TooLarge { limit });
         }
         Stream::Stderr => {
             let line = std::mem::take(&mut pipe.line);
@@ -326,7 +325,12 @@ fn handle_message(child: &StdioChild, line: &[u8], on_event: &dyn Fn(ChildEvent)
         }
     };
     match (envelope.method, envelope.id) {
-        (Some(method), Some(id)) => answer_child_request(child, &method, &id),
+        (Some(method), Some(id)) => {
+            let params = envelope.params.map(Value::Object);
+            if let Some((id, method)) = child.deliver_request(id, method, params) {
+                answer_child_request(child, &method, &id);
+            }
+        }
         (Some(method), None) => handle_notification(child, &method, envelope.params, on_event),
         (None, Some(id)) => {
             let Some(id) = id.as_u64() else {
@@ -341,7 +345,7 @@ fn handle_message(child: &StdioChild, line: &[u8], on_event: &dyn Fn(ChildEvent)
                 (Some(result), None) => Ok(result),
                 (None, None) => Ok(RawValue::from_string("null".into()).expect("valid JSON")),
             };
-            child.deliver(Inbound::Response { id, outcome });
+            child.deliver_response(id, outcome);
         }
         (None, None) => log::warn!(
             "{}: ignoring a JSON message that is neither request, notification nor response",
@@ -350,24 +354,16 @@ fn handle_message(child: &StdioChild, line: &[u8], on_event: &dyn Fn(ChildEvent)
     }
 }
 
-/// The gateway is the client of its children: it must answer their requests, never leave one hanging.
+/// The gateway is the client of its children: it must answer their requests, never leave one
+/// hanging. Outside a call that can reach a client, only `ping` and `roots/list` have an answer.
 fn answer_child_request(child: &StdioChild, method: &str, id: &Value) {
-    let id_json = id.to_string();
-    let mut line = match method {
-        "ping" => rpc::result_response(&id_json, "{}"),
-        "roots/list" => rpc::result_response(&id_json, r#"{"roots":[]}"#),
+    match method {
+        "ping" => child.respond(id, Ok(&serde_json::json!({}))),
+        "roots/list" => child.respond(id, Ok(&serde_json::json!({"roots": []}))),
         _ => {
             log::debug!("{}: refusing its request {method}", child.label());
-            rpc::error_response(
-                Some(&id_json),
-                rpc::codes::METHOD_NOT_FOUND,
-                &format!("Method not found: the gateway does not handle {method} from servers"),
-            )
+            child.refuse(id, method);
         }
-    };
-    line.push(b'\n');
-    if let Err(e) = child.write_line(&line, Instant::now() + Duration::from_secs(1)) {
-        log::debug!("{}: could not answer its {method}: {e}", child.label());
     }
 }
 
@@ -381,7 +377,7 @@ fn handle_notification(
         "notifications/progress" => {
             let params = params.unwrap_or_default();
             match params.get("progressToken").and_then(Value::as_u64) {
-                Some(token) => child.deliver(Inbound::Progress { token, params }),
+                Some(token) => child.deliver_progress(token, params),
                 None => log::debug!("{}: progress with a token we never sent", child.label()),
             }
         }

@@ -118,8 +118,7 @@ fn request(
         Value::Object(map) => map,
         _ => Map::new(),
     };
-    let id = child.next_request_id();
-    match child.call(id, method, Some(&params), deadline, &mut |_| {}) {
+    match child.request(method, Some(params), deadline) {
         Ok(Ok(result)) => serde_json::from_str(result.get())
             .map_err(|e| format!("its {method} result is not valid JSON: {e}")),
         Ok(Err(error)) => Err(format!(

@@ -71,6 +71,26 @@ pub fn spawn(local: &LocalServer) -> io::Result<Child> {
             if libc::getppid() != parent {
                 libc::_exit(1);
             }
+            // Fds the gateway inherited from its own parent (or any opened without O_CLOEXEC) must
+            // not reach the child: mark everything above 2 close-on-exec. std's exec-error pipe is
+            // already close-on-exec, so it keeps working.
+            const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+            if libc::syscall(
+                libc::SYS_close_range,
+                3 as libc::c_uint,
+                libc::c_uint::MAX,
+                CLOSE_RANGE_CLOEXEC,
+            ) != 0
+            {
+                // Kernels before 5.11: walk the fd table up to the soft limit.
+                let max = libc::sysconf(libc::_SC_OPEN_MAX).clamp(0, 1 << 20) as libc::c_int;
+                for fd in 3..max {
+                    let flags = libc::fcntl(fd, libc::F_GETFD);
+                    if flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
+                        libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+                    }
+                }
+            }
             // Signals the gateway blocks for its signal thread must not stay blocked in the child.
             let mut empty: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut empty);

@@ -1,36 +1,46 @@
-//! One stdio child as a pooled handle: writing requests to its stdin, waiting for its answers.
+//! One stdio child as a pooled handle: writing requests to its stdin, routing its answers.
 //!
 //! The read side of the child's pipes belongs to the child-I/O thread (`child_io`), which parses every
-//! stdout line and drops answers and progress into this handle's inbox. Whoever holds the handle (one
-//! worker at a time, by pool contract) sends a request with a fresh id and reads the inbox until the
-//! answer with that id arrives; anything else found there (a late answer to a timed-out call, progress
-//! of an earlier call) is stale and dropped. Writes go through a mutex because the child-I/O thread
-//! also writes (answers to the child's own `ping`/`roots/list`).
+//! stdout line and hands each message to the request it belongs to: answers and progress by id (our
+//! ids double as progress tokens), the child's own requests to the exclusive call in progress (the
+//! one that may involve the client), `Closed` to everyone when stdout ends. A `Call` is one request in
+//! flight with its own channel, so several can share a child: the pooled call of the worker that
+//! holds the handle, and the gateway's own out-of-band requests (re-listing after `list_changed`,
+//! `logging/setLevel`, subscriptions). Late answers of abandoned calls find no entry and are dropped.
+//! Writes go through a mutex: several threads write, each line whole.
 
 use crate::rpc;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+use std::collections::HashMap;
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::process::{Child, ChildStdin};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// What the child-I/O thread puts in a handle's inbox.
+/// A message for one request in flight.
 #[derive(Debug)]
 pub enum Inbound {
-    /// A response to request `id`: `Ok(result)` or `Err(error object)`, both as raw JSON.
-    Response {
-        id: u64,
-        outcome: Result<Box<RawValue>, Box<RawValue>>,
+    /// The answer: `Ok(result)` or `Err(error object)`, both raw JSON.
+    Response(Result<Box<RawValue>, Box<RawValue>>),
+    /// `notifications/progress` for this request.
+    Progress(Map<String, Value>),
+    /// The child asks the client something while this request runs (sampling, elicitation, roots).
+    ChildRequest {
+        id: Value,
+        method: String,
+        params: Option<Value>,
     },
-    /// `notifications/progress` whose token is the numeric id of one of our requests.
-    Progress {
-        token: u64,
-        params: Map<String, Value>,
+    /// The client's answer to a `ChildRequest` of this call (delivered by the reactor).
+    ClientAnswer {
+        child_id: Value,
+        outcome: Result<Value, Value>,
     },
+    /// The client cancelled the request.
+    Cancelled,
     /// A message from the child exceeded `maxMessageBytes` and was discarded.
     TooLarge { limit: usize },
     /// stdout closed: the child is gone or going.
@@ -48,6 +58,12 @@ pub enum CallError {
     TooLarge(usize),
 }
 
+struct Pending {
+    tx: Sender<Inbound>,
+    /// The child's own requests go to this call (the exclusive call of the handle's holder).
+    takes_requests: bool,
+}
+
 /// A running, initialized (or initializing) stdio server process.
 pub struct StdioChild {
     /// Index of the server in the config.
@@ -59,8 +75,9 @@ pub struct StdioChild {
     pub pid: u32,
     stdin: Mutex<Option<ChildStdin>>,
     process: Mutex<Option<Child>>,
-    inbox_tx: Sender<Inbound>,
-    inbox_rx: Receiver<Inbound>,
+    /// Requests in flight by id. `alive` only changes under this lock, so no call can start after
+    /// everyone was told `Closed`.
+    pending: Mutex<HashMap<u64, Pending>>,
     next_id: AtomicU64,
     alive: AtomicBool,
     /// The last lines the child wrote to stderr: the best clue when it dies.
@@ -69,6 +86,61 @@ pub struct StdioChild {
 
 const STDERR_TAIL_LINES: usize = 3;
 const STDERR_TAIL_CHARS: usize = 300;
+
+/// One request in flight on a child.
+pub struct Call<'a> {
+    child: &'a StdioChild,
+    /// Our id for it downstream (also its progress token).
+    pub id: u64,
+    rx: Receiver<Inbound>,
+    tx: Sender<Inbound>,
+    deadline: Instant,
+}
+
+impl Call<'_> {
+    /// Where others (the reactor) put messages for this call.
+    pub fn sender(&self) -> Sender<Inbound> {
+        self.tx.clone()
+    }
+
+    /// The next message; `Err(Timeout)` after the deadline (the child is told to stop).
+    pub fn next(&self) -> Result<Inbound, CallError> {
+        let timeout = self.deadline.saturating_duration_since(Instant::now());
+        match self.rx.recv_timeout(timeout) {
+            Ok(Inbound::Closed) => Err(CallError::Closed(self.child.death_note())),
+            Ok(Inbound::TooLarge { limit }) => Err(CallError::TooLarge(limit)),
+            Ok(message) => Ok(message),
+            Err(RecvTimeoutError::Timeout) => {
+                self.cancel("timed out");
+                Err(CallError::Timeout)
+            }
+            Err(RecvTimeoutError::Disconnected) => Err(CallError::Closed(self.child.death_note())),
+        }
+    }
+
+    /// Tells the child to stop working on this request.
+    pub fn cancel(&self, reason: &str) {
+        self.child.cancel(self.id, reason);
+    }
+
+    /// Waits for the answer, answering any request of the child with an error: for the gateway's
+    /// own requests, where no client is involved.
+    pub fn answer(self) -> Result<Result<Box<RawValue>, Box<RawValue>>, CallError> {
+        loop {
+            match self.next()? {
+                Inbound::Response(outcome) => return Ok(outcome),
+                Inbound::ChildRequest { id, method, .. } => self.child.refuse(&id, &method),
+                _ => {}
+            }
+        }
+    }
+}
+
+impl Drop for Call<'_> {
+    fn drop(&mut self) {
+        self.child.pending().remove(&self.id);
+    }
+}
 
 impl StdioChild {
     /// Wraps a freshly spawned child whose stdout/stderr the caller hands to the child-I/O thread.
@@ -83,7 +155,6 @@ impl StdioChild {
             .take()
             .ok_or_else(|| io::Error::other("child has no stdin pipe"))?;
         set_nonblocking(&stdin)?;
-        let (inbox_tx, inbox_rx) = crossbeam_channel::unbounded();
         Ok(StdioChild {
             server,
             name,
@@ -91,8 +162,7 @@ impl StdioChild {
             pid: child.id(),
             stdin: Mutex::new(Some(stdin)),
             process: Mutex::new(Some(child)),
-            inbox_tx,
-            inbox_rx,
+            pending: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             alive: AtomicBool::new(true),
             stderr_tail: Mutex::new(Vec::new()),
@@ -108,17 +178,135 @@ impl StdioChild {
         self.alive.load(Ordering::Acquire)
     }
 
-    /// The next request id on this handle. Ids double as progress tokens downstream.
-    pub fn next_request_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
+    fn pending(&self) -> MutexGuard<'_, HashMap<u64, Pending>> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Called by the child-I/O thread.
-    pub fn deliver(&self, message: Inbound) {
-        if matches!(message, Inbound::Closed) {
+    /// Sends a request. With `progress`, `params` gets `_meta.progressToken` = the request's id (unique
+    /// on this child, and how its progress finds its way back); `takes_requests` routes the child's
+    /// own requests to this call while it runs.
+    pub fn begin(
+        &self,
+        method: &str,
+        mut params: Option<Map<String, Value>>,
+        progress: bool,
+        deadline: Instant,
+        takes_requests: bool,
+    ) -> Result<Call<'_>, CallError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        if progress {
+            set_progress_token(params.get_or_insert_with(Map::new), Value::from(id));
+        }
+        let (tx, rx) = crossbeam_channel::unbounded();
+        {
+            let mut pending = self.pending();
+            if !self.is_alive() {
+                drop(pending);
+                return Err(CallError::Closed(self.death_note()));
+            }
+            pending.insert(
+                id,
+                Pending {
+                    tx: tx.clone(),
+                    takes_requests,
+                },
+            );
+        }
+        let call = Call {
+            child: self,
+            id,
+            rx,
+            tx,
+            deadline,
+        };
+        let mut line = rpc::request(id, method, params.as_ref());
+        line.push(b'\n');
+        if let Err(e) = self.write_line(&line, deadline) {
+            return Err(if e.kind() == io::ErrorKind::TimedOut {
+                call.cancel("the server did not read its input in time");
+                CallError::Timeout
+            } else {
+                CallError::Closed(format!("{} (writing the request: {e})", self.death_note()))
+            });
+        }
+        Ok(call)
+    }
+
+    /// One request whose result the gateway itself needs (handshake, listings).
+    pub fn request(
+        &self,
+        method: &str,
+        params: Option<Map<String, Value>>,
+        deadline: Instant,
+    ) -> Result<Result<Box<RawValue>, Box<RawValue>>, CallError> {
+        self.begin(method, params, false, deadline, false)?.answer()
+    }
+
+    /// Child-I/O: the answer to request `id` (dropped when nobody waits any more).
+    pub fn deliver_response(&self, id: u64, outcome: Result<Box<RawValue>, Box<RawValue>>) {
+        match self.pending().get(&id) {
+            Some(p) => {
+                let _ = p.tx.send(Inbound::Response(outcome));
+            }
+            None => log::debug!("{}: dropping a late answer to request {id}", self.label()),
+        }
+    }
+
+    /// Child-I/O: progress whose token is our request id.
+    pub fn deliver_progress(&self, token: u64, params: Map<String, Value>) {
+        if let Some(p) = self.pending().get(&token) {
+            let _ = p.tx.send(Inbound::Progress(params));
+        }
+    }
+
+    /// Child-I/O: the child's own request. Returns it when no call in progress takes requests.
+    pub fn deliver_request(
+        &self,
+        id: Value,
+        method: String,
+        params: Option<Value>,
+    ) -> Option<(Value, String)> {
+        let pending = self.pending();
+        match pending.values().find(|p| p.takes_requests) {
+            Some(p) => {
+                let _ = p.tx.send(Inbound::ChildRequest { id, method, params });
+                None
+            }
+            None => Some((id, method)),
+        }
+    }
+
+    /// Child-I/O: something every request in flight must hear (`Closed` marks the child dead).
+    pub fn deliver_all(&self, message: impl Fn() -> Inbound) {
+        let pending = self.pending();
+        if matches!(message(), Inbound::Closed) {
             self.alive.store(false, Ordering::Release);
         }
-        let _ = self.inbox_tx.send(message);
+        for p in pending.values() {
+            let _ = p.tx.send(message());
+        }
+    }
+
+    /// Answers one of the child's own requests.
+    pub fn respond(&self, child_id: &Value, outcome: Result<&Value, &Value>) {
+        let id = child_id.to_string();
+        let mut line = match outcome {
+            Ok(result) => rpc::result_response(&id, &result.to_string()),
+            Err(error) => rpc::raw_error_response(&id, &error.to_string()),
+        };
+        line.push(b'\n');
+        if let Err(e) = self.write_line(&line, Instant::now() + Duration::from_secs(1)) {
+            log::debug!("{}: could not answer its request: {e}", self.label());
+        }
+    }
+
+    /// Refuses one of the child's own requests with -32601.
+    pub fn refuse(&self, child_id: &Value, method: &str) {
+        let error = serde_json::json!({
+            "code": rpc::codes::METHOD_NOT_FOUND,
+            "message": format!("the gateway cannot forward {method} here: no client is waiting on this server"),
+        });
+        self.respond(child_id, Err(&error));
     }
 
     /// Called by the child-I/O thread for each stderr line.
@@ -153,54 +341,7 @@ impl StdioChild {
         note
     }
 
-    /// Sends a request and waits for its answer; progress notifications for it go to `on_progress`.
-    /// Returns the server's result or JSON-RPC error (both raw), or why there was no answer.
-    pub fn call(
-        &self,
-        id: u64,
-        method: &str,
-        params: Option<&Map<String, Value>>,
-        deadline: Instant,
-        on_progress: &mut dyn FnMut(Map<String, Value>),
-    ) -> Result<Result<Box<RawValue>, Box<RawValue>>, CallError> {
-        self.discard_stale();
-        if !self.is_alive() {
-            return Err(CallError::Closed(self.death_note()));
-        }
-        let mut line = rpc::request(id, method, params);
-        line.push(b'\n');
-        if let Err(e) = self.write_line(&line, deadline) {
-            return Err(if e.kind() == io::ErrorKind::TimedOut {
-                self.cancel(id, "the server did not read its input in time");
-                CallError::Timeout
-            } else {
-                CallError::Closed(format!("{} (writing the request: {e})", self.death_note()))
-            });
-        }
-        loop {
-            let timeout = deadline.saturating_duration_since(Instant::now());
-            match self.inbox_rx.recv_timeout(timeout) {
-                Ok(Inbound::Response { id: got, outcome }) if got == id => return Ok(outcome),
-                Ok(Inbound::Progress { token, params }) if token == id => on_progress(params),
-                Ok(Inbound::Closed) => {
-                    // Keep the marker for anyone who looks later.
-                    let _ = self.inbox_tx.send(Inbound::Closed);
-                    return Err(CallError::Closed(self.death_note()));
-                }
-                Ok(Inbound::TooLarge { limit }) => return Err(CallError::TooLarge(limit)),
-                Ok(stale) => log::debug!("{}: dropping stale {stale:?}", self.label()),
-                Err(RecvTimeoutError::Timeout) => {
-                    self.cancel(id, "timed out");
-                    return Err(CallError::Timeout);
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    return Err(CallError::Closed(self.death_note()))
-                }
-            }
-        }
-    }
-
-    /// Tells the child to stop working on request `id`; its late answer will be dropped as stale.
+    /// Tells the child to stop working on request `id`; its late answer will be dropped.
     pub fn cancel(&self, id: u64, reason: &str) {
         let params = serde_json::json!({ "requestId": id, "reason": reason });
         self.notify("notifications/cancelled", Some(&params));
@@ -239,21 +380,25 @@ impl StdioChild {
     /// Closes stdin (the polite way to ask a stdio server to exit) and hands over the process for
     /// reaping. Returns None if it was already taken.
     pub fn retire(&self) -> Option<Child> {
-        self.alive.store(false, Ordering::Release);
+        self.deliver_all(|| Inbound::Closed);
         drop(self.stdin.lock().unwrap_or_else(|e| e.into_inner()).take());
         self.process
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()
     }
+}
 
-    fn discard_stale(&self) {
-        while let Ok(message) = self.inbox_rx.try_recv() {
-            if matches!(message, Inbound::Closed) {
-                let _ = self.inbox_tx.send(Inbound::Closed);
-                return;
-            }
-        }
+/// Sets `_meta.progressToken`, keeping any other `_meta` fields.
+fn set_progress_token(params: &mut Map<String, Value>, token: Value) {
+    let meta = params
+        .entry("_meta")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !meta.is_object() {
+        *meta = Value::Object(Map::new());
+    }
+    if let Value::Object(meta) = meta {
+        meta.insert("progressToken".into(), token);
     }
 }
 
@@ -293,5 +438,23 @@ fn wait_writable(fd: i32, deadline: Instant) -> io::Result<()> {
                 return Err(e);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_token_keeps_other_meta() {
+        let mut params: Map<String, Value> =
+            serde_json::from_str(r#"{"name":"x","_meta":{"progressToken":"abc","other":1}}"#)
+                .unwrap();
+        set_progress_token(&mut params, Value::from(42));
+        assert_eq!(params["_meta"]["progressToken"], 42);
+        assert_eq!(params["_meta"]["other"], 1);
+        let mut bare = Map::new();
+        set_progress_token(&mut bare, Value::from(1));
+        assert_eq!(bare["_meta"]["progressToken"], 1);
     }
 }

@@ -587,6 +587,8 @@ mod tests {
             params: Default::default(),
             progress_token: None,
             created,
+            session: None,
+            control: Default::default(),
         }
     }
 

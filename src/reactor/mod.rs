@@ -342,15 +342,49 @@ impl Reactor {
                     status,
                     body,
                     last,
+                    done,
                 } => {
                     if last {
-                        self.router.answered();
+                        self.router.answered(done);
                     }
                     match to {
-                        ReplyTo::Conn(slot) => self.answer_conn(slot, status, body, last, now),
-                        ReplyTo::Session(slot) => {
+                        ReplyTo::Conn(slot) => {
+                            self.answer_conn(slot, status, body, last, now);
+                        }
+                        ReplyTo::Session(slot) if !body.is_empty() => {
                             self.router.to_session(slot, &body);
                             self.deliver_outbox(now);
+                        }
+                        ReplyTo::Session(_) => {}
+                    }
+                }
+                ToReactor::ClientRequest {
+                    to,
+                    session,
+                    child_id,
+                    method,
+                    params,
+                    reply,
+                } => {
+                    let Some(request) = self
+                        .router
+                        .client_request(session, child_id, &method, params, reply)
+                    else {
+                        continue;
+                    };
+                    match to {
+                        ReplyTo::Session(slot) => {
+                            self.router.to_session(slot, &request);
+                            self.deliver_outbox(now);
+                        }
+                        ReplyTo::Conn(slot) => {
+                            if !self.answer_conn(slot, 200, request.clone(), false, now) {
+                                self.router.client_request_failed(
+                                    session,
+                                    &request,
+                                    "the client's request cannot carry server requests (it does not accept text/event-stream)",
+                                );
+                            }
                         }
                     }
                 }
@@ -364,10 +398,18 @@ impl Reactor {
     }
 
     /// A worker's message for a connection waiting on it: the answer (`last`), or a message before
-    /// it, which turns the answer into an event stream when the client accepts one.
-    fn answer_conn(&mut self, slot: Slot, status: u16, body: Vec<u8>, last: bool, now: Instant) {
+    /// it, which turns the answer into an event stream when the client accepts one. Returns whether
+    /// the message could be sent.
+    fn answer_conn(
+        &mut self,
+        slot: Slot,
+        status: u16,
+        body: Vec<u8>,
+        last: bool,
+        now: Instant,
+    ) -> bool {
         let Some(conn) = self.conns.get_mut(slot.key).filter(|c| c.gen == slot.gen) else {
-            return; // the client left; nobody to tell
+            return false; // the client left; nobody to tell
         };
         let State::Awaiting {
             keep_alive,
@@ -377,10 +419,10 @@ impl Reactor {
             ref mut streaming,
         } = conn.state
         else {
-            return;
+            return false;
         };
         if !last && !sse {
-            return; // a progress message for a client that only takes one JSON answer
+            return false; // a message for a client that only takes one JSON answer
         }
         let keep_alive = keep_alive && !conn.read_closed && self.shutdown_deadline.is_none();
         if sse {
@@ -407,12 +449,12 @@ impl Reactor {
                 };
                 self.on_readable(slot.key, now);
                 self.flush(slot.key, now);
-                return;
+                return true;
             }
             if !last {
                 conn.queue(&out);
                 self.flush(slot.key, now);
-                return;
+                return true;
             }
         }
         let response = Response {
@@ -431,6 +473,7 @@ impl Reactor {
         // Pipelined requests may be waiting, and reading may have paused for backpressure.
         self.on_readable(slot.key, now);
         self.flush(slot.key, now);
+        true
     }
 
     /// Does the router's work on other connections: stream bytes, streams to end.

@@ -16,3 +16,5 @@ pub const SERVER_UNAVAILABLE: i64 = -32000;
 pub const REQUEST_TIMEOUT: i64 = -32001;
 /// MCP: resource not found.
 pub const RESOURCE_NOT_FOUND: i64 = -32002;
+/// The client cancelled the request (the code LSP uses; MCP sends no answer on streams).
+pub const REQUEST_CANCELLED: i64 = -32800;

@@ -6,7 +6,7 @@
 
 use super::session::Session;
 use crate::downstream::handshake::{LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS};
-use crate::job::{Answer, Job, ReplyTo};
+use crate::job::{Answer, Job, ReplyTo, Slot};
 use crate::registry::Snapshot;
 use crate::rpc::{self, codes, Id, Incoming, Invalid};
 use serde_json::{json, Map, Value};
@@ -23,13 +23,20 @@ pub enum Action {
     Nothing,
 }
 
+/// Where a session's message came from and where its answers go.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin {
+    pub session: Slot,
+    pub to: ReplyTo,
+    pub now: Instant,
+}
+
 /// Handles one valid message of a session.
 pub fn handle(
     registry: &Snapshot,
     session: &mut Session,
     message: Incoming,
-    to: ReplyTo,
-    now: Instant,
+    origin: Origin,
 ) -> Action {
     match message {
         Incoming::Request { id, method, params } => request(
@@ -38,17 +45,43 @@ pub fn handle(
             id,
             &method,
             params.unwrap_or_default(),
-            to,
-            now,
+            origin,
         ),
-        Incoming::Notification { method, .. } => {
-            if method == "notifications/initialized" {
-                session.initialized = true;
+        Incoming::Notification { method, params } => {
+            notification(session, &method, params.unwrap_or_default());
+            Action::Nothing
+        }
+        Incoming::Response { id, outcome } => {
+            let answered = id
+                .to_value()
+                .as_str()
+                .is_some_and(|ask| session.answer_ask(ask, outcome));
+            if !answered {
+                log::debug!(
+                    "session {}: an answer to unknown request {}",
+                    session.id,
+                    id.json()
+                );
             }
             Action::Nothing
         }
-        // The gateway sends clients no requests (yet), so there is nothing to match answers to.
-        Incoming::Response { .. } => Action::Nothing,
+    }
+}
+
+fn notification(session: &mut Session, method: &str, params: Map<String, Value>) {
+    match method {
+        "notifications/initialized" => session.initialized = true,
+        "notifications/cancelled" => {
+            let control = params
+                .get("requestId")
+                .and_then(Id::from_value)
+                .and_then(|id| session.calls.get(&id));
+            // Unknown ids are normal: the call may have finished already.
+            if let Some(control) = control {
+                control.cancel();
+            }
+        }
+        _ => {}
     }
 }
 
@@ -67,14 +100,13 @@ fn request(
     id: Id,
     method: &str,
     params: Map<String, Value>,
-    to: ReplyTo,
-    now: Instant,
+    origin: Origin,
 ) -> Action {
     let reply = match method {
         "initialize" => initialize(session, &params),
         "ping" => Ok("{}".to_string()),
         "tools/list" => list_tools(registry, &params),
-        "tools/call" => return call_tool(registry, id, params, to, now),
+        "tools/call" => return call_tool(registry, id, params, origin),
         _ => Err((
             codes::METHOD_NOT_FOUND,
             format!("Method not found: {method}"),
@@ -101,6 +133,11 @@ fn initialize(session: &mut Session, params: &Map<String, Value>) -> Outcome {
         LATEST_PROTOCOL_VERSION
     };
     session.protocol_version = Some(version.to_string());
+    session.client_capabilities = params
+        .get("capabilities")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
     Ok(json!({
         "protocolVersion": version,
         "capabilities": {"tools": {"listChanged": true}},
@@ -125,8 +162,7 @@ fn call_tool(
     registry: &Snapshot,
     id: Id,
     mut params: Map<String, Value>,
-    to: ReplyTo,
-    now: Instant,
+    origin: Origin,
 ) -> Action {
     let fail =
         |code, message: String| Action::Reply(rpc::error_response(Some(id.json()), code, &message));
@@ -155,12 +191,14 @@ fn call_tool(
         .cloned();
     params.insert("name".into(), Value::String(tool.original.clone()));
     Action::Dispatch(Box::new(Job {
-        to,
+        to: origin.to,
+        session: Some(origin.session),
         answer: Answer::JsonRpc(id),
         server: tool.server,
         method: "tools/call",
         params,
         progress_token,
-        created: now,
+        created: origin.now,
+        control: Default::default(),
     }))
 }

@@ -18,13 +18,15 @@ mod streamable;
 
 use crate::config::Cors;
 use crate::config::ServerConfig;
+use crate::downstream::stdio::Inbound;
 use crate::http::{Method, Request};
-use crate::job::Slot;
+use crate::job::{CallKey, Slot};
 use crate::registry::Snapshot;
 use crate::rpc;
 use crate::supervisor::ServerPool;
 use crate::workers::WorkerMsg;
 use crossbeam_channel::Sender;
+use serde_json::Value;
 use session::{Sessions, Transport};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -267,9 +269,14 @@ impl Router {
         }
     }
 
-    /// Sends a job to the workers and counts it as in flight.
+    /// Sends a job to the workers and counts it as in flight; an MCP call becomes cancellable.
     fn dispatch(&mut self, job: crate::job::Job) {
         self.in_flight += 1;
+        if let Some(key) = job.key() {
+            if let Some(session) = self.sessions.get_mut(key.session) {
+                session.calls.insert(key.id, job.control.clone());
+            }
+        }
         // The workers live as long as the reactor; a send can only fail during teardown.
         let _ = self.jobs.send(WorkerMsg::Submit(job));
     }
@@ -332,8 +339,69 @@ impl Router {
     }
 
     /// A worker's final answer arrived.
-    pub fn answered(&mut self) {
+    pub fn answered(&mut self, done: Option<CallKey>) {
         self.in_flight = self.in_flight.saturating_sub(1);
+        if let Some(key) = done {
+            if let Some(session) = self.sessions.get_mut(key.session) {
+                session.calls.remove(&key.id);
+            }
+        }
+    }
+
+    /// A server asks the client something during a call. Returns the request to send, or None when
+    /// the client cannot answer (the server has been told why).
+    pub fn client_request(
+        &mut self,
+        session: Slot,
+        child_id: Value,
+        method: &str,
+        params: Option<Value>,
+        reply: Sender<Inbound>,
+    ) -> Option<Vec<u8>> {
+        let refuse = |reply: &Sender<Inbound>, child_id: Value, why: String| {
+            let error = serde_json::json!({"code": rpc::codes::METHOD_NOT_FOUND, "message": why});
+            let _ = reply.send(Inbound::ClientAnswer {
+                child_id,
+                outcome: Err(error),
+            });
+        };
+        let Some(state) = self.sessions.get_mut(session) else {
+            refuse(&reply, child_id, "the client went away".into());
+            return None;
+        };
+        let capability = match method {
+            "sampling/createMessage" => "sampling",
+            "elicitation/create" => "elicitation",
+            _ => "roots",
+        };
+        if !state.client_capabilities.contains_key(capability) {
+            refuse(
+                &reply,
+                child_id,
+                format!("the client did not declare the {capability} capability, so it cannot answer {method}"),
+            );
+            return None;
+        }
+        let id = state.ask(child_id, reply);
+        let mut request = serde_json::Map::new();
+        request.insert("jsonrpc".into(), "2.0".into());
+        request.insert("id".into(), Value::String(id));
+        request.insert("method".into(), method.into());
+        if let Some(params) = params {
+            request.insert("params".into(), params);
+        }
+        Some(Value::Object(request).to_string().into_bytes())
+    }
+
+    /// A forwarded request could not be delivered (the HTTP request it rode on cannot stream).
+    pub fn client_request_failed(&mut self, session: Slot, request: &[u8], why: &str) {
+        let id = serde_json::from_slice::<Value>(request)
+            .ok()
+            .and_then(|v| v["id"].as_str().map(str::to_string));
+        if let (Some(state), Some(id)) = (self.sessions.get_mut(session), id) {
+            let error = serde_json::json!({"code": rpc::codes::INTERNAL_ERROR, "message": why});
+            state.answer_ask(&id, Err(error));
+        }
     }
 
     /// Installs a new registry; sessions hear about a changed tool list.

@@ -41,12 +41,14 @@ impl Router {
         params.insert("arguments".into(), Value::Object(arguments));
         let job = Job {
             to: ReplyTo::Conn(conn),
+            session: None,
             answer: Answer::Rest,
             server: tool.server,
             method: "tools/call",
             params,
             progress_token: None,
             created: now,
+            control: Default::default(),
         };
         self.dispatch(job);
         Outcome::Await {

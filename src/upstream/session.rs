@@ -3,9 +3,14 @@
 //! A session's slab key plus generation travels with its jobs; when the session ends, late answers for
 //! it find a different generation (or nothing) and are dropped.
 
-use crate::job::Slot;
+use crate::downstream::stdio::Inbound;
+use crate::job::{CallControl, Slot};
+use crate::rpc::Id;
+use crossbeam_channel::Sender;
+use serde_json::{json, Map, Value};
 use slab::Slab;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Which transport a session came in on.
@@ -33,6 +38,60 @@ pub struct Session {
     pub protocol_version: Option<String>,
     /// Last time the client used the session.
     pub last_seen: Instant,
+    /// What the client said it can do in `initialize` (sampling, elicitation, roots).
+    pub client_capabilities: Map<String, Value>,
+    /// The client's requests in flight, by its own id: how `notifications/cancelled` finds them.
+    pub calls: HashMap<Id, Arc<CallControl>>,
+    /// Requests of servers forwarded to this client, by the id the gateway gave them.
+    pub asks: HashMap<String, Ask>,
+    next_ask: u64,
+}
+
+/// A server's request waiting for this client's answer.
+#[derive(Debug)]
+pub struct Ask {
+    /// The request's id as the server sent it.
+    pub child_id: Value,
+    /// The call that carries it.
+    pub reply: Sender<Inbound>,
+}
+
+impl Session {
+    /// Registers a server's request to this client; returns the id to send it with.
+    pub fn ask(&mut self, child_id: Value, reply: Sender<Inbound>) -> String {
+        self.next_ask += 1;
+        let id = format!("gw-{}", self.next_ask);
+        self.asks.insert(id.clone(), Ask { child_id, reply });
+        id
+    }
+
+    /// The client answered (or will never answer) a forwarded request.
+    pub fn answer_ask(&mut self, id: &str, outcome: Result<Value, Value>) -> bool {
+        match self.asks.remove(id) {
+            Some(ask) => {
+                let _ = ask.reply.send(Inbound::ClientAnswer {
+                    child_id: ask.child_id,
+                    outcome,
+                });
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The session is ending: cancel its calls and tell servers no answer will come.
+    fn abandon(&mut self) {
+        for control in self.calls.values() {
+            control.cancel();
+        }
+        let ids: Vec<String> = self.asks.keys().cloned().collect();
+        for id in ids {
+            self.answer_ask(
+                &id,
+                Err(json!({"code": crate::rpc::codes::INTERNAL_ERROR, "message": "the client went away"})),
+            );
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -61,6 +120,10 @@ impl Sessions {
             initialized: false,
             protocol_version: None,
             last_seen: now,
+            client_capabilities: Map::new(),
+            calls: HashMap::new(),
+            asks: HashMap::new(),
+            next_ask: 0,
         });
         self.by_id.insert(id, key);
         Ok(Slot { key, gen })
@@ -83,10 +146,12 @@ impl Sessions {
         })
     }
 
+    /// Ends a session: its calls are cancelled and pending server requests refused.
     pub fn close(&mut self, slot: Slot) -> Option<Session> {
         self.get(slot)?;
-        let session = self.slab.remove(slot.key);
+        let mut session = self.slab.remove(slot.key);
         self.by_id.remove(&session.id);
+        session.abandon();
         Some(session)
     }
 

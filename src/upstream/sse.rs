@@ -64,7 +64,12 @@ impl Router {
         };
         let registry = self.registry.clone();
         let state = self.sessions.get_mut(session).expect("found above");
-        match mcp::handle(&registry, state, message, ReplyTo::Session(session), now) {
+        let origin = mcp::Origin {
+            session,
+            to: ReplyTo::Session(session),
+            now,
+        };
+        match mcp::handle(&registry, state, message, origin) {
             mcp::Action::Reply(json) => self.to_session(session, &json),
             mcp::Action::Dispatch(job) => self.dispatch(*job),
             mcp::Action::Nothing => {}

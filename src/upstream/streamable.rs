@@ -83,7 +83,12 @@ impl Router {
             .expect("found or opened above");
         state.last_seen = now;
         let id_header = vec![(SESSION_HEADER, state.id.clone())];
-        let action = mcp::handle(&registry, state, message, ReplyTo::Conn(conn), now);
+        let origin = mcp::Origin {
+            session,
+            to: ReplyTo::Conn(conn),
+            now,
+        };
+        let action = mcp::handle(&registry, state, message, origin);
         if initialize && state.protocol_version.is_none() {
             // initialize was refused (bad params): no session came of it.
             self.sessions.close(session);
