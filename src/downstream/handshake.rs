@@ -32,9 +32,11 @@ pub struct Ready {
 
 /// Runs the handshake, all of it bounded by `deadline`. Errors are sentences for logs and `/health`.
 pub fn handshake(child: &StdioChild, deadline: Instant) -> Result<Ready, String> {
+    // What a server may ask during a call goes to the client that made it (refused when that client
+    // cannot answer); asked outside a call, roots/list gets an empty list.
     let params = json!({
         "protocolVersion": LATEST_PROTOCOL_VERSION,
-        "capabilities": {},
+        "capabilities": {"roots": {}, "sampling": {}, "elicitation": {}},
         "clientInfo": {"name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION")},
     });
     let result = request(child, "initialize", params, deadline)?;
