@@ -4,7 +4,7 @@
 //! `serve` command puts a reactor in front of it, `check` only starts it and reads the registry.
 
 use crate::config::{Config, ServerConfig, ServerKind};
-use crate::downstream::child_io::ChildIo;
+use crate::downstream::child_io::{ChildEvent, ChildIo};
 use crate::http::Limits;
 use crate::job::{ReactorSink, ToReactor};
 use crate::pool::{Doorbell, Pool, Status};
@@ -24,7 +24,7 @@ pub struct Backend {
     pub pools: Arc<[ServerPool]>,
     pub catalog: Arc<Catalog>,
     pub jobs: Sender<WorkerMsg>,
-    control: Sender<Control>,
+    pub control: Sender<Control>,
 }
 
 impl Backend {
@@ -43,13 +43,29 @@ impl Backend {
             .map(|server| make_pool(server, sink.clone(), doorbell.clone()))
             .collect::<Vec<_>>()
             .into();
-        let catalog = Arc::new(Catalog::new(servers.clone(), sink.clone()));
+        let catalog = Arc::new(Catalog::new(
+            servers.clone(),
+            config.gateway.page_size,
+            sink.clone(),
+        ));
         let child_io = {
             let control = control.clone();
+            let sink = sink.clone();
             ChildIo::start(
                 config.gateway.max_message_bytes,
-                Box::new(move |event| {
-                    let _ = control.send(Control::Child(event));
+                Box::new(move |event| match event {
+                    ChildEvent::ForClients {
+                        server,
+                        method,
+                        params,
+                    } => sink.send(ToReactor::ServerNotification {
+                        server,
+                        method,
+                        params,
+                    }),
+                    other => {
+                        let _ = control.send(Control::Child(other));
+                    }
                 }),
             )?
         };
@@ -145,6 +161,7 @@ pub fn serve(config: Config) -> Result<(), String> {
     let router = Router::new(
         backend.catalog.snapshot(),
         backend.jobs.clone(),
+        backend.control.clone(),
         backend.pools.clone(),
         backend.servers.clone(),
         crate::upstream::Settings {
@@ -233,7 +250,7 @@ pub fn check(config: Config) -> Result<bool, String> {
         }
     }
     println!("tools:");
-    for tool in &snapshot.tools {
+    for tool in &snapshot.tools.items {
         println!(
             "  {:<40} {}/{}",
             tool.name, backend.servers[tool.server].name, tool.original

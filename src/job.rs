@@ -191,6 +191,12 @@ pub enum ToReactor {
     },
     /// A new registry to serve from now on.
     Registry(Arc<Snapshot>),
+    /// A notification a server sent on its own (log message, resource update).
+    ServerNotification {
+        server: usize,
+        method: String,
+        params: Map<String, Value>,
+    },
     /// Stop accepting and drain (SIGTERM/SIGINT); a second one skips the grace period.
     Shutdown,
 }

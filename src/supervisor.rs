@@ -9,16 +9,22 @@
 
 use crate::config::{ServerConfig, ServerKind};
 use crate::downstream::child_io::{ChildEvent, ChildIo};
-use crate::downstream::handshake::handshake;
+use crate::downstream::handshake::{self, handshake};
 use crate::downstream::process::{self, Exiting};
 use crate::downstream::stdio::StdioChild;
+use crate::downstream::wanted::{self, Wanted};
 use crate::pool::{Member, Pool};
 use crate::registry::Catalog;
+use crate::registry::ListKind;
 use crate::workers::WorkerMsg;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+fn lock(wanted: &Mutex<Wanted>) -> MutexGuard<'_, Wanted> {
+    wanted.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// The pool type of the gateway.
 pub type ServerPool = Pool<Arc<StdioChild>>;
@@ -41,6 +47,14 @@ pub enum Control {
     Child(ChildEvent),
     /// Stop every child; `hurry` skips the polite waits. `done` is signalled when all are reaped.
     Shutdown { hurry: bool, done: Sender<()> },
+    /// Sessions now want (or no longer want) updates of a resource of a server.
+    Subscription {
+        server: usize,
+        uri: String,
+        subscribe: bool,
+    },
+    /// The most verbose log level any session wants (None: no session asked).
+    LogLevel(Option<&'static str>),
 }
 
 /// At least this often the ticks run, whatever happens.
@@ -67,8 +81,10 @@ impl Supervisor {
         std::thread::Builder::new()
             .name("supervisor".into())
             .spawn(move || {
+                let wanted = Arc::new(Mutex::new(Wanted::new(self.servers.len())));
                 Running {
                     sup: self,
+                    wanted,
                     live: HashMap::new(),
                     exiting: Vec::new(),
                     next_serial: 0,
@@ -81,6 +97,8 @@ impl Supervisor {
 
 struct Running {
     sup: Supervisor,
+    /// Shared with handshake threads, which bring new children up to date.
+    wanted: Arc<Mutex<Wanted>>,
     /// Every child started and not yet retired, by serial.
     live: HashMap<u64, Arc<StdioChild>>,
     exiting: Vec<Exiting>,
@@ -124,11 +142,39 @@ impl Running {
             Control::Child(ChildEvent::Closed { server, serial }) => {
                 self.sup.pools[server].died(serial, now);
             }
-            Control::Child(ChildEvent::ListChanged { server, kind }) => {
-                log::debug!(
-                    "server {}: its {kind} list changed",
-                    self.sup.servers[server].name
-                );
+            Control::Child(ChildEvent::ListChanged {
+                server,
+                serial,
+                kind,
+            }) => self.relist(server, serial, &kind),
+            Control::Child(ChildEvent::ForClients { .. }) => {}
+            Control::Subscription {
+                server,
+                uri,
+                subscribe,
+            } => {
+                let mut wanted = lock(&self.wanted);
+                let set = &mut wanted.subscriptions[server];
+                if subscribe {
+                    set.insert(uri.clone());
+                } else {
+                    set.remove(&uri);
+                }
+                drop(wanted);
+                for child in self.live.values().filter(|c| c.server == server) {
+                    wanted::send_subscription(child, &uri, subscribe);
+                }
+            }
+            Control::LogLevel(level) => {
+                lock(&self.wanted).level = level;
+                if let Some(level) = level {
+                    let snapshot = self.sup.catalog.snapshot();
+                    for child in self.live.values() {
+                        if snapshot.server_supports(child.server, "logging", None) {
+                            wanted::send_level(child, level);
+                        }
+                    }
+                }
             }
             Control::Shutdown { hurry, done } => {
                 log::info!("stopping {} server processes", self.live.len());
@@ -180,6 +226,43 @@ impl Running {
         next.max(now)
     }
 
+    /// A child said a list changed: list it again on a helper thread (out of band, on that same
+    /// child, whatever it is serving) and publish the new registry.
+    fn relist(&self, server: usize, serial: u64, kind: &str) {
+        let kinds: &[ListKind] = match kind {
+            "tools" => &[ListKind::Tools],
+            "prompts" => &[ListKind::Prompts],
+            _ => &[ListKind::Resources, ListKind::Templates],
+        };
+        let Some(child) = self.live.get(&serial).cloned() else {
+            return;
+        };
+        let catalog = self.sup.catalog.clone();
+        let deadline = Instant::now() + self.sup.servers[server].init_timeout;
+        let spawned = std::thread::Builder::new()
+            .name(format!("relist-{}", self.sup.servers[server].name))
+            .stack_size(HANDSHAKE_STACK)
+            .spawn(move || {
+                let Some(current) = catalog.listing(server) else {
+                    return; // never listed: the handshake will
+                };
+                let mut listing = (*current).clone();
+                for &kind in kinds {
+                    match handshake::list(&child, kind, deadline) {
+                        Ok(items) => *handshake::slot(&mut listing, kind) = items,
+                        Err(e) => {
+                            log::warn!("{}: listing its {} again: {e}", child.label(), kind.key());
+                            return;
+                        }
+                    }
+                }
+                catalog.set_listing(server, listing);
+            });
+        if let Err(e) = spawned {
+            log::warn!("cannot start a thread to list server {server} again: {e}");
+        }
+    }
+
     fn retire(&mut self, child: &Arc<StdioChild>, now: Instant) {
         self.live.remove(&child.serial);
         if let Some(process) = child.retire() {
@@ -225,6 +308,7 @@ impl Running {
         let pools = self.sup.pools.clone();
         let catalog = self.sup.catalog.clone();
         let workers = self.sup.workers.clone();
+        let wanted = self.wanted.clone();
         let deadline = now + server.init_timeout;
         let thread_child = child.clone();
         let spawned = std::thread::Builder::new()
@@ -240,7 +324,8 @@ impl Running {
                             child.label(),
                             ready.info.protocol_version
                         );
-                        catalog.set_tools(child.server, ready.tools);
+                        lock(&wanted).apply(&child, &ready.info.capabilities);
+                        catalog.set_listing(child.server, ready.listing);
                         if let Some((job, handle)) = pool.ready(child, Instant::now()) {
                             let _ = workers.send(WorkerMsg::Run(job, handle));
                         }

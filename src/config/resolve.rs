@@ -27,6 +27,7 @@ const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
 const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
 const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+const DEFAULT_PAGE_SIZE: usize = 500;
 const DEFAULT_MIN_CONNECTIONS: usize = 1;
 const DEFAULT_MAX_CONNECTIONS: usize = 5;
 const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -60,6 +61,7 @@ const GATEWAY_KEYS: &[&str] = &[
     "sessionTimeout",
     "authToken",
     "allowedOrigins",
+    "pageSize",
 ];
 const GATEWAY_HINTS: &[(&str, &str)] = &[
     ("bind", "did you mean \"host\"?"),
@@ -187,6 +189,7 @@ fn gateway(c: &mut Checker, v: Option<&Value>) -> GatewayConfig {
         session_timeout: DEFAULT_SESSION_TIMEOUT,
         auth_token: None,
         allowed_origins: Vec::new(),
+        page_size: DEFAULT_PAGE_SIZE,
     };
     const P: &str = "gateway";
     let Some(obj) = v.and_then(|v| c.object(v, P, "an object")) else {
@@ -230,6 +233,9 @@ fn gateway(c: &mut Checker, v: Option<&Value>) -> GatewayConfig {
     g.auth_token = c
         .field(obj, P, "authToken", Checker::expanded)
         .filter(|token| !token.is_empty());
+    g.page_size = c
+        .field(obj, P, "pageSize", |c, v, p| c.count(v, p, 1, 100_000))
+        .unwrap_or(g.page_size);
     if let Some(origins) = c.field(obj, P, "allowedOrigins", |c, v, p| {
         c.list(v, p, "a list of origins", origin)
     }) {
@@ -1325,7 +1331,7 @@ mod tests {
             problem(r#"{"gateway": {"zzzz": 1}}"#),
             "gateway.zzzz: unknown key (allowed here: host, port, cors, workers, maxBodyBytes, maxMessageBytes, \
              maxClients, callTimeout, keepaliveInterval, shutdownTimeout, sessionTimeout, authToken, \
-             allowedOrigins)"
+             allowedOrigins, pageSize)"
         );
     }
 

@@ -47,6 +47,8 @@ pub struct GatewayConfig {
     pub auth_token: Option<String>,
     /// `gateway.allowedOrigins`: browser origins allowed besides loopback ones and the `cors` list.
     pub allowed_origins: Vec<String>,
+    /// `gateway.pageSize`, default 500: items per page of the merged lists.
+    pub page_size: usize,
 }
 
 /// Cross-origin policy for browser clients.

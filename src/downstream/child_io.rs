@@ -35,7 +35,17 @@ pub enum ChildEvent {
     /// stdout closed: the handle is dead.
     Closed { server: usize, serial: u64 },
     /// `notifications/<kind>/list_changed` (kind: tools, resources, prompts).
-    ListChanged { server: usize, kind: String },
+    ListChanged {
+        server: usize,
+        serial: u64,
+        kind: String,
+    },
+    /// A notification for clients: `notifications/message`, `notifications/resources/updated`.
+    ForClients {
+        server: usize,
+        method: String,
+        params: Map<String, Value>,
+    },
 }
 
 /// The handle other threads use to give the child-I/O thread new pipes.
@@ -381,7 +391,17 @@ fn handle_notification(
                 None => log::debug!("{}: progress with a token we never sent", child.label()),
             }
         }
-        "notifications/message" => log_child_message(child, &params.unwrap_or_default()),
+        "notifications/message" | "notifications/resources/updated" => {
+            let params = params.unwrap_or_default();
+            if method == "notifications/message" {
+                log_child_message(child, &params);
+            }
+            on_event(ChildEvent::ForClients {
+                server: child.server,
+                method: method.to_string(),
+                params,
+            });
+        }
         "notifications/tools/list_changed"
         | "notifications/resources/list_changed"
         | "notifications/prompts/list_changed" => {
@@ -390,6 +410,7 @@ fn handle_notification(
                 .trim_end_matches("/list_changed");
             on_event(ChildEvent::ListChanged {
                 server: child.server,
+                serial: child.serial,
                 kind: kind.to_string(),
             });
         }

@@ -1,8 +1,8 @@
 //! Bringing a fresh handle into service: `initialize`, `notifications/initialized`, and the listings
-//! the registry needs (every page of `tools/list`).
+//! the registry needs (every page of each list the server's capabilities announce).
 
 use super::stdio::{CallError, StdioChild};
-use crate::registry::ToolDef;
+use crate::registry::{ListKind, Listing};
 use serde_json::{json, Map, Value};
 use std::time::Instant;
 
@@ -27,7 +27,7 @@ pub struct ServerInfo {
 #[derive(Debug)]
 pub struct Ready {
     pub info: ServerInfo,
-    pub tools: Vec<ToolDef>,
+    pub listing: Listing,
 }
 
 /// Runs the handshake, all of it bounded by `deadline`. Errors are sentences for logs and `/health`.
@@ -42,12 +42,57 @@ pub fn handshake(child: &StdioChild, deadline: Instant) -> Result<Ready, String>
     let result = request(child, "initialize", params, deadline)?;
     let info = parse_initialize(&result)?;
     child.notify("notifications/initialized", None);
-    let tools = if info.capabilities.contains_key("tools") {
-        list_all(child, "tools/list", "tools", deadline)?
-    } else {
-        Vec::new()
+    let mut listing = Listing {
+        capabilities: info.capabilities.clone(),
+        ..Listing::default()
     };
-    Ok(Ready { info, tools })
+    for kind in ListKind::ALL {
+        if !offers(&info.capabilities, kind) {
+            continue;
+        }
+        match list(child, kind, deadline) {
+            Ok(items) => *slot(&mut listing, kind) = items,
+            // A server without tools is no use; missing extras only lose the extras.
+            Err(e) if kind == ListKind::Tools => return Err(e),
+            Err(e) => log::warn!("{}: {e}; its {} are not listed", child.label(), kind.key()),
+        }
+    }
+    Ok(Ready { info, listing })
+}
+
+/// Whether the capabilities announce a list.
+pub fn offers(capabilities: &Map<String, Value>, kind: ListKind) -> bool {
+    let capability = match kind {
+        ListKind::Tools => "tools",
+        ListKind::Prompts => "prompts",
+        ListKind::Resources | ListKind::Templates => "resources",
+    };
+    capabilities.contains_key(capability)
+}
+
+/// The part of a listing that holds `kind`.
+pub fn slot(listing: &mut Listing, kind: ListKind) -> &mut Vec<Map<String, Value>> {
+    match kind {
+        ListKind::Tools => &mut listing.tools,
+        ListKind::Prompts => &mut listing.prompts,
+        ListKind::Resources => &mut listing.resources,
+        ListKind::Templates => &mut listing.templates,
+    }
+}
+
+/// Every page of one list.
+pub fn list(
+    child: &StdioChild,
+    kind: ListKind,
+    deadline: Instant,
+) -> Result<Vec<Map<String, Value>>, String> {
+    let method = match kind {
+        ListKind::Tools => "tools/list",
+        ListKind::Prompts => "prompts/list",
+        ListKind::Resources => "resources/list",
+        ListKind::Templates => "resources/templates/list",
+    };
+    list_all(child, method, kind.key(), deadline)
 }
 
 fn parse_initialize(result: &Value) -> Result<ServerInfo, String> {
@@ -77,7 +122,7 @@ fn parse_initialize(result: &Value) -> Result<ServerInfo, String> {
 }
 
 /// Fetches every page of a list method and returns the items under `key`.
-pub fn list_all(
+fn list_all(
     child: &StdioChild,
     method: &str,
     key: &str,

@@ -392,6 +392,15 @@ impl Reactor {
                     self.router.set_registry(snapshot);
                     self.deliver_outbox(now);
                 }
+                ToReactor::ServerNotification {
+                    server,
+                    method,
+                    params,
+                } => {
+                    self.router
+                        .server_notification(server, &method, params, now);
+                    self.deliver_outbox(now);
+                }
                 ToReactor::Shutdown => self.begin_shutdown(now),
             }
         }

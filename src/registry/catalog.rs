@@ -4,29 +4,31 @@
 //! list really changed, and the new snapshot goes to the reactor whole. New collisions and notes are
 //! logged once, when they first appear.
 
-use super::{Snapshot, ToolDef};
+use super::{Listing, Snapshot};
 use crate::config::ServerConfig;
 use crate::job::{ReactorSink, ToReactor};
 use std::sync::{Arc, Mutex};
 
 pub struct Catalog {
     servers: Arc<[ServerConfig]>,
+    page_size: usize,
     state: Mutex<State>,
     sink: ReactorSink,
 }
 
 struct State {
-    tools: Vec<Option<Arc<Vec<ToolDef>>>>,
+    listings: Vec<Option<Arc<Listing>>>,
     snapshot: Arc<Snapshot>,
 }
 
 impl Catalog {
-    pub fn new(servers: Arc<[ServerConfig]>, sink: ReactorSink) -> Catalog {
-        let tools = vec![None; servers.len()];
-        let snapshot = Arc::new(Snapshot::build(&servers, &tools));
+    pub fn new(servers: Arc<[ServerConfig]>, page_size: usize, sink: ReactorSink) -> Catalog {
+        let listings = vec![None; servers.len()];
+        let snapshot = Arc::new(Snapshot::build(&servers, &listings, page_size));
         Catalog {
             servers,
-            state: Mutex::new(State { tools, snapshot }),
+            page_size,
+            state: Mutex::new(State { listings, snapshot }),
             sink,
         }
     }
@@ -36,19 +38,27 @@ impl Catalog {
         self.lock().snapshot.clone()
     }
 
-    /// Records a server's tool list; rebuilds and publishes when it changed.
-    pub fn set_tools(&self, server: usize, tools: Vec<ToolDef>) {
+    /// The latest listing of a server, if it ever listed.
+    pub fn listing(&self, server: usize) -> Option<Arc<Listing>> {
+        self.lock().listings[server].clone()
+    }
+
+    /// Records what a server offers; rebuilds and publishes when it changed.
+    pub fn set_listing(&self, server: usize, listing: Listing) {
         let mut st = self.lock();
-        if st.tools[server].as_deref() == Some(&tools) {
+        if st.listings[server].as_deref() == Some(&listing) {
             return;
         }
         log::info!(
-            "server {}: {} tools listed",
+            "server {}: {} tools, {} prompts, {} resources, {} resource templates",
             self.servers[server].name,
-            tools.len()
+            listing.tools.len(),
+            listing.prompts.len(),
+            listing.resources.len(),
+            listing.templates.len()
         );
-        st.tools[server] = Some(Arc::new(tools));
-        let snapshot = Arc::new(Snapshot::build(&self.servers, &st.tools));
+        st.listings[server] = Some(Arc::new(listing));
+        let snapshot = Arc::new(Snapshot::build(&self.servers, &st.listings, self.page_size));
         for collision in &snapshot.collisions {
             if !st.snapshot.collisions.contains(collision) {
                 log::warn!("name collision: {collision}");

@@ -1,181 +1,349 @@
-//! The merged view of every server's tools: one immutable `Snapshot`, rebuilt whole and swapped.
+//! The merged view of every server's offerings: one immutable `Snapshot`, rebuilt whole and swapped.
 //!
-//! Inputs are each server's raw `tools/list` entries (all pages) in config order; the output maps every
-//! exposed name to exactly one (server, original name) and carries the `tools/list` and `GET /tools`
-//! bodies pre-serialized, so the reactor answers listings without touching JSON.
+//! Inputs are each server's `Listing` (all pages of its tools, prompts, resources and templates, and
+//! its capabilities) in config order; the output routes every exposed tool and prompt name to exactly
+//! one (server, original name), every resource URI to a server, and carries the list results
+//! pre-serialized in pages, so the reactor answers listings without touching JSON.
 //!
 //! Collisions are resolved deterministically and reported, never silent: the server listed first in
 //! the config keeps the name; a later one gets `<server>_<name>` (or, if that is taken too, a hashed
-//! name). The reports appear in the log, `/health` and `mcp-gateway check`.
+//! name). Two servers listing the same resource URI: the first serves it. The reports appear in the
+//! log, `/health` and `mcp-gateway check`.
 
 pub mod catalog;
+mod namespace;
 pub mod naming;
+mod uri;
 
 pub use catalog::Catalog;
+pub use namespace::{Collision, Named, Namespace};
 
-use crate::config::ServerConfig;
+use crate::config::{ServerConfig, ServerKind};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::Arc;
+use uri::UriTemplate;
 
-/// One tool definition as a server sent it.
-pub type ToolDef = Map<String, Value>;
+/// One definition (tool, prompt, resource or template) as a server sent it.
+pub type Def = Map<String, Value>;
 
-/// A tool as clients see it.
-#[derive(Debug)]
-pub struct Tool {
-    /// Exposed name (valid for every client).
-    pub name: String,
-    /// Index of the server in the config.
-    pub server: usize,
-    /// The server's own name for it: what goes downstream.
-    pub original: String,
-    /// The definition with `name` replaced; every other field untouched (absent stays absent).
-    pub definition: ToolDef,
+/// What one server offers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Listing {
+    /// The `capabilities` of its `initialize` result.
+    pub capabilities: Map<String, Value>,
+    pub tools: Vec<Def>,
+    pub prompts: Vec<Def>,
+    pub resources: Vec<Def>,
+    pub templates: Vec<Def>,
 }
 
-/// Two tools wanted the same exposed name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Collision {
-    pub name: String,
-    pub kept_server: String,
-    pub kept_original: String,
-    pub other_server: String,
-    pub other_original: String,
-    /// What the other tool is exposed as instead (None: not exposed).
-    pub other_exposed_as: Option<String>,
+/// The paginated lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListKind {
+    Tools,
+    Prompts,
+    Resources,
+    Templates,
 }
 
-impl fmt::Display for Collision {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "tool name \"{}\" is wanted by \"{}\" of server {} and \"{}\" of server {}; {} keeps it",
-            self.name, self.kept_original, self.kept_server, self.other_original, self.other_server,
-            self.kept_server
-        )?;
-        match &self.other_exposed_as {
-            Some(name) => write!(f, ", the other is exposed as \"{name}\""),
-            None => write!(f, ", the other is not exposed"),
+impl ListKind {
+    pub const ALL: [ListKind; 4] = [
+        ListKind::Tools,
+        ListKind::Prompts,
+        ListKind::Resources,
+        ListKind::Templates,
+    ];
+
+    /// The result key of the list method.
+    pub fn key(self) -> &'static str {
+        match self {
+            ListKind::Tools => "tools",
+            ListKind::Prompts => "prompts",
+            ListKind::Resources => "resources",
+            ListKind::Templates => "resourceTemplates",
         }
     }
 }
 
-/// The merged, routable tool set at one moment.
+/// A resource or template with the server that offers it.
+#[derive(Debug)]
+pub struct Located {
+    pub server: usize,
+    pub definition: Def,
+}
+
+/// What the gateway can offer clients, from what its servers offer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    pub resources: bool,
+    pub subscribe: bool,
+    pub prompts: bool,
+    pub logging: bool,
+    pub completions: bool,
+}
+
+/// The merged, routable view at one moment.
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    pub tools: Vec<Tool>,
-    by_name: HashMap<String, usize>,
+    pub tools: Namespace,
+    pub prompts: Namespace,
+    pub resources: Vec<Located>,
+    pub templates: Vec<Located>,
+    uri_routes: HashMap<String, usize>,
+    template_routes: Vec<(usize, UriTemplate, String)>,
     pub collisions: Vec<Collision>,
     /// Problems that are not collisions (renames of missing tools, malformed definitions).
     pub notes: Vec<String>,
     /// Tools exposed per server index.
     pub tool_counts: Vec<usize>,
-    /// `{"tools":[...]}`: the `tools/list` result.
-    pub list_result: String,
-    /// `{"tools":[{name, description, inputSchema, server}...]}`: the `GET /tools` body.
+    pub capabilities: Capabilities,
+    /// Each server's own capabilities, once known.
+    pub server_capabilities: Vec<Option<Map<String, Value>>>,
+    /// Pre-serialized pages of each list, in `ListKind::ALL` order.
+    pages: [Vec<String>; 4],
+    /// `{"tools":[{name, description, inputSchema, server, ...}]}`: the `GET /tools` body.
     pub rest_body: String,
 }
 
 impl Snapshot {
-    /// Where a call to `name` goes.
-    pub fn route(&self, name: &str) -> Option<&Tool> {
-        self.by_name.get(name).map(|&i| &self.tools[i])
+    /// Where a call to the tool `name` goes.
+    pub fn route(&self, name: &str) -> Option<&Named> {
+        self.tools.route(name)
     }
 
-    /// Builds the merged view. `lists[i]` is server `i`'s tools, or None when it never listed any
-    /// (disabled, not started yet, or failing).
-    pub fn build(servers: &[ServerConfig], lists: &[Option<Arc<Vec<ToolDef>>>]) -> Snapshot {
+    pub fn route_prompt(&self, name: &str) -> Option<&Named> {
+        self.prompts.route(name)
+    }
+
+    /// The server that serves a resource URI: the one that listed it, else the first whose template
+    /// matches, else the only server offering resources at all.
+    pub fn route_uri(&self, uri: &str) -> Option<usize> {
+        if let Some(&server) = self.uri_routes.get(uri) {
+            return Some(server);
+        }
+        if let Some((server, _, _)) = self.template_routes.iter().find(|(_, t, _)| t.matches(uri)) {
+            return Some(*server);
+        }
+        let mut offering = self
+            .server_capabilities
+            .iter()
+            .enumerate()
+            .filter(|(_, caps)| caps.as_ref().is_some_and(|c| c.contains_key("resources")));
+        match (offering.next(), offering.next()) {
+            (Some((server, _)), None) => Some(server),
+            _ => None,
+        }
+    }
+
+    /// The server of a resource template (for completions), by its exact template text or as a URI.
+    pub fn route_template(&self, template: &str) -> Option<usize> {
+        self.template_routes
+            .iter()
+            .find(|(_, _, raw)| raw == template)
+            .map(|(server, _, _)| *server)
+            .or_else(|| self.route_uri(template))
+    }
+
+    /// Whether server `index` declared `capability` (optionally a sub-flag set to true).
+    pub fn server_supports(&self, index: usize, capability: &str, flag: Option<&str>) -> bool {
+        let Some(Some(caps)) = self.server_capabilities.get(index) else {
+            return false;
+        };
+        match (caps.get(capability), flag) {
+            (Some(_), None) => true,
+            (Some(c), Some(flag)) => c.get(flag).and_then(Value::as_bool) == Some(true),
+            (None, _) => false,
+        }
+    }
+
+    /// One page of a list: `cursor` is None for the first page, else a `nextCursor` we issued.
+    pub fn page(&self, kind: ListKind, cursor: Option<&Value>) -> Result<&str, String> {
+        let pages = &self.pages[kind as usize];
+        let index = match cursor {
+            None => 0,
+            Some(cursor) => cursor
+                .as_str()
+                .and_then(|c| c.strip_prefix(&format!("{}-", kind.key())))
+                .and_then(|n| n.parse::<usize>().ok())
+                .filter(|&n| n > 0 && n < pages.len())
+                .ok_or_else(|| {
+                    format!("Invalid params: unknown cursor {cursor} (list again without one)")
+                })?,
+        };
+        Ok(pages[index].as_str())
+    }
+
+    /// Which lists differ from `older`'s: what `list_changed` notifications to send.
+    pub fn changed_lists(&self, older: &Snapshot) -> Vec<ListKind> {
+        ListKind::ALL
+            .into_iter()
+            .filter(|&kind| self.pages[kind as usize] != older.pages[kind as usize])
+            .collect()
+    }
+
+    /// Builds the merged view. `listings[i]` is server `i`'s offer, or None when it never listed
+    /// (disabled, not started yet, or failing). Lists are cut into pages of `page_size` items.
+    pub fn build(
+        servers: &[ServerConfig],
+        listings: &[Option<Arc<Listing>>],
+        page_size: usize,
+    ) -> Snapshot {
         let mut snap = Snapshot {
             tool_counts: vec![0; servers.len()],
+            server_capabilities: listings
+                .iter()
+                .map(|l| l.as_ref().map(|l| l.capabilities.clone()))
+                .collect(),
             ..Snapshot::default()
         };
-        for (index, server) in servers.iter().enumerate() {
-            let Some(list) = lists.get(index).and_then(Option::as_ref) else {
+        for index in 0..servers.len() {
+            let Some(listing) = listings.get(index).and_then(Option::as_ref) else {
                 continue;
             };
-            let mut seen_originals = std::collections::HashSet::new();
-            for def in list.iter() {
-                let Some(original) = def.get("name").and_then(Value::as_str) else {
-                    snap.notes.push(format!(
-                        "server {}: skipped a tool without a string \"name\"",
-                        server.name
-                    ));
-                    continue;
-                };
-                if !seen_originals.insert(original.to_string()) {
-                    snap.notes.push(format!(
-                        "server {}: lists tool \"{original}\" twice; the first is used",
-                        server.name
-                    ));
-                    continue;
-                }
-                if naming::passes(&server.filters, original) {
-                    snap.add(servers, index, original, def);
-                }
-            }
-            for (from, _) in &server.mapping.rename {
-                if !seen_originals.contains(from) {
-                    snap.notes.push(format!(
-                        "mapping.{}.rename: server {} has no tool named \"{from}\"",
-                        server.name, server.name
-                    ));
-                }
-            }
+            snap.add_tools(servers, index, &listing.tools);
+            snap.add_prompts(servers, index, &listing.prompts);
+            snap.add_resources(servers, index, listing);
         }
-        snap.serialize(servers);
+        snap.capabilities = capabilities(servers, listings);
+        snap.serialize(servers, page_size.max(1));
         snap
     }
 
-    fn add(&mut self, servers: &[ServerConfig], index: usize, original: &str, def: &ToolDef) {
+    fn add_tools(&mut self, servers: &[ServerConfig], index: usize, tools: &[Def]) {
         let server = &servers[index];
-        let wanted = naming::exposed_name(&server.mapping, original);
-        let name = match self.by_name.get(&wanted) {
-            None => wanted,
-            Some(&holder) => {
-                let alternatives = [
-                    naming::qualified_name(&server.name, &server.mapping, original),
-                    naming::hashed_name(
-                        &naming::qualified_name(&server.name, &server.mapping, original),
-                        &format!("{}/{original}", server.name),
-                    ),
-                ];
-                let free = alternatives
-                    .into_iter()
-                    .find(|n| !self.by_name.contains_key(n));
-                let holder = &self.tools[holder];
-                self.collisions.push(Collision {
-                    name: wanted,
-                    kept_server: servers[holder.server].name.clone(),
-                    kept_original: holder.original.clone(),
-                    other_server: server.name.clone(),
-                    other_original: original.to_string(),
-                    other_exposed_as: free.clone(),
-                });
-                match free {
-                    Some(name) => name,
-                    None => return,
-                }
+        let mut seen = std::collections::HashSet::new();
+        for def in tools {
+            let Some(original) = self.named(server, "tool", def, &mut seen) else {
+                continue;
+            };
+            if naming::passes(&server.filters, original) {
+                let wanted = naming::exposed_name(&server.mapping, original);
+                let before = self.tools.items.len();
+                self.tools.add(
+                    "tool",
+                    servers,
+                    index,
+                    original,
+                    wanted,
+                    def,
+                    &mut self.collisions,
+                );
+                self.tool_counts[index] += self.tools.items.len() - before;
             }
-        };
-        let mut definition = def.clone();
-        definition.insert("name".into(), Value::String(name.clone()));
-        self.by_name.insert(name.clone(), self.tools.len());
-        self.tool_counts[index] += 1;
-        self.tools.push(Tool {
-            name,
-            server: index,
-            original: original.to_string(),
-            definition,
-        });
+        }
+        for (from, _) in &server.mapping.rename {
+            if !seen.contains(from.as_str()) {
+                self.notes.push(format!(
+                    "mapping.{}.rename: server {} has no tool named \"{from}\"",
+                    server.name, server.name
+                ));
+            }
+        }
     }
 
-    fn serialize(&mut self, servers: &[ServerConfig]) {
-        let list: Vec<&ToolDef> = self.tools.iter().map(|t| &t.definition).collect();
-        self.list_result = serde_json::json!({ "tools": list }).to_string();
+    fn add_prompts(&mut self, servers: &[ServerConfig], index: usize, prompts: &[Def]) {
+        let server = &servers[index];
+        let mut seen = std::collections::HashSet::new();
+        for def in prompts {
+            if let Some(original) = self.named(server, "prompt", def, &mut seen) {
+                let wanted = naming::prefixed_name(&server.mapping, original);
+                self.prompts.add(
+                    "prompt",
+                    servers,
+                    index,
+                    original,
+                    wanted,
+                    def,
+                    &mut self.collisions,
+                );
+            }
+        }
+    }
+
+    /// The definition's `name`, unless it is missing or a duplicate (both noted).
+    fn named<'d>(
+        &mut self,
+        server: &ServerConfig,
+        kind: &str,
+        def: &'d Def,
+        seen: &mut std::collections::HashSet<&'d str>,
+    ) -> Option<&'d str> {
+        let Some(original) = def.get("name").and_then(Value::as_str) else {
+            self.notes.push(format!(
+                "server {}: skipped a {kind} without a string \"name\"",
+                server.name
+            ));
+            return None;
+        };
+        if !seen.insert(original) {
+            self.notes.push(format!(
+                "server {}: lists {kind} \"{original}\" twice; the first is used",
+                server.name
+            ));
+            return None;
+        }
+        Some(original)
+    }
+
+    fn add_resources(&mut self, servers: &[ServerConfig], index: usize, listing: &Listing) {
+        let server = &servers[index];
+        for def in &listing.resources {
+            let Some(uri) = def.get("uri").and_then(Value::as_str) else {
+                self.notes.push(format!(
+                    "server {}: skipped a resource without a string \"uri\"",
+                    server.name
+                ));
+                continue;
+            };
+            if let Some(&holder) = self.uri_routes.get(uri) {
+                self.collisions.push(Collision {
+                    kind: "resource",
+                    name: uri.to_string(),
+                    kept_server: servers[holder].name.clone(),
+                    kept_original: uri.to_string(),
+                    other_server: server.name.clone(),
+                    other_original: uri.to_string(),
+                    other_exposed_as: None,
+                });
+                continue;
+            }
+            self.uri_routes.insert(uri.to_string(), index);
+            self.resources.push(Located {
+                server: index,
+                definition: def.clone(),
+            });
+        }
+        for def in &listing.templates {
+            let Some(raw) = def.get("uriTemplate").and_then(Value::as_str) else {
+                self.notes.push(format!(
+                    "server {}: skipped a resource template without a string \"uriTemplate\"",
+                    server.name
+                ));
+                continue;
+            };
+            self.template_routes
+                .push((index, UriTemplate::parse(raw), raw.to_string()));
+            self.templates.push(Located {
+                server: index,
+                definition: def.clone(),
+            });
+        }
+    }
+
+    fn serialize(&mut self, servers: &[ServerConfig], page_size: usize) {
+        let lists: [Vec<&Def>; 4] = [
+            self.tools.definitions().collect(),
+            self.prompts.definitions().collect(),
+            self.resources.iter().map(|r| &r.definition).collect(),
+            self.templates.iter().map(|t| &t.definition).collect(),
+        ];
+        for (kind, items) in ListKind::ALL.into_iter().zip(lists) {
+            self.pages[kind as usize] = paginate(kind, &items, page_size);
+        }
         let rest: Vec<Value> = self
             .tools
+            .items
             .iter()
             .map(|t| {
                 let mut entry = Map::new();
@@ -203,6 +371,59 @@ impl Snapshot {
     }
 }
 
+/// `{"<key>":[...],"nextCursor":"<key>-<n>"}` pages; at least one, even when empty.
+fn paginate(kind: ListKind, items: &[&Def], page_size: usize) -> Vec<String> {
+    let chunks: Vec<&[&Def]> = if items.is_empty() {
+        vec![&[]]
+    } else {
+        items.chunks(page_size).collect()
+    };
+    let last = chunks.len() - 1;
+    chunks
+        .iter()
+        .enumerate()
+        .map(|(n, chunk)| {
+            let mut page = Map::new();
+            page.insert(kind.key().into(), serde_json::json!(chunk));
+            if n < last {
+                page.insert(
+                    "nextCursor".into(),
+                    Value::String(format!("{}-{}", kind.key(), n + 1)),
+                );
+            }
+            Value::Object(page).to_string()
+        })
+        .collect()
+}
+
+/// What to advertise: a capability is on when a server that listed offers it, or while an enabled
+/// local server has not listed yet (it may offer it; its lists appear when it comes up).
+fn capabilities(servers: &[ServerConfig], listings: &[Option<Arc<Listing>>]) -> Capabilities {
+    let pending = servers.iter().zip(listings).any(|(server, listing)| {
+        server.enabled && matches!(server.kind, ServerKind::Local(_)) && listing.is_none()
+    });
+    let any = |capability: &str| {
+        pending
+            || listings
+                .iter()
+                .flatten()
+                .any(|l| l.capabilities.contains_key(capability))
+    };
+    Capabilities {
+        resources: any("resources"),
+        subscribe: listings.iter().flatten().any(|l| {
+            l.capabilities
+                .get("resources")
+                .and_then(|r| r.get("subscribe"))
+                .and_then(Value::as_bool)
+                == Some(true)
+        }),
+        prompts: any("prompts"),
+        logging: any("logging"),
+        completions: any("completions"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,14 +435,29 @@ mod tests {
             .servers
     }
 
-    fn tools(names: &[&str]) -> Option<Arc<Vec<ToolDef>>> {
-        Some(Arc::new(
+    fn tools(names: &[&str]) -> Option<Arc<Listing>> {
+        with_tools(
             names
                 .iter()
                 .map(|n| json!({"name": n, "inputSchema": {"type": "object"}}))
                 .map(|v| v.as_object().unwrap().clone())
                 .collect(),
-        ))
+        )
+    }
+
+    fn with_tools(tools: Vec<Def>) -> Option<Arc<Listing>> {
+        Some(Arc::new(Listing {
+            tools,
+            ..Listing::default()
+        }))
+    }
+
+    fn build(servers: &[ServerConfig], listings: &[Option<Arc<Listing>>]) -> Snapshot {
+        Snapshot::build(servers, listings, 100)
+    }
+
+    fn first_page(snap: &Snapshot, kind: ListKind) -> Value {
+        serde_json::from_str(snap.page(kind, None).unwrap()).unwrap()
     }
 
     fn route(snap: &Snapshot, name: &str) -> Option<(usize, String)> {
@@ -233,7 +469,7 @@ mod tests {
         let servers = servers(json!({"servers": [
             {"name": "a", "command": ["x"]}, {"name": "b", "command": ["x"]}
         ]}));
-        let snap = Snapshot::build(&servers, &[tools(&["echo"]), tools(&["echo", "add"])]);
+        let snap = build(&servers, &[tools(&["echo"]), tools(&["echo", "add"])]);
         assert_eq!(route(&snap, "echo"), Some((0, "echo".into())));
         assert_eq!(route(&snap, "b_echo"), Some((1, "echo".into())));
         assert_eq!(route(&snap, "add"), Some((1, "add".into())));
@@ -244,8 +480,11 @@ mod tests {
             "{report}"
         );
         // The order of the lists' arrival never matters: only config order does.
-        let again = Snapshot::build(&servers, &[tools(&["echo"]), tools(&["echo", "add"])]);
-        assert_eq!(again.list_result, snap.list_result);
+        let again = build(&servers, &[tools(&["echo"]), tools(&["echo", "add"])]);
+        assert_eq!(
+            first_page(&again, ListKind::Tools),
+            first_page(&snap, ListKind::Tools)
+        );
     }
 
     #[test]
@@ -253,7 +492,7 @@ mod tests {
         let servers = servers(json!({"servers": [
             {"name": "a", "command": ["x"]}, {"name": "b", "command": ["x"]}
         ]}));
-        let snap = Snapshot::build(&servers, &[tools(&["echo", "b_echo"]), tools(&["echo"])]);
+        let snap = build(&servers, &[tools(&["echo", "b_echo"]), tools(&["echo"])]);
         let moved = snap.collisions[0].other_exposed_as.clone().unwrap();
         assert!(
             moved.starts_with("b_echo_") && naming::is_valid_name(&moved),
@@ -269,7 +508,7 @@ mod tests {
             "servers": [{"name": "a", "command": ["x"]}],
             "mapping": {"a": {"prefix": "p_", "rename": {"echo": "say", "add": "echo"}}}
         }));
-        let snap = Snapshot::build(&servers, &[tools(&["echo", "add", "sleep"])]);
+        let snap = build(&servers, &[tools(&["echo", "add", "sleep"])]);
         assert_eq!(route(&snap, "say"), Some((0, "echo".into())));
         assert_eq!(route(&snap, "echo"), Some((0, "add".into())));
         assert_eq!(route(&snap, "p_sleep"), Some((0, "sleep".into())));
@@ -284,11 +523,11 @@ mod tests {
             "mapping": {"a": {"prefix": "p_", "rename": {"gone": "g"}}},
             "toolFilters": {"a": {"include": ["read_*", "echo"], "exclude": ["*_secret"]}}
         }));
-        let snap = Snapshot::build(
+        let snap = build(
             &servers,
             &[tools(&["read_a", "read_secret", "echo", "write"])],
         );
-        let names: Vec<&str> = snap.tools.iter().map(|t| t.name.as_str()).collect();
+        let names: Vec<&str> = snap.tools.items.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["p_read_a", "p_echo"]);
         assert_eq!(snap.tool_counts, [2]);
         assert!(
@@ -306,9 +545,12 @@ mod tests {
         }));
         let def = json!({"name": "t", "description": "d", "inputSchema": {"type": "object", "properties": {"z": {}, "a": {}}},
                          "annotations": {"readOnlyHint": true}});
-        let list = Some(Arc::new(vec![def.as_object().unwrap().clone()]));
-        let snap = Snapshot::build(&servers, &[list]);
-        let listed: Value = serde_json::from_str(&snap.list_result).unwrap();
+        let snap = build(
+            &servers,
+            &[with_tools(vec![def.as_object().unwrap().clone()])],
+        );
+        let listed = first_page(&snap, ListKind::Tools);
+        let text = snap.page(ListKind::Tools, None).unwrap();
         let mut expected = def.clone();
         expected["name"] = json!("p_t");
         assert_eq!(listed["tools"][0], expected);
@@ -317,9 +559,7 @@ mod tests {
             "absent stays absent"
         );
         // Key order of schemas is kept, so clients see exactly what the server wrote.
-        assert!(
-            snap.list_result.find("\"z\"").unwrap() < snap.list_result.find("\"a\":{}").unwrap()
-        );
+        assert!(text.find("\"z\"").unwrap() < text.find("\"a\":{}").unwrap());
         let rest: Value = serde_json::from_str(&snap.rest_body).unwrap();
         assert_eq!(rest["tools"][0]["server"], "a");
         assert_eq!(rest["tools"][0]["originalName"], "t");
@@ -328,15 +568,152 @@ mod tests {
     #[test]
     fn malformed_and_duplicate_definitions_are_skipped_with_a_note() {
         let servers = servers(json!({"servers": [{"name": "a", "command": ["x"]}]}));
-        let mut list = tools(&["echo", "echo"]).unwrap().as_ref().clone();
+        let mut list = tools(&["echo", "echo"]).unwrap().tools.clone();
         list.push(
             json!({"description": "no name"})
                 .as_object()
                 .unwrap()
                 .clone(),
         );
-        let snap = Snapshot::build(&servers, &[Some(Arc::new(list))]);
-        assert_eq!(snap.tools.len(), 1);
+        let snap = build(&servers, &[with_tools(list)]);
+        assert_eq!(snap.tools.items.len(), 1);
         assert_eq!(snap.notes.len(), 2, "{:?}", snap.notes);
+    }
+}
+
+#[cfg(test)]
+mod listing_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn servers(n: usize) -> Vec<ServerConfig> {
+        let list: Vec<Value> = (0..n)
+            .map(|i| json!({"name": format!("s{i}"), "command": ["x"]}))
+            .collect();
+        let mut config = json!({"servers": list});
+        if n > 1 {
+            config["mapping"] = json!({"s1": {"prefix": "b_"}});
+        }
+        crate::config::parse_str(&config.to_string(), &|_| None)
+            .unwrap()
+            .servers
+    }
+
+    fn defs(values: Value) -> Vec<Def> {
+        values
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_object().unwrap().clone())
+            .collect()
+    }
+
+    fn listing(
+        caps: Value,
+        prompts: Value,
+        resources: Value,
+        templates: Value,
+    ) -> Option<Arc<Listing>> {
+        Some(Arc::new(Listing {
+            capabilities: caps.as_object().unwrap().clone(),
+            tools: Vec::new(),
+            prompts: defs(prompts),
+            resources: defs(resources),
+            templates: defs(templates),
+        }))
+    }
+
+    #[test]
+    fn prompts_take_prefixes_and_resources_route_by_uri_then_template() {
+        let servers = servers(2);
+        let a = listing(
+            json!({"prompts": {}, "resources": {"subscribe": true}}),
+            json!([{"name": "greet"}]),
+            json!([{"uri": "a://one", "name": "one"}, {"uri": "shared://x", "name": "x"}]),
+            json!([{"uriTemplate": "a://item/{id}", "name": "item"}]),
+        );
+        let b = listing(
+            json!({"prompts": {}, "resources": {}}),
+            json!([{"name": "greet"}]),
+            json!([{"uri": "shared://x", "name": "x"}]),
+            json!([{"uriTemplate": "b://{+path}", "name": "any"}]),
+        );
+        let snap = Snapshot::build(&servers, &[a, b], 100);
+        assert_eq!(snap.route_prompt("greet").map(|p| p.server), Some(0));
+        assert_eq!(
+            snap.route_prompt("b_greet").map(|p| p.original.as_str()),
+            Some("greet")
+        );
+        assert!(
+            !snap.collisions.iter().any(|c| c.kind == "prompt"),
+            "b's prompt is prefixed: no collision"
+        );
+        assert_eq!(snap.route_uri("a://one"), Some(0));
+        assert_eq!(
+            snap.route_uri("shared://x"),
+            Some(0),
+            "the first server listing a URI serves it"
+        );
+        assert_eq!(snap.route_uri("a://item/7"), Some(0));
+        assert_eq!(snap.route_uri("b://deep/path"), Some(1));
+        assert_eq!(
+            snap.route_uri("c://nothing"),
+            None,
+            "two servers offer resources: no guess"
+        );
+        assert_eq!(snap.route_template("b://{+path}"), Some(1));
+        assert_eq!(snap.resources.len(), 2);
+        assert!(snap
+            .collisions
+            .iter()
+            .any(|c| c.kind == "resource" && c.name == "shared://x"));
+        assert!(snap.capabilities.subscribe && snap.capabilities.prompts);
+        assert!(!snap.capabilities.completions);
+        assert!(snap.server_supports(0, "resources", Some("subscribe")));
+        assert!(!snap.server_supports(1, "resources", Some("subscribe")));
+    }
+
+    #[test]
+    fn lists_are_paged_with_our_own_cursors() {
+        let servers = servers(1);
+        let prompts = json!([{"name": "p1"}, {"name": "p2"}, {"name": "p3"}]);
+        let snap = Snapshot::build(
+            &servers,
+            &[listing(
+                json!({"prompts": {}}),
+                prompts,
+                json!([]),
+                json!([]),
+            )],
+            2,
+        );
+        let first: Value =
+            serde_json::from_str(snap.page(ListKind::Prompts, None).unwrap()).unwrap();
+        assert_eq!(first["prompts"].as_array().unwrap().len(), 2);
+        let cursor = first["nextCursor"].clone();
+        let second: Value =
+            serde_json::from_str(snap.page(ListKind::Prompts, Some(&cursor)).unwrap()).unwrap();
+        assert_eq!(second["prompts"][0]["name"], "p3");
+        assert!(second.get("nextCursor").is_none());
+        for bad in [
+            json!("prompts-9"),
+            json!("tools-1"),
+            json!(3),
+            json!("prompts-0"),
+        ] {
+            assert!(snap.page(ListKind::Prompts, Some(&bad)).is_err(), "{bad}");
+        }
+        let empty: Value = serde_json::from_str(snap.page(ListKind::Tools, None).unwrap()).unwrap();
+        assert_eq!(empty, json!({"tools": []}));
+    }
+
+    #[test]
+    fn capabilities_are_optimistic_while_a_server_has_not_listed_yet() {
+        let servers = servers(2);
+        let known = listing(json!({"tools": {}}), json!([]), json!([]), json!([]));
+        let snap = Snapshot::build(&servers, &[known.clone(), None], 100);
+        assert!(snap.capabilities.prompts && snap.capabilities.resources);
+        let snap = Snapshot::build(&servers, &[known.clone(), known], 100);
+        assert!(!snap.capabilities.prompts && !snap.capabilities.resources);
     }
 }

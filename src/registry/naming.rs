@@ -35,11 +35,16 @@ pub fn passes(filter: &ToolFilter, original: &str) -> bool {
     included && !filter.exclude.iter().any(|g| glob_match(g, original))
 }
 
-/// The exposed name before collision handling (rules 2–4 above).
+/// The exposed name of a tool before collision handling (rules 2–4 above).
 pub fn exposed_name(mapping: &Mapping, original: &str) -> String {
     if let Some((_, renamed)) = mapping.rename.iter().find(|(from, _)| from == original) {
         return sanitize(renamed);
     }
+    prefixed_name(mapping, original)
+}
+
+/// Rules 3–4 only: how prompt names are exposed (`rename` and filters are for tools).
+pub fn prefixed_name(mapping: &Mapping, original: &str) -> String {
     sanitize(&format!("{}{}", mapping.prefix, strip(mapping, original)))
 }
 

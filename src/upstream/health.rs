@@ -56,7 +56,7 @@ impl Router {
             "uptimeSeconds": self.started.elapsed().as_secs(),
             "sessions": self.sessions.len(),
             "inFlight": self.in_flight,
-            "tools": self.registry.tools.len(),
+            "tools": self.registry.tools.items.len(),
             "servers": servers,
             "collisions": self.registry.collisions.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "notes": self.registry.notes,

@@ -1,13 +1,15 @@
 //! The gateway as an MCP server: what each method means, whatever transport carried it.
 //!
 //! Cheap methods are answered right here on the reactor thread from the registry snapshot
-//! (`initialize`, `ping`, `tools/list`); `tools/call` becomes a `Job` for the server that owns the
-//! tool, with the exposed name mapped back to the server's own. Nothing here does I/O.
+//! (`initialize`, `ping`, the four lists with the gateway's own cursors); calls become a `Job` for
+//! the server that owns the tool, prompt or resource, with exposed names mapped back to the server's
+//! own (`tools/call`, `prompts/get`, `resources/read`, `completion/complete`). Subscriptions and the
+//! log level are session state the router turns into downstream requests. Nothing here does I/O.
 
 use super::session::Session;
 use crate::downstream::handshake::{LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS};
 use crate::job::{Answer, Job, ReplyTo, Slot};
-use crate::registry::Snapshot;
+use crate::registry::{ListKind, Snapshot};
 use crate::rpc::{self, codes, Id, Incoming, Invalid};
 use serde_json::{json, Map, Value};
 use std::time::Instant;
@@ -19,8 +21,35 @@ pub enum Action {
     Reply(Vec<u8>),
     /// Send the job to the workers; its answer comes later.
     Dispatch(Box<Job>),
+    /// The session (un)subscribed `uri` of `server` (already recorded in the session); answer with
+    /// `reply` once the router has updated the downstream subscriptions.
+    Subscription {
+        server: usize,
+        uri: String,
+        subscribe: bool,
+        reply: Vec<u8>,
+    },
+    /// The session's log level changed; answer with `reply`.
+    LogLevel { reply: Vec<u8> },
     /// Nothing to send (notifications, responses).
     Nothing,
+}
+
+/// MCP log levels, least severe first.
+pub const LOG_LEVELS: [&str; 8] = [
+    "debug",
+    "info",
+    "notice",
+    "warning",
+    "error",
+    "critical",
+    "alert",
+    "emergency",
+];
+
+/// The rank of a level name in `LOG_LEVELS`.
+pub fn log_rank(level: &str) -> Option<usize> {
+    LOG_LEVELS.iter().position(|l| *l == level)
 }
 
 /// Where a session's message came from and where its answers go.
@@ -102,25 +131,37 @@ fn request(
     params: Map<String, Value>,
     origin: Origin,
 ) -> Action {
+    let call = Call {
+        registry,
+        id,
+        params,
+        origin,
+    };
     let reply = match method {
-        "initialize" => initialize(session, &params),
+        "initialize" => initialize(registry, session, &call.params),
         "ping" => Ok("{}".to_string()),
-        "tools/list" => list_tools(registry, &params),
-        "tools/call" => return call_tool(registry, id, params, origin),
+        "tools/list" => call.list(ListKind::Tools),
+        "prompts/list" => call.list(ListKind::Prompts),
+        "resources/list" => call.list(ListKind::Resources),
+        "resources/templates/list" => call.list(ListKind::Templates),
+        "tools/call" => return call.tool(),
+        "prompts/get" => return call.prompt(),
+        "resources/read" => return call.read_resource(),
+        "completion/complete" => return call.complete(),
+        "resources/subscribe" => return call.subscription(session, true),
+        "resources/unsubscribe" => return call.subscription(session, false),
+        "logging/setLevel" => return call.set_level(session),
         _ => Err((
             codes::METHOD_NOT_FOUND,
             format!("Method not found: {method}"),
         )),
     };
-    Action::Reply(match reply {
-        Ok(result) => rpc::result_response(id.json(), &result),
-        Err((code, message)) => rpc::error_response(Some(id.json()), code, &message),
-    })
+    call.reply(reply)
 }
 
 type Outcome = Result<String, (i64, String)>;
 
-fn initialize(session: &mut Session, params: &Map<String, Value>) -> Outcome {
+fn initialize(registry: &Snapshot, session: &mut Session, params: &Map<String, Value>) -> Outcome {
     let Some(requested) = params.get("protocolVersion").and_then(Value::as_str) else {
         return Err((
             codes::INVALID_PARAMS,
@@ -138,67 +179,245 @@ fn initialize(session: &mut Session, params: &Map<String, Value>) -> Outcome {
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
+    let offered = registry.capabilities;
+    let mut capabilities = Map::new();
+    capabilities.insert("tools".into(), json!({"listChanged": true}));
+    if offered.prompts {
+        capabilities.insert("prompts".into(), json!({"listChanged": true}));
+    }
+    if offered.resources {
+        capabilities.insert(
+            "resources".into(),
+            json!({"listChanged": true, "subscribe": offered.subscribe}),
+        );
+    }
+    if offered.logging {
+        capabilities.insert("logging".into(), json!({}));
+    }
+    if offered.completions {
+        capabilities.insert("completions".into(), json!({}));
+    }
     Ok(json!({
         "protocolVersion": version,
-        "capabilities": {"tools": {"listChanged": true}},
+        "capabilities": capabilities,
         "serverInfo": {"name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION")},
-        "instructions": "mcp-gateway: tools of several MCP servers behind one endpoint.",
+        "instructions": "mcp-gateway: the tools, prompts and resources of several MCP servers behind one endpoint.",
     })
     .to_string())
 }
 
-fn list_tools(registry: &Snapshot, params: &Map<String, Value>) -> Outcome {
-    // The whole merged list is one page: any cursor is one we never issued.
-    if let Some(cursor) = params.get("cursor") {
-        return Err((
-            codes::INVALID_PARAMS,
-            format!("Invalid params: unknown cursor {cursor}"),
-        ));
-    }
-    Ok(registry.list_result.clone())
+/// One request being turned into an answer or a job.
+struct Call<'a> {
+    registry: &'a Snapshot,
+    id: Id,
+    params: Map<String, Value>,
+    origin: Origin,
 }
 
-fn call_tool(
-    registry: &Snapshot,
-    id: Id,
-    mut params: Map<String, Value>,
-    origin: Origin,
-) -> Action {
-    let fail =
-        |code, message: String| Action::Reply(rpc::error_response(Some(id.json()), code, &message));
-    let name = match params.get("name") {
-        Some(Value::String(name)) => name.clone(),
-        _ => {
-            return fail(
-                codes::INVALID_PARAMS,
-                "Invalid params: tools/call needs a string \"name\"".into(),
-            )
-        }
-    };
-    if !matches!(params.get("arguments"), None | Some(Value::Object(_))) {
-        return fail(
-            codes::INVALID_PARAMS,
-            "Invalid params: \"arguments\" must be an object".into(),
-        );
+impl Call<'_> {
+    fn reply(&self, outcome: Outcome) -> Action {
+        Action::Reply(match outcome {
+            Ok(result) => rpc::result_response(self.id.json(), &result),
+            Err((code, message)) => rpc::error_response(Some(self.id.json()), code, &message),
+        })
     }
-    let Some(tool) = registry.route(&name) else {
-        return fail(codes::INVALID_PARAMS, format!("Unknown tool: {name}"));
-    };
-    let progress_token = params
-        .get("_meta")
-        .and_then(|m| m.get("progressToken"))
-        .filter(|t| t.is_string() || t.is_i64() || t.is_u64())
-        .cloned();
-    params.insert("name".into(), Value::String(tool.original.clone()));
-    Action::Dispatch(Box::new(Job {
-        to: origin.to,
-        session: Some(origin.session),
-        answer: Answer::JsonRpc(id),
-        server: tool.server,
-        method: "tools/call",
-        params,
-        progress_token,
-        created: origin.now,
-        control: Default::default(),
-    }))
+
+    fn fail(&self, code: i64, message: String) -> Action {
+        self.reply(Err((code, message)))
+    }
+
+    fn list(&self, kind: ListKind) -> Outcome {
+        self.registry
+            .page(kind, self.params.get("cursor"))
+            .map(str::to_string)
+            .map_err(|message| (codes::INVALID_PARAMS, message))
+    }
+
+    /// A required string parameter.
+    fn string(&self, key: &str, method: &str) -> Result<String, Action> {
+        match self.params.get(key) {
+            Some(Value::String(value)) => Ok(value.clone()),
+            _ => Err(self.fail(
+                codes::INVALID_PARAMS,
+                format!("Invalid params: {method} needs a string \"{key}\""),
+            )),
+        }
+    }
+
+    fn resource_not_found(&self, uri: &str) -> Action {
+        Action::Reply(rpc::error_response_with_data(
+            Some(self.id.json()),
+            codes::RESOURCE_NOT_FOUND,
+            &format!("Resource not found: no server offers {uri}"),
+            Some(&json!({ "uri": uri })),
+        ))
+    }
+
+    /// A job for `server`, carrying the (rewritten) params.
+    fn forward(self, server: usize, method: &'static str, params: Map<String, Value>) -> Action {
+        let progress_token = params
+            .get("_meta")
+            .and_then(|m| m.get("progressToken"))
+            .filter(|t| t.is_string() || t.is_i64() || t.is_u64())
+            .cloned();
+        Action::Dispatch(Box::new(Job {
+            to: self.origin.to,
+            session: Some(self.origin.session),
+            answer: Answer::JsonRpc(self.id),
+            server,
+            method,
+            params,
+            progress_token,
+            created: self.origin.now,
+            control: Default::default(),
+        }))
+    }
+
+    fn tool(mut self) -> Action {
+        let name = match self.string("name", "tools/call") {
+            Ok(name) => name,
+            Err(refusal) => return refusal,
+        };
+        if !matches!(self.params.get("arguments"), None | Some(Value::Object(_))) {
+            return self.fail(
+                codes::INVALID_PARAMS,
+                "Invalid params: \"arguments\" must be an object".into(),
+            );
+        }
+        let Some(tool) = self.registry.route(&name) else {
+            return self.fail(codes::INVALID_PARAMS, format!("Unknown tool: {name}"));
+        };
+        let (server, original) = (tool.server, tool.original.clone());
+        let mut params = std::mem::take(&mut self.params);
+        params.insert("name".into(), Value::String(original));
+        self.forward(server, "tools/call", params)
+    }
+
+    fn prompt(mut self) -> Action {
+        let name = match self.string("name", "prompts/get") {
+            Ok(name) => name,
+            Err(refusal) => return refusal,
+        };
+        let Some(prompt) = self.registry.route_prompt(&name) else {
+            return self.fail(codes::INVALID_PARAMS, format!("Unknown prompt: {name}"));
+        };
+        let (server, original) = (prompt.server, prompt.original.clone());
+        let mut params = std::mem::take(&mut self.params);
+        params.insert("name".into(), Value::String(original));
+        self.forward(server, "prompts/get", params)
+    }
+
+    fn read_resource(mut self) -> Action {
+        let uri = match self.string("uri", "resources/read") {
+            Ok(uri) => uri,
+            Err(refusal) => return refusal,
+        };
+        match self.registry.route_uri(&uri) {
+            Some(server) => {
+                let params = std::mem::take(&mut self.params);
+                self.forward(server, "resources/read", params)
+            }
+            None => self.resource_not_found(&uri),
+        }
+    }
+
+    /// `completion/complete`: routed by the prompt name or resource template it completes for.
+    fn complete(mut self) -> Action {
+        let reference = self.params.get("ref").cloned().unwrap_or(Value::Null);
+        let kind = reference.get("type").and_then(Value::as_str);
+        let target = match kind {
+            Some("ref/prompt") => {
+                let name = reference.get("name").and_then(Value::as_str).unwrap_or("");
+                match self.registry.route_prompt(name) {
+                    Some(prompt) => {
+                        let mut reference = reference.clone();
+                        reference["name"] = Value::String(prompt.original.clone());
+                        self.params.insert("ref".into(), reference);
+                        Some(prompt.server)
+                    }
+                    None => {
+                        return self.fail(codes::INVALID_PARAMS, format!("Unknown prompt: {name}"))
+                    }
+                }
+            }
+            Some("ref/resource") => {
+                let uri = reference.get("uri").and_then(Value::as_str).unwrap_or("");
+                match self.registry.route_template(uri) {
+                    Some(server) => Some(server),
+                    None => return self.resource_not_found(uri),
+                }
+            }
+            _ => None,
+        };
+        match target {
+            Some(server) => {
+                let params = std::mem::take(&mut self.params);
+                self.forward(server, "completion/complete", params)
+            }
+            None => self.fail(
+                codes::INVALID_PARAMS,
+                "Invalid params: \"ref\" must be {\"type\": \"ref/prompt\", \"name\"} or {\"type\": \"ref/resource\", \"uri\"}".into(),
+            ),
+        }
+    }
+
+    fn subscription(self, session: &mut Session, subscribe: bool) -> Action {
+        let method = if subscribe {
+            "resources/subscribe"
+        } else {
+            "resources/unsubscribe"
+        };
+        let uri = match self.string("uri", method) {
+            Ok(uri) => uri,
+            Err(refusal) => return refusal,
+        };
+        let Some(server) = self.registry.route_uri(&uri) else {
+            return self.resource_not_found(&uri);
+        };
+        if subscribe
+            && !self
+                .registry
+                .server_supports(server, "resources", Some("subscribe"))
+        {
+            return self.fail(
+                codes::METHOD_NOT_FOUND,
+                format!("the server offering {uri} does not support subscriptions"),
+            );
+        }
+        let changed = if subscribe {
+            session.subscriptions.insert(uri.clone())
+        } else {
+            session.subscriptions.remove(&uri)
+        };
+        let reply = rpc::result_response(self.id.json(), "{}");
+        if !changed {
+            return Action::Reply(reply);
+        }
+        Action::Subscription {
+            server,
+            uri,
+            subscribe,
+            reply,
+        }
+    }
+
+    fn set_level(self, session: &mut Session) -> Action {
+        let level = match self.string("level", "logging/setLevel") {
+            Ok(level) => level,
+            Err(refusal) => return refusal,
+        };
+        let Some(rank) = log_rank(&level) else {
+            return self.fail(
+                codes::INVALID_PARAMS,
+                format!(
+                    "Invalid params: unknown level {level}; use one of {}",
+                    LOG_LEVELS.join(", ")
+                ),
+            );
+        };
+        session.log_level = Some(rank);
+        Action::LogLevel {
+            reply: rpc::result_response(self.id.json(), "{}"),
+        }
+    }
 }

@@ -21,15 +21,19 @@ use crate::config::ServerConfig;
 use crate::downstream::stdio::Inbound;
 use crate::http::{Method, Request};
 use crate::job::{CallKey, Slot};
-use crate::registry::Snapshot;
+use crate::registry::{ListKind, Snapshot};
 use crate::rpc;
-use crate::supervisor::ServerPool;
+use crate::supervisor::{Control, ServerPool};
 use crate::workers::WorkerMsg;
 use crossbeam_channel::Sender;
-use serde_json::Value;
-use session::{Sessions, Transport};
+use serde_json::{Map, Value};
+use session::{Session, Sessions, Transport};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// The same resource update reported again within this window is one change.
+const UPDATE_FOLD: Duration = Duration::from_millis(100);
 
 /// A complete response to write now.
 #[derive(Debug)]
@@ -109,6 +113,14 @@ pub struct Router {
     pub registry: Arc<Snapshot>,
     pub sessions: Sessions,
     jobs: Sender<WorkerMsg>,
+    /// To the supervisor: downstream subscriptions and log level.
+    control: Sender<Control>,
+    /// How many sessions subscribe to each (server, URI): subscribed downstream while > 0.
+    subscribers: HashMap<(usize, String), usize>,
+    /// When each URI's last update went out, to fold the same change reported by several children.
+    last_update: HashMap<String, Instant>,
+    /// The most verbose level any session asked for (what servers are set to).
+    downstream_level: Option<usize>,
     pools: Arc<[ServerPool]>,
     servers: Arc<[ServerConfig]>,
     settings: Settings,
@@ -123,6 +135,7 @@ impl Router {
     pub fn new(
         registry: Arc<Snapshot>,
         jobs: Sender<WorkerMsg>,
+        control: Sender<Control>,
         pools: Arc<[ServerPool]>,
         servers: Arc<[ServerConfig]>,
         settings: Settings,
@@ -131,6 +144,10 @@ impl Router {
             registry,
             sessions: Sessions::default(),
             jobs,
+            control,
+            subscribers: HashMap::new(),
+            last_update: HashMap::new(),
+            downstream_level: None,
             pools,
             servers,
             settings,
@@ -281,6 +298,134 @@ impl Router {
         let _ = self.jobs.send(WorkerMsg::Submit(job));
     }
 
+    /// Carries out what an MCP action asks of the router; what is left is an answer, a job, or
+    /// nothing.
+    fn settle(&mut self, action: mcp::Action) -> mcp::Action {
+        match action {
+            mcp::Action::Dispatch(job) => {
+                self.dispatch(*job);
+                mcp::Action::Nothing
+            }
+            mcp::Action::Subscription {
+                server,
+                uri,
+                subscribe,
+                reply,
+            } => {
+                self.count_subscription(server, uri, subscribe);
+                mcp::Action::Reply(reply)
+            }
+            mcp::Action::LogLevel { reply } => {
+                self.update_log_level();
+                mcp::Action::Reply(reply)
+            }
+            other => other,
+        }
+    }
+
+    fn count_subscription(&mut self, server: usize, uri: String, subscribe: bool) {
+        let key = (server, uri);
+        let count = self.subscribers.entry(key.clone()).or_insert(0);
+        let before = *count;
+        if subscribe {
+            *count += 1;
+        } else {
+            *count = count.saturating_sub(1);
+        }
+        let after = *count;
+        if after == 0 {
+            self.subscribers.remove(&key);
+        }
+        if (before == 0) != (after == 0) {
+            let _ = self.control.send(Control::Subscription {
+                server: key.0,
+                uri: key.1,
+                subscribe: after > 0,
+            });
+        }
+    }
+
+    /// Servers are set to the most verbose level any session wants.
+    fn update_log_level(&mut self) {
+        let wanted = self.sessions.iter().filter_map(|(_, s)| s.log_level).min();
+        if wanted != self.downstream_level {
+            self.downstream_level = wanted;
+            let level = wanted.map(|rank| mcp::LOG_LEVELS[rank]);
+            let _ = self.control.send(Control::LogLevel(level));
+        }
+    }
+
+    /// Ends a session and whatever it held (subscriptions, its share of the log level).
+    fn close_session(&mut self, session: Slot) -> Option<Session> {
+        let closed = self.sessions.close(session)?;
+        let uris: Vec<String> = closed.subscriptions.iter().cloned().collect();
+        for uri in uris {
+            if let Some(server) = self.registry.route_uri(&uri) {
+                self.count_subscription(server, uri, false);
+            }
+        }
+        if closed.log_level.is_some() {
+            self.update_log_level();
+        }
+        Some(closed)
+    }
+
+    /// A notification a server sent on its own: log messages go to sessions that asked for that
+    /// level, resource updates to the sessions subscribed to the URI.
+    pub fn server_notification(
+        &mut self,
+        server: usize,
+        method: &str,
+        mut params: Map<String, Value>,
+        now: Instant,
+    ) {
+        let targets: Vec<Slot> = match method {
+            "notifications/message" => {
+                let rank = params
+                    .get("level")
+                    .and_then(Value::as_str)
+                    .and_then(mcp::log_rank)
+                    .unwrap_or(0);
+                let name = &self.servers[server].name;
+                let logger = match params.get("logger").and_then(Value::as_str) {
+                    Some(logger) => format!("{name}/{logger}"),
+                    None => name.clone(),
+                };
+                params.insert("logger".into(), Value::String(logger));
+                self.sessions
+                    .iter()
+                    .filter(|(_, s)| s.log_level.is_some_and(|level| level <= rank))
+                    .map(|(slot, _)| slot)
+                    .collect()
+            }
+            "notifications/resources/updated" => {
+                let Some(uri) = params.get("uri").and_then(Value::as_str) else {
+                    return;
+                };
+                let recent = self
+                    .last_update
+                    .get(uri)
+                    .is_some_and(|at| now.saturating_duration_since(*at) < UPDATE_FOLD);
+                if recent {
+                    return;
+                }
+                self.last_update
+                    .retain(|_, at| now.saturating_duration_since(*at) < UPDATE_FOLD);
+                self.last_update.insert(uri.to_string(), now);
+                self.sessions
+                    .iter()
+                    .filter(|(_, s)| s.subscriptions.contains(uri))
+                    .map(|(slot, _)| slot)
+                    .collect()
+            }
+            _ => return,
+        };
+        let json = rpc::notification(method, Some(&params));
+        for session in targets {
+            self.to_session(session, &json);
+        }
+    }
+
     /// A message for a session's stream, as an SSE `message` event. Dropped when the session has no
     /// stream open (a Streamable HTTP client that never opened its GET stream).
     pub fn to_session(&mut self, session: Slot, json: &[u8]) {
@@ -304,7 +449,7 @@ impl Router {
         };
         match s.transport {
             Transport::LegacySse => {
-                let id = self.sessions.close(session).map(|s| s.id);
+                let id = self.close_session(session).map(|s| s.id);
                 log::debug!("session {} closed", id.unwrap_or_default());
             }
             Transport::Streamable => {
@@ -328,7 +473,7 @@ impl Router {
             .map(|(slot, _)| slot)
             .collect();
         for slot in expired {
-            if let Some(s) = self.sessions.close(slot) {
+            if let Some(s) = self.close_session(slot) {
                 log::debug!(
                     "session {} expired after {} ms unused",
                     s.id,
@@ -404,19 +549,28 @@ impl Router {
         }
     }
 
-    /// Installs a new registry; sessions hear about a changed tool list.
+    /// Installs a new registry; sessions hear which lists changed.
     pub fn set_registry(&mut self, registry: Arc<Snapshot>) {
-        let changed = registry.list_result != self.registry.list_result;
+        let mut methods: Vec<&str> = registry
+            .changed_lists(&self.registry)
+            .into_iter()
+            .map(|kind| match kind {
+                ListKind::Tools => "notifications/tools/list_changed",
+                ListKind::Prompts => "notifications/prompts/list_changed",
+                ListKind::Resources | ListKind::Templates => "notifications/resources/list_changed",
+            })
+            .collect();
+        methods.dedup();
         self.registry = registry;
-        if changed {
-            let note = rpc::notification::<()>("notifications/tools/list_changed", None);
-            let targets: Vec<Slot> = self
-                .sessions
-                .iter()
-                .filter(|(_, s)| s.initialized)
-                .map(|(slot, _)| slot)
-                .collect();
-            for session in targets {
+        let targets: Vec<Slot> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.initialized)
+            .map(|(slot, _)| slot)
+            .collect();
+        for method in methods {
+            let note = rpc::notification::<()>(method, None);
+            for &session in &targets {
                 self.to_session(session, &note);
             }
         }

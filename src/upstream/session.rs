@@ -9,7 +9,7 @@ use crate::rpc::Id;
 use crossbeam_channel::Sender;
 use serde_json::{json, Map, Value};
 use slab::Slab;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -45,6 +45,10 @@ pub struct Session {
     /// Requests of servers forwarded to this client, by the id the gateway gave them.
     pub asks: HashMap<String, Ask>,
     next_ask: u64,
+    /// Resource URIs the client subscribed to.
+    pub subscriptions: HashSet<String>,
+    /// `logging/setLevel` of the client, as a rank in `mcp::LOG_LEVELS`; None: no log messages.
+    pub log_level: Option<usize>,
 }
 
 /// A server's request waiting for this client's answer.
@@ -124,6 +128,8 @@ impl Sessions {
             calls: HashMap::new(),
             asks: HashMap::new(),
             next_ask: 0,
+            subscriptions: HashSet::new(),
+            log_level: None,
         });
         self.by_id.insert(id, key);
         Ok(Slot { key, gen })

@@ -69,10 +69,9 @@ impl Router {
             to: ReplyTo::Session(session),
             now,
         };
-        match mcp::handle(&registry, state, message, origin) {
-            mcp::Action::Reply(json) => self.to_session(session, &json),
-            mcp::Action::Dispatch(job) => self.dispatch(*job),
-            mcp::Action::Nothing => {}
+        let action = mcp::handle(&registry, state, message, origin);
+        if let mcp::Action::Reply(json) = self.settle(action) {
+            self.to_session(session, &json);
         }
         accepted()
     }

@@ -89,28 +89,27 @@ impl Router {
             now,
         };
         let action = mcp::handle(&registry, state, message, origin);
+        let state = self.sessions.get(session).expect("still open");
         if initialize && state.protocol_version.is_none() {
             // initialize was refused (bad params): no session came of it.
-            self.sessions.close(session);
+            self.close_session(session);
             if let mcp::Action::Reply(json) = action {
                 return respond(Response::json(200, json));
             }
         } else if initialize {
             log::debug!("session {} opened (Streamable HTTP)", id_header[0].1);
         }
-        match action {
+        let dispatched = matches!(action, mcp::Action::Dispatch(_));
+        match self.settle(action) {
             mcp::Action::Reply(json) => respond(Response {
                 headers: id_header,
                 ..Response::json(200, json)
             }),
-            mcp::Action::Dispatch(job) => {
-                self.dispatch(*job);
-                Outcome::Await {
-                    headers: id_header,
-                    sse: req.accepts("text/event-stream") && req.minor_version == 1,
-                }
-            }
-            mcp::Action::Nothing => respond(Response {
+            _ if dispatched => Outcome::Await {
+                headers: id_header,
+                sse: req.accepts("text/event-stream") && req.minor_version == 1,
+            },
+            _ => respond(Response {
                 status: 202,
                 headers: id_header,
                 ..Response::json(202, Vec::new())
@@ -159,7 +158,7 @@ impl Router {
             Ok(session) => session,
             Err(refusal) => return refusal,
         };
-        if let Some(closed) = self.sessions.close(session) {
+        if let Some(closed) = self.close_session(session) {
             log::debug!("session {} deleted by the client", closed.id);
             if let Some(stream) = closed.stream {
                 self.outbox.push(Outgoing::Close(stream));
