@@ -1,7 +1,8 @@
 //! Interop with the official Python MCP SDK (PyPI `mcp`, installed by `make test` into a venv under
 //! `target/`): its `ClientSession` connects to the gateway over each transport (Streamable HTTP on
 //! `/mcp`, legacy SSE on `/sse`), initializes, pings, lists tools, calls tools (plain, structured,
-//! isError, with progress, concurrently) and sees an unknown tool refused. The script
+//! isError, with progress, concurrently), gets prompts, lists and reads resources and templates, and
+//! sees an unknown resource and an unknown tool refused. The script
 //! (`tests/interop/client.py`) asserts each step.
 
 mod util;
@@ -70,6 +71,9 @@ fn run_client(transport: &str, path: &str) {
             "tools/call isError",
             "progress",
             "concurrent calls",
+            "prompts",
+            "resources",
+            "unknown resource",
             "unknown tool"
         ]
     );

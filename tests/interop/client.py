@@ -81,6 +81,30 @@ async def main(transport, url):
             assert [r.content[0].text for r in results] == [f"n{i}" for i in range(8)]
             report("concurrent calls", count=len(results))
 
+            prompts = await session.list_prompts()
+            assert "demo_greet" in [p.name for p in prompts.prompts], prompts
+            greeting = await session.get_prompt("demo_greet", {"name": "Ada"})
+            assert "Ada" in greeting.messages[0].content.text, greeting
+            report("prompts", names=sorted(p.name for p in prompts.prompts))
+
+            resources = await session.list_resources()
+            uris = sorted(str(r.uri) for r in resources.resources)
+            assert "demo://readme" in uris, uris
+            readme = await session.read_resource("demo://readme")
+            assert readme.contents[0].text, readme
+            templates = await session.list_resource_templates()
+            assert [t.uri_template for t in templates.resource_templates] == ["demo://echo/{text}"]
+            echoed = await session.read_resource("demo://echo/hello")
+            assert echoed.contents[0].text == "hello", echoed
+            report("resources", uris=uris)
+
+            try:
+                await session.read_resource("nowhere://at/all")
+            except Exception as error:
+                report("unknown resource", error=str(error))
+            else:
+                raise AssertionError("reading an unknown resource must fail")
+
             try:
                 await session.call_tool("no_such_tool", {})
             except Exception as error:  # the SDK raises on a JSON-RPC error
