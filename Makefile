@@ -5,8 +5,9 @@ CARGO ?= cargo
 PYTHON ?= python3
 INTEROP := target/interop
 VENV := $(INTEROP)/venv
-# Pinned so a new SDK release cannot change what the interop tests mean.
+# Pinned so a new release cannot change what the interop tests mean.
 PY_MCP_VERSION := 2.3.0
+EVERYTHING_VERSION := 2026.8.31
 
 .PHONY: all build run test lint interop-deps clean
 
@@ -19,18 +20,24 @@ run: build
 	$(CARGO) run --bin mcp-gateway -- --config config/default.json
 
 test: build interop-deps
-	MCP_GATEWAY_TEST_PYTHON=$(CURDIR)/$(VENV)/bin/python $(CARGO) test
+	$(CARGO) test
 
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-interop-deps: $(VENV)/.mcp-$(PY_MCP_VERSION)
+interop-deps: $(VENV)/.mcp-$(PY_MCP_VERSION) $(INTEROP)/.everything-$(EVERYTHING_VERSION)
 
 $(VENV)/.mcp-$(PY_MCP_VERSION):
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check "mcp==$(PY_MCP_VERSION)"
+	touch $@
+
+$(INTEROP)/.everything-$(EVERYTHING_VERSION):
+	mkdir -p $(INTEROP)
+	npm install --silent --no-audit --no-fund --prefix $(INTEROP) \
+		"@modelcontextprotocol/server-everything@$(EVERYTHING_VERSION)"
 	touch $@
 
 clean:
