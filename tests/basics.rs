@@ -67,3 +67,47 @@ fn sse_session_initializes_lists_and_calls() {
         || (gw.health()["sessions"] == 0).then_some(()),
     );
 }
+
+#[test]
+fn streamable_http_session_initializes_lists_calls_and_streams_progress() {
+    let gw = Gateway::start(one_demo());
+    gw.wait_up();
+    let mut session = gw.mcp();
+    assert_eq!(session.session_id.len(), 32);
+    let list = session.request("tools/list", json!({}));
+    assert_eq!(list.http.header("content-type"), Some("application/json"));
+    assert!(list.response()["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["name"] == "demo_echo"));
+    let progress = session.request(
+        "tools/call",
+        json!({"name": "demo_progress", "arguments": {"steps": 2, "intervalMs": 1},
+               "_meta": {"progressToken": "p"}}),
+    );
+    assert_eq!(
+        progress.http.header("content-type"),
+        Some("text/event-stream")
+    );
+    let methods: Vec<&str> = progress
+        .messages
+        .iter()
+        .map(|m| m["method"].as_str().unwrap_or("response"))
+        .collect();
+    assert_eq!(
+        methods,
+        [
+            "notifications/progress",
+            "notifications/progress",
+            "response"
+        ]
+    );
+    assert_eq!(progress.messages[0]["params"]["progressToken"], "p");
+    assert_eq!(
+        progress.response()["result"]["content"][0]["text"],
+        "done 2 steps"
+    );
+    assert_eq!(session.delete().status, 200);
+    assert_eq!(session.request("ping", json!({})).http.status, 404);
+}

@@ -168,19 +168,12 @@ impl Gateway {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> HttpResponse {
-        let mut stream = self.connect();
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
-            self.addr(),
-            body.len()
-        );
-        for (k, v) in headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
-        stream.write_all(head.as_bytes()).unwrap();
-        stream.write_all(body).unwrap();
-        read_response(&mut stream).expect("a complete HTTP response")
+        http_request(&self.addr(), method, path, headers, body)
+    }
+
+    /// Opens a Streamable HTTP session.
+    pub fn mcp(&self) -> McpSession {
+        McpSession::open(self)
     }
 
     /// Sends raw bytes on a fresh connection and reads one response.
@@ -333,11 +326,23 @@ pub fn read_response(stream: &mut TcpStream) -> Option<HttpResponse> {
                 buf.drain(..end + 4);
                 continue;
             }
+            let chunked = headers.iter().any(|(k, v)| {
+                k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
+            });
+            let body_start = end + 4;
+            if chunked {
+                buf.drain(..body_start);
+                let body = read_chunked(stream, buf)?;
+                return Some(HttpResponse {
+                    status,
+                    headers,
+                    body,
+                });
+            }
             let length = headers
                 .iter()
                 .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
                 .and_then(|(_, v)| v.parse::<usize>().ok());
-            let body_start = end + 4;
             loop {
                 let have = buf.len() - body_start;
                 if length.is_some_and(|l| have >= l) {
@@ -365,6 +370,41 @@ pub fn read_response(stream: &mut TcpStream) -> Option<HttpResponse> {
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }
+}
+
+/// Decodes a chunked body whose first bytes are in `buf`; reads the rest from `stream`.
+fn read_chunked(stream: &mut TcpStream, mut buf: Vec<u8>) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    let mut chunk = [0u8; 65536];
+    loop {
+        // Need a complete size line.
+        let Some(line_end) = find(&buf, b"\r\n") else {
+            let n = stream.read(&mut chunk).ok().filter(|&n| n > 0)?;
+            buf.extend_from_slice(&chunk[..n]);
+            continue;
+        };
+        let size_text = String::from_utf8_lossy(&buf[..line_end]).to_string();
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+        let needed = line_end + 2 + size + 2;
+        while buf.len() < needed {
+            let n = stream.read(&mut chunk).ok().filter(|&n| n > 0)?;
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        if size == 0 {
+            return Some(body);
+        }
+        body.extend_from_slice(&buf[line_end + 2..line_end + 2 + size]);
+        buf.drain(..needed);
+    }
+}
+
+/// The events of an SSE body, as (event name, data).
+pub fn sse_events(body: &[u8]) -> Vec<(String, String)> {
+    SseParser::new()
+        .feed(body)
+        .into_iter()
+        .map(|e| (e.event, e.data))
+        .collect()
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -541,6 +581,220 @@ impl SseSession {
     pub fn close(self) {
         let _ = self.stream.shutdown(std::net::Shutdown::Both);
     }
+}
+
+/// A Streamable HTTP session on `/mcp`.
+pub struct McpSession {
+    addr: String,
+    pub session_id: String,
+    next_id: u64,
+}
+
+/// What a POST to `/mcp` produced: the HTTP response, and its JSON-RPC messages (one for a JSON
+/// answer; every event of an SSE answer, the response last).
+pub struct McpReply {
+    pub http: HttpResponse,
+    pub messages: Vec<Value>,
+}
+
+impl McpReply {
+    /// The last message: the response.
+    pub fn response(&self) -> &Value {
+        self.messages
+            .last()
+            .expect("no JSON-RPC message in the answer")
+    }
+}
+
+impl McpSession {
+    /// `initialize` + `notifications/initialized` with the given client capabilities.
+    pub fn open_with(gw: &Gateway, capabilities: Value) -> McpSession {
+        let mut session = McpSession {
+            addr: gw.addr(),
+            session_id: String::new(),
+            next_id: 1,
+        };
+        let reply = session.post(&json!({
+            "jsonrpc": "2.0", "id": 0, "method": "initialize",
+            "params": {"protocolVersion": "2025-11-25", "capabilities": capabilities,
+                       "clientInfo": {"name": "test", "version": "1"}}
+        }));
+        assert_eq!(reply.http.status, 200, "initialize: {}", reply.http.text());
+        session.session_id = reply
+            .http
+            .header("mcp-session-id")
+            .expect("initialize answers with Mcp-Session-Id")
+            .to_string();
+        let note = session.post(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        assert_eq!(note.http.status, 202);
+        session
+    }
+
+    pub fn open(gw: &Gateway) -> McpSession {
+        Self::open_with(gw, json!({}))
+    }
+
+    /// POSTs one message with this session's headers.
+    pub fn post(&self, message: &Value) -> McpReply {
+        let mut headers = vec![
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json, text/event-stream"),
+        ];
+        if !self.session_id.is_empty() {
+            headers.push(("Mcp-Session-Id", self.session_id.as_str()));
+            headers.push(("MCP-Protocol-Version", "2025-11-25"));
+        }
+        let http = http_request(
+            &self.addr,
+            "POST",
+            "/mcp",
+            &headers,
+            &serde_json::to_vec(message).unwrap(),
+        );
+        let messages = mcp_messages(&http);
+        McpReply { http, messages }
+    }
+
+    /// A request with a fresh id; the whole reply.
+    pub fn request(&mut self, method: &str, params: Value) -> McpReply {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.post(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
+    }
+
+    /// `DELETE /mcp`.
+    pub fn delete(&self) -> HttpResponse {
+        http_request(
+            &self.addr,
+            "DELETE",
+            "/mcp",
+            &[("Mcp-Session-Id", self.session_id.as_str())],
+            b"",
+        )
+    }
+
+    /// `GET /mcp`: the server→client stream, as a raw connection (head already checked).
+    pub fn open_stream(&self) -> (HttpResponse, Option<TcpStream>) {
+        let mut stream = TcpStream::connect(&self.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        write!(
+            stream,
+            "GET /mcp HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nMcp-Session-Id: {}\r\n\r\n",
+            self.addr, self.session_id
+        )
+        .unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if stream.read(&mut byte).unwrap_or(0) == 0 {
+                break;
+            }
+            head.push(byte[0]);
+        }
+        let text = String::from_utf8_lossy(&head).to_string();
+        let status: u16 = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let headers: Vec<(String, String)> = text
+            .split("\r\n")
+            .skip(1)
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect();
+        let response = HttpResponse {
+            status,
+            headers,
+            body: Vec::new(),
+        };
+        if status == 200 {
+            (response, Some(stream))
+        } else {
+            // Read the error body for the caller.
+            let mut rest = Vec::new();
+            let _ = stream.read_to_end(&mut rest);
+            (
+                HttpResponse {
+                    body: rest,
+                    ..response
+                },
+                None,
+            )
+        }
+    }
+}
+
+/// One request on a fresh connection (`Connection: close`), to any address.
+pub fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpResponse {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    read_response(&mut stream).expect("a complete HTTP response")
+}
+
+/// The JSON-RPC messages of a `/mcp` answer (JSON body, or SSE events).
+pub fn mcp_messages(http: &HttpResponse) -> Vec<Value> {
+    let content_type = http.header("content-type").unwrap_or("");
+    if content_type.starts_with("text/event-stream") {
+        sse_events(&http.body)
+            .into_iter()
+            .filter(|(event, _)| event == "message")
+            .map(|(_, data)| serde_json::from_str(&data).expect("event data is JSON"))
+            .collect()
+    } else if http.body.is_empty() {
+        Vec::new()
+    } else {
+        vec![http.json()]
+    }
+}
+
+/// Reads SSE events from a raw stream until `want` says stop or `timeout` passes.
+pub fn read_events(
+    stream: &mut TcpStream,
+    timeout: Duration,
+    mut want: impl FnMut(&[(String, String)]) -> bool,
+) -> Vec<(String, String)> {
+    let deadline = Instant::now() + timeout;
+    let mut parser = SseParser::new();
+    let mut events = Vec::new();
+    let mut buf = [0u8; 65536];
+    while !want(&events) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        stream.set_read_timeout(Some(left)).unwrap();
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => events.extend(
+                parser
+                    .feed(&buf[..n])
+                    .into_iter()
+                    .map(|e| (e.event, e.data)),
+            ),
+        }
+    }
+    events
 }
 
 /// Direct children of a process (from /proc).
