@@ -235,7 +235,13 @@ impl Reactor {
                 break;
             }
             match conn.reader.advance(&mut conn.inbuf) {
-                Ok(Progress::Incomplete) => break,
+                Ok(Progress::Incomplete) => {
+                    if conn.reader.is_idle() && conn.inbuf.is_empty() {
+                        // Only blank lines were left after the last request: nothing is arriving.
+                        conn.request_started = None;
+                    }
+                    break;
+                }
                 Ok(Progress::ContinueWanted) => conn.queue(http::CONTINUE),
                 Ok(Progress::Complete(request)) => {
                     conn.request_started = if conn.inbuf.is_empty() {

@@ -16,7 +16,14 @@ impl Router {
             .zip(self.pools.iter())
             .enumerate()
             .map(|(index, (config, pool))| {
-                let stats = pool.stats();
+                let mut stats = pool.stats();
+                // "up" means callable: the pool has a handle AND the router already routes the
+                // server's tools. The listing reaches the reactor through its mailbox, after the
+                // pool's counters have flipped, so until then the server is still "starting".
+                let listed = matches!(self.registry.server_capabilities.get(index), Some(Some(_)));
+                if stats.status == crate::pool::Status::Up && !listed {
+                    stats.status = crate::pool::Status::Starting;
+                }
                 if config.enabled && stats.status != crate::pool::Status::Up {
                     all_up = false;
                 }

@@ -227,7 +227,7 @@ impl Router {
         let path = req.path.as_str();
         let allowed: &[Method] = match path {
             "/mcp" => &[Method::Get, Method::Post, Method::Delete],
-            "/sse" => &[Method::Get, Method::Post],
+            "/sse" => &[Method::Get, Method::Head, Method::Post],
             "/messages" | "/tools/call" => &[Method::Post],
             "/tools" | "/health" | "/" => &[Method::Get, Method::Head],
             _ => {
@@ -274,6 +274,14 @@ impl Router {
             ("/mcp" | "/sse", Method::Post) => self.mcp_post(conn, req, now),
             ("/mcp", Method::Get) => self.mcp_get(conn, req, now),
             ("/mcp", _) => Outcome::Respond(self.mcp_delete(req)),
+            // The head a GET would get, without opening a session (no stream follows).
+            ("/sse", Method::Head) => Outcome::Respond(Response {
+                status: 200,
+                content_type: "text/event-stream",
+                headers: vec![("Cache-Control", "no-cache".to_string())],
+                body: Vec::new(),
+                close: true,
+            }),
             ("/sse", _) => self.open_sse(conn, req, now),
             ("/messages", _) => Outcome::Respond(self.post_message(req, now)),
             ("/tools", _) => Outcome::Respond(Response::json(
