@@ -1,0 +1,107 @@
+//! Peers people use today, in front of the same demo server, measured with the same clients:
+//! `supergateway` (npm) over SSE and Streamable HTTP, and a FastMCP proxy (PyPI) over Streamable
+//! HTTP. Installed under `target/bench-peers/` by `make bench-peers`.
+
+use crate::target::{demo_server, Target};
+use crate::{measure, sse_calls, streamable_calls, Row};
+use std::path::PathBuf;
+use std::process::Command;
+
+fn installed(relative: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target/bench-peers")
+        .join(relative);
+    assert!(
+        path.exists(),
+        "{} is missing: run `make bench-peers` (it installs the peers under target/bench-peers)",
+        path.display()
+    );
+    path
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn supergateway(transport: &str, port: u16) -> Command {
+    let mut command = Command::new("node");
+    command
+        .arg(installed("node_modules/supergateway/dist/index.js"))
+        .args(["--stdio", &demo_server(), "--port", &port.to_string()])
+        .args(["--outputTransport", transport, "--logLevel", "none"]);
+    if transport == "streamableHttp" {
+        command.arg("--stateful");
+    }
+    command
+}
+
+pub fn run(sequential: usize, per_thread: usize) -> Vec<Row> {
+    let mut rows = Vec::new();
+
+    let port = free_port();
+    let peer = Target::peer(supergateway("sse", port), port, "/sse", "/mcp", "");
+    rows.push(tag(measure(
+        &peer,
+        "supergateway legacy SSE, c=1",
+        1,
+        sequential,
+        sse_calls,
+    )));
+    drop(peer);
+
+    let port = free_port();
+    let peer = Target::peer(
+        supergateway("streamableHttp", port),
+        port,
+        "/sse",
+        "/mcp",
+        "",
+    );
+    rows.push(tag(measure(
+        &peer,
+        "supergateway Streamable HTTP, c=1",
+        1,
+        sequential,
+        streamable_calls,
+    )));
+    rows.push(tag(measure(
+        &peer,
+        "supergateway Streamable HTTP, c=8",
+        8,
+        per_thread,
+        streamable_calls,
+    )));
+    drop(peer);
+
+    let port = free_port();
+    let mut command = Command::new(installed("venv/bin/python"));
+    command
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/peers/fastmcp_proxy.py"))
+        .arg(demo_server())
+        .arg(port.to_string());
+    let peer = Target::peer(command, port, "/sse", "/mcp", "");
+    rows.push(tag(measure(
+        &peer,
+        "FastMCP proxy Streamable HTTP, c=1",
+        1,
+        sequential,
+        streamable_calls,
+    )));
+    rows.push(tag(measure(
+        &peer,
+        "FastMCP proxy Streamable HTTP, c=8",
+        8,
+        per_thread,
+        streamable_calls,
+    )));
+    drop(peer);
+    rows
+}
+
+fn tag(mut row: Row) -> Row {
+    row.note = "peer: RSS is its main process alone".into();
+    row
+}
