@@ -126,6 +126,9 @@ impl Reactor {
             if now >= self.next_housekeeping {
                 self.housekeeping(now);
                 self.next_housekeeping = now + HOUSEKEEPING;
+            } else if self.router.next_held_deadline().is_some_and(|t| t <= now) {
+                self.router.retry_held(now);
+                self.deliver_outbox(now);
             }
             if let Some(deadline) = self.shutdown_deadline {
                 if self.router.in_flight == 0 || now >= deadline {
@@ -149,6 +152,9 @@ impl Reactor {
             until = until.min(t);
         }
         if let Some(t) = self.shutdown_deadline {
+            until = until.min(t);
+        }
+        if let Some(t) = self.router.next_held_deadline() {
             until = until.min(t);
         }
         if !self.mailbox.is_empty() {
@@ -395,7 +401,7 @@ impl Reactor {
                     }
                 }
                 ToReactor::Registry(snapshot) => {
-                    self.router.set_registry(snapshot);
+                    self.router.set_registry(snapshot, now);
                     self.deliver_outbox(now);
                 }
                 ToReactor::ServerNotification {
@@ -440,7 +446,8 @@ impl Reactor {
             return false; // a message for a client that only takes one JSON answer
         }
         let keep_alive = keep_alive && !conn.read_closed && self.shutdown_deadline.is_none();
-        if sse {
+        // An answer that comes alone is plain JSON; messages before it make it an event stream.
+        if !last || *streaming {
             let mut out = Vec::with_capacity(body.len() + 64);
             if !*streaming {
                 *streaming = true;
@@ -449,37 +456,26 @@ impl Reactor {
                 extra.push(("Transfer-Encoding", "chunked"));
                 http::response::write_sse_head(&mut out, &extra);
             }
-            if *streaming {
-                let mut event = Vec::with_capacity(body.len() + 24);
-                http::sse::write_event(&mut event, Some("message"), None, &body);
-                http::write_chunk(&mut out, &event);
-            }
-            if last && *streaming {
-                out.extend_from_slice(http::LAST_CHUNK);
-                conn.queue(&out);
-                conn.state = if keep_alive {
-                    State::Reading
-                } else {
-                    State::Closing
-                };
-                self.on_readable(slot.key, now);
-                self.flush(slot.key, now);
-                return true;
-            }
+            let mut event = Vec::with_capacity(body.len() + 24);
+            http::sse::write_event(&mut event, Some("message"), None, &body);
+            http::write_chunk(&mut out, &event);
             if !last {
                 conn.queue(&out);
                 self.flush(slot.key, now);
                 return true;
             }
+            out.extend_from_slice(http::LAST_CHUNK);
+            conn.queue(&out);
+        } else {
+            let response = Response {
+                status,
+                content_type: "application/json",
+                headers: std::mem::take(headers),
+                body,
+                close: false,
+            };
+            write_response(conn, response, keep_alive, head_only);
         }
-        let response = Response {
-            status,
-            content_type: "application/json",
-            headers: std::mem::take(headers),
-            body,
-            close: false,
-        };
-        write_response(conn, response, keep_alive, head_only);
         conn.state = if keep_alive {
             State::Reading
         } else {
@@ -496,6 +492,10 @@ impl Reactor {
         for outgoing in self.router.take_outbox() {
             let (slot, bytes) = match outgoing {
                 Outgoing::Send(slot, bytes) => (slot, bytes),
+                Outgoing::Answer { conn, status, body } => {
+                    self.answer_conn(conn, status, body, true, now);
+                    continue;
+                }
                 Outgoing::Close(slot) => {
                     if self.conns.get(slot.key).is_some_and(|c| c.gen == slot.gen) {
                         self.close(slot.key);
@@ -521,6 +521,8 @@ impl Reactor {
 
     fn housekeeping(&mut self, now: Instant) {
         self.router.reap_sessions(now);
+        self.router.retry_held(now);
+        self.deliver_outbox(now);
         let keepalive = self.settings.keepalive_interval;
         let mut to_close = Vec::new();
         let mut to_flush = Vec::new();
@@ -586,6 +588,8 @@ impl Reactor {
         }
         self.shutdown_deadline = Some(now + self.settings.shutdown_timeout);
         self.router.shutting_down = true;
+        self.router.refuse_held();
+        self.deliver_outbox(now);
         let idle: Vec<usize> = self
             .conns
             .iter()

@@ -29,7 +29,7 @@ impl Id {
 }
 
 /// A valid message from a client.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Incoming {
     Request {
         id: Id,

@@ -31,6 +31,9 @@ pub enum Action {
     },
     /// The session's log level changed; answer with `reply`.
     LogLevel { reply: Vec<u8> },
+    /// The name is unknown but a server still starting may offer it: keep the request and try
+    /// again when the registry changes (only when `Origin::may_hold`).
+    Hold,
     /// Nothing to send (notifications, responses).
     Nothing,
 }
@@ -57,7 +60,10 @@ pub fn log_rank(level: &str) -> Option<usize> {
 pub struct Origin {
     pub session: Slot,
     pub to: ReplyTo,
+    /// When the request arrived (`acquireTimeout` counts from here, also for held requests).
     pub now: Instant,
+    /// A server that may offer unknown names is still starting: unknown names are held, not refused.
+    pub may_hold: bool,
 }
 
 /// Handles one valid message of a session.
@@ -285,6 +291,9 @@ impl Call<'_> {
             );
         }
         let Some(tool) = self.registry.route(&name) else {
+            if self.origin.may_hold {
+                return Action::Hold;
+            }
             return self.fail(codes::INVALID_PARAMS, format!("Unknown tool: {name}"));
         };
         let (server, original) = (tool.server, tool.original.clone());
@@ -299,6 +308,9 @@ impl Call<'_> {
             Err(refusal) => return refusal,
         };
         let Some(prompt) = self.registry.route_prompt(&name) else {
+            if self.origin.may_hold {
+                return Action::Hold;
+            }
             return self.fail(codes::INVALID_PARAMS, format!("Unknown prompt: {name}"));
         };
         let (server, original) = (prompt.server, prompt.original.clone());
@@ -317,6 +329,7 @@ impl Call<'_> {
                 let params = std::mem::take(&mut self.params);
                 self.forward(server, "resources/read", params)
             }
+            None if self.origin.may_hold => Action::Hold,
             None => self.resource_not_found(&uri),
         }
     }

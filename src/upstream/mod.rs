@@ -10,6 +10,7 @@
 //! when `gateway.authToken` is set, `Authorization: Bearer <token>` must match (401).
 
 mod health;
+mod held;
 pub mod mcp;
 mod rest;
 pub mod session;
@@ -97,6 +98,12 @@ pub enum Outgoing {
     Send(Slot, Vec<u8>),
     /// End a stream (its session was deleted).
     Close(Slot),
+    /// The answer for a connection waiting on a request the router handled later (a held one).
+    Answer {
+        conn: Slot,
+        status: u16,
+        body: Vec<u8>,
+    },
 }
 
 /// Security and session settings of the client-facing side.
@@ -121,6 +128,8 @@ pub struct Router {
     last_update: HashMap<String, Instant>,
     /// The most verbose level any session asked for (what servers are set to).
     downstream_level: Option<usize>,
+    /// Requests waiting for a starting server to list what they name, with their deadlines.
+    held: Vec<(held::Held, Instant)>,
     pools: Arc<[ServerPool]>,
     servers: Arc<[ServerConfig]>,
     settings: Settings,
@@ -148,6 +157,7 @@ impl Router {
             subscribers: HashMap::new(),
             last_update: HashMap::new(),
             downstream_level: None,
+            held: Vec::new(),
             pools,
             servers,
             settings,
@@ -557,8 +567,8 @@ impl Router {
         }
     }
 
-    /// Installs a new registry; sessions hear which lists changed.
-    pub fn set_registry(&mut self, registry: Arc<Snapshot>) {
+    /// Installs a new registry; sessions hear which lists changed, held requests are tried again.
+    pub fn set_registry(&mut self, registry: Arc<Snapshot>, now: Instant) {
         let mut methods: Vec<&str> = registry
             .changed_lists(&self.registry)
             .into_iter()
@@ -582,6 +592,7 @@ impl Router {
                 self.to_session(session, &note);
             }
         }
+        self.retry_held(now);
     }
 
     fn cors_headers(&self, req: &Request) -> Vec<(&'static str, String)> {

@@ -3,6 +3,7 @@
 //! still 200: the tool ran). Errors are `{"error": {code, message}}` with a status that says whose
 //! fault it is: 400 bad body, 404 unknown tool, 502/503/504 from the server side.
 
+use super::held::Held;
 use super::{Outcome, Response, Router};
 use crate::http::Request;
 use crate::job::{Answer, Job, ReplyTo, Slot};
@@ -29,8 +30,39 @@ impl Router {
                 return Outcome::Respond(Response::error(400, codes::INVALID_PARAMS, &message))
             }
         };
+        match self.rest_dispatch(conn, name, arguments, now, now) {
+            Some(refusal) => Outcome::Respond(refusal),
+            None => Outcome::Await {
+                headers: Vec::new(),
+                sse: false,
+            },
+        }
+    }
+
+    /// Sends the call to its server, or holds it while a server that may offer the name is still
+    /// starting. `Some` is the answer to send now.
+    pub(super) fn rest_dispatch(
+        &mut self,
+        conn: Slot,
+        name: String,
+        arguments: Map<String, Value>,
+        created: Instant,
+        now: Instant,
+    ) -> Option<Response> {
         let Some(tool) = self.registry.route(&name) else {
-            return Outcome::Respond(Response::error(
+            if let Some(deadline) = self.hold_deadline(created, now) {
+                self.hold(
+                    Held::Rest {
+                        conn,
+                        name,
+                        arguments,
+                        created,
+                    },
+                    deadline,
+                );
+                return None;
+            }
+            return Some(Response::error(
                 404,
                 codes::INVALID_PARAMS,
                 &format!("unknown tool: {name} (GET /tools lists them)"),
@@ -47,14 +79,11 @@ impl Router {
             method: "tools/call",
             params,
             progress_token: None,
-            created: now,
+            created,
             control: Default::default(),
         };
         self.dispatch(job);
-        Outcome::Await {
-            headers: Vec::new(),
-            sse: false,
-        }
+        None
     }
 }
 

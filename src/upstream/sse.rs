@@ -62,17 +62,7 @@ impl Router {
             }
             Err(invalid) => return Response::json(400, mcp::invalid(&invalid)),
         };
-        let registry = self.registry.clone();
-        let state = self.sessions.get_mut(session).expect("found above");
-        let origin = mcp::Origin {
-            session,
-            to: ReplyTo::Session(session),
-            now,
-        };
-        let action = mcp::handle(&registry, state, message, origin);
-        if let mcp::Action::Reply(json) = self.settle(action) {
-            self.to_session(session, &json);
-        }
+        self.run_mcp(session, ReplyTo::Session(session), message, now, now);
         accepted()
     }
 }

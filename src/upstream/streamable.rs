@@ -76,44 +76,52 @@ impl Router {
                 Err(refusal) => return respond(refusal),
             }
         };
-        let registry = self.registry.clone();
         let state = self
             .sessions
             .get_mut(session)
             .expect("found or opened above");
         state.last_seen = now;
         let id_header = vec![(SESSION_HEADER, state.id.clone())];
+        if !initialize {
+            let request = matches!(message, Incoming::Request { .. });
+            self.run_mcp(session, ReplyTo::Conn(conn), message, now, now);
+            return if request {
+                // The answer comes through the outbox now (or later: dispatched or held).
+                Outcome::Await {
+                    headers: id_header,
+                    sse: req.accepts("text/event-stream") && req.minor_version == 1,
+                }
+            } else {
+                respond(Response {
+                    status: 202,
+                    headers: id_header,
+                    ..Response::json(202, Vec::new())
+                })
+            };
+        }
+        let registry = self.registry.clone();
         let origin = mcp::Origin {
             session,
             to: ReplyTo::Conn(conn),
             now,
+            may_hold: false,
         };
         let action = mcp::handle(&registry, state, message, origin);
-        let state = self.sessions.get(session).expect("still open");
-        if initialize && state.protocol_version.is_none() {
-            // initialize was refused (bad params): no session came of it.
-            self.close_session(session);
-            if let mcp::Action::Reply(json) = action {
-                return respond(Response::json(200, json));
-            }
-        } else if initialize {
-            log::debug!("session {} opened (Streamable HTTP)", id_header[0].1);
-        }
-        let dispatched = matches!(action, mcp::Action::Dispatch(_));
+        let accepted = state.protocol_version.is_some();
         match self.settle(action) {
-            mcp::Action::Reply(json) => respond(Response {
-                headers: id_header,
-                ..Response::json(200, json)
-            }),
-            _ if dispatched => Outcome::Await {
-                headers: id_header,
-                sse: req.accepts("text/event-stream") && req.minor_version == 1,
-            },
-            _ => respond(Response {
-                status: 202,
-                headers: id_header,
-                ..Response::json(202, Vec::new())
-            }),
+            mcp::Action::Reply(json) if accepted => {
+                log::debug!("session {} opened (Streamable HTTP)", id_header[0].1);
+                respond(Response {
+                    headers: id_header,
+                    ..Response::json(200, json)
+                })
+            }
+            mcp::Action::Reply(json) => {
+                // initialize was refused (bad params): no session came of it.
+                self.close_session(session);
+                respond(Response::json(200, json))
+            }
+            other => unreachable!("initialize is answered at once, not {other:?}"),
         }
     }
 

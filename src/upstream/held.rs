@@ -1,0 +1,182 @@
+//! Requests for names no server offers yet, held while a server that may offer them is still
+//! starting.
+//!
+//! At startup, and while a server's first process is coming up, its tools, prompts and resources
+//! are not listed yet. A call to one of them would wrongly be "unknown"; instead the request waits
+//! (within `acquireTimeout`, as a call to a known tool waiting for a process would) and is tried
+//! again whenever the registry changes. It is refused as unknown once no server is starting any
+//! more, or when its time is up.
+
+use super::{mcp, Outgoing, Response, Router};
+use crate::config::ServerKind;
+use crate::job::{ReplyTo, Slot};
+use crate::pool::Status;
+use crate::rpc::{codes, Incoming};
+use serde_json::{Map, Value};
+use std::time::Instant;
+
+/// A held request, ready to be tried again.
+#[derive(Debug)]
+pub enum Held {
+    /// `POST /tools/call` waiting on connection `conn`.
+    Rest {
+        conn: Slot,
+        name: String,
+        arguments: Map<String, Value>,
+        created: Instant,
+    },
+    /// An MCP request of `session`, answered to `to`.
+    Mcp {
+        session: Slot,
+        to: ReplyTo,
+        message: Incoming,
+        created: Instant,
+    },
+}
+
+impl Router {
+    /// Until when a request that arrived at `created` may be held: None when no enabled server is
+    /// still starting its first process.
+    pub(super) fn hold_deadline(&self, created: Instant, now: Instant) -> Option<Instant> {
+        let wait = self
+            .servers
+            .iter()
+            .zip(self.pools.iter())
+            .enumerate()
+            .filter(|(index, (server, pool))| {
+                server.enabled
+                    && matches!(server.kind, ServerKind::Local(_))
+                    && matches!(
+                        self.registry.server_capabilities.get(*index),
+                        Some(None) | None
+                    )
+                    && pool.stats().status == Status::Starting
+            })
+            .map(|(_, (_, pool))| pool.settings().acquire_timeout)
+            .max()?;
+        Some(created + wait).filter(|deadline| *deadline > now)
+    }
+
+    pub(super) fn hold(&mut self, held: Held, deadline: Instant) {
+        self.held.push((held, deadline));
+    }
+
+    /// When the next held request runs out of time.
+    pub fn next_held_deadline(&self) -> Option<Instant> {
+        self.held.iter().map(|(_, deadline)| *deadline).min()
+    }
+
+    /// Tries every held request again (after a registry change, and on housekeeping).
+    pub fn retry_held(&mut self, now: Instant) {
+        for (held, _) in std::mem::take(&mut self.held) {
+            match held {
+                Held::Rest {
+                    conn,
+                    name,
+                    arguments,
+                    created,
+                } => {
+                    if let Some(refusal) = self.rest_dispatch(conn, name, arguments, created, now) {
+                        self.outbox.push(Outgoing::Answer {
+                            conn,
+                            status: refusal.status,
+                            body: refusal.body,
+                        });
+                    }
+                }
+                Held::Mcp {
+                    session,
+                    to,
+                    message,
+                    created,
+                } => self.run_mcp(session, to, message, created, now),
+            }
+        }
+    }
+
+    /// Handles an MCP message of a session (first time or again), holding it if it names something
+    /// a starting server may offer. Answers go to `to`.
+    pub(super) fn run_mcp(
+        &mut self,
+        session: Slot,
+        to: ReplyTo,
+        message: Incoming,
+        created: Instant,
+        now: Instant,
+    ) {
+        let deadline = self.hold_deadline(created, now);
+        let registry = self.registry.clone();
+        let origin = mcp::Origin {
+            session,
+            to,
+            now: created,
+            may_hold: deadline.is_some(),
+        };
+        // Keep a copy only when holding is possible: the common case pays nothing.
+        let copy = deadline.map(|_| message.clone());
+        let Some(state) = self.sessions.get_mut(session) else {
+            return; // the session ended while its request was held
+        };
+        let action = mcp::handle(&registry, state, message, origin);
+        match self.settle(action) {
+            mcp::Action::Hold => {
+                if let (Some(message), Some(deadline)) = (copy, deadline) {
+                    self.hold(
+                        Held::Mcp {
+                            session,
+                            to,
+                            message,
+                            created,
+                        },
+                        deadline,
+                    );
+                }
+            }
+            mcp::Action::Reply(json) => self.answer(to, json),
+            _ => {}
+        }
+    }
+
+    /// Sends an MCP answer the router produced itself to where the request waits.
+    pub(super) fn answer(&mut self, to: ReplyTo, json: Vec<u8>) {
+        match to {
+            ReplyTo::Session(session) => self.to_session(session, &json),
+            ReplyTo::Conn(conn) => self.outbox.push(Outgoing::Answer {
+                conn,
+                status: 200,
+                body: json,
+            }),
+        }
+    }
+
+    /// Shutting down: nothing held will be served.
+    pub fn refuse_held(&mut self) {
+        for (held, _) in std::mem::take(&mut self.held) {
+            let message = "the gateway is shutting down";
+            match held {
+                Held::Rest { conn, .. } => {
+                    let refusal = Response::error(503, codes::SERVER_UNAVAILABLE, message);
+                    self.outbox.push(Outgoing::Answer {
+                        conn,
+                        status: 503,
+                        body: refusal.body,
+                    });
+                }
+                Held::Mcp {
+                    to,
+                    message: request,
+                    ..
+                } => {
+                    if let Incoming::Request { id, .. } = request {
+                        let json = crate::rpc::error_response(
+                            Some(id.json()),
+                            codes::SERVER_UNAVAILABLE,
+                            message,
+                        );
+                        self.answer(to, json);
+                    }
+                }
+            }
+        }
+    }
+}
