@@ -71,6 +71,24 @@ impl Job {
             _ => None,
         }
     }
+
+    /// Where and how the outcome goes.
+    pub fn route(&self) -> Route {
+        Route {
+            to: self.to,
+            answer: self.answer.clone(),
+            done: self.key(),
+        }
+    }
+}
+
+/// Everything needed to send a job's outcome, detached from the job.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub to: ReplyTo,
+    pub answer: Answer,
+    /// With the final message of an MCP call: which call ended.
+    pub done: Option<CallKey>,
 }
 
 /// A client's request in flight: its session and its own id.
@@ -220,27 +238,27 @@ impl ReactorSink {
         }
     }
 
-    /// Sends the final outcome of a job that produced a downstream answer.
-    pub fn answer(&self, job: &Job, outcome: Result<&str, &str>) {
-        let (status, body) = match (&job.answer, outcome) {
+    /// Sends the final outcome of a call the server answered.
+    pub fn answer(&self, route: &Route, outcome: Result<&str, &str>) {
+        let (status, body) = match (&route.answer, outcome) {
             (Answer::JsonRpc(id), Ok(result)) => (200, rpc::result_response(id.json(), result)),
             (Answer::JsonRpc(id), Err(error)) => (200, rpc::raw_error_response(id.json(), error)),
             (Answer::Rest, Ok(result)) => (200, wrap("result", result)),
             (Answer::Rest, Err(error)) => (rest_status_for(error), wrap("error", error)),
         };
         self.send(ToReactor::Reply {
-            to: job.to,
+            to: route.to,
             status,
             body,
             last: true,
-            done: job.key(),
+            done: route.done.clone(),
         });
     }
 
-    /// Sends a message that comes before the outcome (progress, requests to the client).
-    pub fn before_answer(&self, job: &Job, body: Vec<u8>) {
+    /// Sends a message that comes before the outcome (progress).
+    pub fn before_answer(&self, route: &Route, body: Vec<u8>) {
         self.send(ToReactor::Reply {
-            to: job.to,
+            to: route.to,
             status: 200,
             body,
             last: false,
@@ -250,8 +268,8 @@ impl ReactorSink {
 
     /// Ends a call the client cancelled: no answer on a session stream (the spec says none is sent);
     /// a waiting HTTP request still needs one, so it gets an error saying so.
-    pub fn cancelled(&self, job: &Job) {
-        let body = match (job.to, &job.answer) {
+    pub fn cancelled(&self, route: &Route) {
+        let body = match (route.to, &route.answer) {
             (ReplyTo::Conn(_), Answer::JsonRpc(id)) => rpc::error_response(
                 Some(id.json()),
                 codes::REQUEST_CANCELLED,
@@ -260,18 +278,18 @@ impl ReactorSink {
             _ => Vec::new(),
         };
         self.send(ToReactor::Reply {
-            to: job.to,
+            to: route.to,
             status: 200,
             body,
             last: true,
-            done: job.key(),
+            done: route.done.clone(),
         });
     }
 
     /// Sends the final outcome of a job that failed before the server answered.
-    pub fn fail(&self, job: &Job, failure: &Failure) {
+    pub fn fail(&self, route: &Route, failure: &Failure) {
         // MCP clients get a JSON-RPC error in an ordinary answer; REST maps failures to statuses.
-        let (status, body) = match &job.answer {
+        let (status, body) = match &route.answer {
             Answer::JsonRpc(id) => (
                 200,
                 rpc::error_response(Some(id.json()), failure.code(), failure.message()),
@@ -282,11 +300,11 @@ impl ReactorSink {
             ),
         };
         self.send(ToReactor::Reply {
-            to: job.to,
+            to: route.to,
             status,
             body,
             last: true,
-            done: job.key(),
+            done: route.done.clone(),
         });
     }
 }

@@ -9,12 +9,13 @@
 //!
 //! A panic while serving a call is caught: the client gets −32603 and the worker lives on.
 
-use crate::downstream::stdio::{Call, CallError, Inbound, StdioChild};
-use crate::job::{Failure, Job, ReactorSink, ToReactor};
+use crate::downstream::stdio::{Call, CallError, DirectReply, Inbound, StdioChild};
+use crate::job::{Failure, Job, ReactorSink, Route, ToReactor};
 use crate::pool::{Handle, Submit};
 use crate::rpc;
 use crate::supervisor::ServerPool;
 use crossbeam_channel::Receiver;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -69,7 +70,7 @@ impl Worker {
                     match pool.submit(job, Instant::now()) {
                         Submit::Run(job, handle) => self.serve(job, handle),
                         Submit::Parked => {}
-                        Submit::Rejected(job, failure) => self.sink.fail(&job, &failure),
+                        Submit::Rejected(job, failure) => self.sink.fail(&job.route(), &failure),
                     }
                 }
                 WorkerMsg::Run(job, handle) => self.serve(job, handle),
@@ -93,45 +94,49 @@ impl Worker {
     }
 
     /// Makes the call and sends the outcome. Returns whether the server answered.
+    ///
+    /// The answer (and progress) normally goes to the client straight from the child-I/O thread
+    /// through a `Direct` reply; this worker hears `Answered` afterwards. On a timeout, a failure or a
+    /// cancellation, the worker takes the `Direct` back to answer itself — unless the answer already
+    /// went out, which the `Direct` being gone tells.
     fn call(&self, job: &Job, child: &StdioChild) -> bool {
+        let route = job.route();
         if job.control.is_cancelled() {
-            self.sink.cancelled(job);
+            self.sink.cancelled(&route);
             return true;
         }
         let timeout = self.call_timeouts[job.server];
         let deadline = Instant::now() + timeout;
+        let direct = Direct {
+            sink: self.sink.clone(),
+            route: route.clone(),
+            progress_token: job.progress_token.clone(),
+        };
         let call = match child.begin(
             job.method,
             Some(job.params.clone()),
             job.progress_token.is_some(),
             deadline,
             job.session.is_some(),
+            Some(Box::new(direct)),
         ) {
             Ok(call) => call,
             Err(error) => {
-                self.sink.fail(job, &failure_of(error, child, job, timeout));
+                self.sink
+                    .fail(&route, &failure_of(error, child, job, timeout));
                 return false;
             }
         };
         if !job.control.start(call.sender()) {
-            call.cancel("cancelled by the client");
-            self.sink.cancelled(job);
+            if call.take_direct().is_some() {
+                call.cancel("cancelled by the client");
+                self.sink.cancelled(&route);
+            }
             return true;
         }
         loop {
             match call.next() {
-                Ok(Inbound::Response(outcome)) => {
-                    let outcome = outcome.as_ref().map(|r| r.get()).map_err(|e| e.get());
-                    self.sink.answer(job, outcome);
-                    return true;
-                }
-                Ok(Inbound::Progress(mut progress)) => {
-                    if let Some(token) = &job.progress_token {
-                        progress.insert("progressToken".into(), token.clone());
-                        let note = rpc::notification("notifications/progress", Some(&progress));
-                        self.sink.before_answer(job, note);
-                    }
-                }
+                Ok(Inbound::Answered) => return true,
                 Ok(Inbound::ChildRequest { id, method, params }) => {
                     self.child_request(job, child, &call, id, method, params)
                 }
@@ -139,15 +144,28 @@ impl Worker {
                     child.respond(&child_id, outcome.as_ref())
                 }
                 Ok(Inbound::Cancelled) => {
-                    call.cancel("cancelled by the client");
-                    self.sink.cancelled(job);
+                    if call.take_direct().is_some() {
+                        call.cancel("cancelled by the client");
+                        self.sink.cancelled(&route);
+                    }
                     return true;
                 }
-                // `next` turns these into errors.
-                Ok(Inbound::Closed | Inbound::TooLarge { .. }) => {}
+                // With a `Direct` these come through it; `next` turns the rest into errors.
+                Ok(
+                    Inbound::Response(_)
+                    | Inbound::Progress(_)
+                    | Inbound::Closed
+                    | Inbound::TooLarge { .. },
+                ) => {}
                 Err(error) => {
-                    self.sink.fail(job, &failure_of(error, child, job, timeout));
-                    return false;
+                    return match call.take_direct() {
+                        Some(_) => {
+                            self.sink
+                                .fail(&route, &failure_of(error, child, job, timeout));
+                            false
+                        }
+                        None => true, // answered just before: the outcome stands
+                    };
                 }
             }
         }
@@ -198,6 +216,28 @@ fn failure_of(error: CallError, child: &StdioChild, job: &Job, timeout: Duration
     }
 }
 
+/// A call's reply path from the child-I/O thread straight to the reactor.
+struct Direct {
+    sink: ReactorSink,
+    route: Route,
+    progress_token: Option<Value>,
+}
+
+impl DirectReply for Direct {
+    fn progress(&self, mut params: Map<String, Value>) {
+        if let Some(token) = &self.progress_token {
+            params.insert("progressToken".into(), token.clone());
+            let note = rpc::notification("notifications/progress", Some(&params));
+            self.sink.before_answer(&self.route, note);
+        }
+    }
+
+    fn answer(self: Box<Self>, outcome: Result<&RawValue, &RawValue>) {
+        let outcome = outcome.map(RawValue::get).map_err(RawValue::get);
+        self.sink.answer(&self.route, outcome);
+    }
+}
+
 /// Runs `serve`; if it panics, the client still gets an answer (−32603) and the worker survives.
 fn guarded(sink: &ReactorSink, job: &Job, serve: impl FnOnce() -> bool) -> bool {
     match catch_unwind(AssertUnwindSafe(serve)) {
@@ -214,7 +254,7 @@ fn guarded(sink: &ReactorSink, job: &Job, serve: impl FnOnce() -> bool) -> bool 
                 job.server
             );
             sink.fail(
-                job,
+                &job.route(),
                 &Failure::Internal(format!(
                     "internal error in the gateway while serving {}; see its log",
                     job.method

@@ -62,13 +62,8 @@ fn send(child: &StdioChild, method: &str, params: Value) {
         return;
     };
     // Dropping the call at once: its answer finds nobody waiting and is discarded.
-    if let Err(e) = child.begin(
-        method,
-        Some(params),
-        false,
-        Instant::now() + SEND_LIMIT,
-        false,
-    ) {
+    let deadline = Instant::now() + SEND_LIMIT;
+    if let Err(e) = child.begin(method, Some(params), false, deadline, false, None) {
         log::debug!("{}: could not send {method}: {e:?}", child.label());
     }
 }

@@ -253,7 +253,7 @@ impl<M: Member> Pool<M> {
             st.waiting = keep;
             for w in doomed {
                 self.sink
-                    .fail(&w.job, &Failure::Unavailable(message.clone()));
+                    .fail(&w.job.route(), &Failure::Unavailable(message.clone()));
             }
         }
         self.publish(&st);
@@ -314,7 +314,7 @@ impl<M: Member> Pool<M> {
         st.stopping = true;
         for w in st.waiting.drain(..) {
             self.sink.fail(
-                &w.job,
+                &w.job.route(),
                 &Failure::Unavailable("the gateway is shutting down".into()),
             );
         }
@@ -356,7 +356,7 @@ impl<M: Member> Pool<M> {
         }
         while let Some(w) = st.waiting.pop_front() {
             if w.deadline <= now {
-                self.sink.fail(&w.job, &self.exhausted());
+                self.sink.fail(&w.job.route(), &self.exhausted());
                 continue;
             }
             st.busy += 1;
@@ -444,7 +444,7 @@ impl<M: Member> Pool<M> {
             self.exhausted()
         };
         for w in expired {
-            self.sink.fail(&w.job, &failure);
+            self.sink.fail(&w.job.route(), &failure);
         }
     }
 
