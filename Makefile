@@ -8,8 +8,11 @@ VENV := $(INTEROP)/venv
 # Pinned so a new release cannot change what the interop tests mean.
 PY_MCP_VERSION := 2.3.0
 EVERYTHING_VERSION := 2026.8.31
+PEERS := target/bench-peers
+SUPERGATEWAY_VERSION := 4.0.0
+FASTMCP_VERSION := 4.1.2
 
-.PHONY: all build run test lint interop-deps clean
+.PHONY: all build run test lint interop-deps bench bench-peers peer-deps clean
 
 all: build
 
@@ -21,6 +24,27 @@ run: build
 
 test: build interop-deps
 	$(CARGO) test
+
+# Latency, throughput, reuse and footprint against baselines (release build); results in target/bench/.
+bench:
+	$(CARGO) bench --bench gateway
+
+# The same, plus supergateway (npm) and a FastMCP proxy (PyPI) in front of the same demo server.
+bench-peers: peer-deps
+	$(CARGO) bench --bench gateway -- --peers
+
+peer-deps: $(PEERS)/.supergateway-$(SUPERGATEWAY_VERSION) $(PEERS)/.fastmcp-$(FASTMCP_VERSION)
+
+$(PEERS)/.supergateway-$(SUPERGATEWAY_VERSION):
+	mkdir -p $(PEERS)
+	npm install --silent --no-audit --no-fund --prefix $(PEERS) "supergateway@$(SUPERGATEWAY_VERSION)"
+	touch $@
+
+$(PEERS)/.fastmcp-$(FASTMCP_VERSION):
+	rm -rf $(PEERS)/venv
+	$(PYTHON) -m venv $(PEERS)/venv
+	$(PEERS)/venv/bin/pip install --quiet --disable-pip-version-check "fastmcp==$(FASTMCP_VERSION)"
+	touch $@
 
 lint:
 	$(CARGO) fmt --check

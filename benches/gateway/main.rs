@@ -182,6 +182,7 @@ fn main() {
     }
 
     print_table(&rows);
+    print_ratios(&rows);
     write_json(&rows, quick);
 }
 
@@ -472,6 +473,58 @@ fn print_table(rows: &[Row]) {
             "\ngateway overhead over a direct stdio call at c=1: p50 {:.0} µs, p99 {:.0} µs",
             gw.percentile(0.5) - floor.percentile(0.5),
             gw.percentile(0.99) - floor.percentile(0.99)
+        );
+    }
+}
+
+/// Each peer scenario against ours with the same transport and concurrency, as ratios.
+fn print_ratios(rows: &[Row]) {
+    let floor = rows
+        .iter()
+        .find(|r| r.name.starts_with("baseline: demo server direct"))
+        .map(|r| r.percentile(0.5))
+        .unwrap_or(0.0);
+    let ours = |name: &str| rows.iter().find(|r| r.name == name);
+    let pairs = [
+        (
+            "supergateway legacy SSE, c=1",
+            "gateway legacy SSE session, c=1",
+        ),
+        (
+            "supergateway Streamable HTTP, c=1",
+            "gateway Streamable HTTP, c=1",
+        ),
+        (
+            "supergateway Streamable HTTP, c=8",
+            "gateway Streamable HTTP, c=8",
+        ),
+        (
+            "FastMCP proxy Streamable HTTP, c=1",
+            "gateway Streamable HTTP, c=1",
+        ),
+        (
+            "FastMCP proxy Streamable HTTP, c=8",
+            "gateway Streamable HTTP, c=8",
+        ),
+    ];
+    let mut header = false;
+    for (peer, mine) in pairs {
+        let (Some(p), Some(m)) = (ours(peer), ours(mine)) else {
+            continue;
+        };
+        if !header {
+            println!(
+                "\npeer / mcp-gateway, same run (overhead = p50 minus the direct-stdio floor):"
+            );
+            header = true;
+        }
+        let overhead = |r: &Row| (r.percentile(0.5) - floor).max(1.0);
+        println!(
+            "  {peer:<38} p50 overhead {:>6.1}x   p99 {:>6.1}x   throughput {:>6.2}x   RSS {:>6.1}x",
+            overhead(p) / overhead(m),
+            p.percentile(0.99) / m.percentile(0.99).max(1.0),
+            p.throughput() / m.throughput().max(1e-9),
+            p.rss_kib.unwrap_or(0) as f64 / m.rss_kib.unwrap_or(1).max(1) as f64,
         );
     }
 }
