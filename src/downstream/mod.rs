@@ -9,5 +9,6 @@
 pub mod child_io;
 pub mod handshake;
 pub mod process;
+pub mod remote;
 pub mod stdio;
 pub mod wanted;

@@ -1,0 +1,14 @@
+//! Remote MCP servers reached over HTTP (Streamable HTTP and the legacy SSE transport).
+//!
+//! - `url`: `http`/`https` URLs and resolving references against them;
+//! - `framing` (private): sans-IO response heads, body delimiting and chunked decoding;
+//! - `tls`: trust settings (system roots + `caFile`) and deadline-bound rustls driving;
+//! - `conn`: one blocking keep-alive HTTP/1.1 connection, plain or TLS, with SSE reading.
+//!
+//! Everything here blocks on std sockets and is meant for worker threads; every wait is bounded
+//! by a caller's deadline.
+
+pub mod conn;
+mod framing;
+pub mod tls;
+pub mod url;
