@@ -13,6 +13,7 @@ use crate::downstream::handshake::{self, handshake};
 use crate::downstream::process::{self, Exiting};
 use crate::downstream::stdio::StdioChild;
 use crate::downstream::wanted::{self, Wanted};
+use crate::job::ReplyTo;
 use crate::pool::{Member, Pool};
 use crate::registry::Catalog;
 use crate::registry::ListKind;
@@ -55,6 +56,9 @@ pub enum Control {
     },
     /// The most verbose log level any session wants (None: no session asked).
     LogLevel(Option<&'static str>),
+    /// Send `body` to `to` once every earlier control message has reached the children: a client
+    /// told "subscribed" (or "level set") cannot act before the servers know.
+    After { to: ReplyTo, body: Vec<u8> },
 }
 
 /// At least this often the ticks run, whatever happens.
@@ -176,6 +180,7 @@ impl Running {
                     }
                 }
             }
+            Control::After { to, body } => self.sup.catalog.reply(to, body),
             Control::Shutdown { hurry, done } => {
                 log::info!("stopping {} server processes", self.live.len());
                 for pool in self.sup.pools.iter() {
@@ -238,6 +243,7 @@ impl Running {
             return;
         };
         let catalog = self.sup.catalog.clone();
+        let kind = kind.to_string();
         let deadline = Instant::now() + self.sup.servers[server].init_timeout;
         let spawned = std::thread::Builder::new()
             .name(format!("relist-{}", self.sup.servers[server].name))
@@ -256,7 +262,9 @@ impl Running {
                         }
                     }
                 }
-                catalog.set_listing(server, listing);
+                if !catalog.set_listing(server, listing) {
+                    catalog.announce(server, &kind);
+                }
             });
         if let Err(e) = spawned {
             log::warn!("cannot start a thread to list server {server} again: {e}");

@@ -43,11 +43,11 @@ impl Catalog {
         self.lock().listings[server].clone()
     }
 
-    /// Records what a server offers; rebuilds and publishes when it changed.
-    pub fn set_listing(&self, server: usize, listing: Listing) {
+    /// Records what a server offers; rebuilds and publishes when it changed (returns whether it did).
+    pub fn set_listing(&self, server: usize, listing: Listing) -> bool {
         let mut st = self.lock();
         if st.listings[server].as_deref() == Some(&listing) {
-            return;
+            return false;
         }
         log::info!(
             "server {}: {} tools, {} prompts, {} resources, {} resource templates",
@@ -72,6 +72,28 @@ impl Catalog {
         st.snapshot = snapshot.clone();
         // Sent under the lock so snapshots reach the reactor in the order they were built.
         self.sink.send(ToReactor::Registry(snapshot));
+        true
+    }
+
+    /// A server said its `kind` list changed but listing again showed no difference: clients are
+    /// still told (they may cache more than the gateway compares).
+    pub fn announce(&self, server: usize, kind: &str) {
+        self.sink.send(ToReactor::ServerNotification {
+            server,
+            method: format!("notifications/{kind}/list_changed"),
+            params: Default::default(),
+        });
+    }
+
+    /// A final answer for a client, from the supervisor thread.
+    pub fn reply(&self, to: crate::job::ReplyTo, body: Vec<u8>) {
+        self.sink.send(ToReactor::Reply {
+            to,
+            status: 200,
+            body,
+            last: true,
+            done: None,
+        });
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {

@@ -117,7 +117,22 @@ impl Router {
         let Some(state) = self.sessions.get_mut(session) else {
             return; // the session ended while its request was held
         };
-        let action = mcp::handle(&registry, state, message, origin);
+        let action = match mcp::handle(&registry, state, message, origin) {
+            mcp::Action::Subscription {
+                server,
+                uri,
+                subscribe,
+                reply,
+            } => {
+                self.count_subscription(server, uri, subscribe);
+                return self.answer_after_control(to, reply);
+            }
+            mcp::Action::LogLevel { reply } => {
+                self.update_log_level();
+                return self.answer_after_control(to, reply);
+            }
+            other => other,
+        };
         match self.settle(action) {
             mcp::Action::Hold => {
                 if let (Some(message), Some(deadline)) = (copy, deadline) {
@@ -134,6 +149,20 @@ impl Router {
             }
             mcp::Action::Reply(json) => self.answer(to, json),
             _ => {}
+        }
+    }
+
+    /// Answers through the supervisor, after the downstream requests queued before it went out.
+    fn answer_after_control(&mut self, to: ReplyTo, body: Vec<u8>) {
+        self.in_flight += 1; // answered (and counted down) like a job
+        if let Err(e) = self
+            .control
+            .send(crate::supervisor::Control::After { to, body })
+        {
+            if let crate::supervisor::Control::After { to, body } = e.into_inner() {
+                self.in_flight -= 1;
+                self.answer(to, body);
+            }
         }
     }
 

@@ -436,6 +436,21 @@ impl Router {
                     .map(|(slot, _)| slot)
                     .collect()
             }
+            "notifications/tools/list_changed"
+            | "notifications/prompts/list_changed"
+            | "notifications/resources/list_changed" => {
+                let json = rpc::notification::<()>(method, None);
+                let targets: Vec<Slot> = self
+                    .sessions
+                    .iter()
+                    .filter(|(_, s)| s.initialized)
+                    .map(|(slot, _)| slot)
+                    .collect();
+                for session in targets {
+                    self.to_session(session, &json);
+                }
+                return;
+            }
             _ => return,
         };
         let json = rpc::notification(method, Some(&params));
@@ -486,6 +501,8 @@ impl Router {
             .filter(|(_, s)| {
                 s.transport == Transport::Streamable
                     && s.stream.is_none()
+                    && s.calls.is_empty()
+                    && s.asks.is_empty()
                     && now.saturating_duration_since(s.last_seen) > timeout
             })
             .map(|(slot, _)| slot)
@@ -507,6 +524,8 @@ impl Router {
         if let Some(key) = done {
             if let Some(session) = self.sessions.get_mut(key.session) {
                 session.calls.remove(&key.id);
+                // A call that just ended was a use of the session: its sessionTimeout restarts.
+                session.last_seen = Instant::now();
             }
         }
     }

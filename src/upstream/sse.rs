@@ -47,7 +47,13 @@ impl Router {
                 "missing the sessionId query parameter; use the endpoint sent by GET /sse",
             );
         };
-        let Some(session) = self.sessions.find(&id) else {
+        // Only legacy sessions: a Streamable HTTP session's answers would go nowhere from here.
+        let legacy = |slot: &Slot| {
+            self.sessions
+                .get(*slot)
+                .is_some_and(|s| s.transport == Transport::LegacySse)
+        };
+        let Some(session) = self.sessions.find(&id).filter(legacy) else {
             return Response::rpc_error(
                 404,
                 codes::INVALID_REQUEST,

@@ -127,7 +127,8 @@ impl Router {
 
     /// `GET /mcp`: the session's server→client stream.
     pub(super) fn mcp_get(&mut self, conn: Slot, req: &Request, now: Instant) -> Outcome {
-        if !req.accepts("text/event-stream") {
+        // The spec requires the client to list text/event-stream; a missing Accept does not.
+        if req.header("accept").is_none() || !req.accepts("text/event-stream") {
             return respond(Response::rpc_error(
                 406,
                 codes::INVALID_REQUEST,

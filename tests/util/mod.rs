@@ -681,7 +681,7 @@ impl McpSession {
             .unwrap();
         write!(
             stream,
-            "GET /mcp HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nMcp-Session-Id: {}\r\n\r\n",
+            "GET /mcp HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nMcp-Session-Id: {}\r\nConnection: close\r\n\r\n",
             self.addr, self.session_id
         )
         .unwrap();
