@@ -117,7 +117,9 @@ impl Router {
         let Some(state) = self.sessions.get_mut(session) else {
             return; // the session ended while its request was held
         };
-        let action = match mcp::handle(&registry, state, message, origin) {
+        match mcp::handle(&registry, state, message, origin) {
+            mcp::Action::Reply(json) => self.answer(to, json),
+            mcp::Action::Dispatch(job) => self.dispatch(*job),
             mcp::Action::Subscription {
                 server,
                 uri,
@@ -125,30 +127,24 @@ impl Router {
                 reply,
             } => {
                 self.count_subscription(server, uri, subscribe);
-                return self.answer_after_control(to, reply);
+                self.answer_after_control(to, reply);
             }
             mcp::Action::LogLevel { reply } => {
                 self.update_log_level();
-                return self.answer_after_control(to, reply);
+                self.answer_after_control(to, reply);
             }
-            other => other,
-        };
-        match self.settle(action) {
             mcp::Action::Hold => {
                 if let (Some(message), Some(deadline)) = (copy, deadline) {
-                    self.hold(
-                        Held::Mcp {
-                            session,
-                            to,
-                            message,
-                            created,
-                        },
-                        deadline,
-                    );
+                    let held = Held::Mcp {
+                        session,
+                        to,
+                        message,
+                        created,
+                    };
+                    self.hold(held, deadline);
                 }
             }
-            mcp::Action::Reply(json) => self.answer(to, json),
-            _ => {}
+            mcp::Action::Nothing => {}
         }
     }
 

@@ -305,7 +305,7 @@ impl Router {
     }
 
     /// Sends a job to the workers and counts it as in flight; an MCP call becomes cancellable.
-    fn dispatch(&mut self, job: crate::job::Job) {
+    pub(super) fn dispatch(&mut self, job: crate::job::Job) {
         self.in_flight += 1;
         if let Some(key) = job.key() {
             if let Some(session) = self.sessions.get_mut(key.session) {
@@ -316,32 +316,7 @@ impl Router {
         let _ = self.jobs.send(WorkerMsg::Submit(job));
     }
 
-    /// Carries out what an MCP action asks of the router; what is left is an answer, a job, or
-    /// nothing.
-    fn settle(&mut self, action: mcp::Action) -> mcp::Action {
-        match action {
-            mcp::Action::Dispatch(job) => {
-                self.dispatch(*job);
-                mcp::Action::Nothing
-            }
-            mcp::Action::Subscription {
-                server,
-                uri,
-                subscribe,
-                reply,
-            } => {
-                self.count_subscription(server, uri, subscribe);
-                mcp::Action::Reply(reply)
-            }
-            mcp::Action::LogLevel { reply } => {
-                self.update_log_level();
-                mcp::Action::Reply(reply)
-            }
-            other => other,
-        }
-    }
-
-    fn count_subscription(&mut self, server: usize, uri: String, subscribe: bool) {
+    pub(super) fn count_subscription(&mut self, server: usize, uri: String, subscribe: bool) {
         let key = (server, uri);
         let count = self.subscribers.entry(key.clone()).or_insert(0);
         let before = *count;
@@ -364,7 +339,7 @@ impl Router {
     }
 
     /// Servers are set to the most verbose level any session wants.
-    fn update_log_level(&mut self) {
+    pub(super) fn update_log_level(&mut self) {
         let wanted = self.sessions.iter().filter_map(|(_, s)| s.log_level).min();
         if wanted != self.downstream_level {
             self.downstream_level = wanted;
@@ -438,19 +413,7 @@ impl Router {
             }
             "notifications/tools/list_changed"
             | "notifications/prompts/list_changed"
-            | "notifications/resources/list_changed" => {
-                let json = rpc::notification::<()>(method, None);
-                let targets: Vec<Slot> = self
-                    .sessions
-                    .iter()
-                    .filter(|(_, s)| s.initialized)
-                    .map(|(slot, _)| slot)
-                    .collect();
-                for session in targets {
-                    self.to_session(session, &json);
-                }
-                return;
-            }
+            | "notifications/resources/list_changed" => return self.tell_all(&[method]),
             _ => return,
         };
         let json = rpc::notification(method, Some(&params));
@@ -599,6 +562,12 @@ impl Router {
             .collect();
         methods.dedup();
         self.registry = registry;
+        self.tell_all(&methods);
+        self.retry_held(now);
+    }
+
+    /// Sends parameterless notifications to every initialized session.
+    fn tell_all(&mut self, methods: &[&str]) {
         let targets: Vec<Slot> = self
             .sessions
             .iter()
@@ -611,7 +580,6 @@ impl Router {
                 self.to_session(session, &note);
             }
         }
-        self.retry_held(now);
     }
 
     fn cors_headers(&self, req: &Request) -> Vec<(&'static str, String)> {

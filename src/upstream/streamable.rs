@@ -108,7 +108,7 @@ impl Router {
         };
         let action = mcp::handle(&registry, state, message, origin);
         let accepted = state.protocol_version.is_some();
-        match self.settle(action) {
+        match action {
             mcp::Action::Reply(json) if accepted => {
                 log::debug!("session {} opened (Streamable HTTP)", id_header[0].1);
                 respond(Response {
