@@ -81,9 +81,9 @@ impl Worker {
     /// Runs the job, then every parked job the released handle is handed back with.
     fn serve(&self, mut job: Job, mut handle: Handle<Arc<StdioChild>>) {
         loop {
-            let answered = guarded(&self.sink, &job, || self.call(&job, &handle.member));
+            let served = guarded(&self.sink, &job, || self.call(&job, &handle.member));
             let pool = &self.pools[job.server];
-            match pool.release(handle, answered, Instant::now()) {
+            match pool.release(handle, served.answered, served.returning, Instant::now()) {
                 Some((next_job, next_handle)) => {
                     job = next_job;
                     handle = next_handle;
@@ -99,11 +99,11 @@ impl Worker {
     /// through a `Direct` reply; this worker hears `Answered` afterwards. On a timeout, a failure or a
     /// cancellation, the worker takes the `Direct` back to answer itself — unless the answer already
     /// went out, which the `Direct` being gone tells.
-    fn call(&self, job: &Job, child: &StdioChild) -> bool {
+    fn call(&self, job: &Job, child: &StdioChild) -> Served {
         let route = job.route();
         if job.control.is_cancelled() {
             self.sink.cancelled(&route);
-            return true;
+            return Served::ANSWERED;
         }
         let timeout = self.call_timeouts[job.server];
         let deadline = Instant::now() + timeout;
@@ -111,6 +111,8 @@ impl Worker {
             sink: self.sink.clone(),
             route: route.clone(),
             progress_token: job.progress_token.clone(),
+            pools: self.pools.clone(),
+            server: job.server,
         };
         let call = match child.begin(
             job.method,
@@ -124,19 +126,20 @@ impl Worker {
             Err(error) => {
                 self.sink
                     .fail(&route, &failure_of(error, child, job, timeout));
-                return false;
+                return Served::FAILED;
             }
         };
         if !job.control.start(call.sender()) {
             if call.take_direct().is_some() {
                 call.cancel("cancelled by the client");
                 self.sink.cancelled(&route);
+                return Served::ANSWERED;
             }
-            return true;
+            return Served::RETURNING;
         }
         loop {
             match call.next() {
-                Ok(Inbound::Answered) => return true,
+                Ok(Inbound::Answered) => return Served::RETURNING,
                 Ok(Inbound::ChildRequest { id, method, params }) => {
                     self.child_request(job, child, &call, id, method, params)
                 }
@@ -147,8 +150,9 @@ impl Worker {
                     if call.take_direct().is_some() {
                         call.cancel("cancelled by the client");
                         self.sink.cancelled(&route);
+                        return Served::ANSWERED;
                     }
-                    return true;
+                    return Served::RETURNING;
                 }
                 // With a `Direct` these come through it; `next` turns the rest into errors.
                 Ok(
@@ -162,9 +166,9 @@ impl Worker {
                         Some(_) => {
                             self.sink
                                 .fail(&route, &failure_of(error, child, job, timeout));
-                            false
+                            Served::FAILED
                         }
-                        None => true, // answered just before: the outcome stands
+                        None => Served::RETURNING, // answered just before: the outcome stands
                     };
                 }
             }
@@ -216,11 +220,37 @@ fn failure_of(error: CallError, child: &StdioChild, job: &Job, timeout: Duration
     }
 }
 
+/// How a call ended, for the release of its handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Served {
+    /// The server answered (a sign of health).
+    answered: bool,
+    /// The answer went out through `Direct`, which told the pool the handle is returning.
+    returning: bool,
+}
+
+impl Served {
+    const ANSWERED: Served = Served {
+        answered: true,
+        returning: false,
+    };
+    const RETURNING: Served = Served {
+        answered: true,
+        returning: true,
+    };
+    const FAILED: Served = Served {
+        answered: false,
+        returning: false,
+    };
+}
+
 /// A call's reply path from the child-I/O thread straight to the reactor.
 struct Direct {
     sink: ReactorSink,
     route: Route,
     progress_token: Option<Value>,
+    pools: Arc<[ServerPool]>,
+    server: usize,
 }
 
 impl DirectReply for Direct {
@@ -233,15 +263,17 @@ impl DirectReply for Direct {
     }
 
     fn answer(self: Box<Self>, outcome: Result<&RawValue, &RawValue>) {
+        // Before the client can hear the answer, the pool must know the handle is coming back.
+        self.pools[self.server].returning();
         let outcome = outcome.map(RawValue::get).map_err(RawValue::get);
         self.sink.answer(&self.route, outcome);
     }
 }
 
 /// Runs `serve`; if it panics, the client still gets an answer (−32603) and the worker survives.
-fn guarded(sink: &ReactorSink, job: &Job, serve: impl FnOnce() -> bool) -> bool {
+fn guarded(sink: &ReactorSink, job: &Job, serve: impl FnOnce() -> Served) -> Served {
     match catch_unwind(AssertUnwindSafe(serve)) {
-        Ok(answered) => answered,
+        Ok(served) => served,
         Err(panic) => {
             let what = panic
                 .downcast_ref::<&str>()
@@ -260,7 +292,7 @@ fn guarded(sink: &ReactorSink, job: &Job, serve: impl FnOnce() -> bool) -> bool 
                     job.method
                 )),
             );
-            false
+            Served::FAILED
         }
     }
 }
@@ -299,8 +331,8 @@ mod tests {
     #[test]
     fn a_panic_is_answered_with_internal_error() {
         let (sink, rx, _poll) = sink();
-        let answered = guarded(&sink, &job(), || panic!("boom"));
-        assert!(!answered);
+        let served = guarded(&sink, &job(), || panic!("boom"));
+        assert_eq!(served, Served::FAILED);
         match rx.try_recv().unwrap() {
             ToReactor::Reply { body, last, .. } => {
                 assert!(last);

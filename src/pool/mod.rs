@@ -86,6 +86,9 @@ struct State<M> {
     ever_ready: bool,
     stopping: bool,
     retire: Vec<M>,
+    /// Busy handles whose call is already answered: they come back in a moment, so parked jobs
+    /// should wait for them rather than start processes.
+    returning: usize,
 }
 
 struct Idle<M> {
@@ -125,6 +128,7 @@ impl<M: Member> Pool<M> {
                 ever_ready: false,
                 stopping: false,
                 retire: Vec::new(),
+                returning: 0,
             }),
             stats: Stats::default(),
             sink,
@@ -202,10 +206,14 @@ impl<M: Member> Pool<M> {
         &self,
         handle: Handle<M>,
         answered: bool,
+        returning: bool,
         now: Instant,
     ) -> Option<(Job, Handle<M>)> {
         let mut st = self.lock();
         st.busy -= 1;
+        if returning {
+            st.returning = st.returning.saturating_sub(1);
+        }
         if !handle.member.is_alive() {
             self.lost(&mut st, handle, now);
             self.publish(&st);
@@ -220,6 +228,13 @@ impl<M: Member> Pool<M> {
         let next = self.hand_out(&mut st, handle, now);
         self.publish(&st);
         next
+    }
+
+    /// A busy handle's call was just answered and the handle will be released right after: a client
+    /// quick to send its next call must not make the pool grow meanwhile. Pair with
+    /// `release(.., returning: true, ..)`.
+    pub fn returning(&self) {
+        self.lock().returning += 1;
     }
 
     /// A freshly started handle is ready. Returns the parked job it should serve, if any: the caller
@@ -473,7 +488,7 @@ impl<M: Member> Pool<M> {
             .settings
             .min
             .saturating_sub(have)
-            .max(st.waiting.len().saturating_sub(st.starting));
+            .max(st.waiting.len().saturating_sub(st.starting + st.returning));
         if !st.ever_ready && have == 0 {
             want = want.max(1); // the registry needs one listing even when min is 0
         }
@@ -611,10 +626,10 @@ mod tests {
         let (first, handle) = rig.pool.ready(fake(1), now).unwrap();
         assert_eq!(key(&first), 0);
         let mut served = vec![key(&first)];
-        let mut next = rig.pool.release(handle, true, now);
+        let mut next = rig.pool.release(handle, true, false, now);
         while let Some((job, handle)) = next {
             served.push(key(&job));
-            next = rig.pool.release(handle, true, now);
+            next = rig.pool.release(handle, true, false, now);
         }
         assert_eq!(
             served,
@@ -622,6 +637,32 @@ mod tests {
             "first come, first served"
         );
         assert_eq!(rig.pool.stats().idle, 1);
+    }
+
+    #[test]
+    fn a_returning_handle_keeps_a_quick_next_call_from_growing_the_pool() {
+        let rig = rig(1, 4);
+        let now = Instant::now();
+        rig.pool.tick(now);
+        rig.pool.ready(fake(1), now);
+        let handle = match rig.pool.submit(job(1, now), now) {
+            Submit::Run(_, h) => h,
+            _ => panic!("the idle handle serves the first call"),
+        };
+        // Answered, not yet released: the client's next call arrives in between.
+        rig.pool.returning();
+        assert!(matches!(rig.pool.submit(job(2, now), now), Submit::Parked));
+        assert_eq!(
+            rig.pool.tick(now).spawn,
+            0,
+            "no process for a call a handle is returning for"
+        );
+        let (next, _) = rig
+            .pool
+            .release(handle, true, true, now)
+            .expect("handed over");
+        assert_eq!(key(&next), 2);
+        assert_eq!(rig.pool.stats().spawns, 1);
     }
 
     #[test]
@@ -658,7 +699,7 @@ mod tests {
         for (i, handle) in handles.into_iter().enumerate() {
             assert!(rig
                 .pool
-                .release(handle, true, t0 + Duration::from_secs(30 + i as u64))
+                .release(handle, true, false, t0 + Duration::from_secs(30 + i as u64))
                 .is_none());
         }
         let tick = rig
