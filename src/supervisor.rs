@@ -10,6 +10,7 @@
 use crate::config::{ServerConfig, ServerKind};
 use crate::downstream::child_io::{ChildEvent, ChildIo};
 use crate::downstream::handshake::{self, handshake};
+use crate::downstream::link::Link;
 use crate::downstream::process::{self, Exiting};
 use crate::downstream::stdio::StdioChild;
 use crate::downstream::wanted::{self, Wanted};
@@ -28,17 +29,7 @@ fn lock(wanted: &Mutex<Wanted>) -> MutexGuard<'_, Wanted> {
 }
 
 /// The pool type of the gateway.
-pub type ServerPool = Pool<Arc<StdioChild>>;
-
-impl Member for Arc<StdioChild> {
-    fn is_alive(&self) -> bool {
-        StdioChild::is_alive(self)
-    }
-
-    fn serial(&self) -> u64 {
-        self.serial
-    }
-}
+pub type ServerPool = Pool<Link>;
 
 /// Messages to the supervisor thread.
 pub enum Control {
@@ -104,7 +95,7 @@ struct Running {
     /// Shared with handshake threads, which bring new children up to date.
     wanted: Arc<Mutex<Wanted>>,
     /// Every child started and not yet retired, by serial.
-    live: HashMap<u64, Arc<StdioChild>>,
+    live: HashMap<u64, Link>,
     exiting: Vec<Exiting>,
     next_serial: u64,
     shutdown: Option<(Instant, Sender<()>)>,
@@ -165,17 +156,17 @@ impl Running {
                     set.remove(&uri);
                 }
                 drop(wanted);
-                for child in self.live.values().filter(|c| c.server == server) {
-                    wanted::send_subscription(child, &uri, subscribe);
+                for link in self.live.values().filter(|l| l.server() == server) {
+                    wanted::send_subscription(link.requester(), &uri, subscribe);
                 }
             }
             Control::LogLevel(level) => {
                 lock(&self.wanted).level = level;
                 if let Some(level) = level {
                     let snapshot = self.sup.catalog.snapshot();
-                    for child in self.live.values() {
-                        if snapshot.server_supports(child.server, "logging", None) {
-                            wanted::send_level(child, level);
+                    for link in self.live.values() {
+                        if snapshot.server_supports(link.server(), "logging", None) {
+                            wanted::send_level(link.requester(), level);
                         }
                     }
                 }
@@ -239,7 +230,7 @@ impl Running {
             "prompts" => &[ListKind::Prompts],
             _ => &[ListKind::Resources, ListKind::Templates],
         };
-        let Some(child) = self.live.get(&serial).cloned() else {
+        let Some(link) = self.live.get(&serial).cloned() else {
             return;
         };
         let catalog = self.sup.catalog.clone();
@@ -254,10 +245,11 @@ impl Running {
                 };
                 let mut listing = (*current).clone();
                 for &kind in kinds {
-                    match handshake::list(&child, kind, deadline) {
+                    match handshake::list(link.requester(), kind, deadline) {
                         Ok(items) => *handshake::slot(&mut listing, kind) = items,
                         Err(e) => {
-                            log::warn!("{}: listing its {} again: {e}", child.label(), kind.key());
+                            let label = link.requester().label();
+                            log::warn!("{label}: listing its {} again: {e}", kind.key());
                             return;
                         }
                     }
@@ -271,10 +263,14 @@ impl Running {
         }
     }
 
-    fn retire(&mut self, child: &Arc<StdioChild>, now: Instant) {
-        self.live.remove(&child.serial);
-        if let Some(process) = child.retire() {
-            self.exiting.push(Exiting::new(child.label(), process, now));
+    fn retire(&mut self, link: &Link, now: Instant) {
+        self.live.remove(&link.serial());
+        match link {
+            Link::Stdio(child) => {
+                if let Some(process) = child.retire() {
+                    self.exiting.push(Exiting::new(child.label(), process, now));
+                }
+            }
         }
     }
 
@@ -311,42 +307,44 @@ impl Running {
         };
         log::info!("server {}: started {}", server.name, child.label());
         self.sup.child_io.attach(child.clone(), stdout, stderr);
-        self.live.insert(child.serial, child.clone());
+        let link = Link::Stdio(child.clone());
+        self.live.insert(child.serial, link.clone());
 
         let pools = self.sup.pools.clone();
         let catalog = self.sup.catalog.clone();
         let workers = self.sup.workers.clone();
         let wanted = self.wanted.clone();
         let deadline = now + server.init_timeout;
-        let thread_child = child.clone();
+        let thread_link = link.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("init-{}", server.name))
             .stack_size(HANDSHAKE_STACK)
             .spawn(move || {
-                let child = thread_child;
-                let pool = &pools[child.server];
-                match handshake(&child, deadline) {
+                let link = thread_link;
+                let server = link.server();
+                let pool = &pools[server];
+                match handshake(link.requester(), deadline) {
                     Ok(ready) => {
                         log::info!(
                             "{}: ready (protocol {})",
-                            child.label(),
+                            link.requester().label(),
                             ready.info.protocol_version
                         );
-                        lock(&wanted).apply(&child, &ready.info.capabilities);
-                        catalog.set_listing(child.server, ready.listing);
-                        if let Some((job, handle)) = pool.ready(child, Instant::now()) {
+                        lock(&wanted).apply(link.requester(), server, &ready.info.capabilities);
+                        catalog.set_listing(server, ready.listing);
+                        if let Some((job, handle)) = pool.ready(link, Instant::now()) {
                             let _ = workers.send(WorkerMsg::Run(job, handle));
                         }
                     }
                     Err(e) => {
                         pool.start_failed(format!("failed to start: {e}"), Instant::now());
-                        pool.discard(child);
+                        pool.discard(link);
                     }
                 }
             });
         if let Err(e) = spawned {
             pool.start_failed(format!("cannot start its handshake thread: {e}"), now);
-            self.retire(&child, now);
+            self.retire(&link, now);
         }
     }
 }

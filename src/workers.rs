@@ -9,7 +9,9 @@
 //!
 //! A panic while serving a call is caught: the client gets −32603 and the worker lives on.
 
-use crate::downstream::stdio::{Call, CallError, DirectReply, Inbound, StdioChild};
+use crate::downstream::link::Link;
+use crate::downstream::stdio::{Call, DirectReply, Inbound, StdioChild};
+use crate::downstream::CallError;
 use crate::job::{Failure, Job, ReactorSink, Route, ToReactor};
 use crate::pool::{Handle, Submit};
 use crate::rpc;
@@ -26,7 +28,7 @@ pub enum WorkerMsg {
     /// A new job from the reactor.
     Submit(Job),
     /// A parked job and the newly started handle that will serve it.
-    Run(Job, Handle<Arc<StdioChild>>),
+    Run(Job, Handle<Link>),
 }
 
 const WORKER_STACK: usize = 512 * 1024;
@@ -79,9 +81,11 @@ impl Worker {
     }
 
     /// Runs the job, then every parked job the released handle is handed back with.
-    fn serve(&self, mut job: Job, mut handle: Handle<Arc<StdioChild>>) {
+    fn serve(&self, mut job: Job, mut handle: Handle<Link>) {
         loop {
-            let served = guarded(&self.sink, &job, || self.call(&job, &handle.member));
+            let served = guarded(&self.sink, &job, || match &handle.member {
+                Link::Stdio(child) => self.call(&job, child),
+            });
             let pool = &self.pools[job.server];
             match pool.release(handle, served.answered, served.returning, Instant::now()) {
                 Some((next_job, next_handle)) => {

@@ -1,7 +1,7 @@
 //! Bringing a fresh handle into service: `initialize`, `notifications/initialized`, and the listings
 //! the registry needs (every page of each list the server's capabilities announce).
 
-use super::stdio::{CallError, StdioChild};
+use super::{CallError, Requester};
 use crate::registry::{ListKind, Listing};
 use serde_json::{json, Map, Value};
 use std::time::Instant;
@@ -31,7 +31,7 @@ pub struct Ready {
 }
 
 /// Runs the handshake, all of it bounded by `deadline`. Errors are sentences for logs and `/health`.
-pub fn handshake(child: &StdioChild, deadline: Instant) -> Result<Ready, String> {
+pub fn handshake(child: &dyn Requester, deadline: Instant) -> Result<Ready, String> {
     // What a server may ask during a call goes to the client that made it (refused when that client
     // cannot answer); asked outside a call, roots/list gets an empty list.
     let params = json!({
@@ -82,7 +82,7 @@ pub fn slot(listing: &mut Listing, kind: ListKind) -> &mut Vec<Map<String, Value
 
 /// Every page of one list.
 pub fn list(
-    child: &StdioChild,
+    child: &dyn Requester,
     kind: ListKind,
     deadline: Instant,
 ) -> Result<Vec<Map<String, Value>>, String> {
@@ -123,7 +123,7 @@ fn parse_initialize(result: &Value) -> Result<ServerInfo, String> {
 
 /// Fetches every page of a list method and returns the items under `key`.
 fn list_all(
-    child: &StdioChild,
+    child: &dyn Requester,
     method: &str,
     key: &str,
     deadline: Instant,
@@ -156,7 +156,7 @@ fn list_all(
 
 /// One request whose result we need as a value.
 fn request(
-    child: &StdioChild,
+    child: &dyn Requester,
     method: &str,
     params: Value,
     deadline: Instant,

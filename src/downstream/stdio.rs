@@ -9,6 +9,7 @@
 //! `logging/setLevel`, subscriptions). Late answers of abandoned calls find no entry and are dropped.
 //! Writes go through a mutex: several threads write, each line whole.
 
+use super::{Answer, CallError, Requester};
 use crate::rpc;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde_json::value::RawValue;
@@ -54,17 +55,6 @@ pub enum Inbound {
     TooLarge { limit: usize },
     /// stdout closed: the child is gone or going.
     Closed,
-}
-
-/// Why a request got no answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CallError {
-    /// No answer before the deadline (a `notifications/cancelled` was sent downstream).
-    Timeout,
-    /// The child exited or closed its pipes; the text says what is known.
-    Closed(String),
-    /// The child's answer was larger than the configured limit.
-    TooLarge(usize),
 }
 
 struct Pending {
@@ -145,7 +135,7 @@ impl Call<'_> {
 
     /// Waits for the answer, answering any request of the child with an error: for the gateway's
     /// own requests, where no client is involved.
-    pub fn answer(self) -> Result<Result<Box<RawValue>, Box<RawValue>>, CallError> {
+    pub fn answer(self) -> Result<Answer, CallError> {
         loop {
             match self.next()? {
                 Inbound::Response(outcome) => return Ok(outcome),
@@ -252,17 +242,6 @@ impl StdioChild {
             });
         }
         Ok(call)
-    }
-
-    /// One request whose result the gateway itself needs (handshake, listings).
-    pub fn request(
-        &self,
-        method: &str,
-        params: Option<Map<String, Value>>,
-        deadline: Instant,
-    ) -> Result<Result<Box<RawValue>, Box<RawValue>>, CallError> {
-        self.begin(method, params, false, deadline, false, None)?
-            .answer()
     }
 
     /// Child-I/O: the answer to request `id` (dropped when nobody waits any more).
@@ -387,15 +366,6 @@ impl StdioChild {
         self.notify("notifications/cancelled", Some(&params));
     }
 
-    /// Sends a notification, best effort (a dead child is noticed elsewhere).
-    pub fn notify(&self, method: &str, params: Option<&Value>) {
-        let mut line = rpc::notification(method, params);
-        line.push(b'\n');
-        if let Err(e) = self.write_line(&line, Instant::now() + Duration::from_secs(1)) {
-            log::debug!("{}: could not send {method}: {e}", self.label());
-        }
-    }
-
     /// Writes one whole line to the child's stdin, waiting for pipe space until `deadline`.
     pub fn write_line(&self, line: &[u8], deadline: Instant) -> io::Result<()> {
         let mut guard = self.stdin.lock().unwrap_or_else(|e| e.into_inner());
@@ -426,6 +396,39 @@ impl StdioChild {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()
+    }
+}
+
+impl Requester for StdioChild {
+    fn label(&self) -> String {
+        StdioChild::label(self)
+    }
+
+    fn request(
+        &self,
+        method: &str,
+        params: Option<Map<String, Value>>,
+        deadline: Instant,
+    ) -> Result<Answer, CallError> {
+        self.begin(method, params, false, deadline, false, None)?
+            .answer()
+    }
+
+    fn send_unawaited(&self, method: &str, params: Map<String, Value>) {
+        // Dropping the call at once: its answer finds nobody waiting and is discarded.
+        let deadline = Instant::now() + Duration::from_secs(1);
+        if let Err(e) = self.begin(method, Some(params), false, deadline, false, None) {
+            log::debug!("{}: could not send {method}: {e:?}", self.label());
+        }
+    }
+
+    /// Best effort: a dead child is noticed elsewhere.
+    fn notify(&self, method: &str, params: Option<&Value>) {
+        let mut line = rpc::notification(method, params);
+        line.push(b'\n');
+        if let Err(e) = self.write_line(&line, Instant::now() + Duration::from_secs(1)) {
+            log::debug!("{}: could not send {method}: {e}", self.label());
+        }
     }
 }
 

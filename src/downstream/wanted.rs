@@ -1,18 +1,14 @@
-//! What every child of a server must be told beyond its handshake, because clients asked for it:
+//! What every handle of a server must be told beyond its handshake, because clients asked for it:
 //! the log level (the most verbose any session set) and the resources sessions subscribe to.
 //!
-//! Subscriptions live in a server process, and the pool's processes are interchangeable, so every
-//! live child of the server is subscribed (and each new one right after its handshake); the router
-//! folds the duplicate updates. These requests go out of band: sent on a child whatever call it is
-//! serving, their answers dropped.
+//! Subscriptions live in a server process (or remote session), and the pool's handles are
+//! interchangeable, so every live handle of the server is subscribed (and each new one right after
+//! its handshake); the router folds the duplicate updates. These requests go out of band: sent on a
+//! handle whatever call it is serving, their answers dropped.
 
-use super::stdio::StdioChild;
+use super::Requester;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
-
-/// How long one of these requests may wait for pipe space.
-const SEND_LIMIT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Default)]
 pub struct Wanted {
@@ -29,41 +25,36 @@ impl Wanted {
         }
     }
 
-    /// Brings a freshly initialized child up to date.
-    pub fn apply(&self, child: &StdioChild, capabilities: &Map<String, Value>) {
+    /// Brings a freshly initialized handle of server `server` up to date.
+    pub fn apply(&self, handle: &dyn Requester, server: usize, capabilities: &Map<String, Value>) {
         if let Some(level) = self.level {
             if capabilities.contains_key("logging") {
-                send_level(child, level);
+                send_level(handle, level);
             }
         }
-        for uri in &self.subscriptions[child.server] {
-            send_subscription(child, uri, true);
+        for uri in &self.subscriptions[server] {
+            send_subscription(handle, uri, true);
         }
     }
 }
 
 /// `logging/setLevel`, answer ignored.
-pub fn send_level(child: &StdioChild, level: &str) {
-    send(child, "logging/setLevel", json!({ "level": level }));
+pub fn send_level(handle: &dyn Requester, level: &str) {
+    send(handle, "logging/setLevel", json!({ "level": level }));
 }
 
 /// `resources/subscribe` or `resources/unsubscribe`, answer ignored.
-pub fn send_subscription(child: &StdioChild, uri: &str, subscribe: bool) {
+pub fn send_subscription(handle: &dyn Requester, uri: &str, subscribe: bool) {
     let method = if subscribe {
         "resources/subscribe"
     } else {
         "resources/unsubscribe"
     };
-    send(child, method, json!({ "uri": uri }));
+    send(handle, method, json!({ "uri": uri }));
 }
 
-fn send(child: &StdioChild, method: &str, params: Value) {
-    let Value::Object(params) = params else {
-        return;
-    };
-    // Dropping the call at once: its answer finds nobody waiting and is discarded.
-    let deadline = Instant::now() + SEND_LIMIT;
-    if let Err(e) = child.begin(method, Some(params), false, deadline, false, None) {
-        log::debug!("{}: could not send {method}: {e:?}", child.label());
+fn send(handle: &dyn Requester, method: &str, params: Value) {
+    if let Value::Object(params) = params {
+        handle.send_unawaited(method, params);
     }
 }

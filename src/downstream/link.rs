@@ -1,0 +1,44 @@
+//! A pooled handle of either kind: a stdio child process or a session with a remote server.
+//!
+//! The pool, the supervisor and the workers hold `Link`s; what differs between the kinds (how a
+//! call travels, how a handle stops) is matched here or in the worker's two call paths.
+
+use super::stdio::StdioChild;
+use super::Requester;
+use crate::pool::Member;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub enum Link {
+    Stdio(Arc<StdioChild>),
+}
+
+impl Link {
+    /// Index of the server in the config.
+    pub fn server(&self) -> usize {
+        match self {
+            Link::Stdio(child) => child.server,
+        }
+    }
+
+    /// The handle as a requester, for the handshake and the gateway's own requests.
+    pub fn requester(&self) -> &dyn Requester {
+        match self {
+            Link::Stdio(child) => &**child,
+        }
+    }
+}
+
+impl Member for Link {
+    fn is_alive(&self) -> bool {
+        match self {
+            Link::Stdio(child) => child.is_alive(),
+        }
+    }
+
+    fn serial(&self) -> u64 {
+        match self {
+            Link::Stdio(child) => child.serial,
+        }
+    }
+}
