@@ -5,6 +5,7 @@
 
 use crate::config::{Config, ServerConfig, ServerKind};
 use crate::downstream::child_io::{ChildEvent, ChildIo};
+use crate::downstream::remote::link::{Events, Target};
 use crate::http::Limits;
 use crate::job::{ReactorSink, ToReactor};
 use crate::pool::{Doorbell, Pool, Status};
@@ -38,36 +39,55 @@ impl Backend {
                 let _ = control.send(Control::Ring);
             })
         };
+        let max_message = config.gateway.max_message_bytes;
+        let targets: Vec<Option<Result<Arc<Target>, String>>> = servers
+            .iter()
+            .map(|server| match &server.kind {
+                ServerKind::Remote(remote) if server.enabled => {
+                    Some(Target::new(remote, max_message).map(Arc::new))
+                }
+                _ => None,
+            })
+            .collect();
         let pools: Arc<[ServerPool]> = servers
             .iter()
-            .map(|server| make_pool(server, sink.clone(), doorbell.clone()))
+            .zip(&targets)
+            .map(|(server, target)| {
+                let problem = target.as_ref().and_then(|t| t.as_ref().err());
+                make_pool(server, problem, sink.clone(), doorbell.clone())
+            })
             .collect::<Vec<_>>()
             .into();
+        let targets = targets
+            .into_iter()
+            .map(|target| target.and_then(Result::ok))
+            .collect();
         let catalog = Arc::new(Catalog::new(
             servers.clone(),
             config.gateway.page_size,
             sink.clone(),
         ));
-        let child_io = {
+        let events: Events = {
             let control = control.clone();
             let sink = sink.clone();
-            ChildIo::start(
-                config.gateway.max_message_bytes,
-                Box::new(move |event| match event {
-                    ChildEvent::ForClients {
-                        server,
-                        method,
-                        params,
-                    } => sink.send(ToReactor::ServerNotification {
-                        server,
-                        method,
-                        params,
-                    }),
-                    other => {
-                        let _ = control.send(Control::Child(other));
-                    }
+            Arc::new(move |event| match event {
+                ChildEvent::ForClients {
+                    server,
+                    method,
+                    params,
+                } => sink.send(ToReactor::ServerNotification {
+                    server,
+                    method,
+                    params,
                 }),
-            )?
+                other => {
+                    let _ = control.send(Control::Child(other));
+                }
+            })
+        };
+        let child_io = {
+            let events = events.clone();
+            ChildIo::start(max_message, Box::new(move |event| events(event)))?
         };
         let (jobs, jobs_rx) = crossbeam_channel::unbounded();
         Supervisor {
@@ -76,6 +96,8 @@ impl Backend {
             catalog: catalog.clone(),
             workers: jobs.clone(),
             child_io,
+            targets,
+            events,
             control: control_rx,
         }
         .start()?;
@@ -104,7 +126,13 @@ impl Backend {
     }
 }
 
-fn make_pool(server: &ServerConfig, sink: ReactorSink, doorbell: Doorbell) -> ServerPool {
+/// A server's pool; `problem` is why a remote server's settings cannot work (a bad `caFile`).
+fn make_pool(
+    server: &ServerConfig,
+    problem: Option<&String>,
+    sink: ReactorSink,
+    doorbell: Doorbell,
+) -> ServerPool {
     let pool = Pool::new(server.name.as_str().into(), server.pool, sink, doorbell);
     if !server.enabled {
         return pool.unusable(
@@ -112,15 +140,9 @@ fn make_pool(server: &ServerConfig, sink: ReactorSink, doorbell: Doorbell) -> Se
             format!("server {} is disabled", server.name),
         );
     }
-    match &server.kind {
-        ServerKind::Local(_) => pool,
-        ServerKind::Remote(remote) => pool.unusable(
-            Status::Down,
-            format!(
-                "server {}: remote servers ({}) are not supported by this version yet",
-                server.name, remote.url
-            ),
-        ),
+    match problem {
+        Some(problem) => pool.unusable(Status::Down, format!("server {}: {problem}", server.name)),
+        None => pool,
     }
 }
 

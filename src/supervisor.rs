@@ -7,13 +7,15 @@
 //! seconds to initialize delays nobody. Stopping children (stdin close → SIGTERM → SIGKILL) is a set of
 //! small state machines polled here, so any number stop in parallel and every one is reaped.
 
-use crate::config::{ServerConfig, ServerKind};
+use crate::config::{LocalServer, ServerConfig, ServerKind};
 use crate::downstream::child_io::{ChildEvent, ChildIo};
 use crate::downstream::handshake::{self, handshake};
 use crate::downstream::link::Link;
 use crate::downstream::process::{self, Exiting};
+use crate::downstream::remote::link::{Events, RemoteLink, Target};
 use crate::downstream::stdio::StdioChild;
 use crate::downstream::wanted::{self, Wanted};
+use crate::downstream::Requester;
 use crate::job::ReplyTo;
 use crate::pool::{Member, Pool};
 use crate::registry::Catalog;
@@ -58,7 +60,7 @@ const HOUSEKEEPING: Duration = Duration::from_secs(1);
 const REAP_POLL: Duration = Duration::from_millis(20);
 /// After this, children that ignore even SIGKILL (stuck in the kernel) are abandoned.
 const SHUTDOWN_LIMIT: Duration = Duration::from_secs(8);
-const HANDSHAKE_STACK: usize = 256 * 1024;
+const HANDSHAKE_STACK: usize = 512 * 1024;
 
 /// Everything the supervisor thread needs.
 pub struct Supervisor {
@@ -67,6 +69,11 @@ pub struct Supervisor {
     pub catalog: Arc<Catalog>,
     pub workers: Sender<WorkerMsg>,
     pub child_io: ChildIo,
+    /// Per server: where a remote server is and how to trust it (None for local servers and
+    /// for remote ones whose settings are unusable; their pools say why).
+    pub targets: Vec<Option<Arc<Target>>>,
+    /// Where remote handles report what child I/O reports for children.
+    pub events: Events,
     pub control: Receiver<Control>,
 }
 
@@ -143,6 +150,16 @@ impl Running {
                 kind,
             }) => self.relist(server, serial, &kind),
             Control::Child(ChildEvent::ForClients { .. }) => {}
+            Control::Child(ChildEvent::Renewed { server, serial }) => {
+                if let Some(link) = self.live.get(&serial) {
+                    let snapshot = self.sup.catalog.snapshot();
+                    let mut capabilities = serde_json::Map::new();
+                    if snapshot.server_supports(server, "logging", None) {
+                        capabilities.insert("logging".into(), serde_json::json!({}));
+                    }
+                    lock(&self.wanted).apply(link.requester(), server, &capabilities);
+                }
+            }
             Control::Subscription {
                 server,
                 uri,
@@ -271,44 +288,41 @@ impl Running {
                     self.exiting.push(Exiting::new(child.label(), process, now));
                 }
             }
+            Link::Remote(remote) => remote.retire(),
         }
     }
 
-    /// Spawns one child for server `index` and starts its handshake on a helper thread.
+    /// Starts one handle for server `index` (spawns a child, or prepares a remote session) and
+    /// runs its handshake on a helper thread.
     fn start_handle(&mut self, index: usize, now: Instant) {
         let server = &self.sup.servers[index];
         let pool = &self.sup.pools[index];
-        let ServerKind::Local(local) = &server.kind else {
-            pool.start_failed("only local servers can be started".into(), now);
-            return;
-        };
         if self.shutdown.is_some() {
             pool.start_failed("the gateway is shutting down".into(), now);
             return;
         }
-        let mut process = match process::spawn(local) {
-            Ok(process) => process,
-            Err(e) => {
-                let program = local.command.first().map(String::as_str).unwrap_or("");
-                pool.start_failed(format!("cannot start `{program}`: {e}"), now);
-                return;
-            }
-        };
-        let (Some(stdout), Some(stderr)) = (process.stdout.take(), process.stderr.take()) else {
-            unreachable!("spawn pipes all three streams");
-        };
         self.next_serial += 1;
-        let child = match StdioChild::new(index, pool.name.clone(), self.next_serial, process) {
-            Ok(child) => Arc::new(child),
-            Err(e) => {
-                pool.start_failed(format!("cannot set up its pipes: {e}"), now);
-                return;
+        let serial = self.next_serial;
+        let link = match &server.kind {
+            ServerKind::Local(local) => match self.spawn_child(index, local, serial) {
+                Ok(child) => Link::Stdio(child),
+                Err(e) => {
+                    pool.start_failed(e, now);
+                    return;
+                }
+            },
+            ServerKind::Remote(_) => {
+                let Some(target) = self.sup.targets[index].clone() else {
+                    pool.start_failed("its settings are unusable".into(), now);
+                    return;
+                };
+                let events = self.sup.events.clone();
+                let remote = RemoteLink::new(index, pool.name.clone(), serial, target, events);
+                log::info!("server {}: connecting {}", server.name, remote.label());
+                Link::Remote(remote)
             }
         };
-        log::info!("server {}: started {}", server.name, child.label());
-        self.sup.child_io.attach(child.clone(), stdout, stderr);
-        let link = Link::Stdio(child.clone());
-        self.live.insert(child.serial, link.clone());
+        self.live.insert(serial, link.clone());
 
         let pools = self.sup.pools.clone();
         let catalog = self.sup.catalog.clone();
@@ -346,5 +360,28 @@ impl Running {
             pool.start_failed(format!("cannot start its handshake thread: {e}"), now);
             self.retire(&link, now);
         }
+    }
+
+    /// Spawns a child and gives its output to the child-I/O thread. Errors are for `/health`.
+    fn spawn_child(
+        &self,
+        index: usize,
+        local: &LocalServer,
+        serial: u64,
+    ) -> Result<Arc<StdioChild>, String> {
+        let mut process = process::spawn(local).map_err(|e| {
+            let program = local.command.first().map(String::as_str).unwrap_or("");
+            format!("cannot start `{program}`: {e}")
+        })?;
+        let (Some(stdout), Some(stderr)) = (process.stdout.take(), process.stderr.take()) else {
+            unreachable!("spawn pipes all three streams");
+        };
+        let name = self.sup.pools[index].name.clone();
+        let child = StdioChild::new(index, name.clone(), serial, process)
+            .map_err(|e| format!("cannot set up its pipes: {e}"))?;
+        let child = Arc::new(child);
+        log::info!("server {name}: started {}", child.label());
+        self.sup.child_io.attach(child.clone(), stdout, stderr);
+        Ok(child)
     }
 }

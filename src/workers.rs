@@ -10,13 +10,15 @@
 //! A panic while serving a call is caught: the client gets −32603 and the worker lives on.
 
 use crate::downstream::link::Link;
-use crate::downstream::stdio::{Call, DirectReply, Inbound, StdioChild};
-use crate::downstream::CallError;
+use crate::downstream::remote::link::{RemoteLink, Step};
+use crate::downstream::stdio::{DirectReply, Inbound, StdioChild};
+use crate::downstream::{CallError, Requester};
 use crate::job::{Failure, Job, ReactorSink, Route, ToReactor};
 use crate::pool::{Handle, Submit};
 use crate::rpc;
 use crate::supervisor::ServerPool;
 use crossbeam_channel::Receiver;
+use crossbeam_channel::Sender;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -85,6 +87,7 @@ impl Worker {
         loop {
             let served = guarded(&self.sink, &job, || match &handle.member {
                 Link::Stdio(child) => self.call(&job, child),
+                Link::Remote(remote) => self.call_remote(&job, remote),
             });
             let pool = &self.pools[job.server];
             match pool.release(handle, served.answered, served.returning, Instant::now()) {
@@ -129,7 +132,7 @@ impl Worker {
             Ok(call) => call,
             Err(error) => {
                 self.sink
-                    .fail(&route, &failure_of(error, child, job, timeout));
+                    .fail(&route, &failure_of(error, &child.name, job, timeout));
                 return Served::FAILED;
             }
         };
@@ -145,7 +148,7 @@ impl Worker {
             match call.next() {
                 Ok(Inbound::Answered) => return Served::RETURNING,
                 Ok(Inbound::ChildRequest { id, method, params }) => {
-                    self.child_request(job, child, &call, id, method, params)
+                    self.child_request(job, child, call.sender(), id, method, params)
                 }
                 Ok(Inbound::ClientAnswer { child_id, outcome }) => {
                     child.respond(&child_id, outcome.as_ref())
@@ -169,11 +172,74 @@ impl Worker {
                     return match call.take_direct() {
                         Some(_) => {
                             self.sink
-                                .fail(&route, &failure_of(error, child, job, timeout));
+                                .fail(&route, &failure_of(error, &child.name, job, timeout));
                             Served::FAILED
                         }
                         None => Served::RETURNING, // answered just before: the outcome stands
                     };
+                }
+            }
+        }
+    }
+
+    /// A call on a remote server: the same protocol as `call`, its steps read by this worker
+    /// (the answer arrives on this thread's own connection).
+    fn call_remote(&self, job: &Job, remote: &RemoteLink) -> Served {
+        let route = job.route();
+        if job.control.is_cancelled() {
+            self.sink.cancelled(&route);
+            return Served::ANSWERED;
+        }
+        let timeout = self.call_timeouts[job.server];
+        let deadline = Instant::now() + timeout;
+        let progress = job.progress_token.is_some();
+        let takes_requests = job.session.is_some();
+        let params = Some(job.params.clone());
+        let mut call = match remote.begin(job.method, params, progress, deadline, takes_requests) {
+            Ok(call) => call,
+            Err(error) => {
+                let failure = failure_of(error, &remote.name, job, timeout);
+                self.sink.fail(&route, &failure);
+                return Served::FAILED;
+            }
+        };
+        if !job.control.start(call.sender()) {
+            call.cancel("cancelled by the client");
+            self.sink.cancelled(&route);
+            return Served::ANSWERED;
+        }
+        loop {
+            match call.step() {
+                Ok(Step::Answer(outcome)) => {
+                    // As in `Direct::answer`: the pool hears first that the handle is coming back.
+                    self.pools[job.server].returning();
+                    let outcome = match &outcome {
+                        Ok(result) => Ok(result.get()),
+                        Err(error) => Err(error.get()),
+                    };
+                    self.sink.answer(&route, outcome);
+                    return Served::RETURNING;
+                }
+                Ok(Step::Progress(params)) => {
+                    if let Some(note) = progress_note(job.progress_token.as_ref(), params) {
+                        self.sink.before_answer(&route, note);
+                    }
+                }
+                Ok(Step::Request { id, method, params }) => {
+                    self.child_request(job, remote, call.sender(), id, method, params)
+                }
+                Ok(Step::ClientAnswer { child_id, outcome }) => {
+                    remote.respond(&child_id, outcome.as_ref())
+                }
+                Ok(Step::Cancelled) => {
+                    call.cancel("cancelled by the client");
+                    self.sink.cancelled(&route);
+                    return Served::ANSWERED;
+                }
+                Err(error) => {
+                    let failure = failure_of(error, &remote.name, job, timeout);
+                    self.sink.fail(&route, &failure);
+                    return Served::FAILED;
                 }
             }
         }
@@ -185,14 +251,14 @@ impl Worker {
     fn child_request(
         &self,
         job: &Job,
-        child: &StdioChild,
-        call: &Call<'_>,
+        server: &dyn Requester,
+        reply: Sender<Inbound>,
         id: Value,
         method: String,
         params: Option<Value>,
     ) {
         match (method.as_str(), job.session) {
-            ("ping", _) => child.respond(&id, Ok(&Value::Object(Map::new()))),
+            ("ping", _) => server.respond(&id, Ok(&Value::Object(Map::new()))),
             ("sampling/createMessage" | "elicitation/create" | "roots/list", Some(session)) => {
                 self.sink.send(ToReactor::ClientRequest {
                     to: job.to,
@@ -200,26 +266,32 @@ impl Worker {
                     child_id: id,
                     method,
                     params,
-                    reply: call.sender(),
+                    reply,
                 });
             }
-            _ => child.refuse(&id, &method),
+            _ => server.refuse(&id, &method),
         }
     }
 }
 
-fn failure_of(error: CallError, child: &StdioChild, job: &Job, timeout: Duration) -> Failure {
+/// `notifications/progress` for the client, with its own token back in place.
+fn progress_note(token: Option<&Value>, mut params: Map<String, Value>) -> Option<Vec<u8>> {
+    params.insert("progressToken".into(), token?.clone());
+    Some(rpc::notification("notifications/progress", Some(&params)))
+}
+
+fn failure_of(error: CallError, server: &str, job: &Job, timeout: Duration) -> Failure {
     match error {
         CallError::Timeout => Failure::Timeout(format!(
             "server {} did not answer {} within {} ms; the call was cancelled",
-            child.name,
+            server,
             job.method,
             timeout.as_millis()
         )),
         CallError::Closed(note) => Failure::BadGateway(format!("{note}; the call was lost")),
         CallError::TooLarge(limit) => Failure::BadGateway(format!(
             "server {}'s answer exceeds maxMessageBytes ({limit} bytes)",
-            child.name
+            server
         )),
     }
 }
@@ -258,10 +330,8 @@ struct Direct {
 }
 
 impl DirectReply for Direct {
-    fn progress(&self, mut params: Map<String, Value>) {
-        if let Some(token) = &self.progress_token {
-            params.insert("progressToken".into(), token.clone());
-            let note = rpc::notification("notifications/progress", Some(&params));
+    fn progress(&self, params: Map<String, Value>) {
+        if let Some(note) = progress_note(self.progress_token.as_ref(), params) {
             self.sink.before_answer(&self.route, note);
         }
     }

@@ -10,12 +10,12 @@
 //! Invariant: this thread never blocks on anything but `poll`, except for writing a short answer to a
 //! child's request, which waits at most a second for pipe space.
 
+use super::message::{notification_event, Message};
 use super::stdio::{Inbound, StdioChild};
+use super::Requester;
 use crossbeam_channel::{Receiver, Sender};
 use mio::unix::pipe;
 use mio::{Events, Interest, Poll, Token, Waker};
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use slab::Slab;
 use std::io::{self, Read};
@@ -40,6 +40,9 @@ pub enum ChildEvent {
         serial: u64,
         kind: String,
     },
+    /// A remote server forgot the handle's session and a new one was initialized: what clients
+    /// asked (log level, subscriptions) must be sent again.
+    Renewed { server: usize, serial: u64 },
     /// A notification for clients: `notifications/message`, `notifications/resources/updated`.
     ForClients {
         server: usize,
@@ -311,69 +314,31 @@ fn log_stderr(child: &StdioChild, line: &[u8]) {
     child.remember_stderr(text);
 }
 
-/// The parts of a JSON-RPC message we need to route it; the payload stays raw.
-#[derive(Deserialize)]
-struct Envelope {
-    #[serde(default)]
-    id: Option<Value>,
-    method: Option<String>,
-    params: Option<Map<String, Value>>,
-    result: Option<Box<RawValue>>,
-    error: Option<Box<RawValue>>,
-}
-
 fn handle_message(child: &StdioChild, line: &[u8], on_event: &dyn Fn(ChildEvent)) {
-    let envelope: Envelope = match serde_json::from_slice(line) {
-        Ok(envelope) => envelope,
-        Err(_) => {
-            let preview = String::from_utf8_lossy(&line[..line.len().min(JUNK_PREVIEW)]);
-            log::warn!(
-                "{}: ignoring a stdout line that is not JSON-RPC: {preview}",
-                child.label()
-            );
-            return;
-        }
+    let Some(message) = Message::parse(line) else {
+        let preview = String::from_utf8_lossy(&line[..line.len().min(JUNK_PREVIEW)]);
+        log::warn!(
+            "{}: ignoring a stdout line that is not JSON-RPC: {preview}",
+            child.label()
+        );
+        return;
     };
-    match (envelope.method, envelope.id) {
-        (Some(method), Some(id)) => {
-            let params = envelope.params.map(Value::Object);
+    match message {
+        Message::Request { id, method, params } => {
             if let Some((id, method)) = child.deliver_request(id, method, params) {
-                answer_child_request(child, &method, &id);
+                child.answer_alone(&id, &method);
             }
         }
-        (Some(method), None) => handle_notification(child, &method, envelope.params, on_event),
-        (None, Some(id)) => {
-            let Some(id) = id.as_u64() else {
-                log::warn!(
-                    "{}: ignoring a response with an id we never sent: {id}",
-                    child.label()
-                );
-                return;
-            };
-            let outcome = match (envelope.result, envelope.error) {
-                (_, Some(error)) => Err(error),
-                (Some(result), None) => Ok(result),
-                (None, None) => Ok(RawValue::from_string("null".into()).expect("valid JSON")),
-            };
-            child.deliver_response(id, outcome);
+        Message::Notification { method, params } => {
+            handle_notification(child, &method, params, on_event)
         }
-        (None, None) => log::warn!(
-            "{}: ignoring a JSON message that is neither request, notification nor response",
-            child.label()
-        ),
-    }
-}
-
-/// The gateway is the client of its children: it must answer their requests, never leave one
-/// hanging. Outside a call that can reach a client, only `ping` and `roots/list` have an answer.
-fn answer_child_request(child: &StdioChild, method: &str, id: &Value) {
-    match method {
-        "ping" => child.respond(id, Ok(&serde_json::json!({}))),
-        "roots/list" => child.respond(id, Ok(&serde_json::json!({"roots": []}))),
-        _ => {
-            log::debug!("{}: refusing its request {method}", child.label());
-            child.refuse(id, method);
-        }
+        Message::Response { id, outcome } => match id.as_u64() {
+            Some(id) => child.deliver_response(id, outcome),
+            None => log::warn!(
+                "{}: ignoring a response with an id we never sent: {id}",
+                child.label()
+            ),
+        },
     }
 }
 
@@ -383,52 +348,16 @@ fn handle_notification(
     params: Option<Map<String, Value>>,
     on_event: &dyn Fn(ChildEvent),
 ) {
-    match method {
-        "notifications/progress" => {
-            let params = params.unwrap_or_default();
-            match params.get("progressToken").and_then(Value::as_u64) {
-                Some(token) => child.deliver_progress(token, params),
-                None => log::debug!("{}: progress with a token we never sent", child.label()),
-            }
+    if method == "notifications/progress" {
+        let params = params.unwrap_or_default();
+        match params.get("progressToken").and_then(Value::as_u64) {
+            Some(token) => child.deliver_progress(token, params),
+            None => log::debug!("{}: progress with a token we never sent", child.label()),
         }
-        "notifications/message" | "notifications/resources/updated" => {
-            let params = params.unwrap_or_default();
-            if method == "notifications/message" {
-                log_child_message(child, &params);
-            }
-            on_event(ChildEvent::ForClients {
-                server: child.server,
-                method: method.to_string(),
-                params,
-            });
-        }
-        "notifications/tools/list_changed"
-        | "notifications/resources/list_changed"
-        | "notifications/prompts/list_changed" => {
-            let kind = method
-                .trim_start_matches("notifications/")
-                .trim_end_matches("/list_changed");
-            on_event(ChildEvent::ListChanged {
-                server: child.server,
-                serial: child.serial,
-                kind: kind.to_string(),
-            });
-        }
-        _ => log::debug!("{}: notification {method}", child.label()),
+        return;
     }
-}
-
-fn log_child_message(child: &StdioChild, params: &Map<String, Value>) {
-    let level = match params.get("level").and_then(Value::as_str) {
-        Some("debug") => log::Level::Debug,
-        Some("info" | "notice") => log::Level::Info,
-        Some("warning") => log::Level::Warn,
-        _ => log::Level::Error,
-    };
-    let data = params.get("data").map(|d| match d {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    });
-    let logger = params.get("logger").and_then(Value::as_str).unwrap_or("-");
-    log::log!(target: "mcp_gateway::child", level, "{} [{logger}]: {}", child.label(), data.unwrap_or_default());
+    let label = child.label();
+    if let Some(event) = notification_event(child.server, child.serial, &label, method, params) {
+        on_event(event);
+    }
 }

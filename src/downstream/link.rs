@@ -3,6 +3,7 @@
 //! The pool, the supervisor and the workers hold `Link`s; what differs between the kinds (how a
 //! call travels, how a handle stops) is matched here or in the worker's two call paths.
 
+use super::remote::link::RemoteLink;
 use super::stdio::StdioChild;
 use super::Requester;
 use crate::pool::Member;
@@ -11,6 +12,7 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub enum Link {
     Stdio(Arc<StdioChild>),
+    Remote(Arc<RemoteLink>),
 }
 
 impl Link {
@@ -18,6 +20,7 @@ impl Link {
     pub fn server(&self) -> usize {
         match self {
             Link::Stdio(child) => child.server,
+            Link::Remote(remote) => remote.server,
         }
     }
 
@@ -25,6 +28,7 @@ impl Link {
     pub fn requester(&self) -> &dyn Requester {
         match self {
             Link::Stdio(child) => &**child,
+            Link::Remote(remote) => &**remote,
         }
     }
 }
@@ -33,12 +37,14 @@ impl Member for Link {
     fn is_alive(&self) -> bool {
         match self {
             Link::Stdio(child) => child.is_alive(),
+            Link::Remote(remote) => remote.is_alive(),
         }
     }
 
     fn serial(&self) -> u64 {
         match self {
             Link::Stdio(child) => child.serial,
+            Link::Remote(remote) => remote.serial,
         }
     }
 }

@@ -306,28 +306,6 @@ impl StdioChild {
         }
     }
 
-    /// Answers one of the child's own requests.
-    pub fn respond(&self, child_id: &Value, outcome: Result<&Value, &Value>) {
-        let id = child_id.to_string();
-        let mut line = match outcome {
-            Ok(result) => rpc::result_response(&id, &result.to_string()),
-            Err(error) => rpc::raw_error_response(&id, &error.to_string()),
-        };
-        line.push(b'\n');
-        if let Err(e) = self.write_line(&line, Instant::now() + Duration::from_secs(1)) {
-            log::debug!("{}: could not answer its request: {e}", self.label());
-        }
-    }
-
-    /// Refuses one of the child's own requests with -32601.
-    pub fn refuse(&self, child_id: &Value, method: &str) {
-        let error = serde_json::json!({
-            "code": rpc::codes::METHOD_NOT_FOUND,
-            "message": format!("the gateway cannot forward {method} here: no client is waiting on this server"),
-        });
-        self.respond(child_id, Err(&error));
-    }
-
     /// Called by the child-I/O thread for each stderr line.
     pub fn remember_stderr(&self, line: &str) {
         let mut tail = self.stderr_tail.lock().unwrap_or_else(|e| e.into_inner());
@@ -422,6 +400,14 @@ impl Requester for StdioChild {
         }
     }
 
+    fn respond(&self, child_id: &Value, outcome: Result<&Value, &Value>) {
+        let mut line = super::response_to(child_id, outcome);
+        line.push(b'\n');
+        if let Err(e) = self.write_line(&line, Instant::now() + Duration::from_secs(1)) {
+            log::debug!("{}: could not answer its request: {e}", self.label());
+        }
+    }
+
     /// Best effort: a dead child is noticed elsewhere.
     fn notify(&self, method: &str, params: Option<&Value>) {
         let mut line = rpc::notification(method, params);
@@ -433,7 +419,7 @@ impl Requester for StdioChild {
 }
 
 /// Sets `_meta.progressToken`, keeping any other `_meta` fields.
-fn set_progress_token(params: &mut Map<String, Value>, token: Value) {
+pub fn set_progress_token(params: &mut Map<String, Value>, token: Value) {
     let meta = params
         .entry("_meta")
         .or_insert_with(|| Value::Object(Map::new()));

@@ -231,6 +231,8 @@ impl Transport {
 enum Body {
     /// Read to its end (or there was none).
     Done,
+    /// The request (with this method) went out; its response head has not been read yet.
+    Head(String),
     /// `Content-Length` bytes still to come.
     Length(u64),
     Chunked(ChunkedDecoder),
@@ -353,6 +355,21 @@ impl Conn {
         body: &[u8],
         deadline: Instant,
     ) -> Result<ResponseHead, ConnError> {
+        self.start(method, path, headers, body, deadline)?;
+        let result = self.response_head(deadline);
+        self.guard(result)
+    }
+
+    /// Writes a request without waiting for its response: [`Conn::response_head`] reads that,
+    /// in as many bounded waits as the caller likes. Same rules as [`Conn::send`].
+    pub fn start(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        deadline: Instant,
+    ) -> Result<(), ConnError> {
         if !matches!(self.body, Body::Done) && !self.broken {
             return Err(ConnError::InvalidRequest(
                 "the previous response's body was not read to its end (call finish_body)".into(),
@@ -365,8 +382,24 @@ impl Conn {
         self.serial += 1;
         self.sse = SseParser::new();
         self.events.clear();
-        let result = self.exchange(&request, method, deadline);
+        self.body = Body::Head(method.to_string());
+        let result = self.io.write_all(&request, deadline);
         self.guard(result)
+    }
+
+    /// The head of the response to the request [`start`](Conn::start)ed (interim 1xx responses
+    /// skipped). A [`ConnError::Timeout`] leaves the connection intact: the caller may wait again.
+    pub fn response_head(&mut self, deadline: Instant) -> Result<ResponseHead, ConnError> {
+        let Body::Head(method) = &self.body else {
+            return Err(ConnError::InvalidRequest(
+                "no request is waiting for its response head".into(),
+            ));
+        };
+        let method = method.clone();
+        match self.read_response_head(&method, deadline) {
+            Err(ConnError::Timeout) => Err(ConnError::Timeout),
+            other => self.guard(other),
+        }
     }
 
     /// Reads the rest of the body of the response `head` (at most `max` bytes, else
@@ -417,6 +450,7 @@ impl Conn {
         self.events.clear();
         let worth_draining = match &self.body {
             Body::Done => return Ok(()),
+            Body::Head(_) => false,
             Body::Length(left) => *left <= DRAIN_LIMIT as u64,
             Body::Chunked(_) => true,
             Body::UntilClose => false,
@@ -486,14 +520,12 @@ impl Conn {
         self.closer().shutdown();
     }
 
-    /// Writes the request and reads the head of its response.
-    fn exchange(
+    /// Reads the head of the response to the request in flight.
+    fn read_response_head(
         &mut self,
-        request: &[u8],
         method: &str,
         deadline: Instant,
     ) -> Result<ResponseHead, ConnError> {
-        self.io.write_all(request, deadline)?;
         let mut interim = 0;
         let head = loop {
             let head = self.read_head(method, deadline)?;
@@ -602,7 +634,7 @@ impl Conn {
     fn decode_buffered(&mut self, out: &mut Vec<u8>) -> Result<(), ConnError> {
         let input = self.buf.get(self.pos..).unwrap_or_default();
         let consumed = match &mut self.body {
-            Body::Done => 0,
+            Body::Done | Body::Head(_) => 0,
             Body::Length(left) => {
                 let take = input
                     .len()
@@ -621,7 +653,7 @@ impl Conn {
         let ended = match &self.body {
             Body::Length(left) => *left == 0,
             Body::Chunked(decoder) => decoder.is_done(),
-            Body::Done | Body::UntilClose => false,
+            Body::Done | Body::Head(_) | Body::UntilClose => false,
         };
         if ended {
             self.body = Body::Done;

@@ -1,0 +1,168 @@
+"""A remote MCP server built with the official Python SDK, for the gateway's remote-server tests.
+
+Usage: python remote_server.py TRANSPORT [--port N] [--tls-dir DIR]
+  TRANSPORT: streamable (SSE-stream answers), json (plain JSON answers), sse (legacy HTTP+SSE)
+  --port N: listen on 127.0.0.1:N (default: a free port)
+  --tls-dir DIR: serve https with a certificate minted here for 127.0.0.1/localhost, signed by a
+                 fresh CA written to DIR/ca.pem (what the gateway's caFile trusts)
+Prints "PORT <n>" on stdout once listening. Also prints every request's Authorization header it
+sees as "AUTH <value>" on stderr, so tests can check what the gateway sends.
+"""
+
+import argparse
+import asyncio
+import datetime
+import os
+import socket
+import sys
+
+import uvicorn
+from mcp.server.mcpserver import Context, MCPServer
+
+server = MCPServer("py-remote", version="1.0.0")
+
+
+@server.tool()
+def echo(text: str) -> str:
+    """Echoes its text."""
+    return text
+
+
+@server.tool()
+def add(a: int, b: int) -> int:
+    """Adds two integers."""
+    return a + b
+
+
+@server.tool()
+async def slow(steps: int, ctx: Context) -> str:
+    """Reports progress `steps` times, 50 ms apart, then answers."""
+    for step in range(steps):
+        await ctx.report_progress(step + 1, steps, f"step {step + 1}")
+        await asyncio.sleep(0.05)
+    return f"done after {steps} steps"
+
+
+@server.tool()
+async def sleep(ms: int) -> str:
+    """Sleeps `ms` milliseconds."""
+    await asyncio.sleep(ms / 1000)
+    return f"slept {ms} ms"
+
+
+@server.tool()
+def whoami() -> str:
+    """The server's process id (tells a restarted server apart)."""
+    return str(os.getpid())
+
+
+@server.resource("memo://greeting")
+def greeting() -> str:
+    """A fixed text."""
+    return "hello from python"
+
+
+@server.prompt()
+def review(code: str) -> str:
+    """Asks for a review of `code`."""
+    return f"Please review: {code}"
+
+
+def mint(directory):
+    """A CA and a server certificate for 127.0.0.1 and localhost; returns (cert, key) paths."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    import ipaddress
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mcp-gateway test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    with open(os.path.join(directory, "ca.pem"), "wb") as f:
+        f.write(ca.public_bytes(pem))
+    cert_path = os.path.join(directory, "server.pem")
+    key_path = os.path.join(directory, "server.key")
+    with open(cert_path, "wb") as f:
+        f.write(cert.public_bytes(pem))
+    with open(key_path, "wb") as f:
+        f.write(
+            key.private_bytes(
+                pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+    return cert_path, key_path
+
+
+class ShowAuth:
+    """ASGI middleware: reports the Authorization header of every request on stderr."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            for name, value in scope.get("headers", []):
+                if name == b"authorization":
+                    print(f"AUTH {value.decode()}", file=sys.stderr, flush=True)
+        await self.app(scope, receive, send)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("transport", choices=["streamable", "json", "sse"])
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--tls-dir")
+    args = parser.parse_args()
+
+    if args.transport == "sse":
+        app = server.sse_app()
+    else:
+        app = server.streamable_http_app(json_response=args.transport == "json")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", args.port))
+    tls = {}
+    if args.tls_dir:
+        cert, key = mint(args.tls_dir)
+        tls = {"ssl_certfile": cert, "ssl_keyfile": key}
+    config = uvicorn.Config(ShowAuth(app), log_level="warning", **tls)
+    print(f"PORT {sock.getsockname()[1]}", flush=True)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    main()
