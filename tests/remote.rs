@@ -1,0 +1,423 @@
+//! Remote MCP servers behind the gateway (`"type": "remote"`), end to end against a real
+//! third-party server: an MCP server built with the official Python SDK (`tests/interop/
+//! remote_server.py`, run from the venv `make test` installs under `target/interop/`), serving
+//! Streamable HTTP (SSE-stream or JSON answers) or the legacy HTTP+SSE transport, over http or
+//! https with a certificate the test mints.
+//!
+//! Covered: every upstream transport reaching a remote tool, progress through it, resources and
+//! prompts, transport negotiation (auto fallback, explicit choices), the remote restarting in the
+//! middle of a session (a new session transparently), an unreachable URL and a silent one not
+//! delaying the other servers, TLS trusted through `caFile` and refused without it, configured
+//! headers sent and the client's own token never forwarded, call timeouts, and handle reuse.
+
+mod util;
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use util::{demo, wait_for, Gateway, McpSession};
+
+/// The Python SDK server, killed when dropped.
+struct PyServer {
+    child: Child,
+    port: u16,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl PyServer {
+    /// Starts `remote_server.py TRANSPORT` (on `port`, 0 for any) and waits for it to listen.
+    fn start(transport: &str, port: u16, tls_dir: Option<&Path>) -> PyServer {
+        let python =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/interop/venv/bin/python");
+        assert!(
+            python.exists(),
+            "{} is missing: run `make test` (it installs the Python MCP SDK under target/interop)",
+            python.display()
+        );
+        let script =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/remote_server.py");
+        let mut command = Command::new(python);
+        command
+            .arg(script)
+            .arg(transport)
+            .arg("--port")
+            .arg(port.to_string())
+            .env("PYTHONWARNINGS", "ignore")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(dir) = tls_dir {
+            command.arg("--tls-dir").arg(dir);
+        }
+        let mut child = command.spawn().expect("start the Python SDK server");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        {
+            let stderr = stderr.clone();
+            let pipe = child.stderr.take().unwrap();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    let mut text = stderr.lock().unwrap();
+                    text.push_str(&line);
+                    text.push('\n');
+                }
+            });
+        }
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("read the server's port");
+        let port = line
+            .trim()
+            .strip_prefix("PORT ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "the Python server did not start: {line:?} {}",
+                    stderr.lock().unwrap()
+                )
+            });
+        // uvicorn accepts once its startup is done; wait for a plain TCP connect to be served.
+        wait_for(
+            Duration::from_secs(20),
+            "the Python server to accept",
+            || std::net::TcpStream::connect(("127.0.0.1", port)).ok(),
+        );
+        PyServer {
+            child,
+            port,
+            stderr,
+        }
+    }
+
+    fn url(&self, scheme: &str, path: &str) -> String {
+        format!("{scheme}://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for PyServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn remote(name: &str, url: &str) -> Value {
+    json!({"name": name, "type": "remote", "url": url})
+}
+
+fn wait_up(gw: &Gateway, name: &str) -> Value {
+    wait_for(
+        Duration::from_secs(30),
+        &format!("server {name} up"),
+        || {
+            let health = gw.server_health(name);
+            (health["status"] == "up").then_some(health)
+        },
+    )
+}
+
+fn call(gw: &Gateway, name: &str, arguments: Value) -> Value {
+    let response = gw.call(name, arguments);
+    assert_eq!(
+        response.status,
+        200,
+        "{name}: {}\n{}",
+        response.text(),
+        gw.logs()
+    );
+    response.json()["result"].clone()
+}
+
+fn text_of(result: &Value) -> String {
+    result["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn a_streamable_remote_serves_every_upstream_transport() {
+    let py = PyServer::start("streamable", 0, None);
+    let gw = Gateway::start(json!({
+        "servers": [remote("py", &py.url("http", "/mcp")), demo("local", &[])],
+        "mapping": {"py": {"prefix": "py_"}},
+    }));
+    wait_up(&gw, "py");
+    wait_up(&gw, "local");
+
+    // REST: listing (full schemas passed through) and calling.
+    let tools = gw.get("/tools").json();
+    let add = tools["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "py_add")
+        .unwrap_or_else(|| panic!("py_add missing: {tools}"))
+        .clone();
+    assert_eq!(add["server"], "py");
+    assert_eq!(add["inputSchema"]["required"], json!(["a", "b"]), "{add}");
+    assert_eq!(
+        text_of(&call(&gw, "py_add", json!({"a": 2, "b": 40}))),
+        "42"
+    );
+
+    // Streamable HTTP upstream: a call with progress streams the remote's progress back.
+    let mut session = McpSession::open(&gw);
+    let reply = session.request(
+        "tools/call",
+        json!({"name": "py_slow", "arguments": {"steps": 3}, "_meta": {"progressToken": "p-1"}}),
+    );
+    let progress: Vec<&Value> = reply
+        .messages
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress")
+        .collect();
+    assert_eq!(progress.len(), 3, "{:?}", reply.messages);
+    assert!(progress
+        .iter()
+        .all(|m| m["params"]["progressToken"] == "p-1"));
+    assert_eq!(progress[2]["params"]["progress"], 3.0);
+    assert_eq!(
+        text_of(&reply.response()["result"]),
+        "done after 3 steps",
+        "{:?}",
+        reply.messages
+    );
+
+    // Resources and prompts of the remote.
+    let read = session.request("resources/read", json!({"uri": "memo://greeting"}));
+    assert_eq!(
+        read.response()["result"]["contents"][0]["text"],
+        "hello from python",
+        "{}",
+        read.response()
+    );
+    let prompt = session.request(
+        "prompts/get",
+        json!({"name": "py_review", "arguments": {"code": "x = 1"}}),
+    );
+    let prompt = prompt.response();
+    assert_eq!(
+        prompt["result"]["messages"][0]["content"]["text"], "Please review: x = 1",
+        "{prompt}"
+    );
+
+    // Legacy SSE upstream.
+    let mut sse = gw.sse();
+    sse.initialize();
+    let answer = sse.request(
+        "tools/call",
+        json!({"name": "py_echo", "arguments": {"text": "over sse"}}),
+    );
+    assert_eq!(text_of(&answer["result"]), "over sse", "{answer}");
+
+    // Reuse: many calls, still the one session the pool opened at start.
+    for n in 0..20 {
+        assert_eq!(
+            text_of(&call(&gw, "py_add", json!({"a": n, "b": 1}))),
+            (n + 1).to_string()
+        );
+    }
+    let health = gw.server_health("py");
+    assert_eq!(health["spawns"], 1, "{health}");
+    assert_eq!(health["restarts"], 0, "{health}");
+}
+
+#[test]
+fn json_answers_and_the_legacy_transport_work_and_auto_picks_the_right_one() {
+    let json_server = PyServer::start("json", 0, None);
+    let legacy = PyServer::start("sse", 0, None);
+    let gw = Gateway::start(json!({
+        "servers": [
+            remote("plain", &json_server.url("http", "/mcp")),
+            remote("auto_legacy", &legacy.url("http", "/sse")),
+            {"name": "forced_legacy", "type": "remote", "url": legacy.url("http", "/sse"), "transport": "sse"},
+            {"name": "wrong", "type": "remote", "url": legacy.url("http", "/sse"), "transport": "streamable"},
+        ],
+        "mapping": {
+            "plain": {"prefix": "plain_"},
+            "auto_legacy": {"prefix": "auto_"},
+            "forced_legacy": {"prefix": "forced_"},
+            "wrong": {"prefix": "wrong_"},
+        },
+    }));
+    for name in ["plain", "auto_legacy", "forced_legacy"] {
+        wait_up(&gw, name);
+    }
+    assert_eq!(
+        text_of(&call(&gw, "plain_add", json!({"a": 1, "b": 2}))),
+        "3"
+    );
+    for prefix in ["auto_", "forced_"] {
+        let result = call(&gw, &format!("{prefix}slow"), json!({"steps": 2}));
+        assert_eq!(text_of(&result), "done after 2 steps");
+    }
+    // Progress over the legacy transport reaches a Streamable HTTP client.
+    let mut session = McpSession::open(&gw);
+    let reply = session.request(
+        "tools/call",
+        json!({"name": "auto_slow", "arguments": {"steps": 2}, "_meta": {"progressToken": 9}}),
+    );
+    let progress = reply
+        .messages
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress" && m["params"]["progressToken"] == 9)
+        .count();
+    assert_eq!(progress, 2, "{:?}", reply.messages);
+    assert!(gw.logs().contains("trying the legacy SSE transport"));
+
+    // `transport: streamable` never falls back: the server is down, and says why.
+    let wrong = wait_for(Duration::from_secs(10), "wrong down", || {
+        let h = gw.server_health("wrong");
+        (h["status"] == "down").then_some(h)
+    });
+    let error = wrong["lastError"].as_str().unwrap_or_default();
+    assert!(error.contains("HTTP 405"), "{wrong}");
+}
+
+#[test]
+fn a_remote_restarting_mid_session_gets_a_new_session_transparently() {
+    let mut py = PyServer::start("streamable", 0, None);
+    let port = py.port;
+    let gw = Gateway::start(json!({
+        "pool": {"minConnections": 1, "maxConnections": 1},
+        "servers": [remote("py", &py.url("http", "/mcp"))],
+    }));
+    wait_up(&gw, "py");
+    let first = text_of(&call(&gw, "whoami", json!({})));
+    assert_eq!(text_of(&call(&gw, "whoami", json!({}))), first);
+
+    py.kill();
+    let py = PyServer::start("streamable", port, None);
+    // The handle's session died with the old process; the next call renews it and succeeds.
+    let second = text_of(&call(&gw, "whoami", json!({})));
+    assert_ne!(second, first, "a new process answers");
+    assert!(
+        gw.logs().contains("no longer knows our session"),
+        "{}",
+        gw.logs()
+    );
+    assert_eq!(text_of(&call(&gw, "add", json!({"a": 5, "b": 5}))), "10");
+    drop(py);
+}
+
+#[test]
+fn an_unreachable_or_silent_remote_does_not_hold_up_the_others() {
+    // A listener that accepts connections (the kernel does) but never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("http://{}/mcp", silent.local_addr().unwrap());
+    let gw = Gateway::start(json!({
+        "servers": [
+            {"name": "silent", "type": "remote", "url": silent_url, "initTimeout": 60000},
+            remote("gone", "http://127.0.0.1:9/mcp"),
+            demo("local", &[]),
+        ],
+        "mapping": {"local": {"prefix": "local_"}},
+    }));
+    wait_up(&gw, "local");
+    assert_eq!(
+        text_of(&call(&gw, "local_echo", json!({"text": "still here"}))),
+        "still here"
+    );
+    assert_eq!(gw.server_health("silent")["status"], "starting");
+    let gone = wait_for(Duration::from_secs(10), "gone down", || {
+        let h = gw.server_health("gone");
+        (h["status"] == "down").then_some(h)
+    });
+    let error = gone["lastError"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("unreachable") && error.contains("127.0.0.1:9"),
+        "{gone}"
+    );
+    // Its failures back off instead of spinning.
+    std::thread::sleep(Duration::from_millis(1500));
+    let attempts = gw.server_health("gone")["spawns"].as_u64().unwrap();
+    assert!(attempts < 10, "{attempts} connection attempts in about 2 s");
+}
+
+#[test]
+fn https_is_verified_against_ca_file_and_refused_without_it() {
+    let dir = util::temp_dir("tls");
+    let py = PyServer::start("streamable", 0, Some(&dir));
+    let ca = dir.join("ca.pem");
+    let url = py.url("https", "/mcp");
+    let gw = Gateway::start(json!({
+        "servers": [
+            {"name": "trusted", "type": "remote", "url": url, "caFile": ca},
+            {"name": "untrusted", "type": "remote", "url": url},
+        ],
+        "mapping": {"trusted": {"prefix": "t_"}, "untrusted": {"prefix": "u_"}},
+    }));
+    wait_up(&gw, "trusted");
+    assert_eq!(
+        text_of(&call(&gw, "t_echo", json!({"text": "secure"}))),
+        "secure"
+    );
+    let untrusted = wait_for(Duration::from_secs(10), "untrusted down", || {
+        let h = gw.server_health("untrusted");
+        (h["status"] == "down").then_some(h)
+    });
+    let error = untrusted["lastError"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("TLS") && error.contains("certificate"),
+        "{untrusted}"
+    );
+    let unknown = gw.call("u_echo", json!({"text": "x"}));
+    assert_eq!(unknown.status, 404, "{}", unknown.text());
+}
+
+#[test]
+fn configured_headers_are_sent_and_the_clients_token_never_is() {
+    let py = PyServer::start("streamable", 0, None);
+    let gw = Gateway::start_with(
+        json!({
+            "gateway": {"authToken": "client-secret"},
+            "servers": [{
+                "name": "py", "type": "remote", "url": py.url("http", "/mcp"),
+                "headers": {"Authorization": "Bearer ${REMOTE_KEY}"},
+            }],
+        }),
+        &[("REMOTE_KEY", "remote-key-1")],
+        &[],
+    );
+    wait_up(&gw, "py");
+    let response = gw.request(
+        "POST",
+        "/tools/call",
+        &[
+            ("Authorization", "Bearer client-secret"),
+            ("Content-Type", "application/json"),
+        ],
+        br#"{"name": "echo", "arguments": {"text": "auth"}}"#,
+    );
+    assert_eq!(response.status, 200, "{}", response.text());
+    let seen = py.stderr();
+    assert!(seen.contains("AUTH Bearer remote-key-1"), "{seen}");
+    assert!(!seen.contains("client-secret"), "{seen}");
+}
+
+#[test]
+fn a_slow_remote_call_times_out_and_the_handle_serves_the_next_call() {
+    let py = PyServer::start("streamable", 0, None);
+    let gw = Gateway::start(json!({
+        "pool": {"minConnections": 1, "maxConnections": 1},
+        "servers": [{"name": "py", "type": "remote", "url": py.url("http", "/mcp"), "callTimeout": 300}],
+    }));
+    wait_up(&gw, "py");
+    let slow = gw.call("sleep", json!({"ms": 3000}));
+    assert_eq!(slow.status, 504, "{}", slow.text());
+    assert!(slow.text().contains("300 ms"), "{}", slow.text());
+    assert_eq!(text_of(&call(&gw, "add", json!({"a": 1, "b": 1}))), "2");
+    let health = gw.server_health("py");
+    assert_eq!(health["spawns"], 1, "{health}");
+}
