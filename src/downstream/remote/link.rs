@@ -65,7 +65,7 @@ pub struct Target {
 impl Target {
     /// Errors are sentences for `/health` (a bad `caFile`, say).
     pub fn new(remote: &RemoteServer, max_message: usize) -> Result<Target, String> {
-        let url = Url::parse(&remote.url).map_err(|e| format!("url {}: {e}", remote.url))?;
+        let url = Url::parse(&remote.url).map_err(|e| format!("url: {e}"))?;
         let tls = match (url.tls, &remote.ca_file) {
             (false, _) => None,
             (true, None) => Some(Tls::system()?),
@@ -368,12 +368,17 @@ impl RemoteLink {
     /// A request failed for a reason that is the network's, not the server's answer: an
     /// unreachable server kills the handle (the pool backs off and `/health` shows it).
     fn failed(&self, error: &ConnError) -> CallError {
-        let words = format!("server {} ({}): {error}", self.name, self.target.url);
-        if matches!(error, ConnError::Io(_) | ConnError::Tls(_)) {
-            self.die(format!("{words}; the server is unreachable"));
-            return CallError::Closed(self.death_note());
+        let words = format!(
+            "server {} ({}): {error}",
+            self.name,
+            self.target.url.redacted()
+        );
+        match error {
+            ConnError::Io(_) => self.die(format!("{words}; the server is unreachable")),
+            ConnError::Tls(_) => self.die(words),
+            _ => return CallError::Closed(words),
         }
-        CallError::Closed(words)
+        CallError::Closed(self.death_note())
     }
 
     fn message_url(&self) -> Url {
@@ -461,7 +466,8 @@ impl RemoteLink {
             let preview = error_preview(&mut conn, &head, deadline);
             return Err(ConnError::Protocol(format!(
                 "HTTP {} from {}{preview}",
-                head.status, url
+                head.status,
+                url.redacted()
             )));
         }
         conn.finish_body(&head, deadline)?;
@@ -596,8 +602,13 @@ impl RemoteLink {
     /// thread reading the stream. Returns the endpoint.
     fn open_legacy(&self, deadline: Instant) -> Result<Url, CallError> {
         let url = &self.target.url;
-        let fail =
-            |words: String| CallError::Closed(format!("server {} ({url}): {words}", self.name));
+        let fail = |words: String| {
+            CallError::Closed(format!(
+                "server {} ({}): {words}",
+                self.name,
+                url.redacted()
+            ))
+        };
         let mut conn = Conn::connect(url, self.target.tls.as_ref(), deadline)
             .map_err(|e| fail(e.to_string()))?;
         let headers = self.headers(false);
@@ -808,7 +819,12 @@ impl RemoteLink {
 
 impl Requester for RemoteLink {
     fn label(&self) -> String {
-        format!("{}#{} ({})", self.name, self.serial, self.target.url)
+        format!(
+            "{}#{} ({})",
+            self.name,
+            self.serial,
+            self.target.url.redacted()
+        )
     }
 
     fn request(
@@ -901,7 +917,7 @@ impl RemoteCall<'_> {
                     Err(e) => return Err(self.link.failed(&e)),
                 },
                 Wire::Stream { mut conn, head } => match conn.next_event(&head, slice) {
-                    Ok(Some(event)) => match self.on_event(&event.event, &event.data) {
+                    Ok(Some(event)) => match self.on_event(&event.event, &event.data)? {
                         Some(step @ Step::Answer(_)) => {
                             if conn.finish_body(&head, now + SLICE).is_ok() {
                                 self.link.put_back(conn);
@@ -1030,11 +1046,17 @@ impl RemoteCall<'_> {
 
     /// A message on the call's stream: the answer, progress, a request for the client, or
     /// something for everyone.
-    fn on_event(&self, kind: &str, data: &str) -> Option<Step> {
+    fn on_event(&self, kind: &str, data: &str) -> Result<Option<Step>, CallError> {
         if kind != "message" {
-            return None;
+            return Ok(None);
         }
-        match self.link.parse(data)? {
+        if data.len() > self.link.target.max_message {
+            return Err(CallError::TooLarge(self.link.target.max_message));
+        }
+        let Some(message) = self.link.parse(data) else {
+            return Ok(None);
+        };
+        Ok(match message {
             Message::Response { id, outcome } if id.as_u64() == Some(self.id) => {
                 Some(Step::Answer(outcome))
             }
@@ -1055,7 +1077,7 @@ impl RemoteCall<'_> {
                 None
             }
             Message::Request { id, method, params } => Some(Step::Request { id, method, params }),
-        }
+        })
     }
 
     /// Sends the request again, on the current session and a fresh connection.

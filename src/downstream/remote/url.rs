@@ -107,6 +107,14 @@ impl Url {
         })
     }
 
+    /// The URL for logs and error messages: the query (often an API key) shown as `?…`.
+    pub fn redacted(&self) -> String {
+        match self.path.split_once('?') {
+            Some((path, _)) => format!("{}://{}{path}?…", self.scheme(), self.authority()),
+            None => self.to_string(),
+        }
+    }
+
     /// `http` or `https`.
     pub fn scheme(&self) -> &'static str {
         if self.tls {
@@ -257,6 +265,14 @@ fn remove_dot_segments(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redacted_hides_the_query_only() {
+        let url = Url::parse("https://h.example:8443/mcp?api_key=secret").unwrap();
+        assert_eq!(url.redacted(), "https://h.example:8443/mcp?…");
+        let url = Url::parse("http://h/mcp").unwrap();
+        assert_eq!(url.redacted(), "http://h/mcp");
+    }
 
     fn url(s: &str) -> Url {
         Url::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
