@@ -234,6 +234,64 @@ fn a_streamable_remote_serves_every_upstream_transport() {
 }
 
 #[test]
+fn sampling_and_logging_from_a_remote_reach_the_client_that_called() {
+    for transport in ["streamable", "sse"] {
+        let py = PyServer::start(transport, 0, None);
+        let path = if transport == "sse" { "/sse" } else { "/mcp" };
+        let gw = Gateway::start(json!({"servers": [remote("py", &py.url("http", path))]}));
+        wait_up(&gw, "py");
+        let mut sse = gw.sse();
+        sse.request(
+            "initialize",
+            json!({"protocolVersion": "2025-11-25", "capabilities": {"sampling": {}},
+                   "clientInfo": {"name": "test", "version": "1"}}),
+        );
+        sse.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        sse.request("logging/setLevel", json!({"level": "info"}));
+
+        // A log message the remote sends while serving a call reaches the session.
+        sse.send(&json!({"jsonrpc": "2.0", "id": 100, "method": "tools/call",
+                         "params": {"name": "shout", "arguments": {"text": "loud and clear"}}}));
+        let log = wait_for(Duration::from_secs(10), "the log message", || {
+            let m = sse.next_message(Duration::from_secs(10))?;
+            (m["method"] == "notifications/message").then_some(m)
+        });
+        assert_eq!(
+            log["params"]["data"], "loud and clear",
+            "{transport}: {log}"
+        );
+        let shouted = sse.response_to(&json!(100), Duration::from_secs(10));
+        assert_eq!(
+            text_of(&shouted["result"]),
+            "shouted",
+            "{transport}: {shouted}"
+        );
+
+        // The remote asks the client's model mid-call; the client's answer goes back to it.
+        sse.send(&json!({"jsonrpc": "2.0", "id": 101, "method": "tools/call",
+                         "params": {"name": "ask", "arguments": {"question": "Capital of France?"}}}));
+        let ask = wait_for(Duration::from_secs(10), "the sampling request", || {
+            let m = sse.next_message(Duration::from_secs(10))?;
+            (m["method"] == "sampling/createMessage").then_some(m)
+        });
+        assert_eq!(
+            ask["params"]["messages"][0]["content"]["text"], "Capital of France?",
+            "{transport}: {ask}"
+        );
+        sse.send(&json!({"jsonrpc": "2.0", "id": ask["id"],
+                         "result": {"role": "assistant", "model": "test-model",
+                                    "content": {"type": "text", "text": "Paris"}}}));
+        let answer = sse.response_to(&json!(101), Duration::from_secs(10));
+        assert_eq!(
+            text_of(&answer["result"]),
+            "the model says: Paris",
+            "{transport}: {answer}\n{}",
+            gw.logs()
+        );
+    }
+}
+
+#[test]
 fn json_answers_and_the_legacy_transport_work_and_auto_picks_the_right_one() {
     let json_server = PyServer::start("json", 0, None);
     let legacy = PyServer::start("sse", 0, None);

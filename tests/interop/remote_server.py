@@ -56,6 +56,26 @@ def whoami() -> str:
     return str(os.getpid())
 
 
+@server.tool()
+async def ask(question: str, ctx: Context) -> str:
+    """Asks the client's model (sampling) and returns its answer."""
+    from mcp.types import SamplingMessage, TextContent
+
+    result = await ctx.session.create_message(
+        messages=[SamplingMessage(role="user", content=TextContent(type="text", text=question))],
+        max_tokens=50,
+        related_request_id=ctx.request_id,
+    )
+    return f"the model says: {result.content.text}"
+
+
+@server.tool()
+async def shout(text: str, ctx: Context) -> str:
+    """Logs `text` at info level (a notifications/message to the client), then answers."""
+    await ctx.info(text)
+    return "shouted"
+
+
 @server.resource("memo://greeting")
 def greeting() -> str:
     """A fixed text."""
