@@ -1,4 +1,5 @@
-//! Incremental decoder for the `chunked` transfer coding (RFC 9112 §7.1) of request bodies.
+//! Incremental decoder for the `chunked` transfer coding (RFC 9112 §7.1): of request bodies here,
+//! of response bodies in the remote-server client.
 //!
 //! It is fed whatever bytes are available, appends decoded data to the body, and reports how many
 //! input bytes it consumed; it stops right after the final CRLF, so bytes of a pipelined request
@@ -18,6 +19,31 @@
 //!   The only leniency is optional whitespace before a chunk extension (`BWS` in the grammar).
 
 use super::request::HttpError;
+
+/// Why a chunked body was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkError {
+    /// Framing that breaks the grammar; the words say how.
+    Malformed(&'static str),
+    /// A chunk would take the body past its budget (or past 64 bits).
+    BodyTooLarge,
+    /// Chunk extensions exhausted the metadata budget.
+    ExtensionsTooLarge,
+    /// Trailer fields exhausted the metadata budget.
+    TrailersTooLarge,
+}
+
+impl From<ChunkError> for HttpError {
+    fn from(error: ChunkError) -> HttpError {
+        match error {
+            ChunkError::Malformed(words) => HttpError::BadRequest(words),
+            ChunkError::BodyTooLarge => HttpError::BodyTooLarge,
+            ChunkError::ExtensionsTooLarge => HttpError::BadRequest("chunk extensions too long"),
+            // Trailers are header fields sent late; oversized ones get the header status.
+            ChunkError::TrailersTooLarge => HttpError::HeadersTooLarge,
+        }
+    }
+}
 
 /// Most hex digits accepted in a chunk size, leading zeros included: enough for any 64-bit size.
 const MAX_SIZE_DIGITS: u8 = 16;
@@ -52,7 +78,7 @@ enum Step {
 
 /// Incremental chunked-body decoder; see the module docs.
 #[derive(Debug)]
-pub(super) struct ChunkedDecoder {
+pub struct ChunkedDecoder {
     step: Step,
     /// Size of the chunk being read (while in `Size`), then its data bytes still to copy.
     chunk: usize,
@@ -64,7 +90,7 @@ pub(super) struct ChunkedDecoder {
 
 impl ChunkedDecoder {
     /// A decoder allowing `max_body` decoded bytes and `max_meta` bytes of extensions + trailers.
-    pub(super) fn new(max_body: usize, max_meta: usize) -> Self {
+    pub fn new(max_body: usize, max_meta: usize) -> Self {
         ChunkedDecoder {
             step: Step::Size { digits: 0 },
             chunk: 0,
@@ -74,13 +100,13 @@ impl ChunkedDecoder {
     }
 
     /// Whether the whole body, trailers included, has been read.
-    pub(super) fn is_done(&self) -> bool {
+    pub fn is_done(&self) -> bool {
         self.step == Step::Done
     }
 
     /// Decodes from the front of `input`, appending data to `body`. Returns the number of input
     /// bytes consumed: all of them unless the body ended inside `input`.
-    pub(super) fn decode(&mut self, input: &[u8], body: &mut Vec<u8>) -> Result<usize, HttpError> {
+    pub fn decode(&mut self, input: &[u8], body: &mut Vec<u8>) -> Result<usize, ChunkError> {
         let mut pos = 0;
         while self.step != Step::Done {
             let rest = input.get(pos..).unwrap_or_default();
@@ -106,12 +132,12 @@ impl ChunkedDecoder {
     }
 
     /// Consumes one framing byte and returns the next step.
-    fn framing_byte(&mut self, byte: u8) -> Result<Step, HttpError> {
-        let malformed = HttpError::BadRequest("malformed chunked body");
+    fn framing_byte(&mut self, byte: u8) -> Result<Step, ChunkError> {
+        let malformed = ChunkError::Malformed("malformed chunked body");
         Ok(match (self.step, byte) {
             (Step::Size { digits }, _) if byte.is_ascii_hexdigit() => {
                 if digits >= MAX_SIZE_DIGITS {
-                    return Err(HttpError::BadRequest("chunk size too long"));
+                    return Err(ChunkError::Malformed("chunk size too long"));
                 }
                 let digit = char::from(byte).to_digit(16).unwrap_or(0) as usize;
                 self.chunk = self
@@ -119,21 +145,21 @@ impl ChunkedDecoder {
                     .checked_mul(16)
                     .and_then(|size| size.checked_add(digit))
                     .filter(|&size| size <= self.body_budget)
-                    .ok_or(HttpError::BodyTooLarge)?;
+                    .ok_or(ChunkError::BodyTooLarge)?;
                 Step::Size { digits: digits + 1 }
             }
             (Step::Size { digits: 0 }, _) => {
-                return Err(HttpError::BadRequest("missing chunk size"))
+                return Err(ChunkError::Malformed("missing chunk size"))
             }
             (Step::Size { .. } | Step::SizeSpace, b' ' | b'\t') => Step::SizeSpace,
             (Step::Size { .. } | Step::SizeSpace, b';') => {
-                self.spend_meta(HttpError::BadRequest("chunk extensions too long"))?;
+                self.spend_meta(ChunkError::ExtensionsTooLarge)?;
                 Step::Extension
             }
             (Step::Size { .. } | Step::SizeSpace | Step::Extension, b'\r') => Step::SizeLf,
             (Step::Extension, b'\n') => return Err(malformed),
             (Step::Extension, _) => {
-                self.spend_meta(HttpError::BadRequest("chunk extensions too long"))?;
+                self.spend_meta(ChunkError::ExtensionsTooLarge)?;
                 Step::Extension
             }
             (Step::SizeLf, b'\n') if self.chunk == 0 => Step::TrailerStart,
@@ -149,8 +175,7 @@ impl ChunkedDecoder {
             (Step::TrailerLf, b'\n') => Step::TrailerStart,
             (Step::TrailerStart | Step::Trailer, b'\n') => return Err(malformed),
             (Step::TrailerStart | Step::Trailer, _) => {
-                // Trailers are header fields sent late; oversized ones get the header status.
-                self.spend_meta(HttpError::HeadersTooLarge)?;
+                self.spend_meta(ChunkError::TrailersTooLarge)?;
                 Step::Trailer
             }
             (Step::FinalLf, b'\n') => Step::Done,
@@ -159,7 +184,7 @@ impl ChunkedDecoder {
     }
 
     /// Charges one byte of extension or trailer to the metadata budget.
-    fn spend_meta(&mut self, exhausted: HttpError) -> Result<(), HttpError> {
+    fn spend_meta(&mut self, exhausted: ChunkError) -> Result<(), ChunkError> {
         self.meta_budget = self.meta_budget.checked_sub(1).ok_or(exhausted)?;
         Ok(())
     }

@@ -23,6 +23,7 @@ pub mod request;
 pub mod response;
 pub mod sse;
 
+pub use chunked::{ChunkError, ChunkedDecoder};
 pub use request::{percent_decode, HttpError, Limits, Method, Progress, Request, RequestReader};
 pub use response::{
     escape_json_str, json_error_body, jsonrpc_error_body, reason, write_chunk, write_head,

@@ -494,7 +494,9 @@ impl RequestReader {
                 *remaining -= take;
                 take
             }
-            Framing::Chunked(decoder) => decoder.decode(buf, &mut request.body)?,
+            Framing::Chunked(decoder) => decoder
+                .decode(buf, &mut request.body)
+                .map_err(HttpError::from)?,
         };
         // `consumed <= buf.len()` by construction; `min` keeps a logic slip from panicking.
         buf.drain(..consumed.min(buf.len()));

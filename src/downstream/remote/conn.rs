@@ -549,7 +549,7 @@ impl Conn {
         self.body = match head.framing {
             Framing::Empty | Framing::Length(0) => Body::Done,
             Framing::Length(n) => Body::Length(n),
-            Framing::Chunked => Body::Chunked(ChunkedDecoder::default()),
+            Framing::Chunked => Body::Chunked(framing::chunked_decoder()),
             Framing::UntilClose => Body::UntilClose,
         };
         Ok(ResponseHead {
@@ -643,7 +643,9 @@ impl Conn {
                 *left -= take as u64;
                 take
             }
-            Body::Chunked(decoder) => decoder.decode(input, out).map_err(ConnError::Protocol)?,
+            Body::Chunked(decoder) => decoder
+                .decode(input, out)
+                .map_err(|e| ConnError::Protocol(framing::describe_chunk_error(e)))?,
             Body::UntilClose => {
                 out.extend_from_slice(input);
                 input.len()

@@ -18,8 +18,6 @@ pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 pub const MAX_HEADERS: usize = 100;
 /// Budget for chunk extensions plus trailer fields in one chunked body.
 pub const MAX_CHUNK_META_BYTES: usize = 64 * 1024;
-/// Most hex digits accepted in a chunk size, leading zeros included: enough for any 64-bit size.
-const MAX_SIZE_DIGITS: u8 = 16;
 
 /// How the body of a response ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,138 +152,22 @@ fn values<'a>(headers: &'a [(String, String)], name: &'a str) -> impl Iterator<I
         .map(|(_, v)| v.as_str())
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Step {
-    /// Reading the hex chunk size; `digits` seen so far, value in `ChunkedDecoder::chunk`.
-    Size { digits: u8 },
-    /// Whitespace after the size, before `;` or CR.
-    SizeSpace,
-    /// Skipping a chunk extension up to the CR.
-    Extension,
-    /// CR of the chunk-size line seen, LF expected.
-    SizeLf,
-    /// `ChunkedDecoder::chunk` data bytes still to copy.
-    Data,
-    /// CR expected after chunk data.
-    DataCr,
-    /// LF expected after chunk data.
-    DataLf,
-    /// Start of a trailer field line, or of the final empty line.
-    TrailerStart,
-    /// Inside a trailer field line (discarded).
-    Trailer,
-    /// CR of a trailer field line seen, LF expected.
-    TrailerLf,
-    /// CR of the final empty line seen, LF expected.
-    FinalLf,
-    /// The final CRLF has been read.
-    Done,
+pub use crate::http::{ChunkError, ChunkedDecoder};
+
+/// A decoder for a response body: no size limit of its own (the caller counts what it keeps),
+/// extensions and trailers bounded by [`MAX_CHUNK_META_BYTES`].
+pub fn chunked_decoder() -> ChunkedDecoder {
+    ChunkedDecoder::new(usize::MAX, MAX_CHUNK_META_BYTES)
 }
 
-/// Incremental decoder of a chunked response body. Framing line ends must be CRLF: lenient
-/// parsing of chunked framing is how request smuggling starts, and servers get it right.
-#[derive(Debug)]
-pub struct ChunkedDecoder {
-    step: Step,
-    /// Size of the chunk being read (while in `Size`), then its data bytes still to copy.
-    chunk: u64,
-    /// Extension and trailer bytes still allowed.
-    meta_budget: usize,
-}
-
-impl Default for ChunkedDecoder {
-    fn default() -> Self {
-        ChunkedDecoder {
-            step: Step::Size { digits: 0 },
-            chunk: 0,
-            meta_budget: MAX_CHUNK_META_BYTES,
-        }
-    }
-}
-
-impl ChunkedDecoder {
-    /// Whether the whole body, trailers included, has been read.
-    pub fn is_done(&self) -> bool {
-        self.step == Step::Done
-    }
-
-    /// Decodes from the front of `input`, appending data to `body`. Returns the number of input
-    /// bytes consumed: all of them unless the body ended inside `input`.
-    pub fn decode(&mut self, input: &[u8], body: &mut Vec<u8>) -> Result<usize, String> {
-        let mut pos = 0;
-        while self.step != Step::Done {
-            let rest = input.get(pos..).unwrap_or_default();
-            if self.step == Step::Data {
-                // `chunk` is never 0 in `Data`, so taking nothing means the input is exhausted.
-                let take = rest
-                    .len()
-                    .min(usize::try_from(self.chunk).unwrap_or(usize::MAX));
-                if take == 0 {
-                    break;
-                }
-                body.extend_from_slice(rest.get(..take).unwrap_or_default());
-                self.chunk -= take as u64;
-                pos += take;
-                if self.chunk == 0 {
-                    self.step = Step::DataCr;
-                }
-                continue;
-            }
-            let Some(&byte) = rest.first() else { break };
-            self.step = self.framing_byte(byte)?;
-            pos += 1;
-        }
-        Ok(pos)
-    }
-
-    /// Consumes one framing byte and returns the next step.
-    fn framing_byte(&mut self, byte: u8) -> Result<Step, String> {
-        let malformed = || "the chunked response body is malformed".to_owned();
-        Ok(match (self.step, byte) {
-            (Step::Size { digits }, _) if byte.is_ascii_hexdigit() => {
-                if digits >= MAX_SIZE_DIGITS {
-                    return Err("a chunk size in the response is too long".into());
-                }
-                let digit = u64::from(char::from(byte).to_digit(16).unwrap_or(0));
-                self.chunk = self
-                    .chunk
-                    .checked_mul(16)
-                    .and_then(|size| size.checked_add(digit))
-                    .ok_or("a chunk size in the response overflows")?;
-                Step::Size { digits: digits + 1 }
-            }
-            (Step::Size { digits: 0 }, _) => return Err(malformed()),
-            (Step::Size { .. } | Step::SizeSpace, b' ' | b'\t') => Step::SizeSpace,
-            (Step::Size { .. } | Step::SizeSpace | Step::Extension, b'\r') => Step::SizeLf,
-            (Step::Size { .. } | Step::SizeSpace, b';') | (Step::Extension, _) if byte != b'\n' => {
-                self.spend_meta()?;
-                Step::Extension
-            }
-            (Step::SizeLf, b'\n') if self.chunk == 0 => Step::TrailerStart,
-            (Step::SizeLf, b'\n') => Step::Data,
-            (Step::DataCr, b'\r') => Step::DataLf,
-            (Step::DataLf, b'\n') => Step::Size { digits: 0 },
-            (Step::TrailerStart, b'\r') => Step::FinalLf,
-            (Step::Trailer, b'\r') => Step::TrailerLf,
-            (Step::TrailerLf, b'\n') => Step::TrailerStart,
-            (Step::TrailerStart | Step::Trailer, b'\n') => return Err(malformed()),
-            (Step::TrailerStart | Step::Trailer, _) => {
-                self.spend_meta()?;
-                Step::Trailer
-            }
-            (Step::FinalLf, b'\n') => Step::Done,
-            _ => return Err(malformed()),
-        })
-    }
-
-    /// Charges one byte of extension or trailer to the metadata budget.
-    fn spend_meta(&mut self) -> Result<(), String> {
-        self.meta_budget = self.meta_budget.checked_sub(1).ok_or_else(|| {
-            format!(
-                "the response's chunk extensions and trailers exceed {MAX_CHUNK_META_BYTES} bytes"
-            )
-        })?;
-        Ok(())
+/// A chunked-framing error as words about the server's response.
+pub fn describe_chunk_error(error: ChunkError) -> String {
+    match error {
+        ChunkError::Malformed(words) => format!("the chunked response body is malformed: {words}"),
+        ChunkError::BodyTooLarge => "a chunk size in the response overflows".into(),
+        ChunkError::ExtensionsTooLarge | ChunkError::TrailersTooLarge => format!(
+            "the response's chunk extensions and trailers exceed {MAX_CHUNK_META_BYTES} bytes"
+        ),
     }
 }
 
@@ -416,13 +298,15 @@ mod tests {
     }
 
     fn decode_pieces(pieces: &[&[u8]]) -> Result<(Vec<u8>, usize), String> {
-        let mut decoder = ChunkedDecoder::default();
+        let mut decoder = chunked_decoder();
         let (mut body, mut consumed) = (Vec::new(), 0);
         for piece in pieces {
             if decoder.is_done() {
                 break;
             }
-            consumed += decoder.decode(piece, &mut body)?;
+            consumed += decoder
+                .decode(piece, &mut body)
+                .map_err(describe_chunk_error)?;
         }
         assert!(decoder.is_done(), "incomplete");
         Ok((body, consumed))
@@ -454,13 +338,13 @@ mod tests {
             b"11111111111111111\r\n",
             b"0\r\nTrailer\n",
         ] {
-            let mut decoder = ChunkedDecoder::default();
+            let mut decoder = chunked_decoder();
             assert!(decoder.decode(bad, &mut Vec::new()).is_err(), "{bad:?}");
         }
-        let mut decoder = ChunkedDecoder::default();
+        let mut decoder = chunked_decoder();
         let huge = b"FFFFFFFFFFFFFFFF\r\n";
         assert_eq!(decoder.decode(huge, &mut Vec::new()), Ok(huge.len()));
-        let mut decoder = ChunkedDecoder::default();
+        let mut decoder = chunked_decoder();
         let endless_trailer = vec![b'a'; MAX_CHUNK_META_BYTES + 10];
         let mut input = b"0\r\n".to_vec();
         input.extend_from_slice(&endless_trailer);
