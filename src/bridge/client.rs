@@ -140,16 +140,12 @@ impl Client {
         }
     }
 
-    /// The client cancelled `id`: no answer is expected any more, and its connection (if it has
-    /// its own) is shut down so nothing waits for an answer that may never come.
-    pub fn cancel(&self, id: &Id) {
-        if let Some(Flight {
-            closer: Some(closer),
-            ..
-        }) = self.lock().remove(id)
-        {
-            closer.shutdown();
-        }
+    /// The client cancelled `id`: no answer is expected any more, so none is relayed from now on
+    /// (the gateway may still answer it, with an error). Returns the closer of the request's
+    /// own connection, to shut down once the cancellation has reached the gateway, so nothing
+    /// waits for an answer that may never come.
+    pub fn cancel(&self, id: &Id) -> Option<Closer> {
+        self.lock().remove(id).and_then(|flight| flight.closer)
     }
 
     /// Session `generation` is lost: every call sent on it is answered with an error now.
@@ -256,7 +252,7 @@ mod tests {
             text(&sink),
             "{\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":-32603,\"message\":\"lost\"}}\n"
         );
-        client.cancel(&id(3));
+        assert!(client.cancel(&id(3)).is_none(), "not sent yet");
         assert!(!client.sending(&id(3), Some(8), Some(conn.closer())));
     }
 }

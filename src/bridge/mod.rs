@@ -190,14 +190,17 @@ fn dispatch(line: Line, client: &Arc<Client>, link: &Arc<Link>) {
                 client.fail(&id, codes::INTERNAL_ERROR, &why);
             }
         }
-        Kind::Notification { method } => {
+        Kind::Notification { method } if method == "notifications/cancelled" => {
+            // No answer may reach the client once it cancelled, not even the gateway's reaction
+            // to the cancellation; the call's connection closes only after the gateway knows.
+            let closer =
+                message::cancelled_id(peeked.params.as_deref()).and_then(|id| client.cancel(&id));
             link.notify(&bytes);
-            if method == "notifications/cancelled" {
-                if let Some(id) = message::cancelled_id(peeked.params.as_deref()) {
-                    client.cancel(&id);
-                }
+            if let Some(closer) = closer {
+                closer.shutdown();
             }
         }
+        Kind::Notification { .. } => link.notify(&bytes),
         Kind::Response { .. } => link.notify(&bytes),
     }
 }
