@@ -31,7 +31,9 @@
 //! - `pool`: one server's pool of handles.
 //! - `downstream`: child processes as handles; the child-I/O thread; the handshake.
 //! - `supervisor`, `workers`, `signals`, `gateway`: the threads and their wiring.
+//! - `bridge`: `mcp-gateway bridge`, a stdio MCP server relaying to a running gateway.
 
+pub mod bridge;
 pub mod config;
 pub mod downstream;
 pub mod gateway;

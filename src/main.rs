@@ -1,9 +1,10 @@
-//! The `mcp-gateway` command line: `serve` (the default), `check`, `init`.
+//! The `mcp-gateway` command line: `serve` (the default), `check`, `init`, `bridge`. Started as
+//! `mcp-gateway-bridge` (a link to this binary), it is the bridge.
 //!
 //! Exit codes: 0 success; 1 a runtime failure (cannot listen, a server failed in `check`); 2 a usage
 //! or configuration error.
 
-use mcp_gateway::{config, gateway};
+use mcp_gateway::{bridge, config, gateway};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -18,6 +19,11 @@ Usage:
       Exits 1 if an enabled server does not come up.
   mcp-gateway init [PATH] [--force]
       Write an example config to PATH (default ~/.config/mcp-gateway/config.json).
+  mcp-gateway bridge [URL] [--token TOKEN] [--reconnect-timeout MS]
+      A stdio MCP server for clients that only launch stdio servers: relays everything to the
+      gateway at URL (default $MCP_GATEWAY_URL, else http://127.0.0.1:4298/mcp). The token
+      defaults to $MCP_GATEWAY_TOKEN. Also runs as `mcp-gateway-bridge [URL] ...` (a link to
+      this binary under that name). Logs only warnings unless RUST_LOG says otherwise.
   mcp-gateway --version | --help
 
 Config lookup: --config PATH, else $MCP_GATEWAY_CONFIG, else ~/.config/mcp-gateway/config.json,
@@ -25,8 +31,21 @@ else ./config/servers.json.
 ";
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut argv = std::env::args();
+    let invoked_as = argv.next().and_then(|arg0| {
+        let name = Path::new(&arg0).file_name()?;
+        Some(name.to_string_lossy().into_owned())
+    });
+    let mut args: Vec<String> = argv.collect();
+    if invoked_as.as_deref() == Some("mcp-gateway-bridge") {
+        args.insert(0, "bridge".into());
+    }
+    // The bridge runs inside a client's process tree: quiet unless asked.
+    let level = match args.first().map(String::as_str) {
+        Some("bridge") => "warn",
+        _ => "info",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
     match run(args) {
         Ok(code) => code,
         Err(Fail::Usage(message)) => {
@@ -100,6 +119,7 @@ fn run(args: Vec<String>) -> Result<ExitCode, Fail> {
         Some("serve") => ("serve", &args[1..]),
         Some("check") => ("check", &args[1..]),
         Some("init") => ("init", &args[1..]),
+        Some("bridge") => ("bridge", &args[1..]),
         Some("help" | "--help" | "-h") => {
             print!("{USAGE}");
             return Ok(ExitCode::SUCCESS);
@@ -114,6 +134,12 @@ fn run(args: Vec<String>) -> Result<ExitCode, Fail> {
         _ => ("serve", &args[..]),
     };
     match command {
+        "bridge" => {
+            let env = |key: &str| std::env::var(key).ok();
+            let options = bridge::Options::parse(rest, &env).map_err(Fail::Usage)?;
+            bridge::run(options).map_err(Fail::Runtime)?;
+            Ok(ExitCode::SUCCESS)
+        }
         "init" => {
             let options = parse_options(rest, &["--force", "-f"])?;
             init(&options)
