@@ -222,6 +222,21 @@ fn text(response: &Value) -> &str {
         .unwrap_or_else(|| panic!("not a text result: {response}"))
 }
 
+/// Asserts `response` is an error with `code` whose message contains `words`.
+fn assert_error(response: &Value, code: i64, words: &str) {
+    let message = response["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        response["error"]["code"] == code && message.contains(words),
+        "expected error {code} saying {words:?}: {response}"
+    );
+}
+
+/// The params of a client's initialize.
+fn initialize_params() -> Value {
+    json!({"protocolVersion": "2025-11-25", "capabilities": {},
+           "clientInfo": {"name": "bridge-test", "version": "1"}})
+}
+
 /// Waits until the gateway is running `n` calls.
 fn wait_in_flight(gw: &Gateway, n: u64) {
     wait_for(WAIT, "the call to reach the gateway", || {
@@ -460,15 +475,7 @@ fn a_gateway_restart_mid_session_fails_calls_in_flight_and_reconnects() {
     // The gateway dies: the call in flight gets an error with its own id, not a hang.
     gw.child.kill().unwrap();
     gw.wait_exit(WAIT);
-    let lost = bridge.response(&json!(2));
-    assert_eq!(lost["error"]["code"], -32603, "{lost}");
-    assert!(
-        lost["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("lost during the call"),
-        "{lost}"
-    );
+    assert_error(&bridge.response(&json!(2)), -32603, "lost during the call");
 
     // A call made while the gateway is down waits for it to come back on the same port.
     bridge.send(&json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
@@ -553,17 +560,9 @@ fn a_token_is_sent_from_the_flag_or_the_environment() {
 
     // Without it the client's initialize gets a clear error with its own id.
     let mut none = Bridge::to(&gw);
-    let refused = none.request(
-        json!("init"),
-        "initialize",
-        json!({"protocolVersion": "2025-11-25", "capabilities": {},
-               "clientInfo": {"name": "t", "version": "1"}}),
-    );
-    let message = refused["error"]["message"].as_str().unwrap();
-    assert!(
-        message.contains("401") && message.contains("MCP_GATEWAY_TOKEN"),
-        "{refused}"
-    );
+    let refused = none.request(json!("init"), "initialize", initialize_params());
+    assert_error(&refused, -32000, "(401");
+    assert_error(&refused, -32000, "MCP_GATEWAY_TOKEN");
 }
 
 #[test]
@@ -575,20 +574,8 @@ fn an_unreachable_gateway_is_a_clear_error_after_the_reconnect_timeout() {
         .port();
     let url = format!("http://127.0.0.1:{port}/mcp");
     let mut bridge = Bridge::start(&["bridge", &url, "--reconnect-timeout", "300"], &[]);
-    let refused = bridge.request(
-        json!(1),
-        "initialize",
-        json!({"protocolVersion": "2025-11-25", "capabilities": {},
-               "clientInfo": {"name": "t", "version": "1"}}),
-    );
-    assert_eq!(refused["error"]["code"], -32000, "{refused}");
-    assert!(
-        refused["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("cannot connect"),
-        "{refused}"
-    );
+    let refused = bridge.request(json!(1), "initialize", initialize_params());
+    assert_error(&refused, -32000, "cannot connect");
     bridge.close_stdin();
     assert!(bridge.wait_exit().success());
 }
@@ -642,32 +629,56 @@ fn script(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Streamable HTTP is tried first; a server that only has the legacy transport (the Python SDK's
-/// `sse` app, where `POST /sse` is 405) is reached through the fallback.
-#[test]
-fn falls_back_to_a_legacy_sse_only_server() {
-    let mut server = Command::new(installed("venv/bin/python"))
-        .arg(script("bridge_sse_server.py"))
-        .env("PYTHONWARNINGS", "ignore")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the legacy SSE server");
-    struct Kill(Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut port = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut port)
-        .unwrap();
-    let _server = Kill(server);
-    let url = format!("http://127.0.0.1:{}/sse", port.trim());
-    let mut bridge = Bridge::start(&["bridge", &url], &[]);
+/// A server of the Python SDK that only speaks the legacy HTTP+SSE transport.
+struct LegacyServer {
+    child: Child,
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+    port: String,
+}
 
+impl LegacyServer {
+    /// On `port`, or one the system picks ("0").
+    fn start(port: &str) -> LegacyServer {
+        let mut child = Command::new(installed("venv/bin/python"))
+            .arg(script("bridge_sse_server.py"))
+            .arg(port)
+            .env("PYTHONWARNINGS", "ignore")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the legacy SSE server");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let port = lines.next().expect("the server's port").unwrap();
+        LegacyServer { child, lines, port }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/sse", self.port)
+    }
+
+    /// Waits for the server to say a `sleep` call started.
+    fn wait_sleeping(&mut self) {
+        let line = self.lines.next().expect("the server's note").unwrap();
+        assert_eq!(line, "sleeping");
+    }
+}
+
+impl Drop for LegacyServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Streamable HTTP is tried first; a server that only has the legacy transport (the Python SDK's
+/// `sse` app, where `POST /sse` is 405) is reached through the fallback — also after it restarts.
+#[test]
+fn falls_back_to_a_legacy_sse_only_server_and_survives_its_restart() {
+    let mut server = LegacyServer::start("0");
+    let mut bridge = Bridge::start(
+        &["bridge", &server.url(), "--reconnect-timeout", "60000"],
+        &[],
+    );
     let answer = bridge.initialize(json!({}));
     assert_eq!(
         answer["result"]["serverInfo"]["name"], "legacy-sse-only",
@@ -683,7 +694,7 @@ fn falls_back_to_a_legacy_sse_only_server() {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["echo", "progress"]);
+    assert_eq!(names, ["echo", "progress", "sleep"]);
     assert_eq!(
         text(&bridge.call(json!("e"), "echo", json!({"text": "via sse"}))),
         "via sse"
@@ -696,10 +707,26 @@ fn falls_back_to_a_legacy_sse_only_server() {
     assert_eq!(text(&done), "done 2 steps");
     let steps: Vec<Option<f64>> = bridge
         .seen
-        .iter()
+        .drain(..)
         .map(|m| m["params"]["progress"].as_f64())
         .collect();
     assert_eq!(steps, [Some(1.0), Some(2.0)]);
+
+    // The server dies with a call in flight: its answer would have come on the stream, which
+    // ended, so the call fails at once; after the restart the bridge goes straight to the legacy
+    // transport and calls work again.
+    bridge.send(&json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                        "params": {"name": "sleep", "arguments": {"ms": 600000}}}));
+    server.wait_sleeping();
+    let port = server.port.clone();
+    drop(server);
+    assert_error(&bridge.response(&json!(3)), -32603, "lost during the call");
+    let _server = LegacyServer::start(&port);
+    assert_eq!(
+        text(&bridge.call(json!(4), "echo", json!({"text": "again"}))),
+        "again"
+    );
+    assert!(bridge.seen.is_empty(), "unexpected: {:?}", bridge.seen);
     bridge.close_stdin();
     assert!(bridge.wait_exit().success());
 }

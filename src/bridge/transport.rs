@@ -29,6 +29,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const OPEN_TIMEOUT: Duration = Duration::from_secs(60);
 /// Largest single answer read whole (an SSE event has the parser's own 16 MiB limit).
 const MAX_ANSWER_BYTES: usize = 128 << 20;
+/// Most of an error response's body read for its message.
+const MAX_ERROR_BODY_BYTES: usize = 64 << 10;
 /// Idle connections kept for reuse.
 const MAX_IDLE: usize = 8;
 
@@ -177,11 +179,7 @@ impl Http {
         if !(hooks.on_conn)(conn.closer()) {
             return Err(Failure::Shutdown);
         }
-        let mut headers = vec![
-            ("Content-Type", "application/json"),
-            ("Accept", "application/json, text/event-stream"),
-        ];
-        self.session_headers(&mut headers, session_id, version);
+        let headers = self.post_headers(session_id, version);
         let head = conn
             .send("POST", &url.path, &headers, body, deadline)
             .map_err(Failure::from_conn)?;
@@ -198,12 +196,7 @@ impl Http {
                 let _ = conn.finish_body(&head, deadline);
                 Err(Failure::SessionGone)
             }
-            status => {
-                let body = conn
-                    .read_body(&head, 64 << 10, deadline)
-                    .unwrap_or_default();
-                Err(refusal(status, &body))
-            }
+            _ => Err(refused(&mut conn, &head, deadline)),
         };
         (hooks.on_release)();
         self.keep(conn);
@@ -227,11 +220,8 @@ impl Http {
             200 if head.content_type_is("text/event-stream") => Stream::Open(Box::new(conn), head),
             404 if session_id.is_some() => Stream::Gone(Failure::SessionGone.describe()),
             status => {
-                let body = conn
-                    .read_body(&head, 64 << 10, deadline)
-                    .unwrap_or_default();
+                let why = refused(&mut conn, &head, deadline).describe();
                 self.keep(conn);
-                let why = refusal(status, &body).describe();
                 Stream::Unavailable(format!("no event stream ({status}): {why}"))
             }
         }
@@ -266,11 +256,7 @@ impl Http {
             return self.open_legacy(init, init_id, deadline, others);
         }
         let mut conn = self.conn(&self.url, deadline)?;
-        let mut headers = vec![
-            ("Content-Type", "application/json"),
-            ("Accept", "application/json, text/event-stream"),
-        ];
-        self.session_headers(&mut headers, None, None);
+        let headers = self.post_headers(None, None);
         let head = conn
             .send("POST", &self.url.path, &headers, init, deadline)
             .map_err(Failure::from_conn)?;
@@ -286,11 +272,8 @@ impl Http {
                 self.keep(conn);
                 return self.open_legacy(init, init_id, deadline, others);
             }
-            status => {
-                let body = conn
-                    .read_body(&head, 64 << 10, deadline)
-                    .unwrap_or_default();
-                return Err(refusal(status, &body));
+            _ => {
+                return Err(refused(&mut conn, &head, deadline));
             }
         }
         let session_id = head.header("mcp-session-id").map(str::to_owned);
@@ -333,10 +316,7 @@ impl Http {
             .send("GET", &self.url.path, &headers, b"", deadline)
             .map_err(Failure::from_conn)?;
         if head.status != 200 || !head.content_type_is("text/event-stream") {
-            let body = conn
-                .read_body(&head, 64 << 10, deadline)
-                .unwrap_or_default();
-            return Err(refusal(head.status, &body));
+            return Err(refused(&mut conn, &head, deadline));
         }
         let endpoint = loop {
             match conn
@@ -421,6 +401,21 @@ impl Http {
         }
     }
 
+    /// The headers of a POST: JSON in, JSON or an event stream out.
+    fn post_headers<'a>(
+        &'a self,
+        session_id: Option<&'a str>,
+        version: Option<&'a str>,
+    ) -> Vec<(&'a str, &'a str)> {
+        let mut headers = vec![
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json, text/event-stream"),
+        ];
+        self.session_headers(&mut headers, session_id, version);
+        headers
+    }
+
+    /// Authorization, and the session's id and protocol version when there is a session.
     fn session_headers<'a>(
         &'a self,
         headers: &mut Vec<(&'a str, &'a str)>,
@@ -486,6 +481,14 @@ fn negotiated_version(answer: &[u8]) -> Option<String> {
             .as_str()?
             .to_owned(),
     )
+}
+
+/// The refusal an error response stands for (its body read, up to a limit, for the message).
+fn refused(conn: &mut Conn, head: &ResponseHead, deadline: Instant) -> Failure {
+    let body = conn
+        .read_body(head, MAX_ERROR_BODY_BYTES, deadline)
+        .unwrap_or_default();
+    refusal(head.status, &body)
 }
 
 /// The JSON-RPC error the client gets for an HTTP error status: the gateway's own code and

@@ -2,11 +2,13 @@
 served with its `sse` app (GET /sse, POST /messages/; a POST to /sse gets 405). The bridge's
 legacy fallback is tested against it (tests/bridge.rs).
 
-Usage: python bridge_sse_server.py
-Prints the port it listens on (127.0.0.1, chosen by the system), then serves until killed.
+Usage: python bridge_sse_server.py [PORT]
+Prints the port it listens on (127.0.0.1; PORT, else one the system chooses), then serves until
+killed. Prints "sleeping" when a `sleep` call starts, so a test knows the call is in flight.
 """
 
 import socket
+import sys
 
 import anyio
 import uvicorn
@@ -29,9 +31,18 @@ async def progress(steps: int, ctx: Context) -> str:
     return f"done {steps} steps"
 
 
+@server.tool()
+async def sleep(ms: int) -> str:
+    """Answers after `ms` milliseconds."""
+    print("sleeping", flush=True)
+    await anyio.sleep(ms / 1000)
+    return f"slept {ms} ms"
+
+
 def main():
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", int(sys.argv[1]) if len(sys.argv) > 1 else 0))
     sock.listen(64)
     print(sock.getsockname()[1], flush=True)
     config = uvicorn.Config(server.sse_app(), log_level="warning")
