@@ -15,10 +15,10 @@
 //!   long as the call does; such a connection can always be shut down through its [`Closer`].
 
 use crate::downstream::remote::conn::{no_deadline, Closer, Conn, ConnError, ResponseHead};
+use crate::downstream::remote::shared::{await_endpoint, EndpointError, IdleConns};
 use crate::downstream::remote::tls::Tls;
 use crate::downstream::remote::url::Url;
 use crate::rpc::{codes, Id};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::message::{self, Kind};
@@ -134,7 +134,7 @@ pub struct Http {
     url: Url,
     authorization: Option<String>,
     tls: Option<Tls>,
-    idle: Mutex<Vec<Conn>>,
+    idle: IdleConns,
 }
 
 impl Http {
@@ -148,7 +148,7 @@ impl Http {
             url,
             authorization: token.map(|t| format!("Bearer {t}")),
             tls,
-            idle: Mutex::new(Vec::new()),
+            idle: IdleConns::new(MAX_IDLE),
         })
     }
 
@@ -318,25 +318,15 @@ impl Http {
         if head.status != 200 || !head.content_type_is("text/event-stream") {
             return Err(refused(&mut conn, &head, deadline));
         }
-        let endpoint = loop {
-            match conn
-                .next_event(&head, deadline)
-                .map_err(Failure::from_conn)?
-            {
-                Some(event) if event.event == "endpoint" => {
-                    break self.url.join(&event.data).map_err(|why| Failure::Refused {
-                        code: codes::INTERNAL_ERROR,
-                        message: format!("the server's endpoint event is unusable: {why}"),
-                    })?;
-                }
-                Some(event) => log::debug!("before the endpoint event: {} event", event.event),
-                None => {
-                    return Err(Failure::Lost(
-                        "the server's event stream ended before naming its endpoint".into(),
-                    ))
-                }
-            }
-        };
+        let endpoint =
+            await_endpoint(&mut conn, &head, &self.url, deadline).map_err(|e| match e {
+                EndpointError::Conn(e) => Failure::from_conn(e),
+                EndpointError::Ended => Failure::Lost(e.to_string()),
+                EndpointError::Unusable(words) => Failure::Refused {
+                    code: codes::INTERNAL_ERROR,
+                    message: format!("the server's endpoint event is unusable: {words}"),
+                },
+            })?;
         log::debug!("legacy HTTP+SSE session: POSTing to {endpoint}");
         let route = Route::Legacy { endpoint };
         self.post(Some(&route), init, deadline, Hooks::none(), &mut others)?;
@@ -370,35 +360,16 @@ impl Http {
 
     /// An idle connection to `url`'s origin that the server has not closed, else a new one.
     fn conn(&self, url: &Url, deadline: Instant) -> Result<Conn, Failure> {
-        let origin = url.origin();
-        let reused = {
-            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-            let mut found = None;
-            while let Some(position) = idle.iter().rposition(|c| c.origin() == origin) {
-                let mut conn = idle.swap_remove(position);
-                if !conn.is_stale() {
-                    found = Some(conn);
-                    break;
-                }
-            }
-            found
-        };
-        if let Some(conn) = reused {
-            return Ok(conn);
-        }
         let deadline = deadline.min(Instant::now() + CONNECT_TIMEOUT);
-        Conn::connect(url, self.tls.as_ref(), deadline)
+        self.idle
+            .take(url, self.tls.as_ref(), deadline)
+            .map(|(conn, _)| conn)
             .map_err(|e| Failure::Unreachable(format!("cannot connect to {url}: {e}")))
     }
 
     /// Keeps `conn` for reuse if it can take another request.
     fn keep(&self, conn: Conn) {
-        if conn.reusable() {
-            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-            if idle.len() < MAX_IDLE {
-                idle.push(conn);
-            }
-        }
+        self.idle.keep(conn);
     }
 
     /// The headers of a POST: JSON in, JSON or an event stream out.

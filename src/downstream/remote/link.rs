@@ -19,6 +19,7 @@
 //! nothing of the clients' own requests (their tokens included) is passed on.
 
 use super::conn::{no_deadline, Closer, Conn, ConnError, ResponseHead, Url};
+use super::shared::{await_endpoint, IdleConns};
 use super::tls::Tls;
 use crate::config::{RemoteServer, RemoteTransport};
 use crate::downstream::child_io::ChildEvent;
@@ -124,7 +125,7 @@ pub struct RemoteLink {
     next_id: AtomicU64,
     session: Mutex<Session>,
     /// Keep-alive connections not in use.
-    idle: Mutex<Vec<Conn>>,
+    idle: IdleConns,
     /// The streams held open by this handle's threads (by kind: the legacy stream, the GET
     /// stream), shut down when it dies.
     streams: Mutex<HashMap<&'static str, Closer>>,
@@ -223,7 +224,7 @@ impl RemoteLink {
                 init: None,
                 generation: 0,
             }),
-            idle: Mutex::new(Vec::new()),
+            idle: IdleConns::new(IDLE_CONNS),
             streams: Mutex::new(HashMap::new()),
             waiters: Mutex::new(HashMap::new()),
             renewing: Mutex::new(()),
@@ -359,7 +360,7 @@ impl RemoteLink {
         for (_, closer) in lock(&self.streams).drain() {
             closer.shutdown();
         }
-        lock(&self.idle).clear();
+        self.idle.clear();
         for (_, waiter) in lock(&self.waiters).drain() {
             let _ = waiter.tx.send(Inbound::Closed);
         }
@@ -410,23 +411,12 @@ impl RemoteLink {
 
     /// A pooled keep-alive connection, else a new one. The bool says it was reused.
     fn conn(&self, url: &Url, deadline: Instant) -> Result<(Conn, bool), ConnError> {
-        loop {
-            let Some(mut conn) = lock(&self.idle).pop() else {
-                break;
-            };
-            if !conn.is_stale() {
-                return Ok((conn, true));
-            }
-        }
-        Conn::connect(url, self.target.tls.as_ref(), deadline).map(|conn| (conn, false))
+        self.idle.take(url, self.target.tls.as_ref(), deadline)
     }
 
     fn put_back(&self, conn: Conn) {
-        if conn.reusable() && self.is_alive() {
-            let mut idle = lock(&self.idle);
-            if idle.len() < IDLE_CONNS {
-                idle.push(conn);
-            }
+        if self.is_alive() {
+            self.idle.keep(conn);
         }
     }
 
@@ -623,26 +613,8 @@ impl RemoteLink {
                 head.status
             )));
         }
-        let endpoint = loop {
-            match conn.next_event(&head, deadline) {
-                Ok(Some(event)) if event.event == "endpoint" => break event.data,
-                Ok(Some(event)) => log::debug!(
-                    "{}: {} event before the endpoint, ignored",
-                    self.label(),
-                    event.event
-                ),
-                Ok(None) => return Err(fail("the stream ended before naming its endpoint".into())),
-                Err(e) => return Err(fail(format!("waiting for the endpoint event: {e}"))),
-            }
-        };
-        let endpoint = url
-            .join(&endpoint)
-            .map_err(|e| fail(format!("bad endpoint {endpoint:?}: {e}")))?;
-        if endpoint.origin() != url.origin() {
-            return Err(fail(format!(
-                "the endpoint {endpoint} is on another origin; refusing to send it anything"
-            )));
-        }
+        let endpoint =
+            await_endpoint(&mut conn, &head, url, deadline).map_err(|e| fail(e.to_string()))?;
         self.hold(LEGACY_STREAM, conn.closer());
         let Some(link) = self.me.upgrade() else {
             return Err(fail("the handle is gone".into()));
