@@ -10,7 +10,7 @@
 //! A panic while serving a call is caught: the client gets −32603 and the worker lives on.
 
 use crate::downstream::link::Link;
-use crate::downstream::remote::link::{RemoteLink, Step};
+use crate::downstream::remote::link::RemoteLink;
 use crate::downstream::stdio::{DirectReply, Inbound, StdioChild};
 use crate::downstream::{CallError, Requester};
 use crate::job::{Failure, Job, ReactorSink, Route, ToReactor};
@@ -85,10 +85,7 @@ impl Worker {
     /// Runs the job, then every parked job the released handle is handed back with.
     fn serve(&self, mut job: Job, mut handle: Handle<Link>) {
         loop {
-            let served = guarded(&self.sink, &job, || match &handle.member {
-                Link::Stdio(child) => self.call(&job, child),
-                Link::Remote(remote) => self.call_remote(&job, remote),
-            });
+            let served = guarded(&self.sink, &job, || self.call_on(&job, &handle.member));
             let pool = &self.pools[job.server];
             match pool.release(handle, served.answered, served.returning, Instant::now()) {
                 Some((next_job, next_handle)) => {
@@ -100,19 +97,27 @@ impl Worker {
         }
     }
 
-    /// Makes the call and sends the outcome. Returns whether the server answered.
-    ///
-    /// The answer (and progress) normally goes to the client straight from the child-I/O thread
-    /// through a `Direct` reply; this worker hears `Answered` afterwards. On a timeout, a failure or a
-    /// cancellation, the worker takes the `Direct` back to answer itself — unless the answer already
-    /// went out, which the `Direct` being gone tells.
-    fn call(&self, job: &Job, child: &StdioChild) -> Served {
+    /// Makes the call on either kind of handle, unless the client cancelled it meanwhile.
+    fn call_on(&self, job: &Job, link: &Link) -> Served {
         let route = job.route();
         if job.control.is_cancelled() {
             self.sink.cancelled(&route);
             return Served::ANSWERED;
         }
         let timeout = self.call_timeouts[job.server];
+        match link {
+            Link::Stdio(child) => self.call(job, child, route, timeout),
+            Link::Remote(remote) => self.call_remote(job, remote, route, timeout),
+        }
+    }
+
+    /// Makes the call on a child and sends the outcome.
+    ///
+    /// The answer (and progress) normally goes to the client straight from the child-I/O thread
+    /// through a `Direct` reply; this worker hears `Answered` afterwards. On a timeout, a failure or a
+    /// cancellation, the worker takes the `Direct` back to answer itself — unless the answer already
+    /// went out, which the `Direct` being gone tells.
+    fn call(&self, job: &Job, child: &StdioChild, route: Route, timeout: Duration) -> Served {
         let deadline = Instant::now() + timeout;
         let direct = Direct {
             sink: self.sink.clone(),
@@ -184,13 +189,13 @@ impl Worker {
 
     /// A call on a remote server: the same protocol as `call`, its steps read by this worker
     /// (the answer arrives on this thread's own connection).
-    fn call_remote(&self, job: &Job, remote: &RemoteLink) -> Served {
-        let route = job.route();
-        if job.control.is_cancelled() {
-            self.sink.cancelled(&route);
-            return Served::ANSWERED;
-        }
-        let timeout = self.call_timeouts[job.server];
+    fn call_remote(
+        &self,
+        job: &Job,
+        remote: &RemoteLink,
+        route: Route,
+        timeout: Duration,
+    ) -> Served {
         let deadline = Instant::now() + timeout;
         let progress = job.progress_token.is_some();
         let takes_requests = job.session.is_some();
@@ -210,7 +215,7 @@ impl Worker {
         }
         loop {
             match call.step() {
-                Ok(Step::Answer(outcome)) => {
+                Ok(Inbound::Response(outcome)) => {
                     // As in `Direct::answer`: the pool hears first that the handle is coming back.
                     self.pools[job.server].returning();
                     let outcome = match &outcome {
@@ -220,22 +225,24 @@ impl Worker {
                     self.sink.answer(&route, outcome);
                     return Served::RETURNING;
                 }
-                Ok(Step::Progress(params)) => {
+                Ok(Inbound::Progress(params)) => {
                     if let Some(note) = progress_note(job.progress_token.as_ref(), params) {
                         self.sink.before_answer(&route, note);
                     }
                 }
-                Ok(Step::Request { id, method, params }) => {
+                Ok(Inbound::ChildRequest { id, method, params }) => {
                     self.child_request(job, remote, call.sender(), id, method, params)
                 }
-                Ok(Step::ClientAnswer { child_id, outcome }) => {
+                Ok(Inbound::ClientAnswer { child_id, outcome }) => {
                     remote.respond(&child_id, outcome.as_ref())
                 }
-                Ok(Step::Cancelled) => {
+                Ok(Inbound::Cancelled) => {
                     call.cancel("cancelled by the client");
                     self.sink.cancelled(&route);
                     return Served::ANSWERED;
                 }
+                // `step` turns these into errors, or skips them.
+                Ok(Inbound::Answered | Inbound::Closed | Inbound::TooLarge { .. }) => {}
                 Err(error) => {
                     let failure = failure_of(error, &remote.name, job, timeout);
                     self.sink.fail(&route, &failure);

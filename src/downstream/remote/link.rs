@@ -141,27 +141,6 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A step of a call, for the thread making it.
-#[derive(Debug)]
-pub enum Step {
-    Answer(Answer),
-    /// `notifications/progress` for this call.
-    Progress(Map<String, Value>),
-    /// The server asks something while this call runs (sampling, elicitation, roots, ping).
-    Request {
-        id: Value,
-        method: String,
-        params: Option<Value>,
-    },
-    /// The client's answer to such a request (delivered by the reactor).
-    ClientAnswer {
-        child_id: Value,
-        outcome: Result<Value, Value>,
-    },
-    /// The client cancelled the call.
-    Cancelled,
-}
-
 enum Wire {
     /// The request went out on `conn`; its response head has not come yet.
     Head {
@@ -849,7 +828,7 @@ impl RemoteCall<'_> {
     }
 
     /// The next step; `Err(Timeout)` after the deadline (the server is told to stop).
-    pub fn step(&mut self) -> Result<Step, CallError> {
+    pub fn step(&mut self) -> Result<Inbound, CallError> {
         loop {
             while let Ok(message) = self.rx.try_recv() {
                 if let Some(step) = self.inbound(message)? {
@@ -890,7 +869,7 @@ impl RemoteCall<'_> {
                 },
                 Wire::Stream { mut conn, head } => match conn.next_event(&head, slice) {
                     Ok(Some(event)) => match self.on_event(&event.event, &event.data)? {
-                        Some(step @ Step::Answer(_)) => {
+                        Some(step @ Inbound::Response(_)) => {
                             if conn.finish_body(&head, now + SLICE).is_ok() {
                                 self.link.put_back(conn);
                             }
@@ -927,8 +906,8 @@ impl RemoteCall<'_> {
     pub fn answer(&mut self) -> Result<Answer, CallError> {
         loop {
             match self.step()? {
-                Step::Answer(answer) => return Ok(answer),
-                Step::Request { id, method, .. } => self.link.answer_alone(&id, &method),
+                Inbound::Response(answer) => return Ok(answer),
+                Inbound::ChildRequest { id, method, .. } => self.link.answer_alone(&id, &method),
                 _ => {}
             }
         }
@@ -941,25 +920,22 @@ impl RemoteCall<'_> {
         self.link.notify("notifications/cancelled", Some(&params));
     }
 
-    fn inbound(&mut self, message: Inbound) -> Result<Option<Step>, CallError> {
-        Ok(match message {
-            Inbound::Response(answer) => Some(Step::Answer(answer)),
-            Inbound::Progress(params) => Some(Step::Progress(params)),
-            Inbound::ChildRequest { id, method, params } => {
-                Some(Step::Request { id, method, params })
-            }
-            Inbound::ClientAnswer { child_id, outcome } => {
-                Some(Step::ClientAnswer { child_id, outcome })
-            }
-            Inbound::Cancelled => Some(Step::Cancelled),
-            Inbound::Closed => return Err(CallError::Closed(self.link.death_note())),
-            Inbound::TooLarge { limit } => return Err(CallError::TooLarge(limit)),
-            Inbound::Answered => None,
-        })
+    /// A message from the call's inbox: `Closed` and `TooLarge` end the call.
+    fn inbound(&self, message: Inbound) -> Result<Option<Inbound>, CallError> {
+        match message {
+            Inbound::Closed => Err(CallError::Closed(self.link.death_note())),
+            Inbound::TooLarge { limit } => Err(CallError::TooLarge(limit)),
+            Inbound::Answered => Ok(None),
+            other => Ok(Some(other)),
+        }
     }
 
     /// The response head came: JSON (the answer), a stream (read on), or an error status.
-    fn on_head(&mut self, mut conn: Conn, head: ResponseHead) -> Result<Option<Step>, CallError> {
+    fn on_head(
+        &mut self,
+        mut conn: Conn,
+        head: ResponseHead,
+    ) -> Result<Option<Inbound>, CallError> {
         let link = self.link;
         if let Some(id) = head.header("mcp-session-id") {
             self.session_id = Some(id.to_string());
@@ -980,7 +956,7 @@ impl RemoteCall<'_> {
                 link.put_back(conn);
                 match Message::parse(&body) {
                     Some(Message::Response { id, outcome }) if id.as_u64() == Some(self.id) => {
-                        Ok(Some(Step::Answer(outcome)))
+                        Ok(Some(Inbound::Response(outcome)))
                     }
                     _ => Err(CallError::Closed(format!(
                         "server {}: its answer to {} is not a JSON-RPC response to it",
@@ -1018,7 +994,7 @@ impl RemoteCall<'_> {
 
     /// A message on the call's stream: the answer, progress, a request for the client, or
     /// something for everyone.
-    fn on_event(&self, kind: &str, data: &str) -> Result<Option<Step>, CallError> {
+    fn on_event(&self, kind: &str, data: &str) -> Result<Option<Inbound>, CallError> {
         if kind != "message" {
             return Ok(None);
         }
@@ -1030,7 +1006,7 @@ impl RemoteCall<'_> {
         };
         Ok(match message {
             Message::Response { id, outcome } if id.as_u64() == Some(self.id) => {
-                Some(Step::Answer(outcome))
+                Some(Inbound::Response(outcome))
             }
             Message::Response { id, .. } => {
                 log::debug!(
@@ -1042,13 +1018,15 @@ impl RemoteCall<'_> {
             Message::Notification { method, params } if method == "notifications/progress" => {
                 let params = params.unwrap_or_default();
                 let ours = params.get("progressToken").and_then(Value::as_u64) == Some(self.id);
-                ours.then_some(Step::Progress(params))
+                ours.then_some(Inbound::Progress(params))
             }
             Message::Notification { method, params } => {
                 self.link.notice(&method, params);
                 None
             }
-            Message::Request { id, method, params } => Some(Step::Request { id, method, params }),
+            Message::Request { id, method, params } => {
+                Some(Inbound::ChildRequest { id, method, params })
+            }
         })
     }
 
