@@ -152,12 +152,12 @@ impl Running {
             Control::Child(ChildEvent::ForClients { .. }) => {}
             Control::Child(ChildEvent::Renewed { server, serial }) => {
                 if let Some(link) = self.live.get(&serial) {
-                    let snapshot = self.sup.catalog.snapshot();
-                    let mut capabilities = serde_json::Map::new();
-                    if snapshot.server_supports(server, "logging", None) {
-                        capabilities.insert("logging".into(), serde_json::json!({}));
-                    }
-                    lock(&self.wanted).apply(link.requester(), server, &capabilities);
+                    let logging = self
+                        .sup
+                        .catalog
+                        .snapshot()
+                        .server_supports(server, "logging", None);
+                    lock(&self.wanted).apply(link.requester(), server, logging);
                 }
             }
             Control::Subscription {
@@ -344,7 +344,8 @@ impl Running {
                             link.requester().label(),
                             ready.info.protocol_version
                         );
-                        lock(&wanted).apply(link.requester(), server, &ready.info.capabilities);
+                        let logging = ready.info.capabilities.contains_key("logging");
+                        lock(&wanted).apply(link.requester(), server, logging);
                         catalog.set_listing(server, ready.listing);
                         if let Some((job, handle)) = pool.ready(link, Instant::now()) {
                             let _ = workers.send(WorkerMsg::Run(job, handle));

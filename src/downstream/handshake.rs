@@ -41,7 +41,7 @@ pub fn handshake(child: &dyn Requester, deadline: Instant) -> Result<Ready, Stri
     });
     let result = request(child, "initialize", params, deadline)?;
     let info = parse_initialize(&result)?;
-    child.notify("notifications/initialized", None);
+    child.initialized();
     let mut listing = Listing {
         capabilities: info.capabilities.clone(),
         ..Listing::default()

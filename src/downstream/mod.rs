@@ -60,6 +60,10 @@ pub trait Requester {
     ) -> Result<Answer, CallError>;
     /// A notification, best effort.
     fn notify(&self, method: &str, params: Option<&Value>);
+    /// Ends the handshake: `notifications/initialized`.
+    fn initialized(&self) {
+        self.notify("notifications/initialized", None);
+    }
     /// A request whose answer nobody awaits (it is dropped when it comes); best effort, never
     /// blocks the caller for long.
     fn send_unawaited(&self, method: &str, params: Map<String, Value>);

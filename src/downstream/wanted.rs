@@ -7,7 +7,7 @@
 //! handle whatever call it is serving, their answers dropped.
 
 use super::Requester;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::BTreeSet;
 
 #[derive(Debug, Default)]
@@ -25,12 +25,11 @@ impl Wanted {
         }
     }
 
-    /// Brings a freshly initialized handle of server `server` up to date.
-    pub fn apply(&self, handle: &dyn Requester, server: usize, capabilities: &Map<String, Value>) {
-        if let Some(level) = self.level {
-            if capabilities.contains_key("logging") {
-                send_level(handle, level);
-            }
+    /// Brings a freshly initialized handle of server `server` up to date; `logging`: the server
+    /// offers the logging capability.
+    pub fn apply(&self, handle: &dyn Requester, server: usize, logging: bool) {
+        if let (Some(level), true) = (self.level, logging) {
+            send_level(handle, level);
         }
         for uri in &self.subscriptions[server] {
             send_subscription(handle, uri, true);

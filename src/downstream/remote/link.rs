@@ -542,7 +542,7 @@ impl RemoteLink {
         match outcome {
             Ok((answer @ Ok(_), id)) => {
                 self.adopt(Mode::Streamable, id, &answer);
-                self.notify("notifications/initialized", None);
+                self.initialized();
                 (self.events)(ChildEvent::Renewed {
                     server: self.server,
                     serial: self.serial,
@@ -792,9 +792,12 @@ impl Requester for RemoteLink {
 
     fn notify(&self, method: &str, params: Option<&Value>) {
         self.send_side(&rpc::notification(method, params), method);
-        if method == "notifications/initialized" {
-            self.listen();
-        }
+    }
+
+    /// Then, with Streamable HTTP, the GET stream opens for what the server says outside calls.
+    fn initialized(&self) {
+        self.notify("notifications/initialized", None);
+        self.listen();
     }
 
     fn send_unawaited(&self, method: &str, params: Map<String, Value>) {
