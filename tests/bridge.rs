@@ -11,12 +11,11 @@ mod util;
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use util::{demo, gateway_binary, wait_for, Gateway};
+use util::{demo, gateway_binary, interop_script, python, wait_for, Gateway};
 
 /// How long any single expected message may take to arrive.
 const WAIT: Duration = Duration::from_secs(30);
@@ -610,25 +609,6 @@ fn runs_under_the_name_mcp_gateway_bridge() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// A file `make test` installs under `target/interop/`.
-fn installed(relative: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("target/interop")
-        .join(relative);
-    assert!(
-        path.exists(),
-        "{} is missing: run `make test` (it installs the interop software under target/interop)",
-        path.display()
-    );
-    path
-}
-
-fn script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/interop")
-        .join(name)
-}
-
 /// A server of the Python SDK that only speaks the legacy HTTP+SSE transport.
 struct LegacyServer {
     child: Child,
@@ -639,8 +619,8 @@ struct LegacyServer {
 impl LegacyServer {
     /// On `port`, or one the system picks ("0").
     fn start(port: &str) -> LegacyServer {
-        let mut child = Command::new(installed("venv/bin/python"))
-            .arg(script("bridge_sse_server.py"))
+        let mut child = Command::new(python())
+            .arg(interop_script("bridge_sse_server.py"))
             .arg(port)
             .env("PYTHONWARNINGS", "ignore")
             .stdout(Stdio::piped())
@@ -738,8 +718,8 @@ fn falls_back_to_a_legacy_sse_only_server_and_survives_its_restart() {
 fn python_sdk_stdio_client_through_the_bridge() {
     let mut gw = gateway();
     let port = gw.port.to_string();
-    let mut client = Command::new(installed("venv/bin/python"))
-        .arg(script("bridge_client.py"))
+    let mut client = Command::new(python())
+        .arg(interop_script("bridge_client.py"))
         .arg(gateway_binary())
         .arg(url(&gw))
         .env("PYTHONWARNINGS", "ignore")

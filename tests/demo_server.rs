@@ -1,6 +1,8 @@
 //! End-to-end tests of `mcp-demo-server`: each test spawns the binary and speaks
 //! JSON-RPC over its pipes. Every read has a deadline, so no test can hang.
 
+mod util;
+
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -331,26 +333,7 @@ fn tools_list_shape() {
     assert!(r.get("nextCursor").is_none());
     let tools = r["tools"].as_array().unwrap();
     let names: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
-    assert_eq!(
-        names,
-        [
-            "echo",
-            "add",
-            "sleep",
-            "fail",
-            "crash",
-            "progress",
-            "big",
-            "env",
-            "pid",
-            "log",
-            "roots",
-            "sample",
-            "elicit",
-            "notify_changed",
-            "touch"
-        ]
-    );
+    assert_eq!(names, util::DEMO_TOOLS);
     for t in tools {
         assert!(
             t["title"].is_string() && t["description"].is_string(),

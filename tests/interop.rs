@@ -13,38 +13,14 @@
 mod util;
 
 use serde_json::json;
-use std::path::PathBuf;
 use std::process::Command;
-use util::{demo, Gateway};
-
-/// A file `make test` installs under `target/interop/`.
-fn installed(relative: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("target/interop")
-        .join(relative);
-    assert!(
-        path.exists(),
-        "{} is missing: run `make test` (it installs the interop software under target/interop)",
-        path.display()
-    );
-    path
-}
-
-fn python() -> PathBuf {
-    installed("venv/bin/python")
-}
-
-fn script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/interop")
-        .join(name)
-}
+use util::{demo, installed, interop_script, python, Gateway};
 
 /// Runs the SDK client script over `transport` against a gateway with the demo server.
 /// Runs an SDK client script over `transport`; returns its checks (one JSON object per line).
 fn run_script(gw: &Gateway, name: &str, transport: &str, path: &str) -> Vec<serde_json::Value> {
     let output = Command::new(python())
-        .arg(script(name))
+        .arg(interop_script(name))
         .arg(transport)
         .arg(format!("http://{}{path}", gw.addr()))
         .env("PYTHONWARNINGS", "ignore")

@@ -17,26 +17,9 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use util::{demo, demo_server, gateway_binary, temp_dir, wait_for, Gateway, HttpResponse};
-
-/// Every built-in tool of the demo server, in the order it lists them.
-const BUILTINS: [&str; 15] = [
-    "echo",
-    "add",
-    "sleep",
-    "fail",
-    "crash",
-    "progress",
-    "big",
-    "env",
-    "pid",
-    "log",
-    "roots",
-    "sample",
-    "elicit",
-    "notify_changed",
-    "touch",
-];
+use util::{
+    demo, demo_server, gateway_binary, temp_dir, wait_for, Gateway, HttpResponse, DEMO_TOOLS,
+};
 
 /// A demo server entry with extra `env`.
 fn demo_env(name: &str, flags: &[&str], env: Value) -> Value {
@@ -135,7 +118,7 @@ fn prefix_is_prepended_and_each_prefixed_name_reaches_its_own_server() {
         "mapping": {"one": {"prefix": "a_"}, "two": {"prefix": "b_"}},
     }));
     gw.wait_up();
-    let expected: BTreeSet<String> = BUILTINS
+    let expected: BTreeSet<String> = DEMO_TOOLS
         .iter()
         .flat_map(|t| [format!("a_{t}"), format!("b_{t}")])
         .collect();
@@ -306,14 +289,14 @@ fn tool_filters_apply_globs_to_original_names_also_with_a_prefix() {
         "notify_changed",
         "progress",
     ];
-    for tool in BUILTINS.iter().filter(|t| !excluded.contains(t)) {
+    for tool in DEMO_TOOLS.iter().filter(|t| !excluded.contains(t)) {
         expected.insert(format!("g_{tool}"));
     }
     assert_eq!(name_set(&gw), expected);
     assert_eq!(gw.server_health("inc")["tools"], 3);
     assert_eq!(
         gw.server_health("exc")["tools"],
-        BUILTINS.len() - excluded.len()
+        DEMO_TOOLS.len() - excluded.len()
     );
 
     assert_eq!(call_text(&gw, "f_echo", json!({"text": "kept"})), "kept");
@@ -618,7 +601,7 @@ fn direct_tool_list(flags: &[&str]) -> Vec<Value> {
 fn schemas_and_annotations_pass_through_untouched_and_absent_stays_absent() {
     let flags = ["--extra-tool", "plain_alias"];
     let direct = direct_tool_list(&flags);
-    assert_eq!(direct.len(), BUILTINS.len() + 1);
+    assert_eq!(direct.len(), DEMO_TOOLS.len() + 1);
     let gw = Gateway::start(json!({
         "servers": [demo("raw", &flags), demo("pre", &flags)],
         "mapping": {"pre": {"prefix": "p_"}},

@@ -14,7 +14,7 @@ mod util;
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -30,18 +30,9 @@ struct PyServer {
 impl PyServer {
     /// Starts `remote_server.py TRANSPORT` (on `port`, 0 for any) and waits for it to listen.
     fn start(transport: &str, port: u16, tls_dir: Option<&Path>) -> PyServer {
-        let python =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/interop/venv/bin/python");
-        assert!(
-            python.exists(),
-            "{} is missing: run `make test` (it installs the Python MCP SDK under target/interop)",
-            python.display()
-        );
-        let script =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/remote_server.py");
-        let mut command = Command::new(python);
+        let mut command = Command::new(util::python());
         command
-            .arg(script)
+            .arg(util::interop_script("remote_server.py"))
             .arg(transport)
             .arg("--port")
             .arg(port.to_string())

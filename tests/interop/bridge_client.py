@@ -7,7 +7,6 @@ line on stdin: meanwhile the test kills the gateway (a call is in flight) and st
 the same port. Exits non-zero (with a traceback) on any mismatch.
 """
 
-import json
 import sys
 
 import anyio
@@ -15,9 +14,7 @@ import anyio.to_thread
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-
-def report(check, **fields):
-    print(json.dumps({"check": check, **fields}), flush=True)
+from client import check_progress, report
 
 
 async def main(binary, url):
@@ -42,17 +39,7 @@ async def main(binary, url):
             assert failed.is_error, failed
             report("tools/call")
 
-            steps = []
-
-            async def on_progress(value, total, message):
-                steps.append(value)
-
-            done = await session.call_tool(
-                "demo_progress", {"steps": 3, "intervalMs": 5}, progress_callback=on_progress
-            )
-            assert done.content[0].text == "done 3 steps", done
-            assert steps == [1, 2, 3], steps
-            report("progress", steps=steps)
+            await check_progress(session)
 
             # Abandoning a call makes the SDK send notifications/cancelled. The gateway has one
             # demo process: the next call only gets it if the sleep was really cancelled there.

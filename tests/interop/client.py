@@ -20,6 +20,21 @@ def report(check, **fields):
     print(json.dumps({"check": check, **fields}), flush=True)
 
 
+async def check_progress(session):
+    """demo_progress with a progress callback: three steps in order, then the answer."""
+    steps = []
+
+    async def on_progress(value, total, message):
+        steps.append(value)
+
+    done = await session.call_tool(
+        "demo_progress", {"steps": 3, "intervalMs": 5}, progress_callback=on_progress
+    )
+    assert done.content[0].text == "done 3 steps", done
+    assert steps == [1, 2, 3], steps
+    report("progress", steps=steps)
+
+
 @asynccontextmanager
 async def connect(transport, url):
     if transport == "sse":
@@ -62,17 +77,7 @@ async def main(transport, url):
             assert failed.is_error, failed
             report("tools/call isError")
 
-            progress = []
-
-            async def on_progress(value, total, message):
-                progress.append(value)
-
-            done = await session.call_tool(
-                "demo_progress", {"steps": 3, "intervalMs": 5}, progress_callback=on_progress
-            )
-            assert done.content[0].text == "done 3 steps", done
-            assert progress == [1, 2, 3], progress
-            report("progress", steps=progress)
+            await check_progress(session)
 
             # Several calls in flight at once on one session: answers are matched by id.
             results = await asyncio.gather(

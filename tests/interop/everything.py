@@ -12,11 +12,7 @@ import sys
 import mcp_types as types
 from mcp import ClientSession
 
-from client import connect
-
-
-def report(check, **fields):
-    print(json.dumps({"check": check, **fields}), flush=True)
+from client import connect, report
 
 
 async def sampling(context, params):

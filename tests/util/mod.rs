@@ -29,6 +29,50 @@ pub fn demo(name: &str, flags: &[&str]) -> Value {
     json!({ "name": name, "command": command })
 }
 
+/// Every built-in tool of the demo server, in the order it lists them.
+pub const DEMO_TOOLS: [&str; 15] = [
+    "echo",
+    "add",
+    "sleep",
+    "fail",
+    "crash",
+    "progress",
+    "big",
+    "env",
+    "pid",
+    "log",
+    "roots",
+    "sample",
+    "elicit",
+    "notify_changed",
+    "touch",
+];
+
+/// A file `make test` installs under `target/interop/` (the interop tests' third-party software).
+pub fn installed(relative: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target/interop")
+        .join(relative);
+    assert!(
+        path.exists(),
+        "{} is missing: run `make test` (it installs the interop software under target/interop)",
+        path.display()
+    );
+    path
+}
+
+/// The Python of the venv with the official MCP SDK.
+pub fn python() -> PathBuf {
+    installed("venv/bin/python")
+}
+
+/// A script of `tests/interop/`.
+pub fn interop_script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/interop")
+        .join(name)
+}
+
 /// A fresh private directory under the system temp dir.
 pub fn temp_dir(tag: &str) -> PathBuf {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
