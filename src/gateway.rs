@@ -40,28 +40,25 @@ impl Backend {
             })
         };
         let max_message = config.gateway.max_message_bytes;
-        let targets: Vec<Option<Result<Arc<Target>, String>>> = servers
-            .iter()
-            .map(|server| match &server.kind {
-                ServerKind::Remote(remote) if server.enabled => {
-                    Some(Target::new(remote, max_message).map(Arc::new))
-                }
-                _ => None,
-            })
-            .collect();
+        // Where each remote server is and how to trust it; a remote whose settings cannot work
+        // (a bad `caFile`) gets an unusable pool that says why.
+        let mut targets = Vec::with_capacity(servers.len());
         let pools: Arc<[ServerPool]> = servers
             .iter()
-            .zip(&targets)
-            .map(|(server, target)| {
+            .map(|server| {
+                let target = match &server.kind {
+                    ServerKind::Remote(remote) if server.enabled => {
+                        Some(Target::new(remote, max_message).map(Arc::new))
+                    }
+                    _ => None,
+                };
                 let problem = target.as_ref().and_then(|t| t.as_ref().err());
-                make_pool(server, problem, sink.clone(), doorbell.clone())
+                let pool = make_pool(server, problem, sink.clone(), doorbell.clone());
+                targets.push(target.and_then(Result::ok));
+                pool
             })
             .collect::<Vec<_>>()
             .into();
-        let targets = targets
-            .into_iter()
-            .map(|target| target.and_then(Result::ok))
-            .collect();
         let catalog = Arc::new(Catalog::new(
             servers.clone(),
             config.gateway.page_size,
