@@ -5,6 +5,7 @@
 
 use crate::config::{Config, ServerConfig, ServerKind};
 use crate::downstream::child_io::{ChildEvent, ChildIo};
+use crate::downstream::flight::Carrier;
 use crate::downstream::remote::link::{Events, Target};
 use crate::http::Limits;
 use crate::job::{ReactorSink, ToReactor};
@@ -82,9 +83,18 @@ impl Backend {
                 }
             })
         };
+        let carrier = Carrier {
+            pools: pools.clone(),
+            sink: sink.clone(),
+            timeouts: servers.iter().map(|s| s.call_timeout).collect(),
+        };
         let child_io = {
             let events = events.clone();
-            ChildIo::start(max_message, Box::new(move |event| events(event)))?
+            ChildIo::start(
+                max_message,
+                carrier.clone(),
+                Box::new(move |event| events(event)),
+            )?
         };
         let (jobs, jobs_rx) = crossbeam_channel::unbounded();
         Supervisor {
@@ -92,18 +102,17 @@ impl Backend {
             pools: pools.clone(),
             catalog: catalog.clone(),
             workers: jobs.clone(),
-            child_io,
+            child_io: child_io.clone(),
             targets,
             events,
             control: control_rx,
         }
         .start()?;
-        let call_timeouts: Arc<[Duration]> = servers.iter().map(|s| s.call_timeout).collect();
         let count = config
             .gateway
             .workers
             .unwrap_or_else(|| default_workers(&servers));
-        workers::start(count, jobs_rx, pools.clone(), call_timeouts, sink)?;
+        workers::start(count, jobs_rx, carrier, child_io)?;
         log::debug!("{count} workers");
         Ok(Backend {
             servers,
@@ -143,14 +152,16 @@ fn make_pool(
     }
 }
 
-/// Enough workers for every handle to be busy at once, plus a couple for dispatching.
+/// Enough workers for every remote call that can be in flight at once (a worker carries a remote
+/// call to its end; calls on children are carried by the child-I/O thread), plus a couple for
+/// dispatching.
 fn default_workers(servers: &[ServerConfig]) -> usize {
-    let handles: usize = servers
+    let remote_calls: usize = servers
         .iter()
-        .filter(|s| s.enabled)
-        .map(|s| s.pool.max)
+        .filter(|s| s.enabled && matches!(s.kind, ServerKind::Remote(_)))
+        .map(|s| s.pool.max.saturating_mul(s.pool.max_concurrency))
         .sum();
-    (handles + 2).clamp(2, 512)
+    remote_calls.saturating_add(2).clamp(2, 512)
 }
 
 /// `mcp-gateway serve`: runs until SIGTERM/SIGINT, then stops everything. Errors are for the user.

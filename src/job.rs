@@ -5,7 +5,6 @@
 //! The reactor is woken through a `mio::Waker` after each send: the waker is the doorbell, the channel
 //! the mailbox.
 
-use crate::downstream::stdio::Inbound;
 use crate::registry::Snapshot;
 use crate::rpc::{self, codes, Id};
 use crossbeam_channel::Sender;
@@ -98,17 +97,51 @@ pub struct CallKey {
     pub id: Id,
 }
 
+/// What the reactor tells a call in flight.
+#[derive(Debug)]
+pub enum Signal {
+    /// The client cancelled the call (or went away).
+    Cancelled,
+    /// The client's answer to a request the server made during the call (`child_id` is the
+    /// server's own id for it).
+    ClientAnswer {
+        child_id: Value,
+        outcome: Result<Value, Value>,
+    },
+}
+
+/// Whoever carries a call in flight (the child-I/O loop for a child, a worker for a remote):
+/// where the reactor's signals for that call go. Never blocks.
+pub trait Mailbox: Send + Sync {
+    fn post(&self, signal: Signal);
+}
+
+/// A call's mailbox, shared with the reactor.
+pub type Inbox = Arc<dyn Mailbox>;
+
+impl std::fmt::Debug for dyn Mailbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Mailbox")
+    }
+}
+
 /// Lets the reactor cancel a call, and reach it with the client's answers to the server's requests.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct CallControl {
     state: Mutex<ControlState>,
 }
 
-#[derive(Debug, Default)]
+impl std::fmt::Debug for CallControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CallControl")
+    }
+}
+
+#[derive(Default)]
 enum ControlState {
     #[default]
     Queued,
-    Running(Sender<Inbound>),
+    Running(Inbox),
     Cancelled,
 }
 
@@ -116,19 +149,19 @@ impl CallControl {
     /// The client cancelled: the call stops wherever it is.
     pub fn cancel(&self) {
         let mut state = self.lock();
-        if let ControlState::Running(tx) = &*state {
-            let _ = tx.send(Inbound::Cancelled);
+        if let ControlState::Running(inbox) = &*state {
+            inbox.post(Signal::Cancelled);
         }
         *state = ControlState::Cancelled;
     }
 
     /// The call reached its server; false if it was cancelled before.
-    pub fn start(&self, tx: Sender<Inbound>) -> bool {
+    pub fn start(&self, inbox: Inbox) -> bool {
         let mut state = self.lock();
         if matches!(*state, ControlState::Cancelled) {
             return false;
         }
-        *state = ControlState::Running(tx);
+        *state = ControlState::Running(inbox);
         true
     }
 
@@ -198,14 +231,14 @@ pub enum ToReactor {
         done: Option<CallKey>,
     },
     /// A server asks the client something during a call (sampling, elicitation, roots). The answer
-    /// goes to `reply` as `Inbound::ClientAnswer`.
+    /// goes to `reply` as `Signal::ClientAnswer`.
     ClientRequest {
         to: ReplyTo,
         session: Slot,
         child_id: Value,
         method: String,
         params: Option<Value>,
-        reply: Sender<Inbound>,
+        reply: Inbox,
     },
     /// A new registry to serve from now on.
     Registry(Arc<Snapshot>),

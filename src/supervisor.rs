@@ -88,6 +88,7 @@ impl Supervisor {
                     sup: self,
                     wanted,
                     live: HashMap::new(),
+                    processes: HashMap::new(),
                     exiting: Vec::new(),
                     next_serial: 0,
                     shutdown: None,
@@ -101,8 +102,10 @@ struct Running {
     sup: Supervisor,
     /// Shared with handshake threads, which bring new children up to date.
     wanted: Arc<Mutex<Wanted>>,
-    /// Every child started and not yet retired, by serial.
+    /// Every handle started and not yet retired, by serial.
     live: HashMap<u64, Link>,
+    /// The process of every child handle in `live`, to stop and reap when it is retired.
+    processes: HashMap<u64, std::process::Child>,
     exiting: Vec<Exiting>,
     next_serial: u64,
     shutdown: Option<(Instant, Sender<()>)>,
@@ -284,7 +287,8 @@ impl Running {
         self.live.remove(&link.serial());
         match link {
             Link::Stdio(child) => {
-                if let Some(process) = child.retire() {
+                child.retire();
+                if let Some(process) = self.processes.remove(&child.serial) {
                     self.exiting.push(Exiting::new(child.label(), process, now));
                 }
             }
@@ -295,8 +299,9 @@ impl Running {
     /// Starts one handle for server `index` (spawns a child, or prepares a remote session) and
     /// runs its handshake on a helper thread.
     fn start_handle(&mut self, index: usize, now: Instant) {
-        let server = &self.sup.servers[index];
-        let pool = &self.sup.pools[index];
+        let (servers, pools) = (self.sup.servers.clone(), self.sup.pools.clone());
+        let server = &servers[index];
+        let pool = &pools[index];
         if self.shutdown.is_some() {
             pool.start_failed("the gateway is shutting down".into(), now);
             return;
@@ -347,8 +352,8 @@ impl Running {
                         let logging = ready.info.capabilities.contains_key("logging");
                         lock(&wanted).apply(link.requester(), server, logging);
                         catalog.set_listing(server, ready.listing);
-                        if let Some((job, handle)) = pool.ready(link, Instant::now()) {
-                            let _ = workers.send(WorkerMsg::Run(job, handle));
+                        for (job, claim) in pool.ready(link, Instant::now()) {
+                            let _ = workers.send(WorkerMsg::Run(job, claim));
                         }
                     }
                     Err(e) => {
@@ -365,7 +370,7 @@ impl Running {
 
     /// Spawns a child and gives its output to the child-I/O thread. Errors are for `/health`.
     fn spawn_child(
-        &self,
+        &mut self,
         index: usize,
         local: &LocalServer,
         serial: u64,
@@ -374,15 +379,27 @@ impl Running {
             let program = local.command.first().map(String::as_str).unwrap_or("");
             format!("cannot start `{program}`: {e}")
         })?;
-        let (Some(stdout), Some(stderr)) = (process.stdout.take(), process.stderr.take()) else {
+        let (Some(stdin), Some(stdout), Some(stderr)) = (
+            process.stdin.take(),
+            process.stdout.take(),
+            process.stderr.take(),
+        ) else {
             unreachable!("spawn pipes all three streams");
         };
         let name = self.sup.pools[index].name.clone();
-        let child = StdioChild::new(index, name.clone(), serial, process)
-            .map_err(|e| format!("cannot set up its pipes: {e}"))?;
-        let child = Arc::new(child);
+        let io = self.sup.child_io.clone();
+        let child = Arc::new(StdioChild::new(
+            index,
+            name.clone(),
+            serial,
+            process.id(),
+            io,
+        ));
         log::info!("server {name}: started {}", child.label());
-        self.sup.child_io.attach(child.clone(), stdout, stderr);
+        self.sup
+            .child_io
+            .attach(child.clone(), stdin, stdout, stderr);
+        self.processes.insert(serial, process);
         Ok(child)
     }
 }

@@ -1,35 +1,32 @@
-//! The fixed worker pool: threads that carry jobs to servers and answers back.
+//! The fixed worker pool: threads that take jobs to their server's pool and carry remote calls.
 //!
-//! A worker takes a message from the shared channel: a new job (offered to its server's pool, which
-//! either hands over a handle or parks the job) or a job already paired with a freshly started handle.
-//! It then makes the call — rewriting the id, mapping the progress token, bounded by the server's
-//! call timeout — sends the answer to the reactor, and releases the handle, which may come straight
-//! back paired with the next parked job. A worker only ever blocks on a call in progress, never on a
-//! busy pool, so there are as many workers as handles can be busy at once.
+//! A worker takes a message from the shared channel: a new job (offered to its server's pool,
+//! which either gives it a claim on a handle with room or parks it) or a job already paired with a
+//! claim (a freshly started handle's first calls). A call on a child goes to the child-I/O thread,
+//! which owns the child's pipes and carries the call from there: the worker is free at once. A call
+//! on a remote server is carried by the worker itself (the answer comes on the worker's own
+//! connection), as a `Flight` like any other, and the release may hand it the next parked job for
+//! the same handle. A worker only ever blocks on a remote call in progress, never on a busy pool.
 //!
 //! A panic while serving a call is caught: the client gets −32603 and the worker lives on.
 
+use crate::downstream::child_io::ChildIo;
+use crate::downstream::flight::{sole_client, Carrier, Flight, Next};
 use crate::downstream::link::Link;
 use crate::downstream::remote::link::RemoteLink;
-use crate::downstream::stdio::{DirectReply, Inbound, StdioChild};
-use crate::downstream::{CallError, Requester};
-use crate::job::{Failure, Job, ReactorSink, Route, ToReactor};
+use crate::downstream::{Inbound, Requester};
+use crate::job::{Inbox, Job};
 use crate::pool::{Handle, Submit};
-use crate::rpc;
-use crate::supervisor::ServerPool;
 use crossbeam_channel::Receiver;
-use crossbeam_channel::Sender;
-use serde_json::value::RawValue;
-use serde_json::{Map, Value};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Messages to the workers.
 pub enum WorkerMsg {
     /// A new job from the reactor.
     Submit(Job),
-    /// A parked job and the newly started handle that will serve it.
+    /// A parked job and its claim on a newly started handle.
     Run(Job, Handle<Link>),
 }
 
@@ -39,16 +36,14 @@ const WORKER_STACK: usize = 512 * 1024;
 pub fn start(
     count: usize,
     jobs: Receiver<WorkerMsg>,
-    pools: Arc<[ServerPool]>,
-    call_timeouts: Arc<[Duration]>,
-    sink: ReactorSink,
+    carrier: Carrier,
+    child_io: ChildIo,
 ) -> std::io::Result<()> {
     for n in 0..count {
         let worker = Worker {
             jobs: jobs.clone(),
-            pools: pools.clone(),
-            call_timeouts: call_timeouts.clone(),
-            sink: sink.clone(),
+            carrier: carrier.clone(),
+            child_io: child_io.clone(),
         };
         std::thread::Builder::new()
             .name(format!("worker-{n}"))
@@ -60,9 +55,8 @@ pub fn start(
 
 struct Worker {
     jobs: Receiver<WorkerMsg>,
-    pools: Arc<[ServerPool]>,
-    call_timeouts: Arc<[Duration]>,
-    sink: ReactorSink,
+    carrier: Carrier,
+    child_io: ChildIo,
 }
 
 impl Worker {
@@ -70,358 +64,106 @@ impl Worker {
         for message in self.jobs.iter() {
             match message {
                 WorkerMsg::Submit(job) => {
-                    let pool = &self.pools[job.server];
+                    let pool = &self.carrier.pools[job.server];
                     match pool.submit(job, Instant::now()) {
-                        Submit::Run(job, handle) => self.serve(job, handle),
+                        Submit::Run(job, claim) => self.serve(job, claim),
                         Submit::Parked => {}
-                        Submit::Rejected(job, failure) => self.sink.fail(&job.route(), &failure),
-                    }
-                }
-                WorkerMsg::Run(job, handle) => self.serve(job, handle),
-            }
-        }
-    }
-
-    /// Runs the job, then every parked job the released handle is handed back with.
-    fn serve(&self, mut job: Job, mut handle: Handle<Link>) {
-        loop {
-            let served = guarded(&self.sink, &job, || self.call_on(&job, &handle.member));
-            let pool = &self.pools[job.server];
-            match pool.release(handle, served.answered, served.returning, Instant::now()) {
-                Some((next_job, next_handle)) => {
-                    job = next_job;
-                    handle = next_handle;
-                }
-                None => return,
-            }
-        }
-    }
-
-    /// Makes the call on either kind of handle, unless the client cancelled it meanwhile.
-    fn call_on(&self, job: &Job, link: &Link) -> Served {
-        let route = job.route();
-        if job.control.is_cancelled() {
-            self.sink.cancelled(&route);
-            return Served::ANSWERED;
-        }
-        let timeout = self.call_timeouts[job.server];
-        match link {
-            Link::Stdio(child) => self.call(job, child, route, timeout),
-            Link::Remote(remote) => self.call_remote(job, remote, route, timeout),
-        }
-    }
-
-    /// Makes the call on a child and sends the outcome.
-    ///
-    /// The answer (and progress) normally goes to the client straight from the child-I/O thread
-    /// through a `Direct` reply; this worker hears `Answered` afterwards. On a timeout, a failure or a
-    /// cancellation, the worker takes the `Direct` back to answer itself — unless the answer already
-    /// went out, which the `Direct` being gone tells.
-    fn call(&self, job: &Job, child: &StdioChild, route: Route, timeout: Duration) -> Served {
-        let deadline = Instant::now() + timeout;
-        let direct = Direct {
-            sink: self.sink.clone(),
-            route: route.clone(),
-            progress_token: job.progress_token.clone(),
-            pools: self.pools.clone(),
-            server: job.server,
-        };
-        let call = match child.begin(
-            job.method,
-            Some(job.params.clone()),
-            job.progress_token.is_some(),
-            deadline,
-            job.session.is_some(),
-            Some(Box::new(direct)),
-        ) {
-            Ok(call) => call,
-            Err(error) => {
-                self.sink
-                    .fail(&route, &failure_of(error, &child.name, job, timeout));
-                return Served::FAILED;
-            }
-        };
-        if !job.control.start(call.sender()) {
-            if call.take_direct().is_some() {
-                call.cancel("cancelled by the client");
-                self.sink.cancelled(&route);
-                return Served::ANSWERED;
-            }
-            return Served::RETURNING;
-        }
-        loop {
-            match call.next() {
-                Ok(Inbound::Answered) => return Served::RETURNING,
-                Ok(Inbound::ChildRequest { id, method, params }) => {
-                    self.child_request(job, child, call.sender(), id, method, params)
-                }
-                Ok(Inbound::ClientAnswer { child_id, outcome }) => {
-                    child.respond(&child_id, outcome.as_ref())
-                }
-                Ok(Inbound::Cancelled) => {
-                    if call.take_direct().is_some() {
-                        call.cancel("cancelled by the client");
-                        self.sink.cancelled(&route);
-                        return Served::ANSWERED;
-                    }
-                    return Served::RETURNING;
-                }
-                // With a `Direct` these come through it; `next` turns the rest into errors.
-                Ok(
-                    Inbound::Response(_)
-                    | Inbound::Progress(_)
-                    | Inbound::Closed
-                    | Inbound::TooLarge { .. },
-                ) => {}
-                Err(error) => {
-                    return match call.take_direct() {
-                        Some(_) => {
-                            self.sink
-                                .fail(&route, &failure_of(error, &child.name, job, timeout));
-                            Served::FAILED
+                        Submit::Rejected(job, failure) => {
+                            self.carrier.sink.fail(&job.route(), &failure)
                         }
-                        None => Served::RETURNING, // answered just before: the outcome stands
-                    };
+                    }
                 }
+                WorkerMsg::Run(job, claim) => self.serve(job, claim),
             }
         }
     }
 
-    /// A call on a remote server: the same protocol as `call`, its steps read by this worker
-    /// (the answer arrives on this thread's own connection).
+    /// Runs the job, then every parked job its release hands back.
+    fn serve(&self, job: Job, claim: Handle<Link>) {
+        let mut next = Some((job, claim));
+        while let Some((job, claim)) = next.take() {
+            let remote = match &claim.member {
+                Link::Stdio(_) => {
+                    self.child_io.call(job, claim);
+                    return;
+                }
+                Link::Remote(remote) => remote.clone(),
+            };
+            let (flight, params) = Flight::new(job, claim, &self.carrier, Instant::now());
+            next = guarded(flight, |flight| self.call_remote(flight, &remote, params));
+        }
+    }
+
+    /// Carries one call on a remote server to its end.
     fn call_remote(
         &self,
-        job: &Job,
+        flight: Flight,
         remote: &RemoteLink,
-        route: Route,
-        timeout: Duration,
-    ) -> Served {
-        let deadline = Instant::now() + timeout;
-        let progress = job.progress_token.is_some();
-        let takes_requests = job.session.is_some();
-        let params = Some(job.params.clone());
-        let mut call = match remote.begin(job.method, params, progress, deadline, takes_requests) {
+        params: serde_json::Map<String, serde_json::Value>,
+    ) -> Next {
+        let name = &remote.name;
+        if flight.control.is_cancelled() {
+            return flight.cancelled();
+        }
+        let progress = flight.wants_progress();
+        let takes_requests = flight.client.is_some();
+        let begun = remote.begin(
+            flight.method,
+            Some(params),
+            progress,
+            flight.deadline,
+            takes_requests,
+        );
+        let mut call = match begun {
             Ok(call) => call,
-            Err(error) => {
-                let failure = failure_of(error, &remote.name, job, timeout);
-                self.sink.fail(&route, &failure);
-                return Served::FAILED;
-            }
+            Err(error) => return flight.fail(error, name),
         };
-        if !job.control.start(call.sender()) {
+        let inbox: Inbox = Arc::new(call.sender());
+        if !flight.start(inbox.clone()) {
             call.cancel("cancelled by the client");
-            self.sink.cancelled(&route);
-            return Served::ANSWERED;
+            return flight.cancelled();
         }
         loop {
             match call.step() {
                 Ok(Inbound::Response(outcome)) => {
-                    // As in `Direct::answer`: the pool hears first that the handle is coming back.
-                    self.pools[job.server].returning();
-                    let outcome = match &outcome {
-                        Ok(result) => Ok(result.get()),
-                        Err(error) => Err(error.get()),
-                    };
-                    self.sink.answer(&route, outcome);
-                    return Served::RETURNING;
+                    return flight.answer(outcome.as_deref().map_err(|e| &**e));
                 }
-                Ok(Inbound::Progress(params)) => {
-                    if let Some(note) = progress_note(job.progress_token.as_ref(), params) {
-                        self.sink.before_answer(&route, note);
-                    }
-                }
+                Ok(Inbound::Progress(params)) => flight.progress(params),
                 Ok(Inbound::ChildRequest { id, method, params }) => {
-                    self.child_request(job, remote, call.sender(), id, method, params)
+                    match sole_client(std::iter::once(((), &flight))) {
+                        Ok(_) => flight.ask_client(remote, inbox.clone(), id, method, params),
+                        Err(why) => why.answer(remote, &id, &method),
+                    }
                 }
                 Ok(Inbound::ClientAnswer { child_id, outcome }) => {
                     remote.respond(&child_id, outcome.as_ref())
                 }
                 Ok(Inbound::Cancelled) => {
                     call.cancel("cancelled by the client");
-                    self.sink.cancelled(&route);
-                    return Served::ANSWERED;
+                    return flight.cancelled();
                 }
-                // `step` turns these into errors, or skips them.
-                Ok(Inbound::Answered | Inbound::Closed | Inbound::TooLarge { .. }) => {}
-                Err(error) => {
-                    let failure = failure_of(error, &remote.name, job, timeout);
-                    self.sink.fail(&route, &failure);
-                    return Served::FAILED;
-                }
+                // `step` turns these into errors.
+                Ok(Inbound::Closed | Inbound::TooLarge { .. }) => {}
+                Err(error) => return flight.fail(error, name),
             }
         }
     }
-
-    /// The server asks something while serving this call: `ping` is answered here; what only the
-    /// client can answer goes to the session that made the call (the reactor checks that the client
-    /// declared the capability); anything else is refused.
-    fn child_request(
-        &self,
-        job: &Job,
-        server: &dyn Requester,
-        reply: Sender<Inbound>,
-        id: Value,
-        method: String,
-        params: Option<Value>,
-    ) {
-        match (method.as_str(), job.session) {
-            ("ping", _) => server.respond(&id, Ok(&Value::Object(Map::new()))),
-            ("sampling/createMessage" | "elicitation/create" | "roots/list", Some(session)) => {
-                self.sink.send(ToReactor::ClientRequest {
-                    to: job.to,
-                    session,
-                    child_id: id,
-                    method,
-                    params,
-                    reply,
-                });
-            }
-            _ => server.refuse(&id, &method),
-        }
-    }
 }
 
-/// `notifications/progress` for the client, with its own token back in place.
-fn progress_note(token: Option<&Value>, mut params: Map<String, Value>) -> Option<Vec<u8>> {
-    params.insert("progressToken".into(), token?.clone());
-    Some(rpc::notification("notifications/progress", Some(&params)))
-}
-
-fn failure_of(error: CallError, server: &str, job: &Job, timeout: Duration) -> Failure {
-    match error {
-        CallError::Timeout => Failure::Timeout(format!(
-            "server {} did not answer {} within {} ms; the call was cancelled",
-            server,
-            job.method,
-            timeout.as_millis()
-        )),
-        CallError::Closed(note) => Failure::BadGateway(format!("{note}; the call was lost")),
-        CallError::TooLarge(limit) => Failure::BadGateway(format!(
-            "server {}'s answer exceeds maxMessageBytes ({limit} bytes)",
-            server
-        )),
-    }
-}
-
-/// How a call ended, for the release of its handle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Served {
-    /// The server answered (a sign of health).
-    answered: bool,
-    /// The answer went out through `Direct`, which told the pool the handle is returning.
-    returning: bool,
-}
-
-impl Served {
-    const ANSWERED: Served = Served {
-        answered: true,
-        returning: false,
-    };
-    const RETURNING: Served = Served {
-        answered: true,
-        returning: true,
-    };
-    const FAILED: Served = Served {
-        answered: false,
-        returning: false,
-    };
-}
-
-/// A call's reply path from the child-I/O thread straight to the reactor.
-struct Direct {
-    sink: ReactorSink,
-    route: Route,
-    progress_token: Option<Value>,
-    pools: Arc<[ServerPool]>,
-    server: usize,
-}
-
-impl DirectReply for Direct {
-    fn progress(&self, params: Map<String, Value>) {
-        if let Some(note) = progress_note(self.progress_token.as_ref(), params) {
-            self.sink.before_answer(&self.route, note);
-        }
-    }
-
-    fn answer(self: Box<Self>, outcome: Result<&RawValue, &RawValue>) {
-        // Before the client can hear the answer, the pool must know the handle is coming back.
-        self.pools[self.server].returning();
-        let outcome = outcome.map(RawValue::get).map_err(RawValue::get);
-        self.sink.answer(&self.route, outcome);
-    }
-}
-
-/// Runs `serve`; if it panics, the client still gets an answer (−32603) and the worker survives.
-fn guarded(sink: &ReactorSink, job: &Job, serve: impl FnOnce() -> Served) -> Served {
-    match catch_unwind(AssertUnwindSafe(serve)) {
-        Ok(served) => served,
+/// Runs `carry`; if it panics, the worker survives, and the unwound flight answers its client
+/// with −32603 and releases its claim (`Flight`'s drop).
+fn guarded(flight: Flight, carry: impl FnOnce(Flight) -> Next) -> Next {
+    let (method, server) = (flight.method, flight.server);
+    match catch_unwind(AssertUnwindSafe(|| carry(flight))) {
+        Ok(next) => next,
         Err(panic) => {
             let what = panic
                 .downcast_ref::<&str>()
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            log::error!(
-                "a worker panicked serving {} on server #{}: {what}",
-                job.method,
-                job.server
-            );
-            sink.fail(
-                &job.route(),
-                &Failure::Internal(format!(
-                    "internal error in the gateway while serving {}; see its log",
-                    job.method
-                )),
-            );
-            Served::FAILED
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::job::{Answer, ReplyTo, Slot};
-    use crate::rpc::Id;
-
-    fn sink() -> (
-        ReactorSink,
-        crossbeam_channel::Receiver<ToReactor>,
-        mio::Poll,
-    ) {
-        let poll = mio::Poll::new().unwrap();
-        let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).unwrap());
-        let (tx, rx) = crossbeam_channel::unbounded();
-        (ReactorSink::new(tx, waker), rx, poll)
-    }
-
-    fn job() -> Job {
-        Job {
-            to: ReplyTo::Session(Slot { key: 1, gen: 2 }),
-            answer: Answer::JsonRpc(Id::from_value(&Value::from(7)).unwrap()),
-            server: 0,
-            method: "tools/call",
-            params: Map::new(),
-            progress_token: None,
-            created: Instant::now(),
-            session: None,
-            control: Default::default(),
-        }
-    }
-
-    #[test]
-    fn a_panic_is_answered_with_internal_error() {
-        let (sink, rx, _poll) = sink();
-        let served = guarded(&sink, &job(), || panic!("boom"));
-        assert_eq!(served, Served::FAILED);
-        match rx.try_recv().unwrap() {
-            ToReactor::Reply { body, last, .. } => {
-                assert!(last);
-                let v: Value = serde_json::from_slice(&body).unwrap();
-                assert_eq!(v["id"], 7);
-                assert_eq!(v["error"]["code"], rpc::codes::INTERNAL_ERROR);
-            }
-            other => panic!("{other:?}"),
+            log::error!("a worker panicked serving {method} on server #{server}: {what}");
+            None
         }
     }
 }

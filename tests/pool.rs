@@ -95,8 +95,13 @@ fn error_of(response: &HttpResponse, status: u16) -> Value {
 
 #[test]
 fn a_burst_never_grows_the_pool_beyond_pool_size() {
+    // One call at a time per handle, so the burst needs every handle the pool may have.
     let gw = start(
-        vec![demo_with("demo", &[], json!({"poolSize": 3}))],
+        vec![demo_with(
+            "demo",
+            &[],
+            json!({"poolSize": 3, "maxConcurrency": 1}),
+        )],
         json!({}),
     );
     gw.wait_up();
@@ -129,9 +134,65 @@ fn a_burst_never_grows_the_pool_beyond_pool_size() {
 }
 
 #[test]
+fn a_burst_on_a_warm_handle_is_carried_by_that_one_process() {
+    // The default maxConcurrency (16): twelve concurrent slow calls all run on the one warm
+    // process, at once, and nothing is started.
+    let gw = start(
+        vec![demo_with(
+            "demo",
+            &[],
+            json!({"poolSize": 3, "minConnections": 1}),
+        )],
+        json!({}),
+    );
+    gw.wait_up();
+    let warm = pool_of(&gw, "demo");
+    assert_eq!(warm["spawns"], 1);
+    let warm_pids = gw.children();
+    assert_eq!(warm_pids.len(), 1);
+    let mut most_in_flight = 0;
+    let results: Vec<(u32, String)> = std::thread::scope(|scope| {
+        let calls: Vec<_> = (0..12)
+            .map(|_| {
+                let gw = &gw;
+                scope.spawn(move || {
+                    let slow = gw.call("sleep", json!({"ms": 400}));
+                    (served_by(gw, "pid"), text_of(&slow))
+                })
+            })
+            .collect();
+        while !calls.iter().all(|c| c.is_finished()) {
+            let health = pool_of(&gw, "demo");
+            if let Some(handles) = health["pool"]["handles"].as_array() {
+                for handle in handles {
+                    most_in_flight = most_in_flight.max(n(&handle["inFlight"]));
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        calls.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    for (pid, text) in &results {
+        assert_eq!(text, "slept 400 ms");
+        assert_eq!(*pid, warm_pids[0], "served by the warm process");
+    }
+    assert!(
+        most_in_flight >= 6,
+        "/health showed at most {most_in_flight} calls in flight on the handle"
+    );
+    let after = pool_of(&gw, "demo");
+    assert_eq!(after["spawns"], 1, "the burst started nothing");
+    assert_eq!(gw.children(), warm_pids);
+}
+
+#[test]
 fn parked_calls_are_served_first_come_first_served() {
     let gw = start(
-        vec![demo_with("demo", &[], json!({"poolSize": 1}))],
+        vec![demo_with(
+            "demo",
+            &[],
+            json!({"poolSize": 1, "maxConcurrency": 1}),
+        )],
         json!({}),
     );
     gw.wait_up();
@@ -171,7 +232,7 @@ fn a_call_waiting_longer_than_acquire_timeout_gets_503_while_the_holder_still_ru
         vec![demo_with(
             "demo",
             &[],
-            json!({"poolSize": 1, "acquireTimeout": 300}),
+            json!({"poolSize": 1, "maxConcurrency": 1, "acquireTimeout": 300}),
         )],
         json!({}),
     );
@@ -201,7 +262,7 @@ fn surplus_idle_handles_are_closed_after_idle_timeout_and_their_processes_exit()
         vec![demo_with(
             "demo",
             &[],
-            json!({"poolSize": 3, "minConnections": 1, "idleTimeout": 300}),
+            json!({"poolSize": 3, "minConnections": 1, "idleTimeout": 300, "maxConcurrency": 1}),
         )],
         json!({}),
     );

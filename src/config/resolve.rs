@@ -32,6 +32,9 @@ const DEFAULT_MIN_CONNECTIONS: usize = 1;
 const DEFAULT_MAX_CONNECTIONS: usize = 5;
 const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+const DEFAULT_MAX_CONCURRENCY: usize = 16;
+/// More calls in flight on one pipe than this is a typo, not a setting.
+const MAX_CONCURRENCY_LIMIT: usize = 4096;
 const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Longest server name and rename target; names show up in logs, `/health` and tool names.
@@ -73,6 +76,7 @@ const POOL_KEYS: &[&str] = &[
     "maxConnections",
     "acquireTimeout",
     "idleTimeout",
+    "maxConcurrency",
 ];
 const POOL_HINTS: &[(&str, &str)] = &[(
     "poolSize",
@@ -87,6 +91,7 @@ const COMMON_SERVER_KEYS: &[&str] = &[
     "minConnections",
     "acquireTimeout",
     "idleTimeout",
+    "maxConcurrency",
     "callTimeout",
     "initTimeout",
 ];
@@ -305,6 +310,7 @@ fn pool_defaults(c: &mut Checker, v: Option<&Value>, call_timeout: Duration) -> 
         max: DEFAULT_MAX_CONNECTIONS,
         acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
         idle_timeout: DEFAULT_IDLE_TIMEOUT,
+        max_concurrency: DEFAULT_MAX_CONCURRENCY,
     };
     const P: &str = "pool";
     if let Some(obj) = v.and_then(|v| c.object(v, P, "an object")) {
@@ -325,6 +331,11 @@ fn pool_defaults(c: &mut Checker, v: Option<&Value>, call_timeout: Duration) -> 
         pool.idle_timeout = c
             .field(obj, P, "idleTimeout", |c, v, p| c.millis(v, p, 1))
             .unwrap_or(pool.idle_timeout);
+        pool.max_concurrency = c
+            .field(obj, P, "maxConcurrency", |c, v, p| {
+                c.count(v, p, 1, MAX_CONCURRENCY_LIMIT)
+            })
+            .unwrap_or(pool.max_concurrency);
         if pool.min > pool.max {
             c.report(
                 "pool.minConnections",
@@ -651,6 +662,11 @@ fn pool_settings(
         idle_timeout: c
             .field(obj, path, "idleTimeout", |c, v, p| c.millis(v, p, 1))
             .unwrap_or(defaults.idle_timeout),
+        max_concurrency: c
+            .field(obj, path, "maxConcurrency", |c, v, p| {
+                c.count(v, p, 1, MAX_CONCURRENCY_LIMIT)
+            })
+            .unwrap_or(defaults.max_concurrency),
     };
     if pool.min > pool.max {
         let (min, max) = (pool.min, pool.max);
@@ -1133,6 +1149,7 @@ mod tests {
             max: 5,
             acquire_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            max_concurrency: 16,
         };
         assert_eq!(demo.pool, pool);
         assert_eq!(demo.call_timeout, Duration::from_secs(60));
@@ -1205,7 +1222,8 @@ mod tests {
                 min: 0,
                 max: 3,
                 acquire_timeout: Duration::from_millis(5000),
-                idle_timeout: Duration::from_millis(30000)
+                idle_timeout: Duration::from_millis(30000),
+                max_concurrency: 16
             }
         );
         assert_eq!(
@@ -1239,7 +1257,8 @@ mod tests {
                 min: 2,
                 max: 7,
                 acquire_timeout: Duration::from_millis(3000),
-                idle_timeout: Duration::from_millis(4000)
+                idle_timeout: Duration::from_millis(4000),
+                max_concurrency: 16
             }
         );
         assert_eq!(
@@ -1796,7 +1815,7 @@ mod tests {
         assert_eq!(
             problem(r#"{"mcpServers": {"gh": {"command": "x", "autoApprove": []}}}"#),
             "mcpServers.gh.autoApprove: unknown key (allowed here: name, type, enabled, poolSize, minConnections, \
-             acquireTimeout, idleTimeout, callTimeout, initTimeout, command, args, cwd, env, url, transport, headers, caFile)"
+             acquireTimeout, idleTimeout, maxConcurrency, callTimeout, initTimeout, command, args, cwd, env, url, transport, headers, caFile)"
         );
         assert_eq!(
             problem(r#"{"mcpServers": ["x"]}"#),

@@ -128,6 +128,9 @@ pub struct PoolSettings {
     pub acquire_timeout: Duration,
     /// `idleTimeout`, default 60 s: handles idle longer are closed down to `min`.
     pub idle_timeout: Duration,
+    /// `maxConcurrency`, default 16: calls in flight on one handle at once; 1 serves one call at a
+    /// time (for servers that cannot take concurrent requests).
+    pub max_concurrency: usize,
 }
 
 /// How a server's names are exposed (`mapping.<server>`).

@@ -175,6 +175,9 @@ fn request(
         Err(CallError::Timeout) => Err(format!(
             "it did not answer {method} before initTimeout ran out"
         )),
+        Err(CallError::Stalled) => Err(format!(
+            "it did not read its input (the {method} request) before initTimeout ran out"
+        )),
         Err(CallError::Closed(note)) => Err(format!("{note} during {method}")),
         Err(CallError::TooLarge(limit)) => Err(format!(
             "its {method} answer exceeds maxMessageBytes ({limit} bytes)"

@@ -1,15 +1,18 @@
-//! The servers behind the gateway, one pooled handle at a time.
+//! The servers behind the gateway, as pooled handles that each carry many calls at once.
 //!
 //! - `link`: a pooled handle of either kind;
+//! - `flight`: one client's call in flight, whatever carries it: progress, answer, failure, and the
+//!   release of its claim on the handle, always in that order;
 //! - `process`: spawning a child safely and stopping it (stdin close → SIGTERM → SIGKILL, reaped);
-//! - `stdio`: a running child as a handle: write a request, wait for the answer in its inbox;
-//! - `child_io`: the one thread that reads every child's stdout and stderr;
+//! - `stdio`: a running child as a handle: the address of its owner, the child-I/O thread;
+//! - `child_io`: the one thread that owns every child's pipes, both ways, and its calls in flight;
 //! - `message`: what a server sent (request, notification, response) and what a notification means;
 //! - `remote`: a remote MCP server reached over HTTP(S), one MCP session per handle (`remote::link`);
 //! - `handshake`: `initialize` + `notifications/initialized` + the listings the registry needs;
 //! - `wanted`: what clients asked every server process to be told (log level, subscriptions).
 
 pub mod child_io;
+pub mod flight;
 pub mod handshake;
 pub mod link;
 pub mod message;
@@ -18,9 +21,48 @@ pub mod remote;
 pub mod stdio;
 pub mod wanted;
 
+use crate::job::{Mailbox, Signal};
+use crossbeam_channel::Sender;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::time::Instant;
+
+/// A message for a call in flight on a thread that waits for it (a remote call on a worker).
+#[derive(Debug)]
+pub enum Inbound {
+    /// The answer: `Ok(result)` or `Err(error object)`, both raw JSON.
+    Response(Answer),
+    /// `notifications/progress` for this request.
+    Progress(Map<String, Value>),
+    /// The server asks the client something while this request runs (sampling, elicitation, roots).
+    ChildRequest {
+        id: Value,
+        method: String,
+        params: Option<Value>,
+    },
+    /// The client's answer to a `ChildRequest` of this call (delivered by the reactor).
+    ClientAnswer {
+        child_id: Value,
+        outcome: Result<Value, Value>,
+    },
+    /// The client cancelled the request.
+    Cancelled,
+    /// A message from the server exceeded `maxMessageBytes` and was discarded.
+    TooLarge { limit: usize },
+    /// The connection closed: the server is gone or going.
+    Closed,
+}
+
+impl Mailbox for Sender<Inbound> {
+    fn post(&self, signal: Signal) {
+        let _ = self.send(match signal {
+            Signal::Cancelled => Inbound::Cancelled,
+            Signal::ClientAnswer { child_id, outcome } => {
+                Inbound::ClientAnswer { child_id, outcome }
+            }
+        });
+    }
+}
 
 /// A server's answer: `Ok(result)` or `Err(error object)`, both raw JSON.
 pub type Answer = Result<Box<RawValue>, Box<RawValue>>;
@@ -30,6 +72,8 @@ pub type Answer = Result<Box<RawValue>, Box<RawValue>>;
 pub enum CallError {
     /// No answer before the deadline (the server was told to cancel).
     Timeout,
+    /// The deadline passed before the server read the request (its stdin stayed full).
+    Stalled,
     /// The server went away (process exited, connection lost); the text says what is known.
     Closed(String),
     /// The server's answer was larger than the configured limit.
@@ -40,6 +84,7 @@ impl std::fmt::Display for CallError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             CallError::Timeout => write!(f, "no answer in time"),
+            CallError::Stalled => write!(f, "the server did not read its input in time"),
             CallError::Closed(note) => write!(f, "{note}"),
             CallError::TooLarge(limit) => write!(f, "the answer exceeds {limit} bytes"),
         }
@@ -97,5 +142,36 @@ pub fn response_to(id: &Value, outcome: Result<&Value, &Value>) -> Vec<u8> {
     match outcome {
         Ok(result) => crate::rpc::result_response(&id, &result.to_string()),
         Err(error) => crate::rpc::raw_error_response(&id, &error.to_string()),
+    }
+}
+
+/// Sets `_meta.progressToken`, keeping any other `_meta` fields.
+pub fn set_progress_token(params: &mut Map<String, Value>, token: Value) {
+    let meta = params
+        .entry("_meta")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !meta.is_object() {
+        *meta = Value::Object(Map::new());
+    }
+    if let Value::Object(meta) = meta {
+        meta.insert("progressToken".into(), token);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_token_keeps_other_meta() {
+        let mut params: Map<String, Value> =
+            serde_json::from_str(r#"{"name":"x","_meta":{"progressToken":"abc","other":1}}"#)
+                .unwrap();
+        set_progress_token(&mut params, Value::from(42));
+        assert_eq!(params["_meta"]["progressToken"], 42);
+        assert_eq!(params["_meta"]["other"], 1);
+        let mut bare = Map::new();
+        set_progress_token(&mut bare, Value::from(1));
+        assert_eq!(bare["_meta"]["progressToken"], 1);
     }
 }

@@ -1,24 +1,30 @@
-//! One server's pool of handles: who gets a handle, when handles are started and when they are closed.
+//! One server's pool of handles: which handle takes a call, when handles are started and closed.
 //!
-//! Jobs, not threads, wait for handles. A worker `submit`s a job: it either gets an idle handle at
-//! once, or the job is parked in the pool's FIFO queue and the worker moves on to other servers' work
-//! (so one slow server can never starve the rest). A handle coming free is given to the oldest parked
-//! job first: by the worker that releases it (no hand-off needed) or, for a freshly started handle,
-//! through the worker channel.
+//! A handle carries up to `maxConcurrency` calls at once (MCP is JSON-RPC with ids; the SDK servers
+//! serve many requests in flight on one connection). Jobs, not threads, wait for room. A worker
+//! `submit`s a job: it goes at once to the ready handle with the fewest calls in flight, or, when
+//! every handle is full, it is parked in the pool's FIFO queue and the worker moves on (so one slow
+//! server can never starve the rest). Room coming free is given to the oldest parked job first: by
+//! whoever releases the call (no hand-off needed) or, for a freshly started handle, through the
+//! worker channel.
 //!
 //! Invariants, all under one short-held mutex:
-//! - handles alive or starting never exceed `max`, whatever the burst;
+//! - handles alive or starting never exceed `max`, whatever the burst, and a new one is started only
+//!   when every ready handle is at `maxConcurrency` (so a warm pool starts nothing for a burst its
+//!   handles can carry);
 //! - parked jobs are served first-come first-served and fail with 503 once `acquireTimeout` (counted
 //!   from when the reactor created the job, so time in the worker queue counts) has passed;
-//! - at least `min` handles are kept (once the server works), extra ones idle past `idleTimeout` are
-//!   closed, least recently used first (the idle stack is LIFO so surplus handles really go idle);
-//! - a dead handle is never handed out; its loss counts towards the backoff streak;
+//! - at least `min` handles are kept (once the server works); extra ones with no call in flight for
+//!   `idleTimeout` are closed, least recently used first (ties in load go to the most recently used
+//!   handle, so surplus handles really go idle);
+//! - a dead handle is never handed out; its loss counts once towards the backoff streak, however
+//!   many calls it carried (each of them is released, and failed, by its own carrier);
 //! - the supervisor thread does all spawning and reaping (`tick`), so the pool itself never blocks.
 
 mod backoff;
 mod stats;
 
-pub use stats::{Stats, StatsView, Status};
+pub use stats::{HandleLoad, Stats, StatsView, Status};
 
 use crate::config::PoolSettings;
 use crate::job::{Failure, Job, ReactorSink};
@@ -29,22 +35,20 @@ use std::time::Instant;
 /// What a pool needs to know about the things it pools.
 pub trait Member: Clone + Send + 'static {
     fn is_alive(&self) -> bool;
-    /// Unique per handle, for logs and for finding a handle that died while idle.
+    /// Unique per handle, for logs and for finding the handle a released call ran on.
     fn serial(&self) -> u64;
 }
 
-/// A pooled handle plus what the pool remembers about it.
-#[derive(Clone)]
+/// One call's claim on a pooled handle: given out by `submit`/`ready`, given back by `release`.
 pub struct Handle<M> {
     pub member: M,
-    ready_at: Instant,
 }
 
 /// The answer to `submit`.
 pub enum Submit<M> {
-    /// A handle is free: run the job on it now.
+    /// A handle has room: run the job on it now.
     Run(Job, Handle<M>),
-    /// No handle free: the job waits in the pool's queue.
+    /// Every handle is full: the job waits in the pool's queue.
     Parked,
     /// No handle can come in time (server down, shutting down, or the job already timed out).
     Rejected(Job, Failure),
@@ -75,8 +79,8 @@ pub struct Pool<M: Member> {
 }
 
 struct State<M> {
-    idle: Vec<Idle<M>>,
-    busy: usize,
+    /// Ready handles, alive as far as the pool knows.
+    handles: Vec<Entry<M>>,
     starting: usize,
     waiting: VecDeque<Waiting>,
     /// Consecutive failures (see `backoff`).
@@ -86,14 +90,14 @@ struct State<M> {
     ever_ready: bool,
     stopping: bool,
     retire: Vec<M>,
-    /// Busy handles whose call is already answered: they come back in a moment, so parked jobs
-    /// should wait for them rather than start processes.
-    returning: usize,
 }
 
-struct Idle<M> {
-    handle: Handle<M>,
-    since: Instant,
+struct Entry<M> {
+    member: M,
+    ready_at: Instant,
+    in_flight: usize,
+    /// When the last call ended (or the handle became ready): for idle reaping and tie-breaks.
+    last_used: Instant,
 }
 
 struct Waiting {
@@ -103,7 +107,17 @@ struct Waiting {
 
 impl<M: Member> State<M> {
     fn live(&self) -> usize {
-        self.idle.len() + self.busy
+        self.handles.len()
+    }
+
+    fn in_flight(&self) -> usize {
+        self.handles.iter().map(|e| e.in_flight).sum()
+    }
+
+    fn position(&self, serial: u64) -> Option<usize> {
+        self.handles
+            .iter()
+            .position(|e| e.member.serial() == serial)
     }
 }
 
@@ -119,8 +133,7 @@ impl<M: Member> Pool<M> {
             settings,
             unusable: None,
             state: Mutex::new(State {
-                idle: Vec::new(),
-                busy: 0,
+                handles: Vec::new(),
                 starting: 0,
                 waiting: VecDeque::new(),
                 streak: 0,
@@ -128,7 +141,6 @@ impl<M: Member> Pool<M> {
                 ever_ready: false,
                 stopping: false,
                 retire: Vec::new(),
-                returning: 0,
             }),
             stats: Stats::default(),
             sink,
@@ -154,8 +166,20 @@ impl<M: Member> Pool<M> {
         &self.settings
     }
 
+    /// The published counters plus each handle's load (a short lock: for `/health`, not the hot
+    /// path).
     pub fn stats(&self) -> StatsView {
-        self.stats.view()
+        let mut view = self.stats.view();
+        view.handles = self
+            .lock()
+            .handles
+            .iter()
+            .map(|e| HandleLoad {
+                serial: e.member.serial(),
+                in_flight: e.in_flight,
+            })
+            .collect();
+        view
     }
 
     fn lock(&self) -> MutexGuard<'_, State<M>> {
@@ -181,12 +205,8 @@ impl<M: Member> Pool<M> {
             return Submit::Rejected(job, self.exhausted());
         }
         if st.waiting.is_empty() {
-            if let Some(handle) = self.pop_idle(&mut st, now) {
-                st.busy += 1;
+            if let Some(handle) = self.claim(&mut st, now) {
                 self.publish(&st);
-                self.stats
-                    .calls
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 return Submit::Run(job, handle);
             }
         }
@@ -200,63 +220,77 @@ impl<M: Member> Pool<M> {
         Submit::Parked
     }
 
-    /// Takes a handle back after a call. `answered`: the server answered (a sign of health). Returns
-    /// the next parked job with the handle when one is waiting: the caller runs it right away.
+    /// Gives back a call's claim. `answered`: the server answered (a sign of health). Returns the
+    /// next parked job with a claim on the same handle when one is waiting and the handle lives:
+    /// the caller runs it right away.
     pub fn release(
         &self,
         handle: Handle<M>,
         answered: bool,
-        returning: bool,
         now: Instant,
     ) -> Option<(Job, Handle<M>)> {
         let mut st = self.lock();
-        st.busy -= 1;
-        if returning {
-            st.returning = st.returning.saturating_sub(1);
-        }
+        let Some(at) = st.position(handle.member.serial()) else {
+            // Already gone from the pool (died, counted when that was noticed).
+            return None;
+        };
         if !handle.member.is_alive() {
-            self.lost(&mut st, handle, now);
+            self.lost(&mut st, at, now);
             self.publish(&st);
             drop(st);
             (self.doorbell)();
             return None;
         }
+        let entry = &mut st.handles[at];
+        entry.in_flight = entry.in_flight.saturating_sub(1);
+        entry.last_used = now;
         if answered && st.streak > 0 {
             st.streak = 0;
             st.retry_at = None;
         }
-        let next = self.hand_out(&mut st, handle, now);
+        let next = if st.stopping {
+            None
+        } else {
+            self.next_waiting(&mut st, at, now)
+        };
+        self.retire_if_stopping(&mut st, at);
         self.publish(&st);
         next
     }
 
-    /// A busy handle's call was just answered and the handle will be released right after: a client
-    /// quick to send its next call must not make the pool grow meanwhile. Pair with
-    /// `release(.., returning: true, ..)`.
-    pub fn returning(&self) {
-        self.lock().returning += 1;
-    }
-
-    /// A freshly started handle is ready. Returns the parked job it should serve, if any: the caller
-    /// must pass both to a worker.
-    pub fn ready(&self, member: M, now: Instant) -> Option<(Job, Handle<M>)> {
+    /// A freshly started handle is ready. Returns the parked jobs it takes (up to
+    /// `maxConcurrency`): the caller must pass each to a worker.
+    pub fn ready(&self, member: M, now: Instant) -> Vec<(Job, Handle<M>)> {
         let mut st = self.lock();
-        st.starting -= 1;
+        st.starting = st.starting.saturating_sub(1);
         st.ever_ready = true;
-        let handle = Handle {
+        let mut taken = Vec::new();
+        if st.stopping {
+            st.retire.push(member);
+            self.publish(&st);
+            drop(st);
+            (self.doorbell)();
+            return taken;
+        }
+        st.handles.push(Entry {
             member,
             ready_at: now,
-        };
-        let next = self.hand_out(&mut st, handle, now);
+            in_flight: 0,
+            last_used: now,
+        });
+        let at = st.handles.len() - 1;
+        while let Some(next) = self.next_waiting(&mut st, at, now) {
+            taken.push(next);
+        }
         self.publish(&st);
-        next
+        taken
     }
 
     /// A start attempt failed (spawn error, exit during the handshake, handshake timeout).
     pub fn start_failed(&self, error: String, now: Instant) {
         log::warn!("server {}: {error}", self.name);
         let mut st = self.lock();
-        st.starting -= 1;
+        st.starting = st.starting.saturating_sub(1);
         self.failure(&mut st, error, now);
         if st.live() == 0 && st.starting == 0 {
             // Nothing can serve the parked jobs before the next attempt: tell those that cannot
@@ -282,16 +316,12 @@ impl<M: Member> Pool<M> {
         (self.doorbell)();
     }
 
-    /// A handle's process died; if it was idle it leaves the pool now (a busy one leaves on release).
+    /// A handle died (its process exited, its session could not be renewed): it leaves the pool
+    /// now; its calls in flight are failed by whoever carries them and their releases are ignored.
     pub fn died(&self, serial: u64, now: Instant) {
         let mut st = self.lock();
-        if let Some(pos) = st
-            .idle
-            .iter()
-            .position(|i| i.handle.member.serial() == serial)
-        {
-            let idle = st.idle.remove(pos);
-            self.lost(&mut st, idle.handle, now);
+        if let Some(at) = st.position(serial) {
+            self.lost(&mut st, at, now);
             self.publish(&st);
             drop(st);
             (self.doorbell)();
@@ -309,6 +339,7 @@ impl<M: Member> Pool<M> {
             return tick;
         }
         let mut st = self.lock();
+        self.drop_dead(&mut st, now);
         self.expire_waiting(&mut st, now);
         self.reap_idle(&mut st, now, &mut tick);
         if !st.stopping {
@@ -322,8 +353,8 @@ impl<M: Member> Pool<M> {
         tick
     }
 
-    /// Stops handing out handles: parked jobs fail, idle handles are retired at the next tick, busy
-    /// ones when released.
+    /// Stops handing out handles: parked jobs fail, handles with no call in flight are retired at
+    /// the next tick, busy ones when their last call is released.
     pub fn stop(&self) {
         let mut st = self.lock();
         st.stopping = true;
@@ -333,8 +364,10 @@ impl<M: Member> Pool<M> {
                 &Failure::Unavailable("the gateway is shutting down".into()),
             );
         }
-        let idle: Vec<Idle<M>> = st.idle.drain(..).collect();
-        st.retire.extend(idle.into_iter().map(|i| i.handle.member));
+        let (idle, busy): (Vec<Entry<M>>, Vec<Entry<M>>) =
+            st.handles.drain(..).partition(|e| e.in_flight == 0);
+        st.handles = busy;
+        st.retire.extend(idle.into_iter().map(|e| e.member));
         self.publish(&st);
         drop(st);
         (self.doorbell)();
@@ -343,30 +376,48 @@ impl<M: Member> Pool<M> {
     /// True once stopped and no handle is busy or starting.
     pub fn is_drained(&self) -> bool {
         let st = self.lock();
-        st.stopping && st.busy == 0 && st.starting == 0 && st.idle.is_empty()
+        st.stopping && st.handles.is_empty() && st.starting == 0
     }
 
-    fn pop_idle(&self, st: &mut State<M>, now: Instant) -> Option<Handle<M>> {
-        while let Some(idle) = st.idle.pop() {
-            if idle.handle.member.is_alive() {
-                return Some(idle.handle);
+    /// A claim on the live handle with the fewest calls in flight and room for one more; among
+    /// equals, the most recently used.
+    fn claim(&self, st: &mut State<M>, now: Instant) -> Option<Handle<M>> {
+        let cap = self.settings.max_concurrency;
+        loop {
+            let best = st
+                .handles
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| e.in_flight < cap)
+                .min_by(|(_, a), (_, b)| {
+                    a.in_flight
+                        .cmp(&b.in_flight)
+                        .then(b.last_used.cmp(&a.last_used))
+                })
+                .map(|(at, _)| at)?;
+            if !st.handles[best].member.is_alive() {
+                // Died a moment ago; its notice is on its way.
+                self.lost(st, best, now);
+                continue;
             }
-            // Died a moment ago; the child-I/O thread's notice is on its way.
-            self.lost(st, idle.handle, now);
+            return Some(self.take_room(st, best));
         }
-        None
     }
 
-    /// Gives a free handle to the oldest parked job still in time, else makes it idle.
-    fn hand_out(
-        &self,
-        st: &mut State<M>,
-        handle: Handle<M>,
-        now: Instant,
-    ) -> Option<(Job, Handle<M>)> {
-        if st.stopping {
-            st.retire.push(handle.member);
-            (self.doorbell)();
+    fn take_room(&self, st: &mut State<M>, at: usize) -> Handle<M> {
+        let entry = &mut st.handles[at];
+        entry.in_flight += 1;
+        self.stats
+            .calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Handle {
+            member: entry.member.clone(),
+        }
+    }
+
+    /// The oldest parked job still in time, with a claim on handle `at` if it has room.
+    fn next_waiting(&self, st: &mut State<M>, at: usize, now: Instant) -> Option<(Job, Handle<M>)> {
+        if st.handles[at].in_flight >= self.settings.max_concurrency {
             return None;
         }
         while let Some(w) = st.waiting.pop_front() {
@@ -374,31 +425,42 @@ impl<M: Member> Pool<M> {
                 self.sink.fail(&w.job.route(), &self.exhausted());
                 continue;
             }
-            st.busy += 1;
-            self.stats
-                .calls
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            return Some((w.job, handle));
+            return Some((w.job, self.take_room(st, at)));
         }
-        st.idle.push(Idle { handle, since: now });
         None
     }
 
-    /// Accounts for a handle that died: it is retired and its death extends the failure streak
+    /// While stopping, a handle leaves once its last call is released.
+    fn retire_if_stopping(&self, st: &mut State<M>, at: usize) {
+        if st.stopping && st.handles[at].in_flight == 0 {
+            let entry = st.handles.remove(at);
+            st.retire.push(entry.member);
+            (self.doorbell)();
+        }
+    }
+
+    /// Handles found dead (a notice may still be on its way) leave the pool.
+    fn drop_dead(&self, st: &mut State<M>, now: Instant) {
+        while let Some(at) = st.handles.iter().position(|e| !e.member.is_alive()) {
+            self.lost(st, at, now);
+        }
+    }
+
+    /// Accounts for handle `at`, which died: it is retired and its death extends the failure streak
     /// unless it had been healthy for a while.
-    fn lost(&self, st: &mut State<M>, handle: Handle<M>, now: Instant) {
-        let lived = now.saturating_duration_since(handle.ready_at);
+    fn lost(&self, st: &mut State<M>, at: usize, now: Instant) {
+        let entry = st.handles.remove(at);
+        let lived = now.saturating_duration_since(entry.ready_at);
         if lived >= backoff::STABLE_AFTER {
             st.streak = 0;
         }
-        st.retire.push(handle.member);
+        st.retire.push(entry.member);
         self.failure(
             st,
             format!("a handle died after {} ms", lived.as_millis()),
             now,
         );
     }
-
     fn failure(&self, st: &mut State<M>, error: String, now: Instant) {
         st.streak = st.streak.saturating_add(1);
         st.retry_at = Some(now + backoff::delay(st.streak));
@@ -464,31 +526,40 @@ impl<M: Member> Pool<M> {
     }
 
     fn reap_idle(&self, st: &mut State<M>, now: Instant, tick: &mut Tick<M>) {
-        // idle[0] is the least recently used.
         while st.live() > self.settings.min {
-            let Some(oldest) = st.idle.first() else { break };
-            let expires = oldest.since + self.settings.idle_timeout;
+            let oldest = st
+                .handles
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| e.in_flight == 0)
+                .min_by_key(|(_, e)| e.last_used)
+                .map(|(at, e)| (at, e.last_used));
+            let Some((at, since)) = oldest else { break };
+            let expires = since + self.settings.idle_timeout;
             if expires > now {
                 tick.next = earliest(tick.next, expires);
                 break;
             }
-            let idle = st.idle.remove(0);
+            let entry = st.handles.remove(at);
             log::debug!(
                 "server {}: closing a handle idle for {} ms",
                 self.name,
-                now.saturating_duration_since(idle.since).as_millis()
+                now.saturating_duration_since(since).as_millis()
             );
-            st.retire.push(idle.handle.member);
+            st.retire.push(entry.member);
         }
     }
 
     fn plan_spawns(&self, st: &mut State<M>, now: Instant, tick: &mut Tick<M>) {
         let have = st.live() + st.starting;
+        // Parked jobs exist only while every ready handle is full: each new handle takes up to
+        // `maxConcurrency` of them.
+        let for_waiting = st.waiting.len().div_ceil(self.settings.max_concurrency);
         let mut want = self
             .settings
             .min
             .saturating_sub(have)
-            .max(st.waiting.len().saturating_sub(st.starting + st.returning));
+            .max(for_waiting.saturating_sub(st.starting));
         if !st.ever_ready && have == 0 {
             want = want.max(1); // the registry needs one listing even when min is 0
         }
@@ -514,9 +585,11 @@ impl<M: Member> Pool<M> {
     fn publish(&self, st: &State<M>) {
         use std::sync::atomic::Ordering::Relaxed;
         let s = &self.stats;
+        let busy = st.handles.iter().filter(|e| e.in_flight > 0).count();
         s.total.store(st.live(), Relaxed);
-        s.busy.store(st.busy, Relaxed);
-        s.idle.store(st.idle.len(), Relaxed);
+        s.busy.store(busy, Relaxed);
+        s.idle.store(st.live() - busy, Relaxed);
+        s.in_flight.store(st.in_flight(), Relaxed);
         s.starting.store(st.starting, Relaxed);
         s.waiting.store(st.waiting.len(), Relaxed);
         s.set_status(if st.live() > 0 {
@@ -570,7 +643,7 @@ mod tests {
         _poll: mio::Poll,
     }
 
-    fn rig(min: usize, max: usize) -> Rig {
+    fn rig(min: usize, max: usize, max_concurrency: usize) -> Rig {
         let poll = mio::Poll::new().unwrap();
         let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).unwrap());
         let (tx, replies) = crossbeam_channel::unbounded();
@@ -579,6 +652,7 @@ mod tests {
             max,
             acquire_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            max_concurrency,
         };
         let pool = Pool::new(
             "t".into(),
@@ -613,9 +687,69 @@ mod tests {
         }
     }
 
+    fn settle(rig: &Rig, now: Instant) -> Vec<Handle<Fake>> {
+        // Starts what the pool asks for and makes each ready; returns the claims handed out.
+        let mut claims = Vec::new();
+        let spawn = rig.pool.tick(now).spawn;
+        for serial in 0..spawn {
+            claims.extend(
+                rig.pool
+                    .ready(fake(100 + serial as u64), now)
+                    .into_iter()
+                    .map(|(_, h)| h),
+            );
+        }
+        claims
+    }
+
+    #[test]
+    fn a_warm_handle_takes_a_burst_up_to_max_concurrency_without_starting_anything() {
+        let rig = rig(1, 5, 4);
+        let now = Instant::now();
+        assert!(settle(&rig, now).is_empty());
+        let mut claims = Vec::new();
+        for n in 0..4 {
+            match rig.pool.submit(job(n, now), now) {
+                Submit::Run(_, claim) => claims.push(claim),
+                _ => panic!("call {n} fits on the warm handle"),
+            }
+        }
+        assert_eq!(rig.pool.stats().in_flight, 4);
+        assert_eq!(
+            rig.pool.tick(now).spawn,
+            0,
+            "nothing to start while there is room"
+        );
+        assert!(matches!(rig.pool.submit(job(9, now), now), Submit::Parked));
+        assert_eq!(
+            rig.pool.tick(now).spawn,
+            1,
+            "full: one more handle for the parked call"
+        );
+        assert_eq!(rig.pool.stats().spawns, 2);
+        let stats = rig.pool.stats();
+        assert_eq!(stats.handles.len(), 1);
+        assert_eq!(stats.handles[0].in_flight, 4);
+    }
+
+    #[test]
+    fn calls_go_to_the_handle_with_the_fewest_in_flight() {
+        let rig = rig(2, 2, 8);
+        let now = Instant::now();
+        settle(&rig, now);
+        let mut on = std::collections::HashMap::new();
+        for n in 0..6 {
+            match rig.pool.submit(job(n, now), now) {
+                Submit::Run(_, claim) => *on.entry(claim.member.serial).or_insert(0) += 1,
+                _ => panic!("room on both handles"),
+            }
+        }
+        assert_eq!(on.values().copied().collect::<Vec<_>>(), [3, 3], "{on:?}");
+    }
+
     #[test]
     fn a_burst_never_starts_more_than_max_and_is_served_in_order() {
-        let rig = rig(1, 3);
+        let rig = rig(1, 3, 1);
         let now = Instant::now();
         assert_eq!(rig.pool.tick(now).spawn, 1, "min comes first");
         for n in 0..10 {
@@ -623,13 +757,15 @@ mod tests {
         }
         assert_eq!(rig.pool.tick(now).spawn, 2, "grows to max, not beyond");
         assert_eq!(rig.pool.tick(now).spawn, 0);
-        let (first, handle) = rig.pool.ready(fake(1), now).unwrap();
+        let mut taken = rig.pool.ready(fake(1), now);
+        assert_eq!(taken.len(), 1, "one call at a time on this pool");
+        let (first, claim) = taken.pop().unwrap();
         assert_eq!(key(&first), 0);
         let mut served = vec![key(&first)];
-        let mut next = rig.pool.release(handle, true, false, now);
-        while let Some((job, handle)) = next {
+        let mut next = rig.pool.release(claim, true, now);
+        while let Some((job, claim)) = next {
             served.push(key(&job));
-            next = rig.pool.release(handle, true, false, now);
+            next = rig.pool.release(claim, true, now);
         }
         assert_eq!(
             served,
@@ -640,34 +776,51 @@ mod tests {
     }
 
     #[test]
-    fn a_returning_handle_keeps_a_quick_next_call_from_growing_the_pool() {
-        let rig = rig(1, 4);
+    fn a_new_handle_takes_up_to_max_concurrency_parked_calls() {
+        let rig = rig(0, 2, 3);
         let now = Instant::now();
-        rig.pool.tick(now);
-        rig.pool.ready(fake(1), now);
-        let handle = match rig.pool.submit(job(1, now), now) {
-            Submit::Run(_, h) => h,
-            _ => panic!("the idle handle serves the first call"),
-        };
-        // Answered, not yet released: the client's next call arrives in between.
-        rig.pool.returning();
-        assert!(matches!(rig.pool.submit(job(2, now), now), Submit::Parked));
+        rig.pool.tick(now); // the first listing
+        for n in 0..5 {
+            assert!(matches!(rig.pool.submit(job(n, now), now), Submit::Parked));
+        }
+        let taken = rig.pool.ready(fake(1), now);
+        assert_eq!(
+            taken.iter().map(|(j, _)| key(j)).collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
         assert_eq!(
             rig.pool.tick(now).spawn,
-            0,
-            "no process for a call a handle is returning for"
+            1,
+            "two still parked: one more handle"
         );
-        let (next, _) = rig
-            .pool
-            .release(handle, true, true, now)
-            .expect("handed over");
-        assert_eq!(key(&next), 2);
+        let taken = rig.pool.ready(fake(2), now);
+        assert_eq!(
+            taken.iter().map(|(j, _)| key(j)).collect::<Vec<_>>(),
+            [3, 4]
+        );
+        assert_eq!(rig.pool.stats().waiting, 0);
+    }
+
+    #[test]
+    fn a_released_call_makes_room_before_anything_is_started() {
+        let rig = rig(1, 4, 1);
+        let now = Instant::now();
+        settle(&rig, now);
+        let claim = match rig.pool.submit(job(1, now), now) {
+            Submit::Run(_, claim) => claim,
+            _ => panic!("the idle handle serves the first call"),
+        };
+        // Released (as every carrier does) before the client hears the answer: the client's next
+        // call finds the room free.
+        assert!(rig.pool.release(claim, true, now).is_none());
+        assert!(matches!(rig.pool.submit(job(2, now), now), Submit::Run(..)));
+        assert_eq!(rig.pool.tick(now).spawn, 0);
         assert_eq!(rig.pool.stats().spawns, 1);
     }
 
     #[test]
     fn parked_jobs_expire_after_acquire_timeout() {
-        let rig = rig(0, 1);
+        let rig = rig(0, 1, 1);
         let now = Instant::now();
         rig.pool.tick(now);
         assert!(matches!(rig.pool.submit(job(1, now), now), Submit::Parked));
@@ -685,21 +838,21 @@ mod tests {
 
     #[test]
     fn surplus_idle_handles_are_retired_least_recently_used_first() {
-        let rig = rig(1, 3);
+        let rig = rig(1, 3, 1);
         let t0 = Instant::now();
         assert_eq!(rig.pool.tick(t0).spawn, 1);
         for n in 0..3 {
             assert!(matches!(rig.pool.submit(job(n, t0), t0), Submit::Parked));
         }
         assert_eq!(rig.pool.tick(t0).spawn, 2);
-        let handles: Vec<Handle<Fake>> = (1..=3)
-            .map(|serial| rig.pool.ready(fake(serial), t0).unwrap().1)
+        let claims: Vec<Handle<Fake>> = (1..=3)
+            .map(|serial| rig.pool.ready(fake(serial), t0).pop().unwrap().1)
             .collect();
         // Released at 30 s, 31 s, 32 s: serial 1 is the least recently used.
-        for (i, handle) in handles.into_iter().enumerate() {
+        for (i, claim) in claims.into_iter().enumerate() {
             assert!(rig
                 .pool
-                .release(handle, true, false, t0 + Duration::from_secs(30 + i as u64))
+                .release(claim, true, t0 + Duration::from_secs(30 + i as u64))
                 .is_none());
         }
         let tick = rig
@@ -714,8 +867,21 @@ mod tests {
     }
 
     #[test]
+    fn a_busy_handle_is_never_reaped() {
+        let rig = rig(0, 2, 4);
+        let t0 = Instant::now();
+        settle(&rig, t0);
+        let _claim = match rig.pool.submit(job(1, t0), t0) {
+            Submit::Run(_, claim) => claim,
+            _ => panic!("room"),
+        };
+        let tick = rig.pool.tick(t0 + Duration::from_secs(3600));
+        assert!(tick.retire.is_empty(), "a call is in flight on it");
+    }
+
+    #[test]
     fn a_failing_server_backs_off_and_fails_calls_fast() {
-        let rig = rig(1, 2);
+        let rig = rig(1, 2, 1);
         let now = Instant::now();
         assert_eq!(rig.pool.tick(now).spawn, 1);
         rig.pool.start_failed("exit 3".into(), now);
@@ -746,14 +912,29 @@ mod tests {
     }
 
     #[test]
-    fn a_dead_idle_handle_is_never_handed_out() {
-        let rig = rig(1, 1);
+    fn a_dead_handle_is_never_handed_out_and_its_calls_count_once() {
+        let rig = rig(1, 1, 4);
         let now = Instant::now();
         rig.pool.tick(now);
         let member = fake(7);
         rig.pool.ready(member.clone(), now);
+        let claims: Vec<Handle<Fake>> = (0..3)
+            .map(|n| match rig.pool.submit(job(n, now), now) {
+                Submit::Run(_, claim) => claim,
+                _ => panic!("room"),
+            })
+            .collect();
         member.alive.store(false, Ordering::Relaxed);
-        assert!(matches!(rig.pool.submit(job(1, now), now), Submit::Parked));
+        rig.pool.died(7, now);
+        for claim in claims {
+            assert!(rig.pool.release(claim, false, now).is_none());
+        }
+        assert_eq!(
+            rig.pool.stats().restarts,
+            1,
+            "one death, however many calls"
+        );
+        assert!(matches!(rig.pool.submit(job(9, now), now), Submit::Parked));
         let tick = rig.pool.tick(now);
         assert_eq!(tick.retire.len(), 1);
         assert_eq!(

@@ -45,6 +45,8 @@ pub struct Stats {
     pub(super) idle: AtomicUsize,
     pub(super) starting: AtomicUsize,
     pub(super) waiting: AtomicUsize,
+    /// Calls in flight over all handles.
+    pub(super) in_flight: AtomicUsize,
     /// Child processes started, ever.
     pub(super) spawns: AtomicU64,
     /// Failed starts plus handles lost unexpectedly.
@@ -52,6 +54,13 @@ pub struct Stats {
     /// Calls that got a handle.
     pub(super) calls: AtomicU64,
     pub(super) last_error: Mutex<Option<String>>,
+}
+
+/// One ready handle's load, for `/health`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandleLoad {
+    pub serial: u64,
+    pub in_flight: usize,
 }
 
 /// A consistent-enough copy of the counters.
@@ -63,6 +72,9 @@ pub struct StatsView {
     pub idle: usize,
     pub starting: usize,
     pub waiting: usize,
+    pub in_flight: usize,
+    /// Per ready handle: its calls in flight (filled by `Pool::stats`).
+    pub handles: Vec<HandleLoad>,
     pub spawns: u64,
     pub restarts: u64,
     pub calls: u64,
@@ -82,6 +94,8 @@ impl Stats {
             idle: self.idle.load(Ordering::Relaxed),
             starting: self.starting.load(Ordering::Relaxed),
             waiting: self.waiting.load(Ordering::Relaxed),
+            in_flight: self.in_flight.load(Ordering::Relaxed),
+            handles: Vec::new(),
             spawns: self.spawns.load(Ordering::Relaxed),
             restarts: self.restarts.load(Ordering::Relaxed),
             calls: self.calls.load(Ordering::Relaxed),

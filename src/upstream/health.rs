@@ -40,8 +40,15 @@ impl Router {
                         "idle": stats.idle,
                         "starting": stats.starting,
                         "waiting": stats.waiting,
+                        "inFlight": stats.in_flight,
                         "min": settings.min,
                         "max": settings.max,
+                        "maxConcurrency": settings.max_concurrency,
+                        "handles": stats
+                            .handles
+                            .iter()
+                            .map(|h| serde_json::json!({"serial": h.serial, "inFlight": h.in_flight}))
+                            .collect::<Vec<_>>(),
                     },
                     "spawns": stats.spawns,
                     "restarts": stats.restarts,

@@ -19,9 +19,8 @@ mod streamable;
 
 use crate::config::Cors;
 use crate::config::ServerConfig;
-use crate::downstream::stdio::Inbound;
 use crate::http::{Method, Request};
-use crate::job::{CallKey, Slot};
+use crate::job::{CallKey, Inbox, Signal, Slot};
 use crate::registry::{ListKind, Snapshot};
 use crate::rpc;
 use crate::supervisor::{Control, ServerPool};
@@ -501,11 +500,11 @@ impl Router {
         child_id: Value,
         method: &str,
         params: Option<Value>,
-        reply: Sender<Inbound>,
+        reply: Inbox,
     ) -> Option<Vec<u8>> {
-        let refuse = |reply: &Sender<Inbound>, child_id: Value, why: String| {
+        let refuse = |reply: &Inbox, child_id: Value, why: String| {
             let error = serde_json::json!({"code": rpc::codes::METHOD_NOT_FOUND, "message": why});
-            let _ = reply.send(Inbound::ClientAnswer {
+            reply.post(Signal::ClientAnswer {
                 child_id,
                 outcome: Err(error),
             });

@@ -3,10 +3,8 @@
 //! A session's slab key plus generation travels with its jobs; when the session ends, late answers for
 //! it find a different generation (or nothing) and are dropped.
 
-use crate::downstream::stdio::Inbound;
-use crate::job::{CallControl, Slot};
+use crate::job::{CallControl, Inbox, Signal, Slot};
 use crate::rpc::Id;
-use crossbeam_channel::Sender;
 use serde_json::{json, Map, Value};
 use slab::Slab;
 use std::collections::{HashMap, HashSet};
@@ -57,12 +55,12 @@ pub struct Ask {
     /// The request's id as the server sent it.
     pub child_id: Value,
     /// The call that carries it.
-    pub reply: Sender<Inbound>,
+    pub reply: Inbox,
 }
 
 impl Session {
     /// Registers a server's request to this client; returns the id to send it with.
-    pub fn ask(&mut self, child_id: Value, reply: Sender<Inbound>) -> String {
+    pub fn ask(&mut self, child_id: Value, reply: Inbox) -> String {
         self.next_ask += 1;
         let id = format!("gw-{}", self.next_ask);
         self.asks.insert(id.clone(), Ask { child_id, reply });
@@ -73,7 +71,7 @@ impl Session {
     pub fn answer_ask(&mut self, id: &str, outcome: Result<Value, Value>) -> bool {
         match self.asks.remove(id) {
             Some(ask) => {
-                let _ = ask.reply.send(Inbound::ClientAnswer {
+                ask.reply.post(Signal::ClientAnswer {
                     child_id: ask.child_id,
                     outcome,
                 });

@@ -24,8 +24,7 @@ use super::tls::Tls;
 use crate::config::{RemoteServer, RemoteTransport};
 use crate::downstream::child_io::ChildEvent;
 use crate::downstream::message::{notification_event, Message};
-use crate::downstream::stdio::{set_progress_token, Inbound};
-use crate::downstream::{response_to, Answer, CallError, Requester};
+use crate::downstream::{response_to, set_progress_token, Answer, CallError, Inbound, Requester};
 use crate::rpc;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde_json::{json, Map, Value};
@@ -928,7 +927,6 @@ impl RemoteCall<'_> {
         match message {
             Inbound::Closed => Err(CallError::Closed(self.link.death_note())),
             Inbound::TooLarge { limit } => Err(CallError::TooLarge(limit)),
-            Inbound::Answered => Ok(None),
             other => Ok(Some(other)),
         }
     }

@@ -1,0 +1,247 @@
+//! One client's call in flight on a handle, whichever kind of handle carries it: the child-I/O loop
+//! for a child, a worker for a remote server. Both drive the same `Flight`, so what a call does
+//! with progress, with the server's requests, and at its end is decided once, here.
+//!
+//! Invariants:
+//! - a flight ends exactly once (`answer`, `fail` or `cancelled` consume it), and that is the only
+//!   way its outcome reaches the client: one path for every answer;
+//! - the claim on the handle is released *before* the outcome is sent, so a client quick to send
+//!   its next call finds the room already free and the pool never starts a process for it;
+//! - the next parked job the release hands back is returned to the carrier, which runs it on the
+//!   same handle (iteratively: nothing here recurses);
+//! - a flight dropped without an end (a panic unwound its carrier) still releases its claim and
+//!   answers its client with an internal error.
+
+use super::link::Link;
+use super::{CallError, Requester};
+use crate::job::{Failure, Inbox, Job, ReactorSink, Route, Slot, ToReactor};
+use crate::pool::Handle;
+use crate::rpc;
+use crate::supervisor::ServerPool;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What every carrier of flights needs: the pools (to release claims) and the reactor's mailbox.
+#[derive(Clone)]
+pub struct Carrier {
+    pub pools: Arc<[ServerPool]>,
+    pub sink: ReactorSink,
+    /// Per server: `callTimeout`.
+    pub timeouts: Arc<[Duration]>,
+}
+
+/// The next parked job and its claim, handed back by a release.
+pub type Next = Option<(Job, Handle<Link>)>;
+
+/// One call in flight.
+pub struct Flight {
+    pub route: Route,
+    /// The client's progress token, if it asked for progress.
+    progress_token: Option<Value>,
+    /// The MCP session that made the call (None for REST): who may be asked things.
+    pub client: Option<Slot>,
+    pub method: &'static str,
+    pub server: usize,
+    pub control: Arc<crate::job::CallControl>,
+    pub deadline: Instant,
+    timeout: Duration,
+    /// Taken when the flight ends.
+    claim: Option<Handle<Link>>,
+    carrier: Carrier,
+}
+
+impl Flight {
+    /// Takes a job off to its handle; returns the flight and the params to send.
+    pub fn new(
+        job: Job,
+        claim: Handle<Link>,
+        carrier: &Carrier,
+        now: Instant,
+    ) -> (Flight, Map<String, Value>) {
+        let timeout = carrier.timeouts[job.server];
+        let route = job.route();
+        let flight = Flight {
+            route,
+            progress_token: job.progress_token,
+            client: job.session,
+            method: job.method,
+            server: job.server,
+            control: job.control,
+            deadline: now + timeout,
+            timeout,
+            claim: Some(claim),
+            carrier: carrier.clone(),
+        };
+        (flight, job.params)
+    }
+
+    /// Whether the client asked for progress.
+    pub fn wants_progress(&self) -> bool {
+        self.progress_token.is_some()
+    }
+
+    /// The call reached its server: the reactor can now signal it. False: the client cancelled
+    /// before; end the flight with `cancelled`.
+    pub fn start(&self, inbox: Inbox) -> bool {
+        self.control.start(inbox)
+    }
+
+    /// `notifications/progress` from the server, for the client with its own token back in place.
+    pub fn progress(&self, mut params: Map<String, Value>) {
+        let Some(token) = &self.progress_token else {
+            return;
+        };
+        params.insert("progressToken".into(), token.clone());
+        let note = rpc::notification("notifications/progress", Some(&params));
+        self.carrier.sink.before_answer(&self.route, note);
+    }
+
+    /// The server's answer.
+    pub fn answer(mut self, outcome: Result<&RawValue, &RawValue>) -> Next {
+        let next = self.release(true);
+        let outcome = outcome.map(RawValue::get).map_err(RawValue::get);
+        self.carrier.sink.answer(&self.route, outcome);
+        next
+    }
+
+    /// No answer came (timeout, the server went away, an answer too large).
+    pub fn fail(self, error: CallError, server_name: &str) -> Next {
+        let failure = failure_of(&error, server_name, self.method, self.timeout);
+        self.fail_with(&failure)
+    }
+
+    /// Ends the flight with a failure of the gateway's own wording.
+    pub fn fail_with(mut self, failure: &Failure) -> Next {
+        let next = self.release(false);
+        self.carrier.sink.fail(&self.route, failure);
+        next
+    }
+
+    /// The client cancelled: no answer on a session stream, an error for a waiting HTTP request.
+    pub fn cancelled(mut self) -> Next {
+        let next = self.release(true);
+        self.carrier.sink.cancelled(&self.route);
+        next
+    }
+
+    fn release(&mut self, answered: bool) -> Next {
+        let claim = self.claim.take()?;
+        self.carrier.pools[self.server].release(claim, answered, Instant::now())
+    }
+
+    /// The server asks this flight's client something (sampling, elicitation, roots): sent to the
+    /// reactor, which checks that the client declared the capability; the answer comes back
+    /// through `reply`. Without a client (REST) it is answered as if no call were in flight.
+    pub fn ask_client(
+        &self,
+        server: &dyn Requester,
+        reply: Inbox,
+        id: Value,
+        method: String,
+        params: Option<Value>,
+    ) {
+        match (method.as_str(), self.client) {
+            ("ping", _) => server.respond(&id, Ok(&Value::Object(Map::new()))),
+            ("sampling/createMessage" | "elicitation/create" | "roots/list", Some(session)) => {
+                self.carrier.sink.send(ToReactor::ClientRequest {
+                    to: self.route.to,
+                    session,
+                    child_id: id,
+                    method,
+                    params,
+                    reply,
+                });
+            }
+            _ => server.answer_alone(&id, &method),
+        }
+    }
+}
+
+impl Drop for Flight {
+    fn drop(&mut self) {
+        if self.claim.is_none() {
+            return; // ended
+        }
+        log::error!(
+            "a call of {} on server #{} was dropped without an answer",
+            self.method,
+            self.server
+        );
+        let _ = self.release(false);
+        let failure = Failure::Internal(format!(
+            "internal error in the gateway while serving {}; see its log",
+            self.method
+        ));
+        self.carrier.sink.fail(&self.route, &failure);
+    }
+}
+
+/// Which of the calls in flight on one handle a request from the server belongs to, when the
+/// server did not say (stdio has no way to; Streamable HTTP servers may send it on the GET
+/// stream): the one client with calls in flight there, if there is exactly one.
+pub fn sole_client<'a, K>(
+    flights: impl Iterator<Item = (K, &'a Flight)>,
+) -> Result<(K, &'a Flight), Ambiguity> {
+    let mut found: Option<(K, &Flight)> = None;
+    for (key, flight) in flights {
+        let Some(client) = flight.client else {
+            continue;
+        };
+        match &found {
+            None => found = Some((key, flight)),
+            Some((_, first)) if first.client == Some(client) => {}
+            Some(_) => return Err(Ambiguity::Several),
+        }
+    }
+    found.ok_or(Ambiguity::None)
+}
+
+/// Why no call could take a server's request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ambiguity {
+    /// No client session has a call in flight on the handle.
+    None,
+    /// Calls of several clients are in flight: asking any one of them could leak another's data.
+    Several,
+}
+
+impl Ambiguity {
+    /// Answers the server's request accordingly: as if no call were in flight, or refused.
+    pub fn answer(self, server: &dyn Requester, id: &Value, method: &str) {
+        match (self, method) {
+            (Ambiguity::Several, "sampling/createMessage" | "elicitation/create") => {
+                let error = serde_json::json!({
+                    "code": rpc::codes::METHOD_NOT_FOUND,
+                    "message": format!(
+                        "the gateway cannot forward {method}: calls of several clients are in flight \
+                         on this server process, so it cannot tell which client to ask \
+                         (set \"maxConcurrency\": 1 for this server if it asks clients things)"
+                    ),
+                });
+                server.respond(id, Err(&error));
+            }
+            _ => server.answer_alone(id, method),
+        }
+    }
+}
+
+/// A call's failure in words for the client.
+pub fn failure_of(error: &CallError, server: &str, method: &str, timeout: Duration) -> Failure {
+    match error {
+        CallError::Timeout => Failure::Timeout(format!(
+            "server {server} did not answer {method} within {} ms; the call was cancelled",
+            timeout.as_millis()
+        )),
+        CallError::Stalled => Failure::Timeout(format!(
+            "server {server} did not read its input within {} ms (its stdin is full); the call was \
+             cancelled",
+            timeout.as_millis()
+        )),
+        CallError::Closed(note) => Failure::BadGateway(format!("{note}; the call was lost")),
+        CallError::TooLarge(limit) => Failure::BadGateway(format!(
+            "server {server}'s answer exceeds maxMessageBytes ({limit} bytes)"
+        )),
+    }
+}
