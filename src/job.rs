@@ -49,8 +49,9 @@ pub struct Job {
     pub server: usize,
     /// The downstream method, e.g. `tools/call`.
     pub method: &'static str,
-    /// Params as they go downstream (names already mapped back to the server's own).
-    pub params: Map<String, Value>,
+    /// Params as they go downstream (names already mapped back to the server's own), every
+    /// member the gateway did not rewrite exactly as the client wrote it.
+    pub params: rpc::Params,
     /// The client's progress token, if it asked for progress.
     pub progress_token: Option<Value>,
     /// When the reactor created the job: `acquireTimeout` counts from here.

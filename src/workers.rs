@@ -95,12 +95,7 @@ impl Worker {
     }
 
     /// Carries one call on a remote server to its end.
-    fn call_remote(
-        &self,
-        flight: Flight,
-        remote: &RemoteLink,
-        params: serde_json::Map<String, serde_json::Value>,
-    ) -> Next {
+    fn call_remote(&self, flight: Flight, remote: &RemoteLink, params: crate::rpc::Params) -> Next {
         let name = &remote.name;
         if flight.control.is_cancelled() {
             return flight.cancelled();
@@ -109,7 +104,7 @@ impl Worker {
         let takes_requests = flight.client.is_some();
         let begun = remote.begin(
             flight.method,
-            Some(params),
+            Some(params.to_map()),
             progress,
             flight.deadline,
             takes_requests,

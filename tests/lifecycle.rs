@@ -357,9 +357,15 @@ fn children_have_only_fds_0_1_2_even_when_the_gateway_inherited_more() {
         open_fds(gateway).contains(&(LEAKED as u32)),
         "premise: the gateway holds fd {LEAKED}"
     );
+    // A child counts once it runs the server: between fork and exec it is still a copy of the
+    // gateway, with the gateway's fds.
+    let gateway_exe = std::fs::read_link(format!("/proc/{gateway}/exe")).ok();
     let children = wait_for(Duration::from_secs(10), "a server child", || {
         let children = util::children_of(gateway);
-        (!children.is_empty()).then_some(children)
+        let execed = children
+            .iter()
+            .all(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).ok() != gateway_exe);
+        (!children.is_empty() && execed).then_some(children)
     });
     for pid in children {
         assert_eq!(

@@ -16,7 +16,7 @@ use super::link::Link;
 use super::{CallError, Requester};
 use crate::job::{Failure, Inbox, Job, ReactorSink, Route, Slot, ToReactor};
 use crate::pool::Handle;
-use crate::rpc;
+use crate::rpc::{self, Params};
 use crate::supervisor::ServerPool;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -54,12 +54,7 @@ pub struct Flight {
 
 impl Flight {
     /// Takes a job off to its handle; returns the flight and the params to send.
-    pub fn new(
-        job: Job,
-        claim: Handle<Link>,
-        carrier: &Carrier,
-        now: Instant,
-    ) -> (Flight, Map<String, Value>) {
+    pub fn new(job: Job, claim: Handle<Link>, carrier: &Carrier, now: Instant) -> (Flight, Params) {
         let timeout = carrier.timeouts[job.server];
         let route = job.route();
         let flight = Flight {

@@ -1,7 +1,9 @@
 //! Classifying one message a client sent: request, notification or response — or why it is invalid.
 
 use super::codes::{INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR};
-use serde_json::{Map, Value};
+use super::params::Params;
+use serde_json::value::RawValue;
+use serde_json::Value;
 
 /// A request id exactly as the client wrote it (JSON text of a string or an integer).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -34,11 +36,11 @@ pub enum Incoming {
     Request {
         id: Id,
         method: String,
-        params: Option<Map<String, Value>>,
+        params: Option<Params>,
     },
     Notification {
         method: String,
-        params: Option<Map<String, Value>>,
+        params: Option<Params>,
     },
     /// An answer to a request the gateway sent the client.
     Response {
@@ -66,58 +68,63 @@ impl Invalid {
     }
 }
 
-/// Parses and validates one JSON-RPC 2.0 message.
+/// Parses and validates one JSON-RPC 2.0 message. Only the envelope is parsed; `params` stay raw.
 pub fn classify(body: &[u8]) -> Result<Incoming, Invalid> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| Invalid::new(PARSE_ERROR, format!("Parse error: {e}"), None))?;
-    let mut object =
-        match value {
-            Value::Object(object) => object,
-            Value::Array(_) => return Err(Invalid::new(
+    let trimmed = body.trim_ascii_start();
+    if trimmed.starts_with(b"[") && serde_json::from_slice::<&RawValue>(body).is_ok() {
+        return Err(Invalid::new(
+            INVALID_REQUEST,
+            "Invalid Request: JSON-RPC batches are not supported; send one message per request",
+            None,
+        ));
+    }
+    let object = Params::parse_slice(body).map_err(|e| {
+        if !trimmed.starts_with(b"{") && serde_json::from_slice::<&RawValue>(body).is_ok() {
+            Invalid::new(
                 INVALID_REQUEST,
-                "Invalid Request: JSON-RPC batches are not supported; send one message per request",
+                "Invalid Request: expected a JSON-RPC message object",
                 None,
-            )),
-            _ => {
-                return Err(Invalid::new(
-                    INVALID_REQUEST,
-                    "Invalid Request: expected a JSON-RPC message object",
-                    None,
-                ))
-            }
-        };
-    let id = match object.remove("id") {
-        None => None,
-        Some(raw) => match Id::from_value(&raw) {
+            )
+        } else {
+            Invalid::new(PARSE_ERROR, format!("Parse error: {e}"), None)
+        }
+    })?;
+    let id = match object.get("id") {
+        None if !object.contains("id") => None,
+        raw => match raw.as_ref().and_then(Id::from_value) {
             Some(id) => Some(id),
             None => {
+                let shown = object.raw("id").map(RawValue::get).unwrap_or("?");
                 return Err(Invalid::new(
                     INVALID_REQUEST,
-                    format!("Invalid Request: \"id\" must be a string or an integer, not {raw}"),
+                    format!("Invalid Request: \"id\" must be a string or an integer, not {shown}"),
                     None,
-                ))
+                ));
             }
         },
     };
-    if object.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+    if object.raw("jsonrpc").map(RawValue::get) != Some("\"2.0\"") {
         return Err(Invalid::new(
             INVALID_REQUEST,
             "Invalid Request: \"jsonrpc\" must be \"2.0\"",
             id,
         ));
     }
-    match object.remove("method") {
+    match object.get("method") {
         Some(Value::String(method)) => {
-            let params = match object.remove("params") {
-                None | Some(Value::Null) => None,
-                Some(Value::Object(params)) => Some(params),
-                Some(_) => {
-                    return Err(Invalid::new(
-                        INVALID_PARAMS,
-                        format!("Invalid params: \"params\" of {method} must be an object"),
-                        id,
-                    ))
-                }
+            let params = match object.raw("params") {
+                None => None,
+                Some(raw) if raw.get() == "null" => None,
+                Some(raw) => match Params::parse(raw.get()) {
+                    Ok(params) => Some(params),
+                    Err(_) => {
+                        return Err(Invalid::new(
+                            INVALID_PARAMS,
+                            format!("Invalid params: \"params\" of {method} must be an object"),
+                            id,
+                        ))
+                    }
+                },
             };
             Ok(match id {
                 Some(id) => Incoming::Request { id, method, params },
@@ -138,8 +145,8 @@ pub fn classify(body: &[u8]) -> Result<Incoming, Invalid> {
                 )
             })?;
             let outcome =
-                match (object.remove("result"), object.remove("error")) {
-                    (Some(result), None) => Ok(result),
+                match (object.get("result"), object.get("error")) {
+                    (Some(result), None) if object.contains("result") => Ok(result),
                     (None, Some(error)) => Err(error),
                     _ => return Err(Invalid::new(
                         INVALID_REQUEST,

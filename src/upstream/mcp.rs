@@ -10,7 +10,7 @@ use super::session::Session;
 use crate::downstream::handshake::{LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS};
 use crate::job::{Answer, Job, ReplyTo, Slot};
 use crate::registry::{ListKind, Snapshot};
-use crate::rpc::{self, codes, Id, Incoming, Invalid};
+use crate::rpc::{self, codes, Id, Incoming, Invalid, Params};
 use serde_json::{json, Map, Value};
 use std::time::Instant;
 
@@ -103,12 +103,13 @@ pub fn handle(
     }
 }
 
-fn notification(session: &mut Session, method: &str, params: Map<String, Value>) {
+fn notification(session: &mut Session, method: &str, params: Params) {
     match method {
         "notifications/initialized" => session.initialized = true,
         "notifications/cancelled" => {
             let control = params
                 .get("requestId")
+                .as_ref()
                 .and_then(Id::from_value)
                 .and_then(|id| session.calls.get(&id));
             // Unknown ids are normal: the call may have finished already.
@@ -134,7 +135,7 @@ fn request(
     session: &mut Session,
     id: Id,
     method: &str,
-    params: Map<String, Value>,
+    params: Params,
     origin: Origin,
 ) -> Action {
     let call = Call {
@@ -167,8 +168,9 @@ fn request(
 
 type Outcome = Result<String, (i64, String)>;
 
-fn initialize(registry: &Snapshot, session: &mut Session, params: &Map<String, Value>) -> Outcome {
-    let Some(requested) = params.get("protocolVersion").and_then(Value::as_str) else {
+fn initialize(registry: &Snapshot, session: &mut Session, params: &Params) -> Outcome {
+    let requested = params.str("protocolVersion");
+    let Some(requested) = requested.as_deref() else {
         return Err((
             codes::INVALID_PARAMS,
             "Invalid params: initialize needs a string \"protocolVersion\"".into(),
@@ -180,11 +182,10 @@ fn initialize(registry: &Snapshot, session: &mut Session, params: &Map<String, V
         LATEST_PROTOCOL_VERSION
     };
     session.protocol_version = Some(version.to_string());
-    session.client_capabilities = params
-        .get("capabilities")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
+    session.client_capabilities = match params.get("capabilities") {
+        Some(Value::Object(capabilities)) => capabilities,
+        _ => Map::new(),
+    };
     let offered = registry.capabilities;
     let mut capabilities = Map::new();
     capabilities.insert("tools".into(), json!({"listChanged": true}));
@@ -216,7 +217,7 @@ fn initialize(registry: &Snapshot, session: &mut Session, params: &Map<String, V
 struct Call<'a> {
     registry: &'a Snapshot,
     id: Id,
-    params: Map<String, Value>,
+    params: Params,
     origin: Origin,
 }
 
@@ -234,16 +235,16 @@ impl Call<'_> {
 
     fn list(&self, kind: ListKind) -> Outcome {
         self.registry
-            .page(kind, self.params.get("cursor"))
+            .page(kind, self.params.get("cursor").as_ref())
             .map(str::to_string)
             .map_err(|message| (codes::INVALID_PARAMS, message))
     }
 
     /// A required string parameter.
     fn string(&self, key: &str, method: &str) -> Result<String, Action> {
-        match self.params.get(key) {
-            Some(Value::String(value)) => Ok(value.clone()),
-            _ => Err(self.fail(
+        match self.params.str(key) {
+            Some(value) => Ok(value),
+            None => Err(self.fail(
                 codes::INVALID_PARAMS,
                 format!("Invalid params: {method} needs a string \"{key}\""),
             )),
@@ -260,12 +261,11 @@ impl Call<'_> {
     }
 
     /// A job for `server`, carrying the (rewritten) params.
-    fn forward(self, server: usize, method: &'static str, params: Map<String, Value>) -> Action {
+    fn forward(self, server: usize, method: &'static str, params: Params) -> Action {
         let progress_token = params
             .get("_meta")
-            .and_then(|m| m.get("progressToken"))
-            .filter(|t| t.is_string() || t.is_i64() || t.is_u64())
-            .cloned();
+            .and_then(|mut m| m.get_mut("progressToken").map(Value::take))
+            .filter(|t| t.is_string() || t.is_i64() || t.is_u64());
         Action::Dispatch(Box::new(Job {
             to: self.origin.to,
             session: Some(self.origin.session),
@@ -284,7 +284,8 @@ impl Call<'_> {
             Ok(name) => name,
             Err(refusal) => return refusal,
         };
-        if !matches!(self.params.get("arguments"), None | Some(Value::Object(_))) {
+        let arguments = self.params.raw("arguments").map(|raw| raw.get());
+        if !matches!(arguments, None | Some("null")) && !self.params.is_object("arguments") {
             return self.fail(
                 codes::INVALID_PARAMS,
                 "Invalid params: \"arguments\" must be an object".into(),
@@ -298,7 +299,7 @@ impl Call<'_> {
         };
         let (server, original) = (tool.server, tool.original.clone());
         let mut params = std::mem::take(&mut self.params);
-        params.insert("name".into(), Value::String(original));
+        params.set("name", &Value::String(original));
         self.forward(server, "tools/call", params)
     }
 
@@ -315,7 +316,7 @@ impl Call<'_> {
         };
         let (server, original) = (prompt.server, prompt.original.clone());
         let mut params = std::mem::take(&mut self.params);
-        params.insert("name".into(), Value::String(original));
+        params.set("name", &Value::String(original));
         self.forward(server, "prompts/get", params)
     }
 
@@ -336,7 +337,7 @@ impl Call<'_> {
 
     /// `completion/complete`: routed by the prompt name or resource template it completes for.
     fn complete(mut self) -> Action {
-        let reference = self.params.get("ref").cloned().unwrap_or(Value::Null);
+        let reference = self.params.get("ref").unwrap_or(Value::Null);
         let kind = reference.get("type").and_then(Value::as_str);
         let target = match kind {
             Some("ref/prompt") => {
@@ -345,7 +346,7 @@ impl Call<'_> {
                     Some(prompt) => {
                         let mut reference = reference.clone();
                         reference["name"] = Value::String(prompt.original.clone());
-                        self.params.insert("ref".into(), reference);
+                        self.params.set("ref", &reference);
                         Some(prompt.server)
                     }
                     None => {

@@ -68,9 +68,9 @@ impl Router {
                 &format!("unknown tool: {name} (GET /tools lists them)"),
             ));
         };
-        let mut params = Map::new();
-        params.insert("name".into(), Value::String(tool.original.clone()));
-        params.insert("arguments".into(), Value::Object(arguments));
+        let mut params = crate::rpc::Params::default();
+        params.set("name", &Value::String(tool.original.clone()));
+        params.set("arguments", &Value::Object(arguments));
         let job = Job {
             to: ReplyTo::Conn(conn),
             session: None,

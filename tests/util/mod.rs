@@ -680,6 +680,11 @@ impl McpSession {
 
     /// POSTs one message with this session's headers.
     pub fn post(&self, message: &Value) -> McpReply {
+        self.post_bytes(&serde_json::to_vec(message).unwrap())
+    }
+
+    /// POSTs a message given as bytes, exactly as written.
+    pub fn post_bytes(&self, body: &[u8]) -> McpReply {
         let mut headers = vec![
             ("Content-Type", "application/json"),
             ("Accept", "application/json, text/event-stream"),
@@ -688,13 +693,7 @@ impl McpSession {
             headers.push(("Mcp-Session-Id", self.session_id.as_str()));
             headers.push(("MCP-Protocol-Version", "2025-11-25"));
         }
-        let http = http_request(
-            &self.addr,
-            "POST",
-            "/mcp",
-            &headers,
-            &serde_json::to_vec(message).unwrap(),
-        );
+        let http = http_request(&self.addr, "POST", "/mcp", &headers, body);
         let messages = mcp_messages(&http);
         McpReply { http, messages }
     }

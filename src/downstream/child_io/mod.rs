@@ -29,7 +29,7 @@ use super::flight::{sole_client, Carrier, Flight, Next};
 use super::link::Link;
 use super::message::{notification_event, Message};
 use super::stdio::StdioChild;
-use super::{set_progress_token, Answer, CallError, Requester};
+use super::{Answer, CallError, Requester};
 use crate::job::{Failure, Job, Mailbox, Signal};
 use crate::pool::{Handle, Member};
 use crossbeam_channel::{Receiver, Sender};
@@ -727,7 +727,7 @@ impl IoLoop {
             return;
         }
         if flight.wants_progress() {
-            set_progress_token(&mut params, Value::from(id));
+            params.set_progress_token(Value::from(id));
         }
         let line = crate::rpc::request(id, flight.method, Some(&params));
         let deadline = flight.deadline;
