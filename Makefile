@@ -8,9 +8,25 @@ VENV := $(INTEROP)/venv
 # Pinned so a new release cannot change what the interop tests mean.
 PY_MCP_VERSION := 2.3.0
 EVERYTHING_VERSION := 2026.8.31
+# Real third-party servers behind the gateway in tests/multiplex.rs and `make bench` (npm ones beside
+# server-everything; PyPI ones in their own venv, so their `mcp` pin cannot clash with the SDK's).
+MEMORY_VERSION := 2026.8.31
+FILESYSTEM_VERSION := 2026.8.31
+THINKING_VERSION := 2026.8.31
+NPM_SERVERS := @modelcontextprotocol/server-memory@$(MEMORY_VERSION) \
+	@modelcontextprotocol/server-filesystem@$(FILESYSTEM_VERSION) \
+	@modelcontextprotocol/server-sequential-thinking@$(THINKING_VERSION)
+SERVERS_VENV := $(INTEROP)/servers-venv
+TIME_VERSION := 2026.10.19
+FETCH_VERSION := 2026.10.24
+GIT_VERSION := 2026.10.19
+PY_SERVERS := mcp-server-time==$(TIME_VERSION) mcp-server-fetch==$(FETCH_VERSION) \
+	mcp-server-git==$(GIT_VERSION)
 PEERS := target/bench-peers
 SUPERGATEWAY_VERSION := 4.0.0
 FASTMCP_VERSION := 4.1.2
+# The Rust `mcp-proxy` crate (tower/tokio), built from crates.io with its own lock file.
+MCP_PROXY_VERSION := 0.6.0
 
 .PHONY: all build run test lint interop-deps bench bench-peers peer-deps clean
 
@@ -26,14 +42,17 @@ test: build interop-deps
 	$(CARGO) test
 
 # Latency, throughput, reuse and footprint against baselines (release build); results in target/bench/.
-bench:
+# The "8 sessions × real servers" scenario needs the real servers that interop-deps installs.
+bench: interop-deps
 	$(CARGO) bench --bench gateway
 
-# The same, plus supergateway (npm) and a FastMCP proxy (PyPI) in front of the same demo server.
-bench-peers: peer-deps
+# The same, plus supergateway (npm), a FastMCP proxy (PyPI) and the Rust mcp-proxy crate in front of
+# the same demo server.
+bench-peers: interop-deps peer-deps
 	$(CARGO) bench --bench gateway -- --peers
 
-peer-deps: $(PEERS)/.supergateway-$(SUPERGATEWAY_VERSION) $(PEERS)/.fastmcp-$(FASTMCP_VERSION)
+peer-deps: $(PEERS)/.supergateway-$(SUPERGATEWAY_VERSION) $(PEERS)/.fastmcp-$(FASTMCP_VERSION) \
+	$(PEERS)/.mcp-proxy-$(MCP_PROXY_VERSION)
 
 $(PEERS)/.supergateway-$(SUPERGATEWAY_VERSION):
 	mkdir -p $(PEERS)
@@ -46,11 +65,19 @@ $(PEERS)/.fastmcp-$(FASTMCP_VERSION):
 	$(PEERS)/venv/bin/pip install --quiet --disable-pip-version-check "fastmcp==$(FASTMCP_VERSION)"
 	touch $@
 
+# A long build (tokio, axum, otel…): at the lowest priority, the machine is shared.
+$(PEERS)/.mcp-proxy-$(MCP_PROXY_VERSION):
+	mkdir -p $(PEERS)
+	nice -n 19 $(CARGO) install --locked --quiet mcp-proxy --version $(MCP_PROXY_VERSION) --root $(PEERS)
+	touch $@
+
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-interop-deps: $(VENV)/.mcp-$(PY_MCP_VERSION) $(INTEROP)/.everything-$(EVERYTHING_VERSION)
+interop-deps: $(VENV)/.mcp-$(PY_MCP_VERSION) $(INTEROP)/.everything-$(EVERYTHING_VERSION) \
+	$(INTEROP)/.npm-servers-$(MEMORY_VERSION)-$(FILESYSTEM_VERSION)-$(THINKING_VERSION) \
+	$(SERVERS_VENV)/.servers-$(TIME_VERSION)-$(FETCH_VERSION)-$(GIT_VERSION)
 
 $(VENV)/.mcp-$(PY_MCP_VERSION):
 	rm -rf $(VENV)
@@ -62,6 +89,18 @@ $(INTEROP)/.everything-$(EVERYTHING_VERSION):
 	mkdir -p $(INTEROP)
 	npm install --silent --no-audit --no-fund --prefix $(INTEROP) \
 		"@modelcontextprotocol/server-everything@$(EVERYTHING_VERSION)"
+	touch $@
+
+# After server-everything: npm would otherwise reinstall into the same prefix concurrently under -j.
+$(INTEROP)/.npm-servers-$(MEMORY_VERSION)-$(FILESYSTEM_VERSION)-$(THINKING_VERSION): \
+		$(INTEROP)/.everything-$(EVERYTHING_VERSION)
+	npm install --silent --no-audit --no-fund --prefix $(INTEROP) $(NPM_SERVERS)
+	touch $@
+
+$(SERVERS_VENV)/.servers-$(TIME_VERSION)-$(FETCH_VERSION)-$(GIT_VERSION):
+	rm -rf $(SERVERS_VENV)
+	$(PYTHON) -m venv $(SERVERS_VENV)
+	$(SERVERS_VENV)/bin/pip install --quiet --disable-pip-version-check $(PY_SERVERS)
 	touch $@
 
 clean:

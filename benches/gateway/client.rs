@@ -316,6 +316,17 @@ impl McpSession {
         session
     }
 
+    /// Another keep-alive connection into the same session, for calls in flight side by side; its
+    /// request ids start at `first_id`, so ids in flight in one session stay distinct.
+    pub fn another_connection(&self, first_id: u64) -> McpSession {
+        McpSession {
+            http: Http::connect(&self.http.host),
+            path: self.path.clone(),
+            session: self.session.clone(),
+            next_id: first_id,
+        }
+    }
+
     fn post(&mut self, message: Value) -> (Response, Value) {
         let mut headers = vec![("Accept", "application/json, text/event-stream")];
         if let Some(id) = &self.session {

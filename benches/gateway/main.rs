@@ -1,13 +1,18 @@
 //! `make bench`: latency, throughput, connection reuse and footprint of the gateway, measured against
 //! two baselines in the same run — calling the demo server directly over stdio (the floor) and
-//! spawning a fresh server per call (the problem the gateway removes). `--peers` adds other
-//! gateways in front of the same demo server (installed by `make bench-peers`).
+//! spawning a fresh server per call (the problem the gateway removes) — plus a burst of sessions on
+//! real third-party servers (`real.rs`). `--peers` adds other gateways in front of the same demo
+//! server (installed by `make bench-peers`).
+//!
+//! Flags: `--quick` (small counts, a smoke run), `--peers`, `--only GROUP[,GROUP…]` with groups
+//! `baselines`, `gateway`, `single`, `pool`, `real`, `peers` (default: all of them).
 //!
 //! Prints a table and writes `target/bench/results.json`. Figures are for comparison within one run:
 //! these machines are noisy, so read ratios, not absolutes. Nothing here asserts a time.
 
 mod client;
 mod peers;
+mod real;
 mod target;
 
 use client::{Direct, Http, McpSession, SseSession};
@@ -27,6 +32,11 @@ pub(crate) struct Row {
     spawns_after_warmup: Option<u64>,
     calls_per_child: Option<f64>,
     rss_kib: Option<u64>,
+    /// Whose memory `rss_kib` is: "gateway" (its process alone), "tree" (the gateway and all its
+    /// descendants) or "peer main process".
+    rss_scope: &'static str,
+    /// Live server processes under the gateway after the scenario.
+    processes: Option<u64>,
     pub(crate) note: String,
 }
 
@@ -41,6 +51,8 @@ impl Row {
             spawns_after_warmup: None,
             calls_per_child: None,
             rss_kib: None,
+            rss_scope: "gateway",
+            processes: None,
             note: String::new(),
         }
     }
@@ -72,6 +84,8 @@ impl Row {
             "spawns_after_warmup": self.spawns_after_warmup,
             "calls_per_child": self.calls_per_child,
             "rss_kib": self.rss_kib,
+            "rss_scope": self.rss_scope,
+            "processes_after": self.processes,
             "note": self.note,
         })
     }
@@ -83,6 +97,8 @@ struct Scale {
     per_thread: usize,
     spawn_per_call: usize,
     idle_sessions: &'static [usize],
+    /// Calls per connection in the real-servers burst (SESSIONS × PER_SERVER per server).
+    real_calls: usize,
 }
 
 fn main() {
@@ -95,6 +111,7 @@ fn main() {
             per_thread: 50,
             spawn_per_call: 5,
             idle_sessions: &[200],
+            real_calls: 3,
         }
     } else {
         Scale {
@@ -102,16 +119,71 @@ fn main() {
             per_thread: 500,
             spawn_per_call: 40,
             idle_sessions: &[1000, 10000],
+            real_calls: 25,
         }
     };
+    let only: Option<Vec<String>> = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|at| args.get(at + 1))
+        .map(|list| list.split(',').map(str::to_string).collect());
+    let wanted = |group: &str| only.as_ref().is_none_or(|o| o.iter().any(|g| g == group));
     raise_fd_limit();
     let mut rows = Vec::new();
 
-    eprintln!("baselines…");
-    rows.push(direct_stdio(scale.sequential));
-    rows.push(spawn_per_call(scale.spawn_per_call));
+    if wanted("baselines") {
+        eprintln!("baselines…");
+        rows.push(direct_stdio(scale.sequential));
+        rows.push(spawn_per_call(scale.spawn_per_call));
+    }
 
-    eprintln!("mcp-gateway…");
+    if wanted("gateway") {
+        eprintln!("mcp-gateway…");
+        gateway_rows(&scale, &mut rows);
+    }
+
+    if wanted("single") {
+        eprintln!("one demo process, c=16…");
+        let gw = Target::gateway(1, 1);
+        gw.wait_ready();
+        let mut row = measure(
+            &gw,
+            "gateway Streamable HTTP, c=16, one server process",
+            16,
+            scale.per_thread,
+            streamable_calls,
+        );
+        row.note = format!(
+            "a pool of exactly 1 process: all 16 clients share it; {}",
+            row.note
+        );
+        rows.push(row);
+    }
+
+    if wanted("pool") {
+        eprintln!("pool burst…");
+        rows.push(pool_burst(scale.per_thread.min(20)));
+    }
+
+    if wanted("real") {
+        eprintln!("{} sessions × real servers…", real::SESSIONS);
+        rows.push(real::run(scale.real_calls));
+    }
+
+    if with_peers && wanted("peers") {
+        eprintln!("peers…");
+        rows.extend(peers::run(scale.sequential / 5, scale.per_thread / 5));
+    }
+
+    print_table(&rows);
+    print_ratios(&rows);
+    let target = c16_target(&rows);
+    print_c16_target(&target);
+    write_json(&rows, quick, &target);
+}
+
+/// The gateway with a pool of 8 demo processes: every transport, c=1 to c=64, idle sessions.
+fn gateway_rows(scale: &Scale, rows: &mut Vec<Row>) {
     let gw = Target::gateway(8, 8);
     gw.wait_ready();
     let idle_rss = gw.rss_kib();
@@ -164,6 +236,13 @@ fn main() {
         scale.per_thread * 2,
         streamable_calls,
     ));
+    rows.push(measure(
+        &gw,
+        "gateway Streamable HTTP, c=16",
+        16,
+        scale.per_thread,
+        streamable_calls,
+    ));
     for &sessions in scale.idle_sessions {
         rows.push(idle_sessions(&gw, sessions, scale.sequential / 5));
     }
@@ -171,19 +250,6 @@ fn main() {
     idle.rss_kib = Some(idle_rss);
     idle.note = "RSS of the gateway process alone, servers excluded".into();
     rows.push(idle);
-    drop(gw);
-
-    eprintln!("pool burst…");
-    rows.push(pool_burst(scale.per_thread.min(20)));
-
-    if with_peers {
-        eprintln!("peers…");
-        rows.extend(peers::run(scale.sequential / 5, scale.per_thread / 5));
-    }
-
-    print_table(&rows);
-    print_ratios(&rows);
-    write_json(&rows, quick);
 }
 
 /// Runs `threads` clients doing `per_thread` calls each with `work`; samples RSS meanwhile.
@@ -432,7 +498,7 @@ fn pool_burst(per_thread: usize) -> Row {
 fn print_table(rows: &[Row]) {
     println!();
     println!(
-        "{:<66} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>9}",
+        "{:<66} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>9} {:>6}",
         "scenario",
         "calls",
         "calls/s",
@@ -442,12 +508,13 @@ fn print_table(rows: &[Row]) {
         "max µs",
         "spawns",
         "per child",
-        "RSS KiB"
+        "RSS KiB",
+        "procs"
     );
     for row in rows {
         let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
         println!(
-            "{:<66} {:>7} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>7} {:>9} {:>9}",
+            "{:<66} {:>7} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>7} {:>9} {:>9} {:>6}",
             row.name,
             row.calls,
             row.throughput(),
@@ -457,11 +524,20 @@ fn print_table(rows: &[Row]) {
             row.percentile(1.0),
             opt(row.spawns_after_warmup.map(|s| s.to_string())),
             opt(row.calls_per_child.map(|c| format!("{c:.0}"))),
-            opt(row.rss_kib.map(|r| r.to_string())),
+            opt(row.rss_kib.map(|r| match row.rss_scope {
+                "tree" => format!("{r}*"),
+                _ => r.to_string(),
+            })),
+            opt(row.processes.map(|p| p.to_string())),
         );
         if !row.note.is_empty() {
             println!("    {}", row.note);
         }
+    }
+    if rows.iter().any(|r| r.rss_scope == "tree") {
+        println!(
+            "\n* RSS of the whole tree: the gateway and every descendant (its servers included)"
+        );
     }
     if let (Some(floor), Some(gw)) = (
         rows.iter()
@@ -499,12 +575,32 @@ fn print_ratios(rows: &[Row]) {
             "gateway Streamable HTTP, c=8",
         ),
         (
+            "supergateway Streamable HTTP, c=16",
+            "gateway Streamable HTTP, c=16",
+        ),
+        (
             "FastMCP proxy Streamable HTTP, c=1",
             "gateway Streamable HTTP, c=1",
         ),
         (
             "FastMCP proxy Streamable HTTP, c=8",
             "gateway Streamable HTTP, c=8",
+        ),
+        (
+            "FastMCP proxy Streamable HTTP, c=16",
+            "gateway Streamable HTTP, c=16",
+        ),
+        (
+            "mcp-proxy (Rust) Streamable HTTP, c=1",
+            "gateway Streamable HTTP, c=1",
+        ),
+        (
+            "mcp-proxy (Rust) Streamable HTTP, c=8",
+            "gateway Streamable HTTP, c=8",
+        ),
+        (
+            "mcp-proxy (Rust) Streamable HTTP, c=16",
+            "gateway Streamable HTTP, c=16",
         ),
     ];
     let mut header = false;
@@ -529,7 +625,62 @@ fn print_ratios(rows: &[Row]) {
     }
 }
 
-fn write_json(rows: &[Row], quick: bool) {
+/// The target at c=16: at least 2× lower p50 and 2× the throughput of the best peer
+/// (lowest p50, highest throughput, each taken over the peers' c=16 rows). Plain p50 here, not
+/// overhead: at c=16 the queueing is the figure.
+fn c16_target(rows: &[Row]) -> Value {
+    let peers: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.rss_scope == "peer main process" && r.name.ends_with(", c=16"))
+        .collect();
+    let (Some(best_p50), Some(best_throughput)) = (
+        peers
+            .iter()
+            .min_by(|a, b| a.percentile(0.5).total_cmp(&b.percentile(0.5))),
+        peers
+            .iter()
+            .max_by(|a, b| a.throughput().total_cmp(&b.throughput())),
+    ) else {
+        return Value::Null;
+    };
+    let verdicts: Vec<Value> = rows
+        .iter()
+        .filter(|r| r.name.starts_with("gateway Streamable HTTP, c=16"))
+        .map(|ours| {
+            let p50_ratio = best_p50.percentile(0.5) / ours.percentile(0.5).max(1.0);
+            let throughput_ratio = ours.throughput() / best_throughput.throughput().max(1e-9);
+            json!({
+                "ours": ours.name,
+                "best_peer_p50": best_p50.name,
+                "p50_lower_by": p50_ratio,
+                "best_peer_throughput": best_throughput.name,
+                "throughput_higher_by": throughput_ratio,
+                "met": p50_ratio >= 2.0 && throughput_ratio >= 2.0,
+            })
+        })
+        .collect();
+    Value::Array(verdicts)
+}
+
+fn print_c16_target(target: &Value) {
+    let Some(verdicts) = target.as_array() else {
+        return;
+    };
+    println!("\ntarget at c=16: >= 2x lower p50 and >= 2x throughput than the best peer:");
+    for v in verdicts {
+        println!(
+            "  {:<52} p50 {:>5.1}x lower than {}; throughput {:>5.2}x {}: {}",
+            v["ours"].as_str().unwrap_or(""),
+            v["p50_lower_by"].as_f64().unwrap_or(0.0),
+            v["best_peer_p50"].as_str().unwrap_or(""),
+            v["throughput_higher_by"].as_f64().unwrap_or(0.0),
+            v["best_peer_throughput"].as_str().unwrap_or(""),
+            if v["met"] == true { "met" } else { "NOT met" },
+        );
+    }
+}
+
+fn write_json(rows: &[Row], quick: bool, c16_target: &Value) {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
     std::fs::create_dir_all(&dir).expect("create target/bench");
     let path = dir.join("results.json");
@@ -537,6 +688,7 @@ fn write_json(rows: &[Row], quick: bool) {
         "quick": quick,
         "machine": target::machine(),
         "rows": rows.iter().map(Row::json).collect::<Vec<_>>(),
+        "c16_target": c16_target,
     });
     std::fs::write(&path, serde_json::to_vec_pretty(&report).unwrap()).expect("write results");
     println!("\nresults: {}", path.display());

@@ -1,8 +1,9 @@
 //! Peers people use today, in front of the same demo server, measured with the same clients:
-//! `supergateway` (npm) over SSE and Streamable HTTP, and a FastMCP proxy (PyPI) over Streamable
-//! HTTP. Installed under `target/bench-peers/` by `make bench-peers`.
+//! `supergateway` (npm) over SSE and Streamable HTTP, a FastMCP proxy (PyPI) and the Rust
+//! `mcp-proxy` crate (crates.io, tower/tokio) over Streamable HTTP. Installed under
+//! `target/bench-peers/` by `make bench-peers`.
 
-use crate::target::{demo_server, Target};
+use crate::target::{demo_server, Target, TempDir};
 use crate::{measure, sse_calls, streamable_calls, Row};
 use std::path::PathBuf;
 use std::process::Command;
@@ -74,6 +75,13 @@ pub fn run(sequential: usize, per_thread: usize) -> Vec<Row> {
         per_thread,
         streamable_calls,
     )));
+    rows.push(tag(measure(
+        &peer,
+        "supergateway Streamable HTTP, c=16",
+        16,
+        per_thread,
+        streamable_calls,
+    )));
     drop(peer);
 
     let port = free_port();
@@ -97,11 +105,46 @@ pub fn run(sequential: usize, per_thread: usize) -> Vec<Row> {
         per_thread,
         streamable_calls,
     )));
+    rows.push(tag(measure(
+        &peer,
+        "FastMCP proxy Streamable HTTP, c=16",
+        16,
+        per_thread,
+        streamable_calls,
+    )));
+    drop(peer);
+
+    let port = free_port();
+    let dir = TempDir::new("bench-mcp-proxy");
+    let peer = Target::peer(mcp_proxy(&dir, port), port, "/sse", "/", "demo/");
+    for (name, threads, calls) in [
+        ("mcp-proxy (Rust) Streamable HTTP, c=1", 1, sequential),
+        ("mcp-proxy (Rust) Streamable HTTP, c=8", 8, per_thread),
+        ("mcp-proxy (Rust) Streamable HTTP, c=16", 16, per_thread),
+    ] {
+        rows.push(tag(measure(&peer, name, threads, calls, streamable_calls)));
+    }
     drop(peer);
     rows
 }
 
+/// The `mcp-proxy` crate with one stdio backend, the demo server: it serves Streamable HTTP on `/`
+/// and names the tools `<backend>/<tool>` (its default separator). No middleware is configured.
+fn mcp_proxy(dir: &TempDir, port: u16) -> Command {
+    let config = format!(
+        "[proxy]\nname = \"bench\"\n\n[proxy.listen]\nhost = \"127.0.0.1\"\nport = {port}\n\n\
+         [[backends]]\nname = \"demo\"\ntransport = \"stdio\"\ncommand = {:?}\n",
+        demo_server()
+    );
+    let path = dir.0.join("proxy.toml");
+    std::fs::write(&path, config).expect("write the mcp-proxy config");
+    let mut command = Command::new(installed("bin/mcp-proxy"));
+    command.arg("--config").arg(path).env("RUST_LOG", "error");
+    command
+}
+
 fn tag(mut row: Row) -> Row {
     row.note = "peer: RSS is its main process alone".into();
+    row.rss_scope = "peer main process";
     row
 }

@@ -29,13 +29,20 @@ pub struct Target {
 impl Target {
     /// mcp-gateway with the demo server, `min`..`max` processes kept/allowed.
     pub fn gateway(min: usize, max: usize) -> Target {
+        Target::gateway_with(
+            json!({
+                "pool": {"minConnections": min, "maxConnections": max, "acquireTimeout": 60000},
+                "servers": [{"name": "demo", "command": [demo_server()]}],
+                "mapping": {"demo": {"prefix": "demo_"}},
+            }),
+            "demo_",
+        )
+    }
+
+    /// mcp-gateway on `config` (its port forced to 0); `tool_prefix` names the demo's tools.
+    pub fn gateway_with(mut config: Value, tool_prefix: &str) -> Target {
         let dir = TempDir::new("bench-gw");
-        let config = json!({
-            "gateway": {"port": 0},
-            "pool": {"minConnections": min, "maxConnections": max, "acquireTimeout": 60000},
-            "servers": [{"name": "demo", "command": [demo_server()]}],
-            "mapping": {"demo": {"prefix": "demo_"}},
-        });
+        config["gateway"] = json!({"port": 0});
         let path = dir.0.join("config.json");
         std::fs::write(&path, config.to_string()).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-gateway"))
@@ -55,7 +62,7 @@ impl Target {
             sse_path: "/sse".into(),
             mcp_path: "/mcp".into(),
             has_health: true,
-            tool_prefix: "demo_".into(),
+            tool_prefix: tool_prefix.into(),
             _dir: Some(dir),
         }
     }
@@ -104,6 +111,16 @@ impl Target {
 
     pub fn rss_kib(&self) -> u64 {
         rss_of(self.pid())
+    }
+
+    /// Resident memory of this process and all its descendants (servers, their helpers), in KiB:
+    /// the sum of their VmRSS, so pages they share are counted once per process.
+    pub fn tree_rss_kib(&self) -> u64 {
+        let pid = self.pid();
+        std::iter::once(pid)
+            .chain(descendants(pid))
+            .map(rss_of)
+            .sum()
     }
 
     pub fn health(&self) -> Value {
@@ -177,6 +194,57 @@ pub fn rss_of(pid: u32) -> u64 {
                 .and_then(|kib| kib.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// (pid, parent pid) of every live process (zombies left out), from `/proc/<pid>/stat`.
+fn process_table() -> Vec<(u32, u32)> {
+    let mut table = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return table;
+    };
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // The command name is in parentheses and may hold spaces: read after the last ')'.
+        let Some(rest) = stat.rfind(')').map(|at| &stat[at + 1..]) else {
+            continue;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next().unwrap_or("Z");
+        if let (false, Some(Ok(ppid))) = (state == "Z", fields.next().map(str::parse)) {
+            table.push((pid, ppid));
+        }
+    }
+    table
+}
+
+/// The live direct children of `pid`: for the gateway, its server processes.
+pub fn children_of(pid: u32) -> Vec<u32> {
+    process_table()
+        .into_iter()
+        .filter(|&(_, ppid)| ppid == pid)
+        .map(|(child, _)| child)
+        .collect()
+}
+
+/// Every live descendant of `pid` (children, their children…).
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let table = process_table();
+    let mut found = Vec::new();
+    let mut frontier = vec![pid];
+    while let Some(parent) = frontier.pop() {
+        for &(child, ppid) in &table {
+            if ppid == parent && !found.contains(&child) {
+                found.push(child);
+                frontier.push(child);
+            }
+        }
+    }
+    found
 }
 
 /// What the run happened on, for the report.
