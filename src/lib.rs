@@ -39,6 +39,7 @@ pub mod downstream;
 pub mod gateway;
 pub mod http;
 pub mod job;
+pub mod panics;
 pub mod pool;
 pub mod reactor;
 pub mod registry;

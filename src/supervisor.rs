@@ -84,7 +84,7 @@ impl Supervisor {
             .name("supervisor".into())
             .spawn(move || {
                 let wanted = Arc::new(Mutex::new(Wanted::new(self.servers.len())));
-                Running {
+                let running = Running {
                     sup: self,
                     wanted,
                     live: HashMap::new(),
@@ -92,8 +92,9 @@ impl Supervisor {
                     exiting: Vec::new(),
                     next_serial: 0,
                     shutdown: None,
-                }
-                .run()
+                };
+                // Every child was forked by this thread (PDEATHSIG): it cannot be restarted.
+                crate::panics::exit_on_panic("supervisor", || running.run())
             })
     }
 }
@@ -342,7 +343,16 @@ impl Running {
                 let link = thread_link;
                 let server = link.server();
                 let pool = &pools[server];
-                match handshake(link.requester(), deadline) {
+                let shaken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    handshake(link.requester(), deadline)
+                }))
+                .unwrap_or_else(|panic| {
+                    Err(format!(
+                        "internal error in the gateway's handshake ({})",
+                        crate::panics::describe(&*panic)
+                    ))
+                });
+                match shaken {
                     Ok(ready) => {
                         log::info!(
                             "{}: ready (protocol {})",

@@ -48,7 +48,7 @@ pub fn start(
         std::thread::Builder::new()
             .name(format!("worker-{n}"))
             .stack_size(WORKER_STACK)
-            .spawn(move || worker.run())?;
+            .spawn(move || crate::panics::restart_on_panic("worker", || worker.run()))?;
     }
     Ok(())
 }
@@ -152,11 +152,7 @@ fn guarded(flight: Flight, carry: impl FnOnce(Flight) -> Next) -> Next {
     match catch_unwind(AssertUnwindSafe(|| carry(flight))) {
         Ok(next) => next,
         Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
+            let what = crate::panics::describe(&*panic);
             log::error!("a worker panicked serving {method} on server #{server}: {what}");
             None
         }

@@ -485,7 +485,7 @@ impl IoLoop {
                 Err(panic) => {
                     log::error!(
                         "child-io: internal error ({}); failing its calls and starting afresh",
-                        panic_text(&panic)
+                        crate::panics::describe(&*panic)
                     );
                     self.reset();
                 }
@@ -1240,12 +1240,4 @@ fn report_suppressed(child: &ChildState, n: u64) {
             thousands(n)
         );
     }
-}
-
-fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into())
 }
