@@ -138,8 +138,18 @@ fn tool_arguments_reach_the_server_byte_for_byte() {
         .as_str()
         .unwrap_or_else(|| panic!("{reply}"))
         .to_string();
+    let sent = r#"{"big":1000000000000000000000000000000,"f":1.10,"u":"\u00e9","k":[1,  2]}"#;
     assert_eq!(
-        text, r#"{"big":1000000000000000000000000000000,"f":1.10,"u":"\u00e9","k":[1,  2]}"#,
+        text, sent,
         "the server saw other bytes than the client sent"
     );
+    // REST too.
+    let body = format!(r#"{{"name": "raw", "arguments": {sent}}}"#);
+    let rest = gw.request(
+        "POST",
+        "/tools/call",
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+    );
+    assert_eq!(rest.json()["result"]["content"][0]["text"], sent);
 }

@@ -70,24 +70,21 @@ impl Invalid {
 
 /// Parses and validates one JSON-RPC 2.0 message. Only the envelope is parsed; `params` stay raw.
 pub fn classify(body: &[u8]) -> Result<Incoming, Invalid> {
-    let trimmed = body.trim_ascii_start();
-    if trimmed.starts_with(b"[") && serde_json::from_slice::<&RawValue>(body).is_ok() {
+    super::params::check_json(body)
+        .map_err(|e| Invalid::new(PARSE_ERROR, format!("Parse error: {e}"), None))?;
+    if body.trim_ascii_start().starts_with(b"[") {
         return Err(Invalid::new(
             INVALID_REQUEST,
             "Invalid Request: JSON-RPC batches are not supported; send one message per request",
             None,
         ));
     }
-    let object = Params::parse_slice(body).map_err(|e| {
-        if !trimmed.starts_with(b"{") && serde_json::from_slice::<&RawValue>(body).is_ok() {
-            Invalid::new(
-                INVALID_REQUEST,
-                "Invalid Request: expected a JSON-RPC message object",
-                None,
-            )
-        } else {
-            Invalid::new(PARSE_ERROR, format!("Parse error: {e}"), None)
-        }
+    let object = Params::parse_slice(body).map_err(|_| {
+        Invalid::new(
+            INVALID_REQUEST,
+            "Invalid Request: expected a JSON-RPC message object",
+            None,
+        )
     })?;
     let id = match object.get("id") {
         None if !object.contains("id") => None,

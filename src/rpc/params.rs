@@ -43,6 +43,14 @@ fn nesting_depth(json: &[u8]) -> usize {
     deepest
 }
 
+/// Whether `json` is valid JSON whose nesting a parsed value could have; the error says why not.
+pub fn check_json(json: &[u8]) -> Result<(), serde_json::Error> {
+    if nesting_depth(json) > MAX_DEPTH {
+        return Err(serde::de::Error::custom("recursion limit exceeded"));
+    }
+    serde_json::from_slice::<&RawValue>(json).map(|_| ())
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Params {
     members: Vec<(String, Box<RawValue>)>,
@@ -102,6 +110,17 @@ impl Params {
         let raw = RawValue::from_string(value.to_string()).expect("a Value writes valid JSON");
         self.members.retain(|(k, _)| k != key);
         self.members.push((key.to_string(), raw));
+    }
+
+    /// Sets member `key` to raw JSON text (replacing every earlier one of that name).
+    pub fn set_raw(&mut self, key: &str, raw: Box<RawValue>) {
+        self.members.retain(|(k, _)| k != key);
+        self.members.push((key.to_string(), raw));
+    }
+
+    /// The member names, in order (a duplicate once per occurrence).
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.members.iter().map(|(k, _)| k.as_str())
     }
 
     /// Sets `_meta.progressToken`, keeping any other `_meta` members.

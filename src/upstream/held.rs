@@ -12,7 +12,7 @@ use crate::config::ServerKind;
 use crate::job::{ReplyTo, Slot};
 use crate::pool::Status;
 use crate::rpc::{codes, Incoming};
-use serde_json::{Map, Value};
+use serde_json::value::RawValue;
 use std::time::Instant;
 
 /// A held request, ready to be tried again.
@@ -22,7 +22,8 @@ pub enum Held {
     Rest {
         conn: Slot,
         name: String,
-        arguments: Map<String, Value>,
+        /// Exactly as the client wrote them.
+        arguments: Box<RawValue>,
         created: Instant,
     },
     /// An MCP request of `session`, answered to `to`.

@@ -7,24 +7,22 @@ use super::held::Held;
 use super::{Outcome, Response, Router};
 use crate::http::Request;
 use crate::job::{Answer, Job, ReplyTo, Slot};
-use crate::rpc::codes;
-use serde_json::{Map, Value};
+use crate::rpc::{codes, Params};
+use serde_json::value::RawValue;
+use serde_json::Value;
 use std::time::Instant;
 
 impl Router {
     /// `POST /tools/call`.
     pub(super) fn rest_call(&mut self, conn: Slot, req: &Request, now: Instant) -> Outcome {
-        let body: Value = match serde_json::from_slice(&req.body) {
-            Ok(body) => body,
-            Err(e) => {
-                return Outcome::Respond(Response::error(
-                    400,
-                    codes::PARSE_ERROR,
-                    &format!("the body is not valid JSON: {e}"),
-                ))
-            }
-        };
-        let (name, arguments) = match parse_call(body) {
+        if let Err(e) = crate::rpc::check_json(&req.body) {
+            return Outcome::Respond(Response::error(
+                400,
+                codes::PARSE_ERROR,
+                &format!("the body is not valid JSON: {e}"),
+            ));
+        }
+        let (name, arguments) = match parse_call(&req.body) {
             Ok(call) => call,
             Err(message) => {
                 return Outcome::Respond(Response::error(400, codes::INVALID_PARAMS, &message))
@@ -45,7 +43,7 @@ impl Router {
         &mut self,
         conn: Slot,
         name: String,
-        arguments: Map<String, Value>,
+        arguments: Box<RawValue>,
         created: Instant,
         now: Instant,
     ) -> Option<Response> {
@@ -68,9 +66,9 @@ impl Router {
                 &format!("unknown tool: {name} (GET /tools lists them)"),
             ));
         };
-        let mut params = crate::rpc::Params::default();
+        let mut params = Params::default();
         params.set("name", &Value::String(tool.original.clone()));
-        params.set("arguments", &Value::Object(arguments));
+        params.set_raw("arguments", arguments);
         let job = Job {
             to: ReplyTo::Conn(conn),
             session: None,
@@ -87,22 +85,24 @@ impl Router {
     }
 }
 
-/// `{"name": string, "arguments"?: object|null}` → (name, arguments).
-fn parse_call(body: Value) -> Result<(String, Map<String, Value>), String> {
-    let Value::Object(mut body) = body else {
-        return Err("the body must be a JSON object: {\"name\": ..., \"arguments\": {...}}".into());
-    };
-    let name = match body.remove("name") {
+/// `{"name": string, "arguments"?: object|null}` → (name, arguments exactly as written). The body is
+/// valid JSON (checked before).
+fn parse_call(body: &[u8]) -> Result<(String, Box<RawValue>), String> {
+    let body = Params::parse_slice(body).map_err(|_| {
+        "the body must be a JSON object: {\"name\": ..., \"arguments\": {...}}".to_string()
+    })?;
+    let name = match body.get("name") {
         Some(Value::String(name)) => name,
         Some(_) => return Err("\"name\" must be a string".into()),
         None => return Err("missing \"name\" (the tool to call)".into()),
     };
-    let arguments = match body.remove("arguments") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(arguments)) => arguments,
+    let arguments = match body.raw("arguments") {
+        None => empty_object(),
+        Some(raw) if raw.get() == "null" => empty_object(),
+        Some(raw) if body.is_object("arguments") => raw.to_owned(),
         Some(_) => return Err("\"arguments\" must be an object".into()),
     };
-    if let Some(unknown) = body.keys().next() {
+    if let Some(unknown) = body.keys().find(|k| *k != "name" && *k != "arguments") {
         return Err(format!(
             "unknown field \"{unknown}\"; the body takes \"name\" and \"arguments\""
         ));
@@ -110,28 +110,36 @@ fn parse_call(body: Value) -> Result<(String, Map<String, Value>), String> {
     Ok((name, arguments))
 }
 
+fn empty_object() -> Box<RawValue> {
+    RawValue::from_string("{}".into()).expect("valid JSON")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+
+    fn parse(body: &str) -> Result<(String, String), String> {
+        parse_call(body.as_bytes()).map(|(name, args)| (name, args.get().to_string()))
+    }
 
     #[test]
     fn call_bodies() {
         let (name, args) =
-            parse_call(json!({"name": "echo", "arguments": {"text": "hi"}})).unwrap();
+            parse(r#"{"name": "echo", "arguments": {"text": "hi", "n": 1.10}}"#).unwrap();
         assert_eq!(name, "echo");
-        assert_eq!(args["text"], "hi");
-        assert!(parse_call(json!({"name": "echo"})).unwrap().1.is_empty());
-        assert!(parse_call(json!({"name": "echo", "arguments": null})).is_ok());
-        assert!(parse_call(json!([])).unwrap_err().contains("object"));
-        assert!(parse_call(json!({"name": 3}))
-            .unwrap_err()
-            .contains("string"));
-        assert!(parse_call(json!({})).unwrap_err().contains("missing"));
-        assert!(parse_call(json!({"name": "x", "arguments": [1]}))
+        assert_eq!(args, r#"{"text": "hi", "n": 1.10}"#, "as written");
+        assert_eq!(parse(r#"{"name": "echo"}"#).unwrap().1, "{}");
+        assert_eq!(
+            parse(r#"{"name": "echo", "arguments": null}"#).unwrap().1,
+            "{}"
+        );
+        assert!(parse("[]").unwrap_err().contains("object"));
+        assert!(parse(r#"{"name": 3}"#).unwrap_err().contains("string"));
+        assert!(parse("{}").unwrap_err().contains("missing"));
+        assert!(parse(r#"{"name": "x", "arguments": [1]}"#)
             .unwrap_err()
             .contains("object"));
-        assert!(parse_call(json!({"name": "x", "args": {}}))
+        assert!(parse(r#"{"name": "x", "args": {}}"#)
             .unwrap_err()
             .contains("unknown field"));
     }
