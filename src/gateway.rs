@@ -6,13 +6,14 @@
 use crate::config::{Config, ServerConfig, ServerKind};
 use crate::downstream::child_io::{ChildEvent, ChildIo};
 use crate::downstream::flight::Carrier;
+use crate::downstream::link::ServerPool;
 use crate::downstream::remote::link::{Events, Target};
 use crate::http::Limits;
 use crate::job::{ReactorSink, ToReactor};
 use crate::pool::{Doorbell, Pool, Status};
 use crate::reactor::{self, Reactor, Settings};
 use crate::registry::Catalog;
-use crate::supervisor::{Control, ServerPool, Supervisor};
+use crate::supervisor::{Control, Supervisor};
 use crate::upstream::Router;
 use crate::workers::{self, WorkerMsg};
 use crossbeam_channel::{Receiver, Sender};

@@ -10,14 +10,14 @@
 use crate::config::{LocalServer, ServerConfig, ServerKind};
 use crate::downstream::child_io::{ChildEvent, ChildIo};
 use crate::downstream::handshake::{self, handshake};
-use crate::downstream::link::Link;
+use crate::downstream::link::{Link, ServerPool};
 use crate::downstream::process::{self, Exiting};
 use crate::downstream::remote::link::{Events, RemoteLink, Target};
 use crate::downstream::stdio::StdioChild;
 use crate::downstream::wanted::{self, Wanted};
 use crate::downstream::Requester;
 use crate::job::ReplyTo;
-use crate::pool::{Member, Pool};
+use crate::pool::Member;
 use crate::registry::Catalog;
 use crate::registry::ListKind;
 use crate::workers::WorkerMsg;
@@ -29,9 +29,6 @@ use std::time::{Duration, Instant};
 fn lock(wanted: &Mutex<Wanted>) -> MutexGuard<'_, Wanted> {
     wanted.lock().unwrap_or_else(|e| e.into_inner())
 }
-
-/// The pool type of the gateway.
-pub type ServerPool = Pool<Link>;
 
 /// Messages to the supervisor thread.
 pub enum Control {

@@ -12,12 +12,11 @@
 //! - a flight dropped without an end (a panic unwound its carrier) still releases its claim and
 //!   answers its client with an internal error.
 
-use super::link::Link;
+use super::link::{Link, ServerPool};
 use super::{CallError, Requester};
 use crate::job::{Failure, Inbox, Job, ReactorSink, Route, Slot, ToReactor};
 use crate::pool::Handle;
 use crate::rpc::{self, Params};
-use crate::supervisor::ServerPool;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::sync::Arc;

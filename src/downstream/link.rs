@@ -6,8 +6,11 @@
 use super::remote::link::RemoteLink;
 use super::stdio::StdioChild;
 use super::Requester;
-use crate::pool::Member;
+use crate::pool::{Member, Pool};
 use std::sync::Arc;
+
+/// The pool of one server's handles.
+pub type ServerPool = Pool<Link>;
 
 #[derive(Clone)]
 pub enum Link {

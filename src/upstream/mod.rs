@@ -19,11 +19,12 @@ mod streamable;
 
 use crate::config::Cors;
 use crate::config::ServerConfig;
+use crate::downstream::link::ServerPool;
 use crate::http::{Method, Request};
 use crate::job::{CallKey, Inbox, Signal, Slot};
 use crate::registry::{ListKind, Snapshot};
 use crate::rpc;
-use crate::supervisor::{Control, ServerPool};
+use crate::supervisor::Control;
 use crate::workers::WorkerMsg;
 use crossbeam_channel::Sender;
 use serde_json::{Map, Value};
