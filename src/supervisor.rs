@@ -89,6 +89,7 @@ impl Supervisor {
                     exiting: Vec::new(),
                     next_serial: 0,
                     shutdown: None,
+                    memory_checked: Instant::now(),
                 };
                 // Every child was forked by this thread (PDEATHSIG): it cannot be restarted.
                 crate::panics::exit_on_panic("supervisor", || running.run())
@@ -107,6 +108,8 @@ struct Running {
     exiting: Vec<Exiting>,
     next_serial: u64,
     shutdown: Option<(Instant, Sender<()>)>,
+    /// When children's memory was last measured against `maxRssBytes`.
+    memory_checked: Instant,
 }
 
 impl Running {
@@ -207,8 +210,35 @@ impl Running {
         }
     }
 
+    /// Children past their server's `maxRssBytes` are recycled (measured once a second).
+    fn check_memory(&mut self, now: Instant) {
+        if now.saturating_duration_since(self.memory_checked) < HOUSEKEEPING {
+            return;
+        }
+        self.memory_checked = now;
+        for link in self.live.values() {
+            let Link::Stdio(child) = link else { continue };
+            let pool = &self.sup.pools[child.server];
+            let Some(max) = pool.settings().recycle.max_rss_bytes else {
+                continue;
+            };
+            if let Some(rss) = process::group_rss_bytes(child.pid) {
+                if rss > max {
+                    log::info!(
+                        "{}: {} MiB resident, over maxRssBytes ({} MiB)",
+                        child.label(),
+                        rss / (1024 * 1024),
+                        max / (1024 * 1024)
+                    );
+                    pool.over_memory(child.serial);
+                }
+            }
+        }
+    }
+
     /// Runs every pool's tick and advances exiting children; returns when to run again.
     fn tick(&mut self, now: Instant) -> Instant {
+        self.check_memory(now);
         let mut next = now + HOUSEKEEPING;
         let pools = self.sup.pools.clone();
         for (index, pool) in pools.iter().enumerate() {

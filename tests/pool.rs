@@ -860,3 +860,75 @@ fn once_health_reports_a_server_up_its_tools_are_routable() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+#[test]
+fn recycling_by_max_calls_under_steady_load_fails_no_call() {
+    let gw = start(
+        vec![demo_with(
+            "demo",
+            &[],
+            json!({"poolSize": 2, "minConnections": 1, "maxCalls": 10}),
+        )],
+        json!({}),
+    );
+    gw.wait_up();
+    let first = served_by(&gw, "pid");
+    // Four clients calling steadily: 4 × 25 calls, each answered, over several recycled processes.
+    let pids: Vec<u32> = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..4)
+            .map(|client| {
+                let gw = &gw;
+                scope.spawn(move || {
+                    (0..25)
+                        .map(|n| {
+                            let text = format!("c{client} n{n}");
+                            let echo = gw.call("echo", json!({"text": text}));
+                            assert_eq!(echo.status, 200, "{}", echo.text());
+                            assert_eq!(text_of(&echo), text);
+                            served_by(gw, "pid")
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        clients
+            .into_iter()
+            .flat_map(|c| c.join().unwrap())
+            .collect()
+    });
+    let distinct: BTreeSet<u32> = pids.iter().copied().chain([first]).collect();
+    let health = pool_of(&gw, "demo");
+    let recycled = n(&health["recycles"]["maxCalls"]);
+    // 201 calls at 10 per process: about 20 processes, each recycled after its tenth.
+    assert!(recycled >= 15, "recycled {recycled} times: {health}");
+    assert!(distinct.len() >= 15, "{} processes served", distinct.len());
+    assert_eq!(health["restarts"], 0, "a recycle is not a failure");
+    let live = gw.children();
+    assert!(
+        live.len() <= 3,
+        "at most poolSize plus one overlapping: {live:?}"
+    );
+}
+
+#[test]
+fn a_process_over_max_rss_bytes_is_recycled() {
+    // The demo server holds a few MiB resident; 1 MiB is always exceeded.
+    let gw = start(
+        vec![demo_with(
+            "demo",
+            &[],
+            json!({"minConnections": 1, "maxRssBytes": 1048576}),
+        )],
+        json!({}),
+    );
+    gw.wait_up();
+    let first = served_by(&gw, "pid");
+    let health = wait_health(&gw, "demo", "a recycle for memory", |h| {
+        n(&h["recycles"]["maxRssBytes"]) >= 1
+    });
+    assert_eq!(health["restarts"], 0);
+    wait_reaped(first);
+    let next = served_by(&gw, "pid");
+    assert_ne!(next, first, "a fresh process serves");
+    assert!(gw.logs().contains("over maxRssBytes"), "the log says why");
+}

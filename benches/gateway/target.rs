@@ -40,12 +40,14 @@ impl Target {
     }
 
     /// mcp-gateway on `config` (its port forced to 0); `tool_prefix` names the demo's tools.
+    /// `MCP_GATEWAY_BENCH_BINARY` names another build to measure (a before/after comparison
+    /// with the same harness); by default, this one.
     pub fn gateway_with(mut config: Value, tool_prefix: &str) -> Target {
         let dir = TempDir::new("bench-gw");
         config["gateway"] = json!({"port": 0});
         let path = dir.0.join("config.json");
         std::fs::write(&path, config.to_string()).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-gateway"))
+        let mut child = Command::new(gateway_binary())
             .arg("--config")
             .arg(&path)
             .env("RUST_LOG", "info")
@@ -324,4 +326,10 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// The gateway binary under test.
+fn gateway_binary() -> String {
+    std::env::var("MCP_GATEWAY_BENCH_BINARY")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_mcp-gateway").to_string())
 }

@@ -13,8 +13,8 @@ use serde_json::Value;
 
 use super::schema::{describe, quote, Checker, Env, Object};
 use super::types::{
-    Config, Cors, GatewayConfig, LocalServer, Mapping, PoolSettings, RemoteServer, RemoteTransport,
-    ServerConfig, ServerKind, StripPrefix, ToolFilter,
+    Config, Cors, GatewayConfig, LocalServer, Mapping, PoolSettings, Recycle, RemoteServer,
+    RemoteTransport, ServerConfig, ServerKind, StripPrefix, ToolFilter,
 };
 use super::{key_path, Problem};
 
@@ -77,6 +77,9 @@ const POOL_KEYS: &[&str] = &[
     "acquireTimeout",
     "idleTimeout",
     "maxConcurrency",
+    "maxLifetime",
+    "maxCalls",
+    "maxRssBytes",
 ];
 const POOL_HINTS: &[(&str, &str)] = &[(
     "poolSize",
@@ -92,6 +95,9 @@ const COMMON_SERVER_KEYS: &[&str] = &[
     "acquireTimeout",
     "idleTimeout",
     "maxConcurrency",
+    "maxLifetime",
+    "maxCalls",
+    "maxRssBytes",
     "callTimeout",
     "initTimeout",
 ];
@@ -311,6 +317,7 @@ fn pool_defaults(c: &mut Checker, v: Option<&Value>, call_timeout: Duration) -> 
         acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
         idle_timeout: DEFAULT_IDLE_TIMEOUT,
         max_concurrency: DEFAULT_MAX_CONCURRENCY,
+        recycle: Recycle::default(),
     };
     const P: &str = "pool";
     if let Some(obj) = v.and_then(|v| c.object(v, P, "an object")) {
@@ -336,6 +343,7 @@ fn pool_defaults(c: &mut Checker, v: Option<&Value>, call_timeout: Duration) -> 
                 c.count(v, p, 1, MAX_CONCURRENCY_LIMIT)
             })
             .unwrap_or(pool.max_concurrency);
+        pool.recycle = recycle(c, obj, P, &pool.recycle);
         if pool.min > pool.max {
             c.report(
                 "pool.minConnections",
@@ -667,6 +675,7 @@ fn pool_settings(
                 c.count(v, p, 1, MAX_CONCURRENCY_LIMIT)
             })
             .unwrap_or(defaults.max_concurrency),
+        recycle: recycle(c, obj, path, &defaults.recycle),
     };
     if pool.min > pool.max {
         let (min, max) = (pool.min, pool.max);
@@ -696,6 +705,25 @@ fn pool_settings(
         }
     }
     pool
+}
+
+/// `maxLifetime`, `maxCalls`, `maxRssBytes` over `defaults`.
+fn recycle(c: &mut Checker, obj: &Object, path: &str, defaults: &Recycle) -> Recycle {
+    Recycle {
+        max_lifetime: c
+            .field(obj, path, "maxLifetime", |c, v, p| c.millis(v, p, 1000))
+            .or(defaults.max_lifetime),
+        max_calls: c
+            .field(obj, path, "maxCalls", |c, v, p| {
+                c.integer(v, p, 1, u64::MAX)
+            })
+            .or(defaults.max_calls),
+        max_rss_bytes: c
+            .field(obj, path, "maxRssBytes", |c, v, p| {
+                c.integer(v, p, 1024 * 1024, u64::MAX)
+            })
+            .or(defaults.max_rss_bytes),
+    }
 }
 
 fn local(c: &mut Checker, obj: &Object, path: &str) -> Option<LocalServer> {
@@ -1150,6 +1178,7 @@ mod tests {
             acquire_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_concurrency: 16,
+            recycle: Default::default(),
         };
         assert_eq!(demo.pool, pool);
         assert_eq!(demo.call_timeout, Duration::from_secs(60));
@@ -1223,7 +1252,8 @@ mod tests {
                 max: 3,
                 acquire_timeout: Duration::from_millis(5000),
                 idle_timeout: Duration::from_millis(30000),
-                max_concurrency: 16
+                max_concurrency: 16,
+                recycle: Default::default(),
             }
         );
         assert_eq!(
@@ -1258,7 +1288,8 @@ mod tests {
                 max: 7,
                 acquire_timeout: Duration::from_millis(3000),
                 idle_timeout: Duration::from_millis(4000),
-                max_concurrency: 16
+                max_concurrency: 16,
+                recycle: Default::default(),
             }
         );
         assert_eq!(
@@ -1815,7 +1846,7 @@ mod tests {
         assert_eq!(
             problem(r#"{"mcpServers": {"gh": {"command": "x", "autoApprove": []}}}"#),
             "mcpServers.gh.autoApprove: unknown key (allowed here: name, type, enabled, poolSize, minConnections, \
-             acquireTimeout, idleTimeout, maxConcurrency, callTimeout, initTimeout, command, args, cwd, env, url, transport, headers, caFile)"
+             acquireTimeout, idleTimeout, maxConcurrency, maxLifetime, maxCalls, maxRssBytes, callTimeout, initTimeout, command, args, cwd, env, url, transport, headers, caFile)"
         );
         assert_eq!(
             problem(r#"{"mcpServers": ["x"]}"#),

@@ -131,6 +131,19 @@ pub struct PoolSettings {
     /// `maxConcurrency`, default 16: calls in flight on one handle at once; 1 serves one call at a
     /// time (for servers that cannot take concurrent requests).
     pub max_concurrency: usize,
+    /// When a handle is replaced (`maxLifetime`, `maxCalls`, `maxRssBytes`); default never.
+    pub recycle: Recycle,
+}
+
+/// Limits past which a handle takes no new calls, finishes those in flight and is replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Recycle {
+    /// `maxLifetime` (ms): age since the handle became ready.
+    pub max_lifetime: Option<Duration>,
+    /// `maxCalls`: calls the handle took.
+    pub max_calls: Option<u64>,
+    /// `maxRssBytes`: resident memory of the process (local servers; read from /proc).
+    pub max_rss_bytes: Option<u64>,
 }
 
 /// How a server's names are exposed (`mapping.<server>`).

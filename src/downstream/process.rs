@@ -228,3 +228,51 @@ pub fn describe_exit(status: &ExitStatus) -> String {
         _ => "exited".to_string(),
     }
 }
+
+/// Resident memory of a child's whole process group (the child is its leader: `npx`/`uvx` run the
+/// server as a grandchild), in bytes, from /proc. None where /proc cannot tell.
+#[cfg(target_os = "linux")]
+pub fn group_rss_bytes(leader: u32) -> Option<u64> {
+    let page = page_size();
+    let mut total = 0u64;
+    let mut found = false;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // The command may hold spaces and parentheses: fields start after the last ')'.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // After ')': state(0) ppid(1) pgrp(2) ... rss is field 24 of stat, index 21 here.
+        let (Some(pgrp), Some(rss)) = (fields.get(2), fields.get(21)) else {
+            continue;
+        };
+        if pgrp.parse::<u32>().ok() == Some(leader) {
+            found = true;
+            total += rss.parse::<u64>().unwrap_or(0) * page;
+        }
+    }
+    found.then_some(total)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn group_rss_bytes(_leader: u32) -> Option<u64> {
+    None
+}
+
+#[cfg(target_os = "linux")]
+fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if size > 0 {
+        size as u64
+    } else {
+        4096
+    }
+}

@@ -19,12 +19,36 @@
 //!   handle, so surplus handles really go idle);
 //! - a dead handle is never handed out; its loss counts once towards the backoff streak, however
 //!   many calls it carried (each of them is released, and failed, by its own carrier);
+//! - a handle past a recycling limit (`maxLifetime`, `maxCalls`, `maxRssBytes`) takes no new call,
+//!   leaves when its last call is released, and is replaced; its replacement may overlap it (a
+//!   draining handle does not count against `max`), so no call fails or waits for its end;
 //! - the supervisor thread does all spawning and reaping (`tick`), so the pool itself never blocks.
 
 mod backoff;
 mod stats;
 
 pub use stats::{HandleLoad, Stats, StatsView, Status};
+
+impl Recycled {
+    pub const ALL: [Recycled; 3] = [Recycled::Lifetime, Recycled::Calls, Recycled::Memory];
+
+    /// The config key of the limit.
+    pub fn key(self) -> &'static str {
+        match self {
+            Recycled::Lifetime => "maxLifetime",
+            Recycled::Calls => "maxCalls",
+            Recycled::Memory => "maxRssBytes",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Recycled::Lifetime => "past maxLifetime",
+            Recycled::Calls => "past maxCalls",
+            Recycled::Memory => "past maxRssBytes",
+        }
+    }
+}
 
 use crate::config::PoolSettings;
 use crate::job::{Failure, Job, ReactorSink};
@@ -98,6 +122,18 @@ struct Entry<M> {
     in_flight: usize,
     /// When the last call ended (or the handle became ready): for idle reaping and tie-breaks.
     last_used: Instant,
+    /// Calls it took, ever.
+    calls: u64,
+    /// Past a recycling limit: takes no new calls, leaves when its last one is released.
+    draining: Option<Recycled>,
+}
+
+/// Why a handle was recycled (`/health` counts each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recycled {
+    Lifetime = 0,
+    Calls = 1,
+    Memory = 2,
 }
 
 struct Waiting {
@@ -110,6 +146,11 @@ impl<M: Member> State<M> {
         self.handles.len()
     }
 
+    /// Handles that take new calls.
+    fn serving(&self) -> usize {
+        self.handles.iter().filter(|e| e.draining.is_none()).count()
+    }
+
     fn in_flight(&self) -> usize {
         self.handles.iter().map(|e| e.in_flight).sum()
     }
@@ -119,6 +160,26 @@ impl<M: Member> State<M> {
             .iter()
             .position(|e| e.member.serial() == serial)
     }
+}
+
+/// The `Recycle` limits a handle has passed, if any (memory is reported by the supervisor).
+fn past_limits(
+    settings: &PoolSettings,
+    entry_ready_at: Instant,
+    calls: u64,
+    now: Instant,
+) -> Option<Recycled> {
+    let limits = &settings.recycle;
+    if limits.max_calls.is_some_and(|max| calls >= max) {
+        return Some(Recycled::Calls);
+    }
+    if limits
+        .max_lifetime
+        .is_some_and(|max| now.saturating_duration_since(entry_ready_at) >= max)
+    {
+        return Some(Recycled::Lifetime);
+    }
+    None
 }
 
 impl<M: Member> Pool<M> {
@@ -253,7 +314,9 @@ impl<M: Member> Pool<M> {
         } else {
             self.next_waiting(&mut st, at, now)
         };
-        self.retire_if_stopping(&mut st, at);
+        if next.is_none() {
+            self.leave_if_done(&mut st, at);
+        }
         self.publish(&st);
         next
     }
@@ -277,6 +340,8 @@ impl<M: Member> Pool<M> {
             ready_at: now,
             in_flight: 0,
             last_used: now,
+            calls: 0,
+            draining: None,
         });
         let at = st.handles.len() - 1;
         while let Some(next) = self.next_waiting(&mut st, at, now) {
@@ -340,6 +405,7 @@ impl<M: Member> Pool<M> {
         }
         let mut st = self.lock();
         self.drop_dead(&mut st, now);
+        self.drain_aged(&mut st, now, &mut tick);
         self.expire_waiting(&mut st, now);
         self.reap_idle(&mut st, now, &mut tick);
         if !st.stopping {
@@ -388,7 +454,7 @@ impl<M: Member> Pool<M> {
                 .handles
                 .iter()
                 .enumerate()
-                .filter(|(_, e)| e.in_flight < cap)
+                .filter(|(_, e)| e.in_flight < cap && e.draining.is_none())
                 .min_by(|(_, a), (_, b)| {
                     a.in_flight
                         .cmp(&b.in_flight)
@@ -405,8 +471,16 @@ impl<M: Member> Pool<M> {
     }
 
     fn take_room(&self, st: &mut State<M>, at: usize) -> Handle<M> {
+        let now = Instant::now();
         let entry = &mut st.handles[at];
         entry.in_flight += 1;
+        entry.calls += 1;
+        if entry.draining.is_none() {
+            entry.draining = past_limits(&self.settings, entry.ready_at, entry.calls, now);
+            if entry.draining.is_some() {
+                (self.doorbell)(); // a replacement may be due
+            }
+        }
         self.stats
             .calls
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -417,7 +491,8 @@ impl<M: Member> Pool<M> {
 
     /// The oldest parked job still in time, with a claim on handle `at` if it has room.
     fn next_waiting(&self, st: &mut State<M>, at: usize, now: Instant) -> Option<(Job, Handle<M>)> {
-        if st.handles[at].in_flight >= self.settings.max_concurrency {
+        let entry = &st.handles[at];
+        if entry.in_flight >= self.settings.max_concurrency || entry.draining.is_some() {
             return None;
         }
         while let Some(w) = st.waiting.pop_front() {
@@ -430,12 +505,60 @@ impl<M: Member> Pool<M> {
         None
     }
 
-    /// While stopping, a handle leaves once its last call is released.
-    fn retire_if_stopping(&self, st: &mut State<M>, at: usize) {
-        if st.stopping && st.handles[at].in_flight == 0 {
-            let entry = st.handles.remove(at);
-            st.retire.push(entry.member);
+    /// A draining handle (recycled, or the pool stopping) leaves once its last call is released.
+    fn leave_if_done(&self, st: &mut State<M>, at: usize) {
+        let entry = &st.handles[at];
+        if entry.in_flight > 0 || !(st.stopping || entry.draining.is_some()) {
+            return;
+        }
+        let entry = st.handles.remove(at);
+        if let (Some(reason), false) = (entry.draining, st.stopping) {
+            self.stats.recycles[reason as usize].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            log::info!(
+                "server {}: recycled a handle ({}, after {} calls)",
+                self.name,
+                reason.describe(),
+                entry.calls
+            );
+        }
+        st.retire.push(entry.member);
+        (self.doorbell)();
+    }
+
+    /// A handle whose process grew past `maxRssBytes` (measured by the supervisor) is recycled.
+    pub fn over_memory(&self, serial: u64) {
+        let mut st = self.lock();
+        let Some(at) = st.position(serial) else {
+            return;
+        };
+        if st.handles[at].draining.is_none() {
+            st.handles[at].draining = Some(Recycled::Memory);
+            self.leave_if_done(&mut st, at);
+            self.publish(&st);
+            drop(st);
             (self.doorbell)();
+        }
+    }
+
+    /// Marks handles past `maxLifetime` (or `maxCalls`) as draining; those with no call in flight
+    /// leave now.
+    fn drain_aged(&self, st: &mut State<M>, now: Instant, tick: &mut Tick<M>) {
+        let mut at = 0;
+        while at < st.handles.len() {
+            let entry = &mut st.handles[at];
+            if entry.draining.is_none() {
+                entry.draining = past_limits(&self.settings, entry.ready_at, entry.calls, now);
+                if entry.draining.is_none() {
+                    if let Some(max) = self.settings.recycle.max_lifetime {
+                        tick.next = earliest(tick.next, entry.ready_at + max);
+                    }
+                }
+            }
+            let before = st.handles.len();
+            self.leave_if_done(st, at);
+            if st.handles.len() == before {
+                at += 1;
+            }
         }
     }
 
@@ -526,12 +649,12 @@ impl<M: Member> Pool<M> {
     }
 
     fn reap_idle(&self, st: &mut State<M>, now: Instant, tick: &mut Tick<M>) {
-        while st.live() > self.settings.min {
+        while st.serving() > self.settings.min {
             let oldest = st
                 .handles
                 .iter()
                 .enumerate()
-                .filter(|(_, e)| e.in_flight == 0)
+                .filter(|(_, e)| e.in_flight == 0 && e.draining.is_none())
                 .min_by_key(|(_, e)| e.last_used)
                 .map(|(at, e)| (at, e.last_used));
             let Some((at, since)) = oldest else { break };
@@ -551,7 +674,8 @@ impl<M: Member> Pool<M> {
     }
 
     fn plan_spawns(&self, st: &mut State<M>, now: Instant, tick: &mut Tick<M>) {
-        let have = st.live() + st.starting;
+        // Draining handles are on their way out: their replacements may overlap them.
+        let have = st.serving() + st.starting;
         // Parked jobs exist only while every ready handle is full: each new handle takes up to
         // `maxConcurrency` of them.
         let for_waiting = st.waiting.len().div_ceil(self.settings.max_concurrency);
@@ -644,6 +768,15 @@ mod tests {
     }
 
     fn rig(min: usize, max: usize, max_concurrency: usize) -> Rig {
+        rig_with(min, max, max_concurrency, Default::default())
+    }
+
+    fn rig_with(
+        min: usize,
+        max: usize,
+        max_concurrency: usize,
+        recycle: crate::config::Recycle,
+    ) -> Rig {
         let poll = mio::Poll::new().unwrap();
         let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).unwrap());
         let (tx, replies) = crossbeam_channel::unbounded();
@@ -653,6 +786,7 @@ mod tests {
             acquire_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_concurrency,
+            recycle,
         };
         let pool = Pool::new(
             "t".into(),
@@ -941,5 +1075,57 @@ mod tests {
             tick.spawn, 1,
             "a replacement is started for the parked call"
         );
+    }
+
+    #[test]
+    fn a_handle_past_max_calls_finishes_its_calls_and_is_replaced_without_refusing_any() {
+        let recycle = crate::config::Recycle {
+            max_calls: Some(3),
+            ..Default::default()
+        };
+        let rig = rig_with(1, 1, 8, recycle);
+        let now = Instant::now();
+        settle(&rig, now);
+        let claims: Vec<Handle<Fake>> = (0..3)
+            .map(|n| match rig.pool.submit(job(n, now), now) {
+                Submit::Run(_, claim) => claim,
+                _ => panic!("room for call {n}"),
+            })
+            .collect();
+        assert!(
+            matches!(rig.pool.submit(job(3, now), now), Submit::Parked),
+            "past maxCalls: no new call on it"
+        );
+        let tick = rig.pool.tick(now);
+        assert_eq!(
+            tick.spawn, 1,
+            "a replacement, though the pool is at poolSize"
+        );
+        assert!(tick.retire.is_empty(), "its calls are still running");
+        for claim in claims {
+            assert!(rig.pool.release(claim, true, now).is_none());
+        }
+        let tick = rig.pool.tick(now);
+        assert_eq!(tick.retire.len(), 1, "gone once its last call ended");
+        let taken = rig.pool.ready(fake(2), now);
+        assert_eq!(taken.len(), 1, "the parked call runs on the replacement");
+        assert_eq!(rig.pool.stats().recycles, [0, 1, 0]);
+        assert!(rig.replies.try_recv().is_err(), "no call was failed");
+    }
+
+    #[test]
+    fn an_idle_handle_past_max_lifetime_is_replaced_at_once() {
+        let recycle = crate::config::Recycle {
+            max_lifetime: Some(Duration::from_secs(60)),
+            ..Default::default()
+        };
+        let rig = rig_with(1, 2, 8, recycle);
+        let t0 = Instant::now();
+        settle(&rig, t0);
+        assert_eq!(rig.pool.tick(t0).next, Some(t0 + Duration::from_secs(60)));
+        let tick = rig.pool.tick(t0 + Duration::from_secs(61));
+        assert_eq!(tick.retire.len(), 1);
+        assert_eq!(tick.spawn, 1, "min is kept");
+        assert_eq!(rig.pool.stats().recycles, [1, 0, 0]);
     }
 }

@@ -53,6 +53,8 @@ pub struct Stats {
     pub(super) restarts: AtomicU64,
     /// Calls that got a handle.
     pub(super) calls: AtomicU64,
+    /// Handles recycled, by `Recycled` reason.
+    pub(super) recycles: [AtomicU64; 3],
     pub(super) last_error: Mutex<Option<String>>,
 }
 
@@ -78,6 +80,8 @@ pub struct StatsView {
     pub spawns: u64,
     pub restarts: u64,
     pub calls: u64,
+    /// Handles recycled: past maxLifetime, maxCalls, maxRssBytes.
+    pub recycles: [u64; 3],
     pub last_error: Option<String>,
 }
 
@@ -99,6 +103,7 @@ impl Stats {
             spawns: self.spawns.load(Ordering::Relaxed),
             restarts: self.restarts.load(Ordering::Relaxed),
             calls: self.calls.load(Ordering::Relaxed),
+            recycles: [0, 1, 2].map(|i| self.recycles[i].load(Ordering::Relaxed)),
             last_error: self
                 .last_error
                 .lock()

@@ -53,6 +53,10 @@ impl Router {
                     "spawns": stats.spawns,
                     "restarts": stats.restarts,
                     "calls": stats.calls,
+                    "recycles": crate::pool::Recycled::ALL
+                        .iter()
+                        .map(|r| (r.key().to_string(), serde_json::Value::from(stats.recycles[*r as usize])))
+                        .collect::<serde_json::Map<_, _>>(),
                     "lastError": stats.last_error,
                 })
             })
