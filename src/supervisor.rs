@@ -23,6 +23,8 @@ use crate::registry::ListKind;
 use crate::workers::WorkerMsg;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::collections::HashMap;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -44,6 +46,8 @@ pub enum Control {
         uri: String,
         subscribe: bool,
     },
+    /// A client session ended: handles that belong to it (`share: "session"`) are stopped.
+    SessionEnded(crate::job::Slot),
     /// The most verbose log level any session wants (None: no session asked).
     LogLevel(Option<&'static str>),
     /// Send `body` to `to` once every earlier control message has reached the children: a client
@@ -87,6 +91,7 @@ impl Supervisor {
                     live: HashMap::new(),
                     processes: HashMap::new(),
                     exiting: Vec::new(),
+                    process_dirs: HashMap::new(),
                     next_serial: 0,
                     shutdown: None,
                     memory_checked: Instant::now(),
@@ -105,7 +110,10 @@ struct Running {
     live: HashMap<u64, Link>,
     /// The process of every child handle in `live`, to stop and reap when it is retired.
     processes: HashMap<u64, std::process::Child>,
-    exiting: Vec<Exiting>,
+    /// Children being stopped, with the private directory to remove once each is reaped.
+    exiting: Vec<(Exiting, Option<PathBuf>)>,
+    /// Private directories (`${MCP_GATEWAY_PROCESS_DIR}`) of live children, by serial.
+    process_dirs: HashMap<u64, PathBuf>,
     next_serial: u64,
     shutdown: Option<(Instant, Sender<()>)>,
     /// When children's memory was last measured against `maxRssBytes`.
@@ -120,7 +128,7 @@ impl Running {
             if let Some((since, done)) = &self.shutdown {
                 let all_gone = self.exiting.is_empty() && self.live.is_empty();
                 if all_gone || now.duration_since(*since) > SHUTDOWN_LIMIT {
-                    for e in &self.exiting {
+                    for (e, _) in &self.exiting {
                         log::error!("{}: still not reaped after SIGKILL; giving up", e.label);
                     }
                     let _ = done.send(());
@@ -193,6 +201,11 @@ impl Running {
                 }
             }
             Control::After { to, body } => self.sup.catalog.reply(to, body),
+            Control::SessionEnded(session) => {
+                for pool in self.sup.pools.iter() {
+                    pool.session_ended(session);
+                }
+            }
             Control::Shutdown { hurry, done } => {
                 log::info!("stopping {} server processes", self.live.len());
                 for pool in self.sup.pools.iter() {
@@ -203,7 +216,7 @@ impl Running {
                     self.retire(&child, now);
                 }
                 if hurry {
-                    self.exiting.iter_mut().for_each(|e| e.hurry(now));
+                    self.exiting.iter_mut().for_each(|(e, _)| e.hurry(now));
                 }
                 self.shutdown = Some((now, done));
             }
@@ -253,16 +266,26 @@ impl Running {
                 next = next.min(at);
             }
         }
-        self.exiting.retain_mut(|exiting| match exiting.poll(now) {
-            Some(Ok(status)) => {
-                log::debug!("{} {}", exiting.label, process::describe_exit(&status));
-                false
+        self.exiting.retain_mut(|(exiting, dir)| {
+            let done = match exiting.poll(now) {
+                Some(Ok(status)) => {
+                    log::debug!("{} {}", exiting.label, process::describe_exit(&status));
+                    true
+                }
+                Some(Err(e)) => {
+                    log::warn!("{}: waiting for it failed: {e}", exiting.label);
+                    true
+                }
+                None => false,
+            };
+            if done {
+                if let Some(dir) = dir.take() {
+                    if let Err(e) = std::fs::remove_dir_all(&dir) {
+                        log::warn!("cannot remove {}: {e}", dir.display());
+                    }
+                }
             }
-            Some(Err(e)) => {
-                log::warn!("{}: waiting for it failed: {e}", exiting.label);
-                false
-            }
-            None => true,
+            !done
         });
         if !self.exiting.is_empty() {
             next = next.min(now + REAP_POLL);
@@ -317,7 +340,9 @@ impl Running {
             Link::Stdio(child) => {
                 child.retire();
                 if let Some(process) = self.processes.remove(&child.serial) {
-                    self.exiting.push(Exiting::new(child.label(), process, now));
+                    let dir = self.process_dirs.remove(&child.serial);
+                    self.exiting
+                        .push((Exiting::new(child.label(), process, now), dir));
                 }
             }
             Link::Remote(remote) => remote.retire(),
@@ -340,6 +365,9 @@ impl Running {
             ServerKind::Local(local) => match self.spawn_child(index, local, serial) {
                 Ok(child) => Link::Stdio(child),
                 Err(e) => {
+                    if let Some(dir) = self.process_dirs.remove(&serial) {
+                        let _ = std::fs::remove_dir_all(dir);
+                    }
                     pool.start_failed(e, now);
                     return;
                 }
@@ -405,6 +433,51 @@ impl Running {
         }
     }
 
+    /// `local` with `${MCP_GATEWAY_PROCESS_DIR}` filled in: a fresh private directory (0700) for
+    /// this process alone, removed once it is reaped (so, with `share: "session"`, a server that
+    /// keeps its state in a file keeps it per session).
+    fn with_process_dir(
+        &mut self,
+        local: &LocalServer,
+        serial: u64,
+    ) -> Result<LocalServer, String> {
+        let uses = |s: &str| s.contains(crate::config::PROCESS_DIR);
+        let wanted = local.command.iter().any(|a| uses(a))
+            || local.env.iter().any(|(_, v)| uses(v))
+            || local
+                .cwd
+                .as_ref()
+                .is_some_and(|c| uses(&c.to_string_lossy()));
+        if !wanted {
+            return Ok(local.clone());
+        }
+        let dir = std::env::temp_dir().join(format!(
+            "mcp-gateway-{}-process-{serial}",
+            std::process::id()
+        ));
+        let made = std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .or_else(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => std::fs::remove_dir_all(&dir)
+                    .and_then(|_| std::fs::DirBuilder::new().mode(0o700).create(&dir)),
+                _ => Err(e),
+            });
+        made.map_err(|e| format!("cannot make its directory {}: {e}", dir.display()))?;
+        let text = dir.to_string_lossy().into_owned();
+        let fill = |s: &str| s.replace(crate::config::PROCESS_DIR, &text);
+        let mut local = local.clone();
+        local.command = local.command.iter().map(|a| fill(a)).collect();
+        local.env = local
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), fill(v)))
+            .collect();
+        local.cwd = local.cwd.map(|c| PathBuf::from(fill(&c.to_string_lossy())));
+        self.process_dirs.insert(serial, dir);
+        Ok(local)
+    }
+
     /// Spawns a child and gives its output to the child-I/O thread. Errors are for `/health`.
     fn spawn_child(
         &mut self,
@@ -412,6 +485,7 @@ impl Running {
         local: &LocalServer,
         serial: u64,
     ) -> Result<Arc<StdioChild>, String> {
+        let local = &self.with_process_dir(local, serial)?;
         let mut process = process::spawn(local).map_err(|e| {
             let program = local.command.first().map(String::as_str).unwrap_or("");
             format!("cannot start `{program}`: {e}")

@@ -3,7 +3,8 @@
 //! Forms: `${VAR}` (an error when unset), `${VAR:-default}` (the default when unset or empty, as in the
 //! shell), `$$` for a literal `$`. A `$` followed by anything else is kept as is. Expansion runs once:
 //! a variable's value is never expanded again. Error messages name variables but never contain their
-//! values, which are often secrets.
+//! values, which are often secrets. `${MCP_GATEWAY_PROCESS_DIR}` is kept as written: it is filled in
+//! for each server process when it starts (a private directory of that process).
 
 /// Expands `text`, looking variables up with `env`. On failure returns one message per bad reference.
 pub(super) fn expand(
@@ -45,8 +46,14 @@ pub(super) fn expand(
     }
 }
 
+/// The placeholder filled in per server process (`downstream::process_dir`).
+pub const PROCESS_DIR: &str = "${MCP_GATEWAY_PROCESS_DIR}";
+
 /// Resolves the inside of one `${...}`.
 fn reference(body: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    if body == &PROCESS_DIR[2..PROCESS_DIR.len() - 1] {
+        return Ok(PROCESS_DIR.to_string());
+    }
     let (name, default) = match body.split_once(":-") {
         Some((name, default)) => (name, Some(default)),
         None => (body, None),

@@ -10,6 +10,7 @@
 //! file and writes the example for `mcp-gateway init`.
 
 mod expand;
+pub use expand::PROCESS_DIR;
 mod locate;
 mod resolve;
 mod schema;

@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::schema::{describe, quote, Checker, Env, Object};
 use super::types::{
     Config, Cors, GatewayConfig, LocalServer, Mapping, PoolSettings, Recycle, RemoteServer,
-    RemoteTransport, ServerConfig, ServerKind, StripPrefix, ToolFilter,
+    RemoteTransport, ServerConfig, ServerKind, Share, StripPrefix, ToolFilter,
 };
 use super::{key_path, Problem};
 
@@ -98,8 +98,19 @@ const COMMON_SERVER_KEYS: &[&str] = &[
     "maxLifetime",
     "maxCalls",
     "maxRssBytes",
+    "share",
     "callTimeout",
     "initTimeout",
+];
+const SHARES: &[&str] = &["shared", "session", "call"];
+const SHARE_HINTS: &[(&str, &str)] = &[
+    ("per-session", "write \"session\""),
+    (
+        "isolated",
+        "write \"session\" (a process per client session) or \"call\"",
+    ),
+    ("none", "write \"call\" (a fresh process for every call)"),
+    ("pooled", "write \"shared\""),
 ];
 const LOCAL_KEYS: &[&str] = &["command", "args", "cwd", "env"];
 const REMOTE_KEYS: &[&str] = &["url", "transport", "headers", "caFile"];
@@ -318,6 +329,7 @@ fn pool_defaults(c: &mut Checker, v: Option<&Value>, call_timeout: Duration) -> 
         idle_timeout: DEFAULT_IDLE_TIMEOUT,
         max_concurrency: DEFAULT_MAX_CONCURRENCY,
         recycle: Recycle::default(),
+        share: Share::Shared,
     };
     const P: &str = "pool";
     if let Some(obj) = v.and_then(|v| c.object(v, P, "an object")) {
@@ -676,6 +688,15 @@ fn pool_settings(
             })
             .unwrap_or(defaults.max_concurrency),
         recycle: recycle(c, obj, path, &defaults.recycle),
+        share: c
+            .field(obj, path, "share", |c, v, p| {
+                Some(match c.choice(v, p, SHARES, SHARE_HINTS)? {
+                    "session" => Share::Session,
+                    "call" => Share::Call,
+                    _ => Share::Shared,
+                })
+            })
+            .unwrap_or_default(),
     };
     if pool.min > pool.max {
         let (min, max) = (pool.min, pool.max);
@@ -1179,6 +1200,7 @@ mod tests {
             idle_timeout: Duration::from_secs(60),
             max_concurrency: 16,
             recycle: Default::default(),
+            share: Default::default(),
         };
         assert_eq!(demo.pool, pool);
         assert_eq!(demo.call_timeout, Duration::from_secs(60));
@@ -1254,6 +1276,7 @@ mod tests {
                 idle_timeout: Duration::from_millis(30000),
                 max_concurrency: 16,
                 recycle: Default::default(),
+                share: Default::default(),
             }
         );
         assert_eq!(
@@ -1290,6 +1313,7 @@ mod tests {
                 idle_timeout: Duration::from_millis(4000),
                 max_concurrency: 16,
                 recycle: Default::default(),
+                share: Default::default(),
             }
         );
         assert_eq!(
@@ -1846,7 +1870,7 @@ mod tests {
         assert_eq!(
             problem(r#"{"mcpServers": {"gh": {"command": "x", "autoApprove": []}}}"#),
             "mcpServers.gh.autoApprove: unknown key (allowed here: name, type, enabled, poolSize, minConnections, \
-             acquireTimeout, idleTimeout, maxConcurrency, maxLifetime, maxCalls, maxRssBytes, callTimeout, initTimeout, command, args, cwd, env, url, transport, headers, caFile)"
+             acquireTimeout, idleTimeout, maxConcurrency, maxLifetime, maxCalls, maxRssBytes, share, callTimeout, initTimeout, command, args, cwd, env, url, transport, headers, caFile)"
         );
         assert_eq!(
             problem(r#"{"mcpServers": ["x"]}"#),

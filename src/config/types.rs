@@ -133,6 +133,21 @@ pub struct PoolSettings {
     pub max_concurrency: usize,
     /// When a handle is replaced (`maxLifetime`, `maxCalls`, `maxRssBytes`); default never.
     pub recycle: Recycle,
+    /// `share` of the server: who may use one handle.
+    pub share: Share,
+}
+
+/// Who shares one server process (`share`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Share {
+    /// `"shared"` (default): one pool for every client, calls multiplexed.
+    #[default]
+    Shared,
+    /// `"session"`: each client session its own process, started on its first call and stopped
+    /// when the session ends; calls without a session (REST) a process each.
+    Session,
+    /// `"call"`: a fresh process for every call, stopped after it.
+    Call,
 }
 
 /// Limits past which a handle takes no new calls, finishes those in flight and is replaced.

@@ -50,8 +50,8 @@ impl Recycled {
     }
 }
 
-use crate::config::PoolSettings;
-use crate::job::{Failure, Job, ReactorSink};
+use crate::config::{PoolSettings, Share};
+use crate::job::{Failure, Job, ReactorSink, Slot};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -124,8 +124,19 @@ struct Entry<M> {
     last_used: Instant,
     /// Calls it took, ever.
     calls: u64,
-    /// Past a recycling limit: takes no new calls, leaves when its last one is released.
-    draining: Option<Recycled>,
+    /// Takes no new calls; leaves when its last one is released.
+    draining: Option<Drain>,
+    /// `share: "session"`: the client session the handle belongs to, once it took a call.
+    owner: Option<Slot>,
+}
+
+/// Why a handle takes no new calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Drain {
+    /// Past a recycling limit.
+    Recycled(Recycled),
+    /// Its one call is taken (`share: "call"`), or the session it belonged to ended.
+    Done,
 }
 
 /// Why a handle was recycled (`/health` counts each).
@@ -151,6 +162,11 @@ impl<M: Member> State<M> {
         self.handles.iter().filter(|e| e.draining.is_none()).count()
     }
 
+    /// Fresh handles no session or call has taken yet (`share: "session"` / `"call"`).
+    fn spares(&self) -> usize {
+        self.handles.iter().filter(|e| e.is_spare()).count()
+    }
+
     fn in_flight(&self) -> usize {
         self.handles.iter().map(|e| e.in_flight).sum()
     }
@@ -159,6 +175,12 @@ impl<M: Member> State<M> {
         self.handles
             .iter()
             .position(|e| e.member.serial() == serial)
+    }
+}
+
+impl<M> Entry<M> {
+    fn is_spare(&self) -> bool {
+        self.owner.is_none() && self.calls == 0 && self.draining.is_none()
     }
 }
 
@@ -266,7 +288,7 @@ impl<M: Member> Pool<M> {
             return Submit::Rejected(job, self.exhausted());
         }
         if st.waiting.is_empty() {
-            if let Some(handle) = self.claim(&mut st, now) {
+            if let Some(handle) = self.claim(&mut st, &job, now) {
                 self.publish(&st);
                 return Submit::Run(job, handle);
             }
@@ -342,6 +364,7 @@ impl<M: Member> Pool<M> {
             last_used: now,
             calls: 0,
             draining: None,
+            owner: None,
         });
         let at = st.handles.len() - 1;
         while let Some(next) = self.next_waiting(&mut st, at, now) {
@@ -447,14 +470,14 @@ impl<M: Member> Pool<M> {
 
     /// A claim on the live handle with the fewest calls in flight and room for one more; among
     /// equals, the most recently used.
-    fn claim(&self, st: &mut State<M>, now: Instant) -> Option<Handle<M>> {
-        let cap = self.settings.max_concurrency;
+    fn claim(&self, st: &mut State<M>, job: &Job, now: Instant) -> Option<Handle<M>> {
         loop {
+            let owned = self.owned_by(st, job);
             let best = st
                 .handles
                 .iter()
                 .enumerate()
-                .filter(|(_, e)| e.in_flight < cap && e.draining.is_none())
+                .filter(|(_, e)| self.fits(e, job, owned))
                 .min_by(|(_, a), (_, b)| {
                     a.in_flight
                         .cmp(&b.in_flight)
@@ -466,20 +489,48 @@ impl<M: Member> Pool<M> {
                 self.lost(st, best, now);
                 continue;
             }
-            return Some(self.take_room(st, best));
+            return Some(self.take_room(st, best, job));
         }
     }
 
-    fn take_room(&self, st: &mut State<M>, at: usize) -> Handle<M> {
+    /// Whether a handle may take `job` (`owned`: the job's session already has a handle).
+    fn fits(&self, entry: &Entry<M>, job: &Job, owned: bool) -> bool {
+        if entry.draining.is_some() || entry.in_flight >= self.settings.max_concurrency {
+            return false;
+        }
+        match (self.settings.share, job.session) {
+            (Share::Shared, _) => true,
+            (Share::Session, Some(session)) if owned => entry.owner == Some(session),
+            // A fresh process: a session's first call, or a call that gets one of its own.
+            _ => entry.is_spare(),
+        }
+    }
+
+    /// Whether `job`'s session already has a handle (`share: "session"`).
+    fn owned_by(&self, st: &State<M>, job: &Job) -> bool {
+        self.settings.share == Share::Session
+            && job
+                .session
+                .is_some_and(|s| st.handles.iter().any(|e| e.owner == Some(s)))
+    }
+
+    fn take_room(&self, st: &mut State<M>, at: usize, job: &Job) -> Handle<M> {
         let now = Instant::now();
+        let share = self.settings.share;
         let entry = &mut st.handles[at];
         entry.in_flight += 1;
         entry.calls += 1;
+        match (share, job.session) {
+            (Share::Shared, _) => {}
+            (Share::Session, Some(session)) => entry.owner = Some(session),
+            _ => entry.draining = Some(Drain::Done),
+        }
         if entry.draining.is_none() {
-            entry.draining = past_limits(&self.settings, entry.ready_at, entry.calls, now);
-            if entry.draining.is_some() {
-                (self.doorbell)(); // a replacement may be due
-            }
+            entry.draining =
+                past_limits(&self.settings, entry.ready_at, entry.calls, now).map(Drain::Recycled);
+        }
+        if entry.draining.is_some() || share != Share::Shared {
+            (self.doorbell)(); // a replacement or a new spare may be due
         }
         self.stats
             .calls
@@ -495,14 +546,46 @@ impl<M: Member> Pool<M> {
         if entry.in_flight >= self.settings.max_concurrency || entry.draining.is_some() {
             return None;
         }
-        while let Some(w) = st.waiting.pop_front() {
-            if w.deadline <= now {
+        let mut i = 0;
+        while i < st.waiting.len() {
+            if st.waiting[i].deadline <= now {
+                let w = st.waiting.remove(i).expect("in range");
                 self.sink.fail(&w.job.route(), &self.exhausted());
                 continue;
             }
-            return Some((w.job, self.take_room(st, at)));
+            let owned = self.owned_by(st, &st.waiting[i].job);
+            if self.fits(&st.handles[at], &st.waiting[i].job, owned) {
+                let w = st.waiting.remove(i).expect("in range");
+                let claim = self.take_room(st, at, &w.job);
+                return Some((w.job, claim));
+            }
+            i += 1;
         }
         None
+    }
+
+    /// `share: "session"`: the session ended; its handle leaves once its calls (cancelled by
+    /// now) are released, and its parked calls end.
+    pub fn session_ended(&self, session: Slot) {
+        if self.settings.share != Share::Session {
+            return;
+        }
+        let mut st = self.lock();
+        let (gone, keep): (VecDeque<_>, VecDeque<_>) = st
+            .waiting
+            .drain(..)
+            .partition(|w| w.job.session == Some(session));
+        st.waiting = keep;
+        for w in gone {
+            self.sink.cancelled(&w.job.route());
+        }
+        if let Some(at) = st.handles.iter().position(|e| e.owner == Some(session)) {
+            st.handles[at].draining = Some(Drain::Done);
+            self.leave_if_done(&mut st, at);
+        }
+        self.publish(&st);
+        drop(st);
+        (self.doorbell)();
     }
 
     /// A draining handle (recycled, or the pool stopping) leaves once its last call is released.
@@ -512,7 +595,7 @@ impl<M: Member> Pool<M> {
             return;
         }
         let entry = st.handles.remove(at);
-        if let (Some(reason), false) = (entry.draining, st.stopping) {
+        if let (Some(Drain::Recycled(reason)), false) = (entry.draining, st.stopping) {
             self.stats.recycles[reason as usize].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             log::info!(
                 "server {}: recycled a handle ({}, after {} calls)",
@@ -532,7 +615,7 @@ impl<M: Member> Pool<M> {
             return;
         };
         if st.handles[at].draining.is_none() {
-            st.handles[at].draining = Some(Recycled::Memory);
+            st.handles[at].draining = Some(Drain::Recycled(Recycled::Memory));
             self.leave_if_done(&mut st, at);
             self.publish(&st);
             drop(st);
@@ -547,7 +630,8 @@ impl<M: Member> Pool<M> {
         while at < st.handles.len() {
             let entry = &mut st.handles[at];
             if entry.draining.is_none() {
-                entry.draining = past_limits(&self.settings, entry.ready_at, entry.calls, now);
+                entry.draining = past_limits(&self.settings, entry.ready_at, entry.calls, now)
+                    .map(Drain::Recycled);
                 if entry.draining.is_none() {
                     if let Some(max) = self.settings.recycle.max_lifetime {
                         tick.next = earliest(tick.next, entry.ready_at + max);
@@ -623,6 +707,21 @@ impl<M: Member> Pool<M> {
     }
 
     fn exhausted(&self) -> Failure {
+        if self.settings.share != Share::Shared {
+            return Failure::Unavailable(format!(
+                "server {}: every one of its {} processes is taken (share: \"{}\", poolSize {}), \
+                 and none came free within acquireTimeout ({} ms)",
+                self.name,
+                self.settings.max,
+                if self.settings.share == Share::Call {
+                    "call"
+                } else {
+                    "session"
+                },
+                self.settings.max,
+                self.settings.acquire_timeout.as_millis(),
+            ));
+        }
         Failure::Unavailable(format!(
             "server {}: no connection became free within acquireTimeout ({} ms); pool limit is {}",
             self.name,
@@ -649,12 +748,18 @@ impl<M: Member> Pool<M> {
     }
 
     fn reap_idle(&self, st: &mut State<M>, now: Instant, tick: &mut Tick<M>) {
-        while st.serving() > self.settings.min {
+        // Shared: any idle handle above `min`. Otherwise only spares: a session's handle lives as
+        // long as its session, however idle.
+        let shared = self.settings.share == Share::Shared;
+        let count = |st: &State<M>| if shared { st.serving() } else { st.spares() };
+        while count(st) > self.settings.min {
             let oldest = st
                 .handles
                 .iter()
                 .enumerate()
-                .filter(|(_, e)| e.in_flight == 0 && e.draining.is_none())
+                .filter(|(_, e)| {
+                    e.in_flight == 0 && e.draining.is_none() && (shared || e.is_spare())
+                })
                 .min_by_key(|(_, e)| e.last_used)
                 .map(|(at, e)| (at, e.last_used));
             let Some((at, since)) = oldest else { break };
@@ -673,17 +778,49 @@ impl<M: Member> Pool<M> {
         }
     }
 
+    /// Parked jobs that can only run on a fresh handle: with `share: "session"`, one per session
+    /// without a handle (and each call without a session); with `"call"`, every one.
+    fn needing_fresh(&self, st: &State<M>) -> usize {
+        if self.settings.share == Share::Call {
+            return st.waiting.len();
+        }
+        let mut sessions: Vec<Slot> = Vec::new();
+        let mut sessionless = 0;
+        for w in &st.waiting {
+            match w.job.session {
+                None => sessionless += 1,
+                Some(s)
+                    if !sessions.contains(&s) && !st.handles.iter().any(|e| e.owner == Some(s)) =>
+                {
+                    sessions.push(s)
+                }
+                Some(_) => {}
+            }
+        }
+        sessions.len() + sessionless
+    }
+
     fn plan_spawns(&self, st: &mut State<M>, now: Instant, tick: &mut Tick<M>) {
         // Draining handles are on their way out: their replacements may overlap them.
         let have = st.serving() + st.starting;
-        // Parked jobs exist only while every ready handle is full: each new handle takes up to
-        // `maxConcurrency` of them.
-        let for_waiting = st.waiting.len().div_ceil(self.settings.max_concurrency);
-        let mut want = self
-            .settings
-            .min
-            .saturating_sub(have)
-            .max(for_waiting.saturating_sub(st.starting));
+        let mut want = match self.settings.share {
+            Share::Shared => {
+                // Parked jobs exist only while every ready handle is full: each new handle takes
+                // up to `maxConcurrency` of them.
+                let for_waiting = st.waiting.len().div_ceil(self.settings.max_concurrency);
+                self.settings
+                    .min
+                    .saturating_sub(have)
+                    .max(for_waiting.saturating_sub(st.starting))
+            }
+            // `minConnections` fresh spares kept warm, plus one fresh handle per parked call that
+            // needs one (a new session's first, or any call with `share: "call"`).
+            Share::Session | Share::Call => {
+                let fresh = st.spares() + st.starting;
+                let needing = self.needing_fresh(st);
+                (self.settings.min + needing).saturating_sub(fresh)
+            }
+        };
         if !st.ever_ready && have == 0 {
             want = want.max(1); // the registry needs one listing even when min is 0
         }
@@ -777,6 +914,16 @@ mod tests {
         max_concurrency: usize,
         recycle: crate::config::Recycle,
     ) -> Rig {
+        rig_shared(min, max, max_concurrency, recycle, Share::Shared)
+    }
+
+    fn rig_shared(
+        min: usize,
+        max: usize,
+        max_concurrency: usize,
+        recycle: crate::config::Recycle,
+        share: Share,
+    ) -> Rig {
         let poll = mio::Poll::new().unwrap();
         let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).unwrap());
         let (tx, replies) = crossbeam_channel::unbounded();
@@ -787,6 +934,7 @@ mod tests {
             idle_timeout: Duration::from_secs(60),
             max_concurrency,
             recycle,
+            share,
         };
         let pool = Pool::new(
             "t".into(),
@@ -1127,5 +1275,73 @@ mod tests {
         assert_eq!(tick.retire.len(), 1);
         assert_eq!(tick.spawn, 1, "min is kept");
         assert_eq!(rig.pool.stats().recycles, [1, 0, 0]);
+    }
+
+    fn session_job(n: usize, session: usize, created: Instant) -> Job {
+        let mut job = job(n, created);
+        job.session = Some(Slot {
+            key: session,
+            gen: 1,
+        });
+        job
+    }
+
+    #[test]
+    fn with_share_session_each_session_gets_its_own_handle_and_it_ends_with_the_session() {
+        let rig = rig_shared(1, 3, 8, Default::default(), Share::Session);
+        let now = Instant::now();
+        settle(&rig, now); // one warm spare
+        let a1 = match rig.pool.submit(session_job(1, 10, now), now) {
+            Submit::Run(_, claim) => claim,
+            _ => panic!("the spare takes session 10"),
+        };
+        let a2 = match rig.pool.submit(session_job(2, 10, now), now) {
+            Submit::Run(_, claim) => claim,
+            _ => panic!("session 10 again, same handle"),
+        };
+        assert_eq!(a1.member.serial, a2.member.serial);
+        assert!(
+            matches!(
+                rig.pool.submit(session_job(3, 11, now), now),
+                Submit::Parked
+            ),
+            "session 11 never runs on session 10's handle"
+        );
+        let tick = rig.pool.tick(now);
+        assert_eq!(tick.spawn, 2, "one for session 11, one new spare");
+        let taken = rig.pool.ready(fake(2), now);
+        assert_eq!(taken.iter().map(|(j, _)| key(j)).collect::<Vec<_>>(), [3]);
+        rig.pool.ready(fake(3), now);
+        rig.pool.release(a1, true, now);
+        rig.pool.release(a2, true, now);
+        let idle = rig.pool.tick(now + Duration::from_secs(3600));
+        assert!(
+            idle.retire.is_empty(),
+            "a session's handle is not reaped while it lives"
+        );
+        rig.pool.session_ended(Slot { key: 10, gen: 1 });
+        let tick = rig.pool.tick(now);
+        assert_eq!(
+            tick.retire.iter().map(|m| m.serial).collect::<Vec<_>>(),
+            [100]
+        );
+    }
+
+    #[test]
+    fn with_share_call_every_call_gets_a_fresh_handle_stopped_after_it() {
+        let rig = rig_shared(0, 4, 8, Default::default(), Share::Call);
+        let now = Instant::now();
+        rig.pool.tick(now);
+        rig.pool.ready(fake(1), now); // the first listing's handle is a spare
+        let first = match rig.pool.submit(job(1, now), now) {
+            Submit::Run(_, claim) => claim,
+            _ => panic!("the spare takes the call"),
+        };
+        assert!(matches!(rig.pool.submit(job(2, now), now), Submit::Parked));
+        assert_eq!(rig.pool.tick(now).spawn, 1);
+        assert!(rig.pool.release(first, true, now).is_none());
+        let tick = rig.pool.tick(now);
+        assert_eq!(tick.retire.len(), 1, "stopped after its call");
+        assert_eq!(rig.pool.stats().recycles, [0, 0, 0], "not a recycle");
     }
 }

@@ -351,6 +351,11 @@ impl Router {
     /// Ends a session and whatever it held (subscriptions, its share of the log level).
     fn close_session(&mut self, session: Slot) -> Option<Session> {
         let closed = self.sessions.close(session)?;
+        let per_session = |s: &ServerConfig| s.pool.share == crate::config::Share::Session;
+        if self.servers.iter().any(per_session) {
+            // After the cancellations of its calls (sent by `close`), so they release first.
+            let _ = self.control.send(Control::SessionEnded(session));
+        }
         let uris: Vec<String> = closed.subscriptions.iter().cloned().collect();
         for uri in uris {
             if let Some(server) = self.registry.route_uri(&uri) {
