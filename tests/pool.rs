@@ -464,7 +464,10 @@ fn a_child_killed_between_calls_is_noticed_and_replaced_without_any_call() {
         n(&h["restarts"]) >= 1
     });
     let message = health["lastError"].as_str().unwrap_or_default().to_string();
-    assert!(message.contains("died"), "lastError: {message}");
+    assert!(
+        message.contains(&format!("(pid {victim}) was killed by signal 9")),
+        "lastError says how it ended: {message}"
+    );
     let replacement = wait_for(Duration::from_secs(10), "a replacement child", || {
         let health = pool_of(&gw, "demo");
         let children = gw.children();
@@ -931,4 +934,38 @@ fn a_process_over_max_rss_bytes_is_recycled() {
     let next = served_by(&gw, "pid");
     assert_ne!(next, first, "a fresh process serves");
     assert!(gw.logs().contains("over maxRssBytes"), "the log says why");
+}
+
+#[test]
+fn a_crash_looping_server_says_why_in_its_own_words_and_logs_once_not_per_retry() {
+    // What `npx` prints for a package that does not exist, footer last.
+    let script = r#"echo "npm error code E404" >&2
+echo "npm error 404 Not Found - GET https://registry.npmjs.org/@acme%2fnope - Not found" >&2
+echo "npm error A complete log of this run can be found in: /root/.npm/_logs/debug-0.log" >&2
+exit 1"#;
+    let gw = start(
+        vec![
+            json!({"name": "broken", "command": ["/bin/sh", "-c", script], "acquireTimeout": 500}),
+            demo_with("demo", &[], json!({})),
+        ],
+        json!({}),
+    );
+    let down = wait_health(&gw, "broken", "several failed starts", |h| {
+        n(&h["restarts"]) >= 4
+    });
+    let last = down["lastError"].as_str().unwrap_or_default();
+    assert!(last.contains("404 Not Found"), "lastError: {last}");
+    assert!(!last.contains("complete log"), "lastError: {last}");
+    assert!(down["nextRetryMs"].is_u64(), "{down}");
+    let warnings = gw
+        .logs()
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("server broken:"))
+        .count();
+    assert!(
+        warnings <= 2,
+        "{warnings} warnings for {} failures: a crash loop is logged once, then once a minute",
+        n(&down["restarts"])
+    );
+    assert_eq!(pool_of(&gw, "demo")["status"], "up");
 }

@@ -50,4 +50,11 @@ impl Member for Link {
             Link::Remote(remote) => remote.serial,
         }
     }
+
+    fn death_note(&self) -> Option<String> {
+        match self {
+            Link::Stdio(child) => child.death_note(),
+            Link::Remote(remote) => (!remote.is_alive()).then(|| remote.death_note()),
+        }
+    }
 }

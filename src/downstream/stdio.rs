@@ -7,14 +7,15 @@
 //! but child-I/O ever blocks on a child, and one child that stops reading its stdin can only fill
 //! its own write queue.
 //!
-//! Invariant: `alive` is written only by the child-I/O thread (stdout closed, or retired).
+//! Invariant: `alive` and the death note are written only by the child-I/O thread (stdout closed, or
+//! retired); the note is set before the death is reported.
 
 use super::child_io::{ChildIo, Command};
 use super::{Answer, CallError, Requester};
 use crossbeam_channel::RecvTimeoutError;
 use serde_json::{Map, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How long past a request's own deadline its caller waits for child-I/O to report the timeout.
@@ -30,6 +31,8 @@ pub struct StdioChild {
     pub serial: u64,
     pub pid: u32,
     alive: AtomicBool,
+    /// Why it died, set once by child-I/O before it reports the death.
+    death: OnceLock<String>,
     io: ChildIo,
 }
 
@@ -41,6 +44,7 @@ impl StdioChild {
             serial,
             pid,
             alive: AtomicBool::new(true),
+            death: OnceLock::new(),
             io,
         }
     }
@@ -57,6 +61,16 @@ impl StdioChild {
     /// Child-I/O: the child is gone or going; no new call may start on it.
     pub(super) fn mark_dead(&self) {
         self.alive.store(false, Ordering::Release);
+    }
+
+    /// Child-I/O: why it died (the first word on it stays).
+    pub(super) fn set_death_note(&self, note: String) {
+        let _ = self.death.set(note);
+    }
+
+    /// Why it died, once child-I/O knows.
+    pub fn death_note(&self) -> Option<String> {
+        self.death.get().cloned()
     }
 
     /// Closes the child's stdin (the polite way to ask a stdio server to exit); its calls in

@@ -61,6 +61,10 @@ pub trait Member: Clone + Send + 'static {
     fn is_alive(&self) -> bool;
     /// Unique per handle, for logs and for finding the handle a released call ran on.
     fn serial(&self) -> u64;
+    /// Why a dead handle died, as its owner tells it (for `lastError`).
+    fn death_note(&self) -> Option<String> {
+        None
+    }
 }
 
 /// One call's claim on a pooled handle: given out by `submit`/`ready`, given back by `release`.
@@ -114,7 +118,12 @@ struct State<M> {
     ever_ready: bool,
     stopping: bool,
     retire: Vec<M>,
+    /// When a failure was last logged at warn level.
+    failure_logged: Option<Instant>,
 }
+
+/// A crash loop is logged at most this often.
+const FAILURE_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 struct Entry<M> {
     member: M,
@@ -224,6 +233,7 @@ impl<M: Member> Pool<M> {
                 ever_ready: false,
                 stopping: false,
                 retire: Vec::new(),
+                failure_logged: None,
             }),
             stats: Stats::default(),
             sink,
@@ -253,8 +263,12 @@ impl<M: Member> Pool<M> {
     /// path).
     pub fn stats(&self) -> StatsView {
         let mut view = self.stats.view();
-        view.handles = self
-            .lock()
+        let st = self.lock();
+        view.next_retry_ms = st
+            .retry_at
+            .filter(|_| st.streak > 0)
+            .map(|at| at.saturating_duration_since(Instant::now()).as_millis() as u64);
+        view.handles = st
             .handles
             .iter()
             .map(|e| HandleLoad {
@@ -376,7 +390,6 @@ impl<M: Member> Pool<M> {
 
     /// A start attempt failed (spawn error, exit during the handshake, handshake timeout).
     pub fn start_failed(&self, error: String, now: Instant) {
-        log::warn!("server {}: {error}", self.name);
         let mut st = self.lock();
         st.starting = st.starting.saturating_sub(1);
         self.failure(&mut st, error, now);
@@ -661,16 +674,36 @@ impl<M: Member> Pool<M> {
         if lived >= backoff::STABLE_AFTER {
             st.streak = 0;
         }
+        let why = entry
+            .member
+            .death_note()
+            .unwrap_or_else(|| format!("a handle died after {} ms", lived.as_millis()));
         st.retire.push(entry.member);
-        self.failure(
-            st,
-            format!("a handle died after {} ms", lived.as_millis()),
-            now,
-        );
+        self.failure(st, why, now);
     }
     fn failure(&self, st: &mut State<M>, error: String, now: Instant) {
         st.streak = st.streak.saturating_add(1);
-        st.retry_at = Some(now + backoff::delay(st.streak));
+        let delay = backoff::delay(st.streak);
+        st.retry_at = Some(now + delay);
+        // A crash loop is logged when it starts and then at most once a minute, not per retry.
+        let due = st
+            .failure_logged
+            .is_none_or(|at| now.saturating_duration_since(at) >= FAILURE_LOG_EVERY);
+        if st.streak == 1 || due {
+            let again = if st.streak > 1 {
+                format!(" ({} failures in a row)", st.streak)
+            } else {
+                String::new()
+            };
+            log::warn!(
+                "server {}: {error}{again}; next start attempt in {} ms",
+                self.name,
+                delay.as_millis()
+            );
+            st.failure_logged = Some(now);
+        } else {
+            log::debug!("server {}: {error}", self.name);
+        }
         self.stats
             .restarts
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -701,7 +734,7 @@ impl<M: Member> Pool<M> {
             .map(|at| at.saturating_duration_since(now).as_millis())
             .unwrap_or(0);
         format!(
-            "server {} is down ({last}); next start attempt in {retry} ms",
+            "server \"{}\" is down: {last}; next start attempt in {retry} ms",
             self.name
         )
     }

@@ -82,6 +82,8 @@ pub struct StatsView {
     pub calls: u64,
     /// Handles recycled: past maxLifetime, maxCalls, maxRssBytes.
     pub recycles: [u64; 3],
+    /// While failing: in how many ms the next start is attempted (filled by `Pool::stats`).
+    pub next_retry_ms: Option<u64>,
     pub last_error: Option<String>,
 }
 
@@ -100,6 +102,7 @@ impl Stats {
             waiting: self.waiting.load(Ordering::Relaxed),
             in_flight: self.in_flight.load(Ordering::Relaxed),
             handles: Vec::new(),
+            next_retry_ms: None,
             spawns: self.spawns.load(Ordering::Relaxed),
             restarts: self.restarts.load(Ordering::Relaxed),
             calls: self.calls.load(Ordering::Relaxed),

@@ -58,6 +58,7 @@ impl Router {
                         .map(|r| (r.key().to_string(), serde_json::Value::from(stats.recycles[*r as usize])))
                         .collect::<serde_json::Map<_, _>>(),
                     "lastError": stats.last_error,
+                    "nextRetryMs": stats.next_retry_ms,
                 })
             })
             .collect();

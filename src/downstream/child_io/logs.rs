@@ -130,6 +130,58 @@ pub fn printable(line: &[u8]) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Lines that say nothing about what went wrong (npm's footer, npx's advice).
+const NOISE: &[&str] = &[
+    "a complete log of this run can be found in",
+    "npm notice",
+    "run `npm audit`",
+    "to address all issues",
+];
+/// Words of a line that says what went wrong.
+const TELLING: &[&str] = &[
+    "error",
+    "fail",
+    "fatal",
+    "exception",
+    "traceback",
+    "panic",
+    "not found",
+    "no such",
+    "cannot",
+    "can't",
+    "unable",
+    "denied",
+    "refused",
+    "enoent",
+    "eacces",
+    "eaddrinuse",
+    "invalid",
+    "missing",
+    "unknown",
+    "e404",
+    "not installed",
+];
+
+/// The most informative of a dead child's last stderr lines (oldest first): the last one that
+/// says what went wrong, else the last one that is not noise.
+pub fn best_clue(lines: &[String]) -> Option<&str> {
+    let useful = |l: &&String| {
+        let lower = l.to_ascii_lowercase();
+        !l.trim().is_empty() && !NOISE.iter().any(|n| lower.contains(n))
+    };
+    let telling = |l: &&String| {
+        let lower = l.to_ascii_lowercase();
+        TELLING.iter().any(|w| lower.contains(w))
+    };
+    lines
+        .iter()
+        .rev()
+        .filter(useful)
+        .find(telling)
+        .or_else(|| lines.iter().rev().find(useful))
+        .map(String::as_str)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,5 +241,25 @@ mod tests {
         assert_eq!(thousands(12_345), "12,345");
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1_000_000), "1,000,000");
+    }
+
+    #[test]
+    fn the_telling_line_beats_npm_s_footer() {
+        let lines: Vec<String> = [
+            "npm error code E404",
+            "npm error 404 Not Found - GET https://registry/@x%2fnope - Not found",
+            "npm error A complete log of this run can be found in: /root/.npm/_logs/x.log",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            best_clue(&lines),
+            Some("npm error 404 Not Found - GET https://registry/@x%2fnope - Not found")
+        );
+        let calm: Vec<String> = ["starting", "listening on stdio"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(best_clue(&calm), Some("listening on stdio"));
+        assert_eq!(best_clue(&[]), None);
     }
 }

@@ -61,7 +61,7 @@ const DEATH_WAIT: Duration = Duration::from_millis(100);
 const DEATH_POLL: Duration = Duration::from_millis(5);
 /// A retired child whose pipes stay open this long (a grandchild holds them) is let go.
 const RETIRED_LIMIT: Duration = Duration::from_secs(10);
-const STDERR_TAIL_LINES: usize = 3;
+const STDERR_TAIL_LINES: usize = 20;
 const STDERR_TAIL_CHARS: usize = 300;
 
 /// Something a child did that the pools or the registry must know about.
@@ -376,8 +376,9 @@ impl ChildState {
             }
             _ => format!("server {name} (pid {pid}) closed its output"),
         };
-        if let Some(last) = self.tail.back() {
-            note.push_str(&format!("; its last stderr line: {last}"));
+        let tail: Vec<String> = self.tail.iter().cloned().collect();
+        if let Some(clue) = logs::best_clue(&tail) {
+            note.push_str(&format!("; its stderr said: {clue}"));
         }
         note
     }
@@ -1150,6 +1151,7 @@ impl IoLoop {
                         .is_some_and(|at| now.saturating_duration_since(at) >= DEATH_WAIT);
                     if exited || waited {
                         let server = child.handle.server;
+                        child.handle.set_death_note(child.death_note());
                         self.fail_all(serial, None);
                         (self.on_event)(ChildEvent::Closed { server, serial });
                         self.forget_if_finished(serial);
