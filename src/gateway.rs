@@ -64,8 +64,14 @@ impl Backend {
         let catalog = Arc::new(Catalog::new(
             servers.clone(),
             config.gateway.page_size,
+            config.gateway.state_dir.clone(),
             sink.clone(),
         ));
+        for (index, pool) in pools.iter().enumerate() {
+            if catalog.listing(index).is_some() {
+                pool.listed_already();
+            }
+        }
         let events: Events = {
             let control = control.clone();
             let sink = sink.clone();
@@ -235,8 +241,10 @@ pub fn serve(config: Config) -> Result<(), String> {
 
 /// `mcp-gateway check`: starts every server, waits until each is up or has failed, prints the
 /// registry (tools, collisions, notes). Returns whether every enabled server came up.
-pub fn check(config: Config) -> Result<bool, String> {
+pub fn check(mut config: Config) -> Result<bool, String> {
     crate::signals::block().map_err(|e| format!("cannot block signals: {e}"))?;
+    // Every server is started and listed live: a check must not take last run's word for it.
+    config.gateway.state_dir = None;
     let poll = mio::Poll::new().map_err(|e| e.to_string())?;
     let waker =
         Arc::new(mio::Waker::new(poll.registry(), reactor::WAKER).map_err(|e| e.to_string())?);

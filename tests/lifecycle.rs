@@ -433,6 +433,7 @@ fn run_cli(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> (i32, String, Str
     let mut command = Command::new(gateway_binary());
     command
         .args(args)
+        .env("XDG_STATE_HOME", cwd.join("state"))
         .env_remove("MCP_GATEWAY_CONFIG")
         .env("HOME", cwd)
         .env_remove("XDG_CONFIG_HOME")
@@ -593,6 +594,7 @@ impl Raw {
         let mut command = Command::new(gateway_binary());
         command
             .args(args)
+            .env("XDG_STATE_HOME", cwd.join("state"))
             .env_remove("MCP_GATEWAY_CONFIG")
             .env("RUST_LOG", "info")
             .current_dir(cwd)

@@ -373,6 +373,7 @@ fn colliding_names_first_server_keeps_them_and_the_other_is_qualified() {
 fn run_cli(args: &[&str], cwd: &std::path::Path) -> (i32, String, String) {
     let mut child = Command::new(gateway_binary())
         .args(args)
+        .env("XDG_STATE_HOME", cwd.join("state"))
         .env_remove("MCP_GATEWAY_CONFIG")
         .current_dir(cwd)
         .stdin(Stdio::null())

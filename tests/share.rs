@@ -126,7 +126,8 @@ fn with_share_call_every_call_gets_a_fresh_process_and_nothing_is_left() {
     assert_eq!(seen["A"], json!([]), "{seen}");
     assert_eq!(seen["B"], json!([]), "{seen}");
     let health = memory_pool(&gw);
-    // The listing, then five calls (two creates, three reads), each in a fresh process.
-    assert!(health["spawns"].as_u64().unwrap() >= 6, "{health}");
+    // Five calls (two creates, three reads), each in a fresh process (the first may be the one
+    // that listed the tools, if it was not reaped yet).
+    assert!(health["spawns"].as_u64().unwrap() >= 5, "{health}");
     wait_no_processes(&gw);
 }

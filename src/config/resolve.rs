@@ -65,6 +65,7 @@ const GATEWAY_KEYS: &[&str] = &[
     "authToken",
     "allowedOrigins",
     "pageSize",
+    "stateDir",
 ];
 const GATEWAY_HINTS: &[(&str, &str)] = &[
     ("bind", "did you mean \"host\"?"),
@@ -212,6 +213,7 @@ fn gateway(c: &mut Checker, v: Option<&Value>) -> GatewayConfig {
         auth_token: None,
         allowed_origins: Vec::new(),
         page_size: DEFAULT_PAGE_SIZE,
+        state_dir: default_state_dir(),
     };
     const P: &str = "gateway";
     let Some(obj) = v.and_then(|v| c.object(v, P, "an object")) else {
@@ -263,7 +265,23 @@ fn gateway(c: &mut Checker, v: Option<&Value>) -> GatewayConfig {
     }) {
         g.allowed_origins = origins;
     }
+    if let Some(dir) = c.field(obj, P, "stateDir", file_path) {
+        g.state_dir = Some(dir);
+    }
     g
+}
+
+/// `$XDG_STATE_HOME/mcp-gateway`, else `$HOME/.local/state/mcp-gateway` (relative values ignored,
+/// as the XDG spec says).
+fn default_state_dir() -> Option<PathBuf> {
+    let absolute = |name: &str| {
+        std::env::var_os(name)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+    };
+    absolute("XDG_STATE_HOME")
+        .map(|d| d.join("mcp-gateway"))
+        .or_else(|| absolute("HOME").map(|h| h.join(".local/state/mcp-gateway")))
 }
 
 fn cors(c: &mut Checker, v: &Value, path: &str) -> Option<Cors> {
@@ -1405,7 +1423,7 @@ mod tests {
             problem(r#"{"gateway": {"zzzz": 1}}"#),
             "gateway.zzzz: unknown key (allowed here: host, port, cors, workers, maxBodyBytes, maxMessageBytes, \
              maxClients, callTimeout, keepaliveInterval, shutdownTimeout, sessionTimeout, authToken, \
-             allowedOrigins, pageSize)"
+             allowedOrigins, pageSize, stateDir)"
         );
     }
 

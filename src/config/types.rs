@@ -49,6 +49,10 @@ pub struct GatewayConfig {
     pub allowed_origins: Vec<String>,
     /// `gateway.pageSize`, default 500: items per page of the merged lists.
     pub page_size: usize,
+    /// `gateway.stateDir`, default `$XDG_STATE_HOME/mcp-gateway`, else
+    /// `~/.local/state/mcp-gateway`: what the gateway keeps between runs (servers' manifests).
+    /// None when neither can be told (no `HOME`): nothing is kept.
+    pub state_dir: Option<PathBuf>,
 }
 
 /// Cross-origin policy for browser clients.

@@ -388,6 +388,14 @@ impl<M: Member> Pool<M> {
         taken
     }
 
+    /// The server's lists are known without a handle (its manifest of the last run): with
+    /// `minConnections: 0` nothing is started until a call needs it.
+    pub fn listed_already(&self) {
+        let mut st = self.lock();
+        st.ever_ready = true;
+        self.publish(&st);
+    }
+
     /// A start attempt failed (spawn error, exit during the handshake, handshake timeout).
     pub fn start_failed(&self, error: String, now: Instant) {
         let mut st = self.lock();

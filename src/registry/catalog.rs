@@ -2,16 +2,19 @@
 //!
 //! Handshake threads report each new handle's listings here; a rebuild happens only when a server's
 //! list really changed, and the new snapshot goes to the reactor whole. New collisions and notes are
-//! logged once, when they first appear.
+//! logged once, when they first appear. With a state directory, each server's listing starts from
+//! its manifest of the last run (`manifest`) and every change is written back there.
 
-use super::{Listing, Snapshot};
+use super::{manifest, Listing, Snapshot};
 use crate::config::ServerConfig;
 use crate::job::{ReactorSink, ToReactor};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 pub struct Catalog {
     servers: Arc<[ServerConfig]>,
     page_size: usize,
+    state_dir: Option<PathBuf>,
     state: Mutex<State>,
     sink: ReactorSink,
 }
@@ -22,12 +25,31 @@ struct State {
 }
 
 impl Catalog {
-    pub fn new(servers: Arc<[ServerConfig]>, page_size: usize, sink: ReactorSink) -> Catalog {
-        let listings = vec![None; servers.len()];
+    /// Starts from the manifests in `state_dir`, for the servers that have one.
+    pub fn new(
+        servers: Arc<[ServerConfig]>,
+        page_size: usize,
+        state_dir: Option<PathBuf>,
+        sink: ReactorSink,
+    ) -> Catalog {
+        let listings: Vec<Option<Arc<Listing>>> = servers
+            .iter()
+            .map(|server| {
+                let dir = state_dir.as_deref().filter(|_| server.enabled)?;
+                let listing = manifest::load(dir, server)?;
+                log::info!(
+                    "server {}: {} tools listed from its manifest of the last run",
+                    server.name,
+                    listing.tools.len()
+                );
+                Some(Arc::new(listing))
+            })
+            .collect();
         let snapshot = Arc::new(Snapshot::build(&servers, &listings, page_size));
         Catalog {
             servers,
             page_size,
+            state_dir,
             state: Mutex::new(State { listings, snapshot }),
             sink,
         }
@@ -57,6 +79,15 @@ impl Catalog {
             listing.resources.len(),
             listing.templates.len()
         );
+        if let Some(dir) = &self.state_dir {
+            if let Err(e) = manifest::save(dir, &self.servers[server], &listing) {
+                log::warn!(
+                    "server {}: cannot write its manifest under {}: {e}",
+                    self.servers[server].name,
+                    dir.display()
+                );
+            }
+        }
         st.listings[server] = Some(Arc::new(listing));
         let snapshot = Arc::new(Snapshot::build(&self.servers, &st.listings, self.page_size));
         for collision in &snapshot.collisions {

@@ -11,6 +11,7 @@
 //! log, `/health` and `mcp-gateway check`.
 
 pub mod catalog;
+pub mod manifest;
 mod namespace;
 pub mod naming;
 mod uri;

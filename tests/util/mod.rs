@@ -130,6 +130,7 @@ impl Gateway {
             .arg(&config_path)
             .args(args)
             .env("RUST_LOG", "debug")
+            .env("XDG_STATE_HOME", dir.join("state"))
             .env_remove("MCP_GATEWAY_CONFIG")
             .current_dir(&dir)
             .stdin(Stdio::null())
