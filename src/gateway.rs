@@ -158,6 +158,9 @@ pub fn serve(config: Config) -> Result<(), String> {
     crate::signals::block().map_err(|e| format!("cannot block signals: {e}"))?;
     raise_fd_limit();
     return_large_buffers();
+    // Held until `serve` returns; when the process ends, however, the guard cleans up after it.
+    let _guard = crate::downstream::process::start_guard()
+        .map_err(|e| format!("cannot start the process guard: {e}"))?;
     let address = format!("{}:{}", config.gateway.host, config.gateway.port);
     let socket_addr = address
         .to_socket_addrs()

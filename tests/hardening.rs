@@ -571,3 +571,53 @@ fn clients_over_max_clients_read_a_503_not_a_reset() {
     });
     let _ = Instant::now();
 }
+
+/// Every descendant of `pid` (from /proc), excluding zombies.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    let mut frontier = vec![pid];
+    while let Some(parent) = frontier.pop() {
+        for child in util::children_of(parent) {
+            found.push(child);
+            frontier.push(child);
+        }
+    }
+    found
+}
+
+fn alive(pid: u32) -> bool {
+    util::stat(pid).is_some_and(|(_, state)| state != 'Z')
+}
+
+#[test]
+fn nothing_the_gateway_started_outlives_its_sigkill_not_even_setsid_grandchildren() {
+    // A server that leaves behind a grandchild in its process group and one in a new session,
+    // neither reading stdin, then becomes the demo server.
+    let script = format!(
+        "sleep 600 </dev/null >/dev/null 2>&1 & setsid sleep 601 </dev/null >/dev/null 2>&1 & exec {}",
+        util::demo_server()
+    );
+    let mut gw = Gateway::start(json!({"servers": [
+        {"name": "spawner", "command": ["sh", "-c", script], "poolSize": 2, "minConnections": 2},
+    ]}));
+    ready(&gw);
+    let tree = util::wait_for(ANSWER, "two servers with two grandchildren each", || {
+        let tree = descendants(gw.pid());
+        let sleeps = tree
+            .iter()
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|c| c.trim() == "sleep")
+            })
+            .count();
+        (sleeps == 4).then_some(tree)
+    });
+    assert!(tree.len() >= 6, "{tree:?}");
+    gw.signal(libc::SIGKILL);
+    let _ = gw.wait_exit(ANSWER);
+    let left = util::wait_for(ANSWER, "every process of the gateway gone", || {
+        let left: Vec<u32> = tree.iter().copied().filter(|pid| alive(*pid)).collect();
+        left.is_empty().then_some(left)
+    });
+    assert!(left.is_empty());
+}

@@ -727,7 +727,7 @@ impl Reactor {
                     continue;
                 }
             };
-            if !self.conns.get(slot.key).is_some_and(|c| c.gen == slot.gen) {
+            if self.conns.get(slot.key).is_none_or(|c| c.gen != slot.gen) {
                 continue;
             }
             if self.queue_capped(slot.key, &bytes) {
