@@ -12,7 +12,7 @@ PEERS := target/bench-peers
 SUPERGATEWAY_VERSION := 4.0.0
 FASTMCP_VERSION := 4.1.2
 
-.PHONY: all build run test lint interop-deps bench bench-peers peer-deps clean
+.PHONY: all build run test lint interop-deps bench bench-peers peer-deps clean fuzz fuzz-deps
 
 all: build
 
@@ -45,6 +45,20 @@ $(PEERS)/.fastmcp-$(FASTMCP_VERSION):
 	$(PYTHON) -m venv $(PEERS)/venv
 	$(PEERS)/venv/bin/pip install --quiet --disable-pip-version-check "fastmcp==$(FASTMCP_VERSION)"
 	touch $@
+
+# Fuzz the parsers (HTTP requests, chunked bodies, SSE, JSON-RPC, stdio lines, config), each for
+# FUZZ_SECONDS. Not part of `make test`. Nightly where installed, else stable with RUSTC_BOOTSTRAP.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := http_request chunked sse jsonrpc lines config
+FUZZ_TOOLCHAIN := $(shell rustup toolchain list 2>/dev/null | grep -q '^nightly' && echo +nightly)
+
+fuzz: fuzz-deps
+	cd fuzz && for target in $(FUZZ_TARGETS); do \
+		RUSTC_BOOTSTRAP=1 $(CARGO) $(FUZZ_TOOLCHAIN) fuzz run $$target -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
+
+fuzz-deps:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install --locked cargo-fuzz
 
 lint:
 	$(CARGO) fmt --check

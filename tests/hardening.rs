@@ -621,3 +621,35 @@ fn nothing_the_gateway_started_outlives_its_sigkill_not_even_setsid_grandchildre
     });
     assert!(left.is_empty());
 }
+
+#[test]
+fn a_legacy_client_posting_without_waiting_is_capped_per_session() {
+    let gw = Gateway::start(demo_config(json!({"maxInFlightPerSession": 2})));
+    ready(&gw);
+    let mut sse = gw.sse();
+    sse.initialize();
+    for id in 0..6 {
+        sse.send(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                         "params": {"name": "sleep", "arguments": {"ms": 60_000}}}));
+    }
+    // Four are refused on the stream at once; two run.
+    let mut refused = Vec::new();
+    while refused.len() < 4 {
+        let message = sse
+            .next_message(ANSWER)
+            .expect("a refusal on the stream");
+        assert_eq!(message["error"]["code"], -32000, "{message}");
+        assert!(message["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("gateway.maxInFlightPerSession is 2"));
+        refused.push(message["id"].as_u64().unwrap());
+    }
+    refused.sort();
+    assert_eq!(refused, [2, 3, 4, 5]);
+    assert_eq!(gw.health()["inFlight"], 2);
+    sse.close(); // the stream closes: the session's calls are cancelled
+    util::wait_for(ANSWER, "the session's calls cancelled", || {
+        (gw.health()["inFlight"] == 0).then_some(())
+    });
+}

@@ -273,6 +273,9 @@ impl Reactor {
             // Nothing more can arrive (a half-read request never completes): finish writing, close.
             conn.state = State::Closing;
             self.flush(key, now);
+        } else if conn.read_closed && matches!(conn.state, State::Awaiting { .. }) {
+            // The request came with the client's end of stream: is it still there to read?
+            self.probe(key, now);
         }
         // Otherwise keep the connection: we still owe it an answer (Awaiting) or are writing one.
     }
