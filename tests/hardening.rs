@@ -591,6 +591,15 @@ fn alive(pid: u32) -> bool {
 
 #[test]
 fn nothing_the_gateway_started_outlives_its_sigkill_not_even_setsid_grandchildren() {
+    nothing_outlives(libc::SIGKILL);
+}
+
+#[test]
+fn nothing_the_gateway_started_outlives_a_graceful_stop_not_even_setsid_grandchildren() {
+    nothing_outlives(libc::SIGTERM);
+}
+
+fn nothing_outlives(signal: i32) {
     // A server that leaves behind a grandchild in its process group and one in a new session,
     // neither reading stdin, then becomes the demo server.
     let script = format!(
@@ -613,7 +622,7 @@ fn nothing_the_gateway_started_outlives_its_sigkill_not_even_setsid_grandchildre
         (sleeps == 4).then_some(tree)
     });
     assert!(tree.len() >= 6, "{tree:?}");
-    gw.signal(libc::SIGKILL);
+    gw.signal(signal);
     let _ = gw.wait_exit(ANSWER);
     let left = util::wait_for(ANSWER, "every process of the gateway gone", || {
         let left: Vec<u32> = tree.iter().copied().filter(|pid| alive(*pid)).collect();
@@ -635,9 +644,7 @@ fn a_legacy_client_posting_without_waiting_is_capped_per_session() {
     // Four are refused on the stream at once; two run.
     let mut refused = Vec::new();
     while refused.len() < 4 {
-        let message = sse
-            .next_message(ANSWER)
-            .expect("a refusal on the stream");
+        let message = sse.next_message(ANSWER).expect("a refusal on the stream");
         assert_eq!(message["error"]["code"], -32000, "{message}");
         assert!(message["error"]["message"]
             .as_str()
