@@ -29,5 +29,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let at = usize::from(split) * data.len() / 256;
-    assert_eq!(decode(&[data]), decode(&[&data[..at], &data[at..]]), "split at {at}");
+    assert_eq!(
+        decode(&[data]),
+        decode(&[&data[..at], &data[at..]]),
+        "split at {at}"
+    );
 });

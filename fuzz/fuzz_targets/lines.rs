@@ -24,5 +24,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let at = usize::from(split) * data.len() / 256;
-    assert_eq!(frame(&[data]), frame(&[&data[..at], &data[at..]]), "split at {at}");
+    assert_eq!(
+        frame(&[data]),
+        frame(&[&data[..at], &data[at..]]),
+        "split at {at}"
+    );
 });
