@@ -460,21 +460,46 @@ fn big_answers_nobody_reads_are_capped_and_memory_comes_back() {
 }
 
 #[test]
-fn a_connection_past_max_queued_bytes_is_closed() {
-    let mut config = demo_config(json!({"maxQueuedBytes": 1 << 20}));
-    config["servers"][0]["poolSize"] = json!(1);
-    let gw = Gateway::start(config);
+fn an_answer_larger_than_max_queued_bytes_is_refused_with_a_502() {
+    let gw = Gateway::start(demo_config(json!({"maxQueuedBytes": 1 << 20})));
     ready(&gw);
-    let mut stream = gw.connect();
-    stream
-        .write_all(&rest_call_bytes("big", json!({"bytes": 4 << 20})))
-        .unwrap();
-    let mut responses = Responses {
-        stream,
-        buf: Vec::new(),
-    };
-    assert!(responses.next().is_none(), "closed instead of answered");
-    gw.wait_log("gateway.maxQueuedBytes", ANSWER);
+    let refused = gw.call("big", json!({"bytes": 2 << 20}));
+    assert_eq!(refused.status, 502, "{}", refused.text());
+    assert!(refused.text().contains("gateway.maxQueuedBytes is 1048576"));
+    let mut session = gw.mcp();
+    let reply = session.request(
+        "tools/call",
+        json!({"name": "big", "arguments": {"bytes": 2 << 20}}),
+    );
+    assert_eq!(reply.response()["error"]["code"], -32603);
+    assert!(reply.response()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("gateway.maxQueuedBytes"));
+    assert_eq!(gw.call("big", json!({"bytes": 512 << 10})).status, 200);
+}
+
+#[test]
+fn an_event_stream_its_client_does_not_read_is_closed_past_max_queued_bytes() {
+    let gw = Gateway::start(demo_config(json!({"maxQueuedBytes": 1 << 20})));
+    ready(&gw);
+    let mut sse = gw.sse();
+    sse.initialize();
+    assert_eq!(gw.sessions_open(), 1);
+    // Answers of 900 KiB each, never read: more than the socket buffers and the cap together.
+    for id in 0..30 {
+        sse.send(
+            &json!({"jsonrpc": "2.0", "id": 100 + id, "method": "tools/call",
+                         "params": {"name": "big", "arguments": {"bytes": 900 << 10}}}),
+        );
+    }
+    gw.wait_log("would pass gateway.maxQueuedBytes = 1048576", ANSWER);
+    util::wait_for(ANSWER, "the legacy session ended with its stream", || {
+        (gw.sessions_open() == 0).then_some(())
+    });
+    util::wait_for(ANSWER, "the remaining calls done", || {
+        (gw.health()["inFlight"] == 0).then_some(())
+    });
     assert_eq!(gw.call("echo", json!({"text": "fine"})).status, 200);
 }
 

@@ -14,9 +14,9 @@
 //! depth never depends on what a client sends.
 //!
 //! Bytes queued for clients are capped twice: per connection (`gateway.maxQueuedBytes`; past it the
-//! connection is closed and its call cancelled) and in total (`gateway.maxMemoryBytes`; a large
-//! answer that would pass it is replaced by a 503). A connection that closes cancels the call it
-//! waits on.
+//! connection is closed and its call cancelled, and one answer larger than it is replaced by a 502)
+//! and in total (`gateway.maxMemoryBytes`; a large answer that would pass it is replaced by a 503).
+//! A connection that closes cancels the call it waits on.
 
 pub mod conn;
 
@@ -506,7 +506,9 @@ impl Reactor {
                     last,
                     done,
                 } => {
-                    if last && body.len() >= LARGE_ANSWER {
+                    if last && body.len() > self.settings.max_queued_bytes {
+                        (status, body) = self.too_large(body.len(), done.as_ref());
+                    } else if last && body.len() >= LARGE_ANSWER {
                         let queued = self.queued_total();
                         if queued + body.len() > self.settings.max_memory_bytes {
                             (status, body) = self.memory_full(body.len(), queued, done.as_ref());
@@ -704,6 +706,21 @@ impl Reactor {
             None => crate::job::rest_error(code, &message),
         };
         (503, body)
+    }
+
+    /// The answer that replaces one no connection may hold (`gateway.maxQueuedBytes`).
+    fn too_large(&self, size: usize, call: Option<&crate::job::CallKey>) -> (u16, Vec<u8>) {
+        let message = format!(
+            "the answer has {size} bytes, more than one client may be sent (gateway.maxQueuedBytes is {})",
+            self.settings.max_queued_bytes
+        );
+        log::warn!("{message}");
+        let code = crate::rpc::codes::INTERNAL_ERROR;
+        let body = match call {
+            Some(key) => crate::rpc::error_response(Some(key.id.json()), code, &message),
+            None => crate::job::rest_error(code, &message),
+        };
+        (502, body)
     }
 
     /// The grace period is over: every call still running gets "gateway stopping" (503 / -32000).
