@@ -235,6 +235,8 @@ pub fn serve(config: Config) -> Result<(), String> {
 /// registry (tools, collisions, notes). Returns whether every enabled server came up.
 pub fn check(config: Config) -> Result<bool, String> {
     crate::signals::block().map_err(|e| format!("cannot block signals: {e}"))?;
+    let _guard = crate::downstream::process::start_guard()
+        .map_err(|e| format!("cannot start the process guard: {e}"))?;
     let poll = mio::Poll::new().map_err(|e| e.to_string())?;
     let waker =
         Arc::new(mio::Waker::new(poll.registry(), reactor::WAKER).map_err(|e| e.to_string())?);
