@@ -7,7 +7,7 @@ mod util;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use util::{demo, Gateway};
 
 const ANSWER: Duration = Duration::from_secs(20);
@@ -190,7 +190,7 @@ fn hosts_that_are_not_loopback_are_refused_on_a_loopback_gateway() {
         assert_eq!(with_host(&port, method, path, body).status, 403);
     }
     assert_eq!(
-        gw.sessions_open(),
+        sessions_open(&gw),
         0,
         "no session was opened for a refused host"
     );
@@ -212,14 +212,9 @@ fn hosts_that_are_not_loopback_are_refused_on_a_loopback_gateway() {
     assert_eq!(old_client.status, 200, "HTTP/1.0 may omit Host");
 }
 
-trait SessionsOpen {
-    fn sessions_open(&self) -> u64;
-}
-
-impl SessionsOpen for Gateway {
-    fn sessions_open(&self) -> u64 {
-        self.health()["sessions"].as_u64().unwrap()
-    }
+/// The number of open MCP sessions, from `/health`.
+fn sessions_open(gw: &Gateway) -> u64 {
+    gw.health()["sessions"].as_u64().unwrap()
 }
 
 #[test]
@@ -295,13 +290,13 @@ fn sessions_are_capped_with_a_503() {
     assert!(refused.header("mcp-session-id").is_none());
     let legacy = gw.get("/sse");
     assert_eq!(legacy.status, 503, "{}", legacy.text());
-    assert_eq!(gw.sessions_open(), 3);
+    assert_eq!(sessions_open(&gw), 3);
 
     assert_eq!(sessions[0].delete().status, 200);
-    assert_eq!(gw.sessions_open(), 2);
+    assert_eq!(sessions_open(&gw), 2);
     let again = gw.mcp();
     assert!(!again.session_id.is_empty());
-    assert_eq!(gw.sessions_open(), 3);
+    assert_eq!(sessions_open(&gw), 3);
 }
 
 #[test]
@@ -485,7 +480,7 @@ fn an_event_stream_its_client_does_not_read_is_closed_past_max_queued_bytes() {
     ready(&gw);
     let mut sse = gw.sse();
     sse.initialize();
-    assert_eq!(gw.sessions_open(), 1);
+    assert_eq!(sessions_open(&gw), 1);
     // Answers of 900 KiB each, never read: more than the socket buffers and the cap together.
     for id in 0..30 {
         sse.send(
@@ -495,7 +490,7 @@ fn an_event_stream_its_client_does_not_read_is_closed_past_max_queued_bytes() {
     }
     gw.wait_log("would pass gateway.maxQueuedBytes = 1048576", ANSWER);
     util::wait_for(ANSWER, "the legacy session ended with its stream", || {
-        (gw.sessions_open() == 0).then_some(())
+        (sessions_open(&gw) == 0).then_some(())
     });
     util::wait_for(ANSWER, "the remaining calls done", || {
         (gw.health()["inFlight"] == 0).then_some(())
@@ -594,7 +589,6 @@ fn clients_over_max_clients_read_a_503_not_a_reset() {
     util::wait_for(ANSWER, "room for a new client", || {
         (gw.get("/health").status == 200).then_some(())
     });
-    let _ = Instant::now();
 }
 
 /// Every descendant of `pid` (from /proc), excluding zombies.
