@@ -28,7 +28,7 @@ FASTMCP_VERSION := 4.1.2
 # The Rust `mcp-proxy` crate (tower/tokio), built from crates.io with its own lock file.
 MCP_PROXY_VERSION := 0.6.0
 
-.PHONY: all build run test lint interop-deps bench bench-peers peer-deps clean
+.PHONY: all build run test lint interop-deps bench bench-peers peer-deps clean fuzz fuzz-deps
 
 all: build
 
@@ -70,6 +70,20 @@ $(PEERS)/.mcp-proxy-$(MCP_PROXY_VERSION):
 	mkdir -p $(PEERS)
 	nice -n 19 $(CARGO) install --locked --quiet mcp-proxy --version $(MCP_PROXY_VERSION) --root $(PEERS)
 	touch $@
+
+# Fuzz the parsers (HTTP requests, chunked bodies, SSE, JSON-RPC, stdio lines, config), each for
+# FUZZ_SECONDS. Not part of `make test`. Nightly where installed, else stable with RUSTC_BOOTSTRAP.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := http_request chunked sse jsonrpc lines config
+FUZZ_TOOLCHAIN := $(shell rustup toolchain list 2>/dev/null | grep -q '^nightly' && echo +nightly)
+
+fuzz: fuzz-deps
+	cd fuzz && for target in $(FUZZ_TARGETS); do \
+		RUSTC_BOOTSTRAP=1 $(CARGO) $(FUZZ_TOOLCHAIN) fuzz run $$target -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
+
+fuzz-deps:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install --locked cargo-fuzz
 
 lint:
 	$(CARGO) fmt --check

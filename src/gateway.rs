@@ -175,6 +175,10 @@ fn default_workers(servers: &[ServerConfig]) -> usize {
 pub fn serve(config: Config) -> Result<(), String> {
     crate::signals::block().map_err(|e| format!("cannot block signals: {e}"))?;
     raise_fd_limit();
+    return_large_buffers();
+    // Held until `serve` returns; when the process ends, however, the guard cleans up after it.
+    let _guard = crate::downstream::process::start_guard()
+        .map_err(|e| format!("cannot start the process guard: {e}"))?;
     let address = format!("{}:{}", config.gateway.host, config.gateway.port);
     let socket_addr = address
         .to_socket_addrs()
@@ -206,6 +210,10 @@ pub fn serve(config: Config) -> Result<(), String> {
             auth_token: config.gateway.auth_token.clone(),
             allowed_origins: config.gateway.allowed_origins.clone(),
             session_timeout: config.gateway.session_timeout,
+            allowed_hosts: config.gateway.allowed_hosts.clone(),
+            loopback_only: local.ip().is_loopback(),
+            max_sessions: config.gateway.max_sessions,
+            max_in_flight_per_session: config.gateway.max_in_flight_per_session,
         },
     );
     let settings = Settings {
@@ -217,6 +225,8 @@ pub fn serve(config: Config) -> Result<(), String> {
         max_clients: config.gateway.max_clients,
         keepalive_interval: config.gateway.keepalive_interval,
         shutdown_timeout: config.gateway.shutdown_timeout,
+        max_queued_bytes: config.gateway.max_queued_bytes,
+        max_memory_bytes: config.gateway.max_memory_bytes,
     };
     let mut reactor =
         Reactor::new(poll, listener, mailbox, router, settings).map_err(|e| e.to_string())?;
@@ -245,6 +255,8 @@ pub fn check(mut config: Config) -> Result<bool, String> {
     crate::signals::block().map_err(|e| format!("cannot block signals: {e}"))?;
     // Every server is started and listed live: a check must not take last run's word for it.
     config.gateway.state_dir = None;
+    let _guard = crate::downstream::process::start_guard()
+        .map_err(|e| format!("cannot start the process guard: {e}"))?;
     let poll = mio::Poll::new().map_err(|e| e.to_string())?;
     let waker =
         Arc::new(mio::Waker::new(poll.registry(), reactor::WAKER).map_err(|e| e.to_string())?);
@@ -309,6 +321,18 @@ pub fn check(mut config: Config) -> Result<bool, String> {
     }
     backend.shutdown(true);
     Ok(all_up)
+}
+
+/// Makes every large allocation its own mapping, unmapped when freed: answers of many MiB held
+/// for slow clients then give their memory back to the system once sent or dropped, instead of
+/// staying in the allocator's heap (glibc otherwise raises its mmap threshold after the first
+/// such free, and the process keeps its peak size).
+fn return_large_buffers() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tuning; it is called before other threads start.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+    }
 }
 
 /// Lifts the soft open-files limit to the hard one: every client and child pipe is an fd.

@@ -37,6 +37,11 @@ fn main() -> ExitCode {
         Some(name.to_string_lossy().into_owned())
     });
     let mut args: Vec<String> = argv.collect();
+    if let [mode, instance] = &args[..] {
+        if mode == mcp_gateway::downstream::process::GUARD_ARG {
+            mcp_gateway::downstream::process::run_guard(instance);
+        }
+    }
     if invoked_as.as_deref() == Some("mcp-gateway-bridge") {
         args.insert(0, "bridge".into());
     }

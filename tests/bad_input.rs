@@ -197,7 +197,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// A keep-alive request as bytes.
 fn request_bytes(method: &str, path: &str, extra: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: gw.test\r\n");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n");
     if !body.is_empty() || method == "POST" {
         head.push_str(&format!("Content-Length: {}\r\n", body.len()));
     }
@@ -351,8 +351,9 @@ fn head_over_16_kib_gets_431() {
     let gw = Gateway::start(config());
     let mut client = Client::open(&gw);
     let big = "a".repeat(17 * 1024);
-    client
-        .send(format!("GET /health HTTP/1.1\r\nHost: gw.test\r\nX-Big: {big}\r\n\r\n").as_bytes());
+    client.send(
+        format!("GET /health HTTP/1.1\r\nHost: localhost\r\nX-Big: {big}\r\n\r\n").as_bytes(),
+    );
     let response = client.response();
     assert_rest_error(&response, 431, None, &["header", "16384"]);
     client.expect_closed();
@@ -362,7 +363,7 @@ fn head_over_16_kib_gets_431() {
 fn head_of_exactly_16_kib_is_accepted_one_byte_more_is_431() {
     let gw = Gateway::start(config());
     let head_of = |total: usize| {
-        let start = "GET /health HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\nX-Pad: ";
+        let start = "GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nX-Pad: ";
         let end = "\r\n\r\n";
         let pad = "p".repeat(total - start.len() - end.len());
         let head = format!("{start}{pad}{end}");
@@ -381,7 +382,7 @@ fn more_than_64_headers_get_431() {
     let gw = Gateway::start(config());
     let mut client = Client::open(&gw);
     // Host + 64 more = 65 fields.
-    let mut head = String::from("GET /health HTTP/1.1\r\nHost: gw.test\r\n");
+    let mut head = String::from("GET /health HTTP/1.1\r\nHost: localhost\r\n");
     for i in 0..64 {
         head.push_str(&format!("X-H{i}: v\r\n"));
     }
@@ -396,7 +397,7 @@ fn more_than_64_headers_get_431() {
 fn exactly_64_headers_are_accepted() {
     let gw = Gateway::start(config());
     // Host + Connection + 62 more = 64 fields.
-    let mut head = String::from("GET /health HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\n");
+    let mut head = String::from("GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
     for i in 0..62 {
         head.push_str(&format!("X-H{i}: v\r\n"));
     }
@@ -412,7 +413,7 @@ fn content_length_over_max_body_gets_413_before_the_body_is_sent() {
     // Only the head: the answer must come from Content-Length alone.
     client.send(
         format!(
-            "POST /tools/call HTTP/1.1\r\nHost: gw.test\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            "POST /tools/call HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
             100 * MAX_BODY
         )
         .as_bytes(),
@@ -429,7 +430,7 @@ fn oversized_body_with_expect_continue_gets_413_and_no_100_continue() {
     let mut client = Client::open(&gw);
     client.send(
         format!(
-            "POST /tools/call HTTP/1.1\r\nHost: gw.test\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+            "POST /tools/call HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
             MAX_BODY + 1
         )
         .as_bytes(),
@@ -448,7 +449,7 @@ fn chunked_body_over_max_body_gets_413() {
     let mut client = Client::open(&gw);
     // Two chunks, each under the limit, together over it.
     let mut bytes =
-        b"POST /tools/call HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"POST /tools/call HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
             .to_vec();
     for _ in 0..2 {
         bytes.extend_from_slice(format!("{:x}\r\n", MAX_BODY / 2 + 100).as_bytes());
@@ -741,7 +742,7 @@ fn client_still_sending_an_oversized_body_reads_the_413() {
     let mut client = Client::open(&gw);
     let size = 4 * 1024 * 1024;
     let mut bytes =
-        format!("POST /tools/call HTTP/1.1\r\nHost: gw.test\r\nContent-Length: {size}\r\n\r\n")
+        format!("POST /tools/call HTTP/1.1\r\nHost: localhost\r\nContent-Length: {size}\r\n\r\n")
             .into_bytes();
     bytes.resize(bytes.len() + size, b'x');
     // The gateway answers and closes before taking the whole body, so the write may fail.
@@ -755,16 +756,16 @@ fn ambiguous_framing_is_refused_with_400_and_closed() {
     let gw = Gateway::start(config());
     let heads = [
         // Request smuggling shapes.
-        "POST /tools/call HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n",
-        "POST /tools/call HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\n",
-        "POST /tools/call HTTP/1.1\r\nHost: gw.test\r\nContent-Length: -1\r\n\r\n",
-        "POST /tools/call HTTP/1.1\r\nHost: gw.test\r\nContent-Length: four\r\n\r\n",
-        "POST /tools/call HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        "POST /tools/call HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "POST /tools/call HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\n",
+        "POST /tools/call HTTP/1.1\r\nHost: localhost\r\nContent-Length: -1\r\n\r\n",
+        "POST /tools/call HTTP/1.1\r\nHost: localhost\r\nContent-Length: four\r\n\r\n",
+        "POST /tools/call HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
         // Other malformed heads.
-        "GET /he alth HTTP/1.1\r\nHost: gw.test\r\n\r\n",
+        "GET /he alth HTTP/1.1\r\nHost: localhost\r\n\r\n",
         "GET /health HTTP/1.1\r\nBad Header: x\r\n\r\n",
-        "GET /%zz HTTP/1.1\r\nHost: gw.test\r\n\r\n",
-        "GET health HTTP/1.1\r\nHost: gw.test\r\n\r\n",
+        "GET /%zz HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        "GET health HTTP/1.1\r\nHost: localhost\r\n\r\n",
     ];
     for head in heads {
         let mut client = Client::open(&gw);
@@ -779,10 +780,10 @@ fn ambiguous_framing_is_refused_with_400_and_closed() {
 #[test]
 fn unsupported_version_and_transfer_coding_get_505_and_501() {
     let gw = Gateway::start(config());
-    let version = gw.raw(b"GET /health HTTP/2.0\r\nHost: gw.test\r\n\r\n");
+    let version = gw.raw(b"GET /health HTTP/2.0\r\nHost: localhost\r\n\r\n");
     assert_rest_error(&version, 505, None, &["HTTP/1.1"]);
     let coding =
-        gw.raw(b"POST /tools/call HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: gzip\r\n\r\n");
+        gw.raw(b"POST /tools/call HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip\r\n\r\n");
     assert_rest_error(&coding, 501, None, &[]);
 }
 
@@ -1186,7 +1187,7 @@ fn expect_100_continue_gets_100_then_the_answer() {
     let mut client = Client::open(&gw);
     client.send(
         format!(
-            "POST /tools/call HTTP/1.1\r\nHost: gw.test\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+            "POST /tools/call HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
             body.len()
         )
         .as_bytes(),
@@ -1209,7 +1210,7 @@ fn chunked_tools_call_works() {
     let gw = gateway();
     let body = call_body("echo", json!({"text": "sent in chunks"}));
     let (a, b) = body.split_at(body.len() / 3);
-    let mut bytes = b"POST /tools/call HTTP/1.1\r\nHost: gw.test\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+    let mut bytes = b"POST /tools/call HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
     for piece in [a, b] {
         bytes.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
         bytes.extend_from_slice(piece);
@@ -1291,12 +1292,12 @@ fn stalled_half_request_does_not_block_other_clients() {
     let gw = gateway();
     // One client stalls inside its head, another inside its body.
     let mut in_head = Client::open(&gw);
-    in_head.send(b"POST /tools/call HTTP/1.1\r\nHost: gw.test\r\nContent-Le");
+    in_head.send(b"POST /tools/call HTTP/1.1\r\nHost: localhost\r\nContent-Le");
     let body = call_body("echo", json!({"text": "late body"}));
     let mut in_body = Client::open(&gw);
     in_body.send(
         format!(
-            "POST /tools/call HTTP/1.1\r\nHost: gw.test\r\nContent-Length: {}\r\n\r\n",
+            "POST /tools/call HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n",
             body.len()
         )
         .as_bytes(),
@@ -1477,7 +1478,15 @@ fn client_that_half_closes_after_its_request_still_gets_the_answer() {
         &call_body("sleep", json!({"ms": 100})),
     ));
     client.stream.shutdown(Shutdown::Write).unwrap();
-    let response = client.response();
+    // The gateway checks that a half-closed client is still there with an interim 100 Continue
+    // (which HTTP/1.1 clients skip): one that is gone answers it with a reset.
+    let response = loop {
+        let response = client.response();
+        if response.status >= 200 {
+            break response;
+        }
+        assert_eq!(response.status, 100);
+    };
     assert_eq!(response.status, 200, "{}", response.text());
     assert_eq!(
         response.json()["result"]["content"][0]["text"],

@@ -81,8 +81,9 @@ fn with_share_session_each_client_sees_only_its_own_data_on_both_transports() {
             "{transport}: a new session starts empty"
         );
         let spawns = memory_pool(&gw)["spawns"].as_u64().unwrap() - spawns_before;
+        // A and B ran at once on processes of their own ("later" may get the warm spare).
         assert!(
-            spawns >= 3,
+            spawns >= 2,
             "{transport}: a process per session, {spawns} started"
         );
         // Every session ended: its process is stopped and its private directory removed.

@@ -24,7 +24,7 @@
 //! - `link`: the session, its generations, reconnecting and re-initializing, the keeper thread.
 
 mod client;
-mod lines;
+pub mod lines;
 mod link;
 mod message;
 mod transport;

@@ -28,6 +28,10 @@ const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
 const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 const DEFAULT_PAGE_SIZE: usize = 500;
+const DEFAULT_MAX_SESSIONS: usize = 10_000;
+const DEFAULT_MAX_IN_FLIGHT_PER_SESSION: usize = 64;
+const DEFAULT_MAX_QUEUED_BYTES: usize = 32 << 20;
+const DEFAULT_MAX_MEMORY_BYTES: usize = 256 << 20;
 const DEFAULT_MIN_CONNECTIONS: usize = 1;
 const DEFAULT_MAX_CONNECTIONS: usize = 5;
 const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -66,6 +70,11 @@ const GATEWAY_KEYS: &[&str] = &[
     "allowedOrigins",
     "pageSize",
     "stateDir",
+    "maxSessions",
+    "maxInFlightPerSession",
+    "maxQueuedBytes",
+    "maxMemoryBytes",
+    "allowedHosts",
 ];
 const GATEWAY_HINTS: &[(&str, &str)] = &[
     ("bind", "did you mean \"host\"?"),
@@ -214,6 +223,11 @@ fn gateway(c: &mut Checker, v: Option<&Value>) -> GatewayConfig {
         allowed_origins: Vec::new(),
         page_size: DEFAULT_PAGE_SIZE,
         state_dir: default_state_dir(),
+        max_sessions: DEFAULT_MAX_SESSIONS,
+        max_in_flight_per_session: DEFAULT_MAX_IN_FLIGHT_PER_SESSION,
+        max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
+        max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
+        allowed_hosts: Vec::new(),
     };
     const P: &str = "gateway";
     let Some(obj) = v.and_then(|v| c.object(v, P, "an object")) else {
@@ -268,6 +282,43 @@ fn gateway(c: &mut Checker, v: Option<&Value>) -> GatewayConfig {
     if let Some(dir) = c.field(obj, P, "stateDir", file_path) {
         g.state_dir = Some(dir);
     }
+    g.max_sessions = c
+        .field(obj, P, "maxSessions", |c, v, p| {
+            c.count(v, p, 1, 10_000_000)
+        })
+        .unwrap_or(g.max_sessions);
+    g.max_in_flight_per_session = c
+        .field(obj, P, "maxInFlightPerSession", |c, v, p| {
+            c.count(v, p, 1, 100_000)
+        })
+        .unwrap_or(g.max_in_flight_per_session);
+    let queued = c.field(obj, P, "maxQueuedBytes", |c, v, p| {
+        c.count(v, p, 64 * 1024, usize::MAX)
+    });
+    let memory = c.field(obj, P, "maxMemoryBytes", |c, v, p| {
+        c.count(v, p, 1 << 20, usize::MAX)
+    });
+    g.max_queued_bytes = queued.unwrap_or(g.max_queued_bytes);
+    g.max_memory_bytes = memory.unwrap_or(g.max_memory_bytes);
+    if g.max_memory_bytes < g.max_queued_bytes && (queued.is_some() || memory.is_some()) {
+        let path = if memory.is_some() {
+            "gateway.maxMemoryBytes"
+        } else {
+            "gateway.maxQueuedBytes"
+        };
+        c.report(
+            path,
+            format!(
+                "gateway.maxMemoryBytes ({}) must be at least gateway.maxQueuedBytes ({}): the total queued for all clients cannot be less than what one may hold",
+                g.max_memory_bytes, g.max_queued_bytes
+            ),
+        );
+    }
+    if let Some(hosts) = c.field(obj, P, "allowedHosts", |c, v, p| {
+        c.list(v, p, "a list of host names", host)
+    }) {
+        g.allowed_hosts = hosts;
+    }
     g
 }
 
@@ -282,6 +333,32 @@ fn default_state_dir() -> Option<PathBuf> {
     absolute("XDG_STATE_HOME")
         .map(|d| d.join("mcp-gateway"))
         .or_else(|| absolute("HOME").map(|h| h.join(".local/state/mcp-gateway")))
+}
+
+/// One `allowedHosts` entry: what a client sends as `Host`, e.g. `gw.internal` or `gw.internal:4298`.
+fn host(c: &mut Checker, v: &Value, path: &str) -> Option<String> {
+    let host = c.non_empty_string(v, path)?;
+    if let Some((_, rest)) = host.split_once("://") {
+        c.report(
+            path,
+            format!(
+                "a host has no scheme; write {}",
+                quote(rest.trim_end_matches('/'))
+            ),
+        );
+        return None;
+    }
+    if host == "*" || host.contains(['/', ' ', '*', ',']) {
+        c.report(
+            path,
+            format!(
+                "expected a host name such as \"gw.example.com\" or \"gw.example.com:4298\", found {}",
+                quote(host)
+            ),
+        );
+        return None;
+    }
+    Some(host.to_owned())
 }
 
 fn cors(c: &mut Checker, v: &Value, path: &str) -> Option<Cors> {
@@ -1206,6 +1283,52 @@ mod tests {
     }
 
     #[test]
+    fn hardening_keys() {
+        let g = parse("{}").gateway;
+        assert_eq!(
+            (
+                g.max_sessions,
+                g.max_in_flight_per_session,
+                g.max_queued_bytes,
+                g.max_memory_bytes
+            ),
+            (10_000, 64, 32 << 20, 256 << 20)
+        );
+        assert!(g.allowed_hosts.is_empty());
+        let g = parse(
+            r#"{"gateway": {"maxSessions": 5, "maxInFlightPerSession": 2, "maxQueuedBytes": 65536,
+                "maxMemoryBytes": 1048576, "allowedHosts": ["gw.internal", "box:8080"]}}"#,
+        )
+        .gateway;
+        assert_eq!(
+            (
+                g.max_sessions,
+                g.max_in_flight_per_session,
+                g.max_queued_bytes,
+                g.max_memory_bytes
+            ),
+            (5, 2, 65536, 1 << 20)
+        );
+        assert_eq!(g.allowed_hosts, ["gw.internal", "box:8080"]);
+        assert_eq!(
+            problem(r#"{"gateway": {"maxSessions": 0}}"#),
+            "gateway.maxSessions: expected an integer from 1 to 10000000, found 0"
+        );
+        assert_eq!(
+            problem(r#"{"gateway": {"maxMemoryBytes": 2097152}}"#),
+            "gateway.maxMemoryBytes: gateway.maxMemoryBytes (2097152) must be at least gateway.maxQueuedBytes (33554432): the total queued for all clients cannot be less than what one may hold"
+        );
+        assert_eq!(
+            problem(r#"{"gateway": {"allowedHosts": ["http://gw.internal/"]}}"#),
+            "gateway.allowedHosts[0]: a host has no scheme; write \"gw.internal\""
+        );
+        assert_eq!(
+            problem(r#"{"gateway": {"allowedHosts": "gw.internal"}}"#),
+            "gateway.allowedHosts: expected a list of host names, found \"gw.internal\" (a string)"
+        );
+    }
+
+    #[test]
     fn a_minimal_server_gets_the_defaults() {
         let config = parse(r#"{"servers": [{"name": "demo", "command": ["prog"]}]}"#);
         let demo = &config.servers[0];
@@ -1423,7 +1546,8 @@ mod tests {
             problem(r#"{"gateway": {"zzzz": 1}}"#),
             "gateway.zzzz: unknown key (allowed here: host, port, cors, workers, maxBodyBytes, maxMessageBytes, \
              maxClients, callTimeout, keepaliveInterval, shutdownTimeout, sessionTimeout, authToken, \
-             allowedOrigins, pageSize, stateDir)"
+             allowedOrigins, pageSize, stateDir, maxSessions, maxInFlightPerSession, maxQueuedBytes, \
+             maxMemoryBytes, allowedHosts)"
         );
     }
 

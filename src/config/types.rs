@@ -53,6 +53,20 @@ pub struct GatewayConfig {
     /// `~/.local/state/mcp-gateway`: what the gateway keeps between runs (servers' manifests).
     /// None when neither can be told (no `HOME`): nothing is kept.
     pub state_dir: Option<PathBuf>,
+    /// `gateway.maxSessions`, default 10,000: open MCP sessions (503 on `initialize` / `GET /sse`
+    /// above).
+    pub max_sessions: usize,
+    /// `gateway.maxInFlightPerSession`, default 64: calls one session may have running (-32000
+    /// above).
+    pub max_in_flight_per_session: usize,
+    /// `gateway.maxQueuedBytes`, default 32 MiB: unread output one connection may hold (closed,
+    /// its call cancelled, above).
+    pub max_queued_bytes: usize,
+    /// `gateway.maxMemoryBytes`, default 256 MiB: unread output all clients together may hold
+    /// (new large answers get 503 above).
+    pub max_memory_bytes: usize,
+    /// `gateway.allowedHosts`: `Host` names (optionally with `:port`) accepted besides loopback ones.
+    pub allowed_hosts: Vec<String>,
 }
 
 /// Cross-origin policy for browser clients.

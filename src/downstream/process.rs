@@ -10,12 +10,27 @@
 //!
 //! Stop: `Exiting` walks close-stdin → wait → `SIGTERM` to the group → wait → `SIGKILL` to the group,
 //! polled with `try_wait` so many children stop in parallel and every one is reaped.
+//!
+//! Nothing outlives the gateway: every child gets `MCP_GATEWAY_INSTANCE=<random id>` in its
+//! environment, which its descendants inherit even when they leave its process group or session
+//! (`setsid`). The guard — this same binary run as `mcp-gateway __guard <id>`, detached from the
+//! gateway (its own session, reparented away) — waits on a pipe only the gateway holds open. When
+//! the gateway is gone, however it ended (exit, crash, `SIGKILL`), the pipe reads end-of-file and
+//! the guard stops, then kills, every process whose environment carries the id, then exits.
 
 use crate::config::LocalServer;
 use std::io;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+/// The variable that marks every process of this gateway instance (see the module doc).
+pub const INSTANCE_ENV: &str = "MCP_GATEWAY_INSTANCE";
+/// This gateway's instance id, once its guard runs.
+static INSTANCE: OnceLock<String> = OnceLock::new();
+/// The argument that runs the binary as a guard.
+pub const GUARD_ARG: &str = "__guard";
 
 /// Variables children inherit from the gateway's environment (when set); everything else must be
 /// configured in the server's `env`.
@@ -50,6 +65,9 @@ pub fn spawn(local: &LocalServer) -> io::Result<Child> {
         command.env("PATH", FALLBACK_PATH);
     }
     command.envs(local.env.iter().map(|(k, v)| (k, v)));
+    if let Some(instance) = INSTANCE.get() {
+        command.env(INSTANCE_ENV, instance);
+    }
     if let Some(cwd) = &local.cwd {
         command.current_dir(cwd);
     }
@@ -99,6 +117,119 @@ pub fn spawn(local: &LocalServer) -> io::Result<Child> {
         });
     }
     command.spawn()
+}
+
+/// The gateway's end of the guard's lifeline: held (open) as long as the gateway lives.
+#[derive(Debug)]
+pub struct Guard {
+    _lifeline: std::fs::File,
+}
+
+/// Starts the guard that kills whatever this gateway started once the gateway is gone. Call it
+/// before the first server is spawned (those spawned before are not marked).
+pub fn start_guard() -> io::Result<Guard> {
+    use std::os::fd::FromRawFd;
+    let instance = crate::upstream::session::random_id()?;
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 fills the two-element array; both ends are close-on-exec, so no child but
+    // the guard (which gets the read end as its stdin) ever holds them.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the fds were just created and are owned by nobody else.
+    let (read, write) = unsafe {
+        (
+            std::fs::File::from_raw_fd(fds[0]),
+            std::fs::File::from_raw_fd(fds[1]),
+        )
+    };
+    let mut command = Command::new(std::env::current_exe()?);
+    command
+        .arg(GUARD_ARG)
+        .arg(&instance)
+        .env_clear()
+        .stdin(Stdio::from(read))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    // SAFETY: between fork and exec only async-signal-safe calls (setsid, fork, _exit,
+    // pthread_sigmask).
+    unsafe {
+        command.pre_exec(|| {
+            // Its own session: a Ctrl-C or a signal to the gateway's group does not reach it.
+            if libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // Detach: this process exits at once (the gateway reaps it); its child, reparented
+            // away from the gateway, becomes the guard.
+            match libc::fork() {
+                -1 => return Err(io::Error::last_os_error()),
+                0 => {}
+                _ => libc::_exit(0),
+            }
+            let mut empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut empty);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+    command.spawn()?.wait()?;
+    let _ = INSTANCE.set(instance);
+    Ok(Guard { _lifeline: write })
+}
+
+/// `mcp-gateway __guard <id>`: waits until the gateway is gone, then kills every process marked
+/// with `id`. Never returns.
+pub fn run_guard(instance: &str) -> ! {
+    // SAFETY: setting dispositions to SIG_IGN and reading fd 0 have no memory preconditions.
+    unsafe {
+        for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGPIPE] {
+            libc::signal(signal, libc::SIG_IGN);
+        }
+        let mut buf = [0u8; 64];
+        loop {
+            let n = libc::read(0, buf.as_mut_ptr().cast(), buf.len());
+            if n == 0 || n < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                break; // the gateway is gone
+            }
+        }
+    }
+    let mark = format!("{INSTANCE_ENV}={instance}");
+    // SAFETY: getpid has no preconditions.
+    let me = unsafe { libc::getpid() } as u32;
+    // Stopped first, then killed: none can fork or restart another in between. Again, for any
+    // that forked while the list was read.
+    for _ in 0..5 {
+        let marked = marked_processes(&mark, me);
+        if marked.is_empty() {
+            break;
+        }
+        for signal in [libc::SIGSTOP, libc::SIGKILL] {
+            for pid in &marked {
+                // SAFETY: plain kill(2) of a process that carries our mark.
+                unsafe {
+                    libc::kill(*pid as libc::pid_t, signal);
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::process::exit(0)
+}
+
+/// Every process (but `me`) whose environment holds `mark` (`NAME=value`).
+fn marked_processes(mark: &str, me: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == mark.as_bytes()))
+        })
+        .collect()
 }
 
 /// Sends `signal` to the child's whole process group.

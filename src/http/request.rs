@@ -608,11 +608,17 @@ fn version_error(head: &[u8]) -> HttpError {
         .split(|&b| b == b'\r' || b == b'\n')
         .next()
         .unwrap_or_default();
-    // Exactly three parts, or a stray space (e.g. in the target) shifted what httparse took for
-    // the version.
-    let mut parts = line.split(|&b| b == b' ');
-    match (parts.nth(2), parts.next()) {
-        (Some([b'H', b'T', b'T', b'P', b'/', digit, ..]), None) if digit.is_ascii_digit() => {
+    // The third part must start like a version: `HTTP/<digit>` other than 1, or `HTTP/1.<digit>`;
+    // a stray space (e.g. in the target) shifts what httparse took for the version. Only the bytes
+    // httparse must have seen to refuse the version decide, never what follows them, so the
+    // answer does not depend on how much of the line has arrived (found by fuzzing).
+    match line.split(|&b| b == b' ').nth(2) {
+        Some([b'H', b'T', b'T', b'P', b'/', major, ..])
+            if major.is_ascii_digit() && *major != b'1' =>
+        {
+            HttpError::UnsupportedVersion
+        }
+        Some([b'H', b'T', b'T', b'P', b'/', b'1', b'.', minor, ..]) if minor.is_ascii_digit() => {
             HttpError::UnsupportedVersion
         }
         _ => HttpError::BadRequest("malformed request line"),
@@ -1229,6 +1235,27 @@ mod tests {
                 bytewise(Limits::default(), garbage).error,
                 Some(HttpError::BadRequest(_))
             ));
+        }
+    }
+
+    #[test]
+    fn a_bad_version_gets_the_same_answer_however_much_of_the_line_arrived() {
+        // Found by fuzzing: a version that is not one, then more words on the line.
+        let input = b"OR ! HTTP/1\x130IIIII more words\r\n\r\n";
+        let whole = error_of(input);
+        assert_eq!(whole, Some(HttpError::BadRequest("malformed request line")));
+        for at in 1..input.len() {
+            let mut reader = RequestReader::new(Limits::default());
+            let mut buf = input[..at].to_vec();
+            let first = reader.advance(&mut buf);
+            let outcome = match first {
+                Err(e) => Some(e),
+                Ok(_) => {
+                    buf.extend_from_slice(&input[at..]);
+                    reader.advance(&mut buf).err()
+                }
+            };
+            assert_eq!(outcome, whole, "split at {at}");
         }
     }
 

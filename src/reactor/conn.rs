@@ -1,11 +1,15 @@
 //! One client connection: its socket, buffers, state, and the mapping of socket results to outcomes.
 //!
 //! Lifecycle: `Reading` (between and during requests) → `Awaiting` (a worker has the request) →
-//! back to `Reading` on keep-alive, or `Closing` (flush, then close). `GET /sse` turns a connection
-//! into `Streaming` for good. Interest is recomputed from the buffers: WRITABLE only while output is
-//! pending, READABLE always (so a vanished client is noticed even while we wait for its answer).
-//! While a request is out, at most `PIPELINE_LIMIT` further bytes are read; the rest stays in the
-//! kernel until the connection reads again (backpressure).
+//! back to `Reading` on keep-alive, or `Closing` (flush) → `Lingering` (our side shut, the client's
+//! input discarded until it closes too, so a last answer is not lost to a reset) → closed.
+//! `GET /sse` turns a connection into `Streaming` for good. Interest is recomputed from the buffers:
+//! WRITABLE only while output is pending, READABLE always (so a vanished client is noticed even
+//! while we wait for its answer).
+//!
+//! Input is bounded: at most `READ_AHEAD` unparsed bytes in `Reading`, `PIPELINE_LIMIT` while a
+//! request is out; the rest stays in the kernel (backpressure) and `read_paused` tells the reactor
+//! to read again once the buffer has room. `Closing`, `Lingering` and `Streaming` discard input.
 
 use crate::http::{Limits, RequestReader};
 use crate::job::Slot;
@@ -16,6 +20,8 @@ use std::time::Instant;
 
 /// Bytes read ahead while a request is being served (pipelined requests, or garbage).
 const PIPELINE_LIMIT: usize = 64 * 1024;
+/// Unparsed bytes held while reading requests; the request reader consumes them as it parses.
+pub const READ_AHEAD: usize = 256 * 1024;
 /// An output buffer that grew beyond this is released once empty.
 const KEEP_CAPACITY: usize = 64 * 1024;
 
@@ -30,11 +36,18 @@ pub enum State {
         sse: bool,
         /// The answer has become a chunked event stream (its head is written).
         streaming: bool,
+        /// The request was HTTP/1.1: an interim `100 Continue` may be sent to find out whether a
+        /// client that closed its side is still there.
+        may_probe: bool,
     },
     Streaming {
         session: Slot,
     },
     Closing,
+    /// Everything is written and our side is shut; waiting (briefly) for the client to close.
+    Lingering {
+        since: Instant,
+    },
 }
 
 /// What a read pass found.
@@ -63,6 +76,16 @@ pub struct Conn {
     pub last_active: Instant,
     /// The peer closed its sending side (we may still owe it an answer).
     pub read_closed: bool,
+    /// Reading stopped with input left in the kernel because the buffer was full.
+    pub read_paused: bool,
+    /// Requests are not processed while this much output waits: the client must read first.
+    pub output_paused: bool,
+    /// A probe (`100 Continue`, or an SSE comment) was sent after the client closed its side.
+    pub probed: bool,
+    /// The resume queue already holds this connection.
+    pub resume_queued: bool,
+    /// Accepted over `maxClients` only to be told 503.
+    pub rejected: bool,
 }
 
 impl Conn {
@@ -80,6 +103,11 @@ impl Conn {
             last_write: now,
             last_active: now,
             read_closed: false,
+            read_paused: false,
+            output_paused: false,
+            probed: false,
+            resume_queued: false,
+            rejected: false,
         }
     }
 
@@ -92,14 +120,17 @@ impl Conn {
         if self.read_closed {
             return ReadOutcome::Closed;
         }
+        self.read_paused = false;
         loop {
+            let discard = self.discards_input();
             let room = match self.state {
-                State::Reading | State::Streaming { .. } => scratch.len(),
-                State::Awaiting { .. } | State::Closing => PIPELINE_LIMIT
-                    .saturating_sub(self.inbuf.len())
-                    .min(scratch.len()),
-            };
+                _ if discard => scratch.len(),
+                State::Reading => READ_AHEAD.saturating_sub(self.inbuf.len()),
+                _ => PIPELINE_LIMIT.saturating_sub(self.inbuf.len()),
+            }
+            .min(scratch.len());
             if room == 0 {
+                self.read_paused = true;
                 return ReadOutcome::Open; // backpressure: leave the rest in the kernel
             }
             match self.sock.read(&mut scratch[..room]) {
@@ -109,7 +140,7 @@ impl Conn {
                 }
                 Ok(n) => {
                     self.last_active = now;
-                    if !matches!(self.state, State::Streaming { .. }) {
+                    if !discard {
                         if self.request_started.is_none() {
                             self.request_started = Some(now);
                         }
@@ -126,6 +157,21 @@ impl Conn {
                 },
             }
         }
+    }
+
+    /// Streams, and connections that are ending, read only to notice the client closing.
+    fn discards_input(&self) -> bool {
+        matches!(
+            self.state,
+            State::Streaming { .. } | State::Closing | State::Lingering { .. }
+        )
+    }
+
+    /// Shuts our sending side (everything is written) and starts lingering.
+    pub fn linger(&mut self, now: Instant) {
+        let _ = self.sock.shutdown(std::net::Shutdown::Write);
+        self.inbuf = Vec::new();
+        self.state = State::Lingering { since: now };
     }
 
     /// Queues bytes for the client (call `flush` after).

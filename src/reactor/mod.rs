@@ -7,6 +7,16 @@
 //!
 //! Timers are coarse: a housekeeping pass once a second sends SSE keepalives and closes connections
 //! that are idle too long, too slow sending a request, or not reading what we write.
+//!
+//! No handler calls back into the loop: work that has to happen again on a connection (read the
+//! next pipelined request once an answer is written, read more once the input buffer has room)
+//! goes on the resume queue as `(slab key, generation)` and is done on the next turn, so the stack
+//! depth never depends on what a client sends.
+//!
+//! Bytes queued for clients are capped twice: per connection (`gateway.maxQueuedBytes`; past it the
+//! connection is closed and its call cancelled, and one answer larger than it is replaced by a 502)
+//! and in total (`gateway.maxMemoryBytes`; a large answer that would pass it is replaced by a 503).
+//! A connection that closes cancels the call it waits on.
 
 pub mod conn;
 
@@ -18,6 +28,7 @@ use crossbeam_channel::Receiver;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
+use std::collections::VecDeque;
 use std::io;
 use std::time::{Duration, Instant};
 
@@ -30,8 +41,17 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// A client that reads none of its pending output for this long is dropped.
 const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(60);
-/// An SSE stream with more than this unread is a consumer too slow to keep: it is dropped.
-const MAX_STREAM_BACKLOG: usize = 32 * 1024 * 1024;
+/// Pipelined requests wait while this much output is unread (the client must read first).
+const OUTPUT_HIGH_WATER: usize = 1024 * 1024;
+/// An answer at least this large is refused (503) when it would take the total queued for all
+/// clients past `maxMemoryBytes`; smaller ones always pass, so errors and pings still get through.
+const LARGE_ANSWER: usize = 64 * 1024;
+/// A connection we are done with waits this long for the client to close before we do.
+const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
+/// Connections over `maxClients` still accepted to be told 503 (beyond that they are dropped).
+const REJECT_ROOM: usize = 1024;
+/// Connections resumed per loop turn.
+const RESUME_BUDGET: usize = 4096;
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 /// Mailbox messages handled per loop turn, so sockets are never starved.
 const MAILBOX_BUDGET: usize = 4096;
@@ -46,12 +66,20 @@ pub struct Settings {
     pub max_clients: usize,
     pub keepalive_interval: Duration,
     pub shutdown_timeout: Duration,
+    /// `gateway.maxQueuedBytes`: unread output one connection may hold.
+    pub max_queued_bytes: usize,
+    /// `gateway.maxMemoryBytes`: unread output all connections together may hold.
+    pub max_memory_bytes: usize,
 }
 
 pub struct Reactor {
     poll: Poll,
     listener: Option<TcpListener>,
     conns: Slab<Conn>,
+    /// Connections accepted over `maxClients` only to be told 503.
+    rejecting: usize,
+    /// Connections with work to do again, handled in the loop (never by recursion).
+    resume: VecDeque<Slot>,
     next_gen: u64,
     mailbox: Receiver<ToReactor>,
     router: Router,
@@ -79,6 +107,8 @@ impl Reactor {
             poll,
             listener: Some(listener),
             conns: Slab::new(),
+            rejecting: 0,
+            resume: VecDeque::new(),
             next_gen: 0,
             mailbox,
             router,
@@ -109,7 +139,12 @@ impl Reactor {
                     LISTENER => self.accept(now),
                     WAKER => {} // the mailbox is drained below on every turn
                     Token(key) => {
-                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                        if event.is_error() || event.is_write_closed() {
+                            // Reset, or both sides shut: nothing more can be said either way.
+                            self.close(key);
+                            continue;
+                        }
+                        if event.is_readable() || event.is_read_closed() {
                             self.on_readable(key, now);
                         }
                         if event.is_writable() {
@@ -119,6 +154,7 @@ impl Reactor {
                 }
             }
             self.drain_mailbox(now);
+            self.run_resumes(now);
             if self.accept_paused_until.is_some_and(|t| t <= now) {
                 self.accept_paused_until = None;
                 self.accept(now);
@@ -134,9 +170,10 @@ impl Reactor {
                 if self.router.in_flight == 0 || now >= deadline {
                     if self.router.in_flight > 0 {
                         log::warn!(
-                            "grace period over with {} calls still running; they are abandoned",
+                            "grace period over with {} calls still running; they are answered \"gateway stopping\"",
                             self.router.in_flight
                         );
+                        self.answer_stopping(now);
                     }
                     let hurried = self.hurried;
                     self.final_flush();
@@ -157,8 +194,8 @@ impl Reactor {
         if let Some(t) = self.router.next_held_deadline() {
             until = until.min(t);
         }
-        if !self.mailbox.is_empty() {
-            return Duration::ZERO; // the budget left messages behind
+        if !self.mailbox.is_empty() || !self.resume.is_empty() {
+            return Duration::ZERO; // the budget left work behind
         }
         until.saturating_duration_since(now)
     }
@@ -187,8 +224,10 @@ impl Reactor {
     }
 
     fn add_conn(&mut self, sock: mio::net::TcpStream, now: Instant) {
-        if self.conns.len() >= self.settings.max_clients {
-            reject_over_capacity(sock, self.settings.max_clients);
+        let max = self.settings.max_clients;
+        let over = self.conns.len() - self.rejecting >= max;
+        if over && self.rejecting >= REJECT_ROOM {
+            reject_over_capacity(sock, max);
             return;
         }
         let _ = sock.set_nodelay(true);
@@ -196,9 +235,17 @@ impl Reactor {
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         let conn = entry.insert(Conn::new(sock, self.next_gen, self.settings.limits, now));
+        if over {
+            // Told why and closed gracefully (lingering), so the client reads the 503, not a reset.
+            log::warn!("refused a connection: maxClients ({max}) reached");
+            conn.rejected = true;
+            self.rejecting += 1;
+            write_response(conn, over_capacity(max), false, false);
+            conn.state = State::Closing;
+        }
         if let Err(e) = conn.update_interest(self.poll.registry(), Token(key)) {
             log::warn!("cannot register a connection: {e}");
-            self.conns.remove(key);
+            self.forget(key);
             return;
         }
         // Data may have arrived with the connection; edge-triggered readiness would not repeat it.
@@ -211,8 +258,11 @@ impl Reactor {
         };
         let outcome = conn.read(&mut self.scratch, now);
         match (&conn.state, outcome) {
-            (State::Streaming { .. }, ReadOutcome::Closed) => return self.close(key),
-            (State::Streaming { .. }, ReadOutcome::Open) => return,
+            (State::Streaming { .. } | State::Lingering { .. }, ReadOutcome::Closed) => {
+                return self.close(key)
+            }
+            (State::Streaming { .. } | State::Lingering { .. }, ReadOutcome::Open) => return,
+            (State::Awaiting { .. }, ReadOutcome::Closed) => return self.probe(key, now),
             _ => {}
         }
         self.process_requests(key, now);
@@ -223,12 +273,73 @@ impl Reactor {
             // Nothing more can arrive (a half-read request never completes): finish writing, close.
             conn.state = State::Closing;
             self.flush(key, now);
+        } else if conn.read_closed && matches!(conn.state, State::Awaiting { .. }) {
+            // The request came with the client's end of stream: is it still there to read?
+            self.probe(key, now);
         }
         // Otherwise keep the connection: we still owe it an answer (Awaiting) or are writing one.
     }
 
     fn on_writable(&mut self, key: usize, now: Instant) {
         self.flush(key, now);
+    }
+
+    /// The client closed its sending side while we owe it an answer: a client that only half
+    /// closed still reads, one that is gone answers our next bytes with a reset (then its call is
+    /// cancelled in `close`). So send something harmless: an interim `100 Continue` (HTTP/1.1
+    /// clients must skip it) or, on an event stream already begun, an SSE comment.
+    fn probe(&mut self, key: usize, now: Instant) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let State::Awaiting {
+            streaming,
+            may_probe,
+            ..
+        } = conn.state
+        else {
+            return;
+        };
+        if conn.probed {
+            return;
+        }
+        conn.probed = true;
+        if streaming {
+            let mut comment = Vec::new();
+            http::sse::write_comment(&mut comment, "still working");
+            let mut chunk = Vec::new();
+            http::write_chunk(&mut chunk, &comment);
+            conn.queue(&chunk);
+        } else if may_probe {
+            conn.queue(http::CONTINUE);
+        } else {
+            return; // HTTP/1.0: nothing may precede the answer; wait for it
+        }
+        self.flush(key, now);
+    }
+
+    /// Puts a connection on the resume queue (once): it is read and served again on the next turn.
+    fn queue_resume(&mut self, slot: Slot) {
+        if let Some(conn) = self.conns.get_mut(slot.key).filter(|c| c.gen == slot.gen) {
+            if !conn.resume_queued {
+                conn.resume_queued = true;
+                self.resume.push_back(slot);
+            }
+        }
+    }
+
+    /// Serves the connections queued for another pass (within a budget; the rest next turn).
+    fn run_resumes(&mut self, now: Instant) {
+        for _ in 0..RESUME_BUDGET {
+            let Some(slot) = self.resume.pop_front() else {
+                return;
+            };
+            let Some(conn) = self.conns.get_mut(slot.key).filter(|c| c.gen == slot.gen) else {
+                continue;
+            };
+            conn.resume_queued = false;
+            self.on_readable(slot.key, now);
+        }
     }
 
     /// Parses and handles every complete request in the input buffer.
@@ -238,6 +349,10 @@ impl Reactor {
                 return;
             };
             if !matches!(conn.state, State::Reading) {
+                break;
+            }
+            if conn.pending() > OUTPUT_HIGH_WATER {
+                conn.output_paused = true; // resumed by `flush` once the client has read
                 break;
             }
             match conn.reader.advance(&mut conn.inbuf) {
@@ -267,8 +382,17 @@ impl Reactor {
                 }
             }
         }
-        if let Some(conn) = self.conns.get_mut(key) {
-            conn.trim_input();
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        conn.trim_input();
+        let more = conn.read_paused
+            && !conn.output_paused
+            && matches!(conn.state, State::Reading)
+            && conn.inbuf.len() < conn::READ_AHEAD;
+        if more {
+            let slot = conn.slot(key);
+            self.queue_resume(slot); // the kernel still holds input: read it next turn
         }
         self.flush(key, now);
     }
@@ -277,6 +401,7 @@ impl Reactor {
         let slot = self.conns[key].slot(key);
         let keep_alive = request.keep_alive() && self.shutdown_deadline.is_none();
         let head_only = request.method == Method::Head;
+        let may_probe = request.minor_version >= 1;
         let mut outcome = self.router.handle(slot, &request, now);
         if keep_alive && request.minor_version == 0 {
             // HTTP/1.0 closes by default: keeping the connection must be said explicitly.
@@ -303,6 +428,7 @@ impl Reactor {
                     headers,
                     sse: sse && !head_only,
                     streaming: false,
+                    may_probe,
                 };
             }
             Outcome::Stream { head, session } => {
@@ -322,9 +448,19 @@ impl Reactor {
         if conn.flush(now).is_err() {
             return self.close(key);
         }
-        let done = matches!(conn.state, State::Closing) && conn.pending() == 0;
-        if done {
-            return self.close(key);
+        if conn.output_paused && conn.pending() < OUTPUT_HIGH_WATER / 2 {
+            conn.output_paused = false;
+            let slot = conn.slot(key);
+            self.queue_resume(slot);
+        }
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if matches!(conn.state, State::Closing) && conn.pending() == 0 {
+            if conn.read_closed {
+                return self.close(key); // nothing unread on either side: a plain close is clean
+            }
+            conn.linger(now);
         }
         if let Err(e) = conn.update_interest(self.poll.registry(), Token(key)) {
             log::warn!("cannot update a connection's interest: {e}");
@@ -332,15 +468,29 @@ impl Reactor {
         }
     }
 
+    /// Closes a connection; whatever it was waiting for is cancelled.
     fn close(&mut self, key: usize) {
-        if !self.conns.contains(key) {
+        let Some(conn) = self.forget(key) else {
             return;
+        };
+        match conn.state {
+            State::Streaming { session } => self.router.stream_closed(session, Instant::now()),
+            State::Awaiting { .. } => {
+                log::debug!("a client left while its request was being served; cancelling it");
+                self.router.conn_closed(conn.slot(key));
+            }
+            _ => {}
         }
-        let mut conn = self.conns.remove(key);
+    }
+
+    /// Removes a connection from the slab and the poll, nothing more.
+    fn forget(&mut self, key: usize) -> Option<Conn> {
+        let mut conn = self.conns.try_remove(key)?;
         let _ = self.poll.registry().deregister(&mut conn.sock);
-        if let State::Streaming { session } = conn.state {
-            self.router.stream_closed(session, Instant::now());
+        if conn.rejected {
+            self.rejecting -= 1;
         }
+        Some(conn)
     }
 
     fn drain_mailbox(&mut self, now: Instant) {
@@ -351,13 +501,21 @@ impl Reactor {
             match message {
                 ToReactor::Reply {
                     to,
-                    status,
-                    body,
+                    mut status,
+                    mut body,
                     last,
                     done,
                 } => {
+                    if last && body.len() > self.settings.max_queued_bytes {
+                        (status, body) = self.too_large(body.len(), done.as_ref());
+                    } else if last && body.len() >= LARGE_ANSWER {
+                        let queued = self.queued_total();
+                        if queued + body.len() > self.settings.max_memory_bytes {
+                            (status, body) = self.memory_full(body.len(), queued, done.as_ref());
+                        }
+                    }
                     if last {
-                        self.router.answered(done);
+                        self.router.answered(done, to);
                     }
                     match to {
                         ReplyTo::Conn(slot) => {
@@ -438,6 +596,7 @@ impl Reactor {
             ref mut headers,
             sse,
             ref mut streaming,
+            ..
         } = conn.state
         else {
             return false;
@@ -460,12 +619,16 @@ impl Reactor {
             http::sse::write_event(&mut event, Some("message"), None, &body);
             http::write_chunk(&mut out, &event);
             if !last {
-                conn.queue(&out);
+                if !self.queue_capped(slot.key, &out) {
+                    return false;
+                }
                 self.flush(slot.key, now);
                 return true;
             }
             out.extend_from_slice(http::LAST_CHUNK);
-            conn.queue(&out);
+            if !self.queue_capped(slot.key, &out) {
+                return false;
+            }
         } else {
             let response = Response {
                 status,
@@ -474,17 +637,98 @@ impl Reactor {
                 body,
                 close: false,
             };
+            if conn.pending() + response.body.len() > self.settings.max_queued_bytes {
+                self.over_queue_cap(slot.key, response.body.len());
+                return false;
+            }
             write_response(conn, response, keep_alive, head_only);
         }
+        let Some(conn) = self.conns.get_mut(slot.key) else {
+            return false;
+        };
         conn.state = if keep_alive {
             State::Reading
         } else {
             State::Closing
         };
-        // Pipelined requests may be waiting, and reading may have paused for backpressure.
-        self.on_readable(slot.key, now);
+        // Pipelined requests may be waiting, and reading may have paused for backpressure: that
+        // is done on the next turn of the loop, not from here (no recursion).
+        self.queue_resume(slot);
         self.flush(slot.key, now);
         true
+    }
+
+    /// Queues bytes unless that takes the connection past `maxQueuedBytes` (then it is closed and
+    /// its call cancelled). Returns whether they were queued.
+    fn queue_capped(&mut self, key: usize, bytes: &[u8]) -> bool {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return false;
+        };
+        if conn.pending() + bytes.len() > self.settings.max_queued_bytes {
+            self.over_queue_cap(key, bytes.len());
+            return false;
+        }
+        conn.queue(bytes);
+        true
+    }
+
+    fn over_queue_cap(&mut self, key: usize, adding: usize) {
+        if let Some(conn) = self.conns.get(key) {
+            log::warn!(
+                "closing a client that has not read {} bytes (adding {adding} would pass gateway.maxQueuedBytes = {})",
+                conn.pending(),
+                self.settings.max_queued_bytes
+            );
+        }
+        self.close(key);
+    }
+
+    /// Bytes written for clients and not yet read by them, over all connections.
+    fn queued_total(&self) -> usize {
+        self.conns.iter().map(|(_, c)| c.pending()).sum()
+    }
+
+    /// The answer that replaces one too large for the memory left (`gateway.maxMemoryBytes`).
+    fn memory_full(
+        &self,
+        size: usize,
+        queued: usize,
+        call: Option<&crate::job::CallKey>,
+    ) -> (u16, Vec<u8>) {
+        let message = format!(
+            "the gateway is out of memory for answers: {queued} bytes wait to be read by clients and this answer has {size} (gateway.maxMemoryBytes is {}); try again later",
+            self.settings.max_memory_bytes
+        );
+        log::warn!("{message}");
+        let code = crate::rpc::codes::SERVER_UNAVAILABLE;
+        let body = match call {
+            Some(key) => crate::rpc::error_response(Some(key.id.json()), code, &message),
+            None => crate::job::rest_error(code, &message),
+        };
+        (503, body)
+    }
+
+    /// The answer that replaces one no connection may hold (`gateway.maxQueuedBytes`).
+    fn too_large(&self, size: usize, call: Option<&crate::job::CallKey>) -> (u16, Vec<u8>) {
+        let message = format!(
+            "the answer has {size} bytes, more than one client may be sent (gateway.maxQueuedBytes is {})",
+            self.settings.max_queued_bytes
+        );
+        log::warn!("{message}");
+        let code = crate::rpc::codes::INTERNAL_ERROR;
+        let body = match call {
+            Some(key) => crate::rpc::error_response(Some(key.id.json()), code, &message),
+            None => crate::job::rest_error(code, &message),
+        };
+        (502, body)
+    }
+
+    /// The grace period is over: every call still running gets "gateway stopping" (503 / -32000).
+    fn answer_stopping(&mut self, now: Instant) {
+        for (conn, status, body) in self.router.stop_calls() {
+            self.answer_conn(conn, status, body, true, now);
+        }
+        self.deliver_outbox(now);
     }
 
     /// Does the router's work on other connections: stream bytes, streams to end.
@@ -503,19 +747,12 @@ impl Reactor {
                     continue;
                 }
             };
-            let Some(conn) = self.conns.get_mut(slot.key).filter(|c| c.gen == slot.gen) else {
-                continue;
-            };
-            if conn.pending() + bytes.len() > MAX_STREAM_BACKLOG {
-                log::warn!(
-                    "dropping an SSE client that has not read {} bytes",
-                    conn.pending()
-                );
-                self.close(slot.key);
+            if self.conns.get(slot.key).is_none_or(|c| c.gen != slot.gen) {
                 continue;
             }
-            conn.queue(&bytes);
-            self.flush(slot.key, now);
+            if self.queue_capped(slot.key, &bytes) {
+                self.flush(slot.key, now);
+            }
         }
     }
 
@@ -527,6 +764,12 @@ impl Reactor {
         let mut to_close = Vec::new();
         let mut to_flush = Vec::new();
         for (key, conn) in self.conns.iter_mut() {
+            if let State::Lingering { since } = conn.state {
+                if now.duration_since(since) > LINGER_TIMEOUT {
+                    to_close.push(key);
+                }
+                continue;
+            }
             if conn.pending() > 0 && now.duration_since(conn.last_write) > WRITE_STALL_TIMEOUT {
                 to_close.push(key);
                 continue;
@@ -560,7 +803,7 @@ impl Reactor {
                     }
                     _ => {}
                 },
-                State::Awaiting { .. } | State::Closing => {}
+                State::Awaiting { .. } | State::Closing | State::Lingering { .. } => {}
             }
         }
         for key in to_close {
@@ -660,24 +903,35 @@ fn http_error(error: HttpError, limits: &Limits) -> Response {
     }
 }
 
-/// Tells a client over `maxClients` why it is refused, best effort, without registering it.
+/// The answer to a connection over `maxClients`.
+fn over_capacity(max: usize) -> Response {
+    let mut response = Response::error(
+        503,
+        crate::rpc::codes::SERVER_UNAVAILABLE,
+        &format!("too many connections (gateway.maxClients is {max}); try again later"),
+    );
+    response.headers.push(("Retry-After", "1".into()));
+    response.close = true;
+    response
+}
+
+/// Far over `maxClients` (even the connections being told 503 are too many): a best-effort 503
+/// written straight to the socket, which is then dropped unregistered.
 fn reject_over_capacity(sock: mio::net::TcpStream, max: usize) {
     use std::io::Write;
+    let response = over_capacity(max);
     let mut out = Vec::new();
     http::response::write_response(
         &mut out,
         503,
-        "application/json",
+        response.content_type,
         &[("Retry-After", "1")],
-        &crate::job::rest_error(
-            crate::rpc::codes::SERVER_UNAVAILABLE,
-            &format!("too many connections (gateway.maxClients is {max})"),
-        ),
+        &response.body,
         false,
     );
     let mut sock = sock;
     let _ = sock.write(&out);
-    log::warn!("refused a connection: maxClients ({max}) reached");
+    log::warn!("dropped a connection: far over maxClients ({max})");
 }
 
 /// Errors of one connection attempt that say nothing about the listener.

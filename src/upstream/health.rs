@@ -2,13 +2,17 @@
 //!
 //! `status` is `ok` when every enabled server is up, `degraded` otherwise, `shutting_down` during a
 //! graceful stop (then with HTTP 503, so a load balancer stops sending traffic).
+//!
+//! When `gateway.authToken` is set, a request without the token gets only `{"status": ...}`: the
+//! rest (server names, counters, errors) is for those who hold it. `lastError` is always passed
+//! through `redact`: it may quote a server's own stderr, which may quote its secrets.
 
 use super::{Response, Router};
 use crate::config::ServerKind;
 use serde_json::{json, Value};
 
 impl Router {
-    pub(super) fn health(&self) -> Response {
+    pub(super) fn health(&self, full: bool) -> Response {
         let mut all_up = true;
         let servers: Vec<Value> = self
             .servers
@@ -57,7 +61,7 @@ impl Router {
                         .iter()
                         .map(|r| (r.key().to_string(), serde_json::Value::from(stats.recycles[*r as usize])))
                         .collect::<serde_json::Map<_, _>>(),
-                    "lastError": stats.last_error,
+                    "lastError": stats.last_error.as_deref().map(super::redact::redact),
                     "nextRetryMs": stats.next_retry_ms,
                 })
             })
@@ -69,6 +73,10 @@ impl Router {
         } else {
             "degraded"
         };
+        let code = if self.shutting_down { 503 } else { 200 };
+        if !full {
+            return Response::json(code, json!({ "status": status }).to_string().into_bytes());
+        }
         let body = json!({
             "status": status,
             "version": env!("CARGO_PKG_VERSION"),
@@ -80,9 +88,6 @@ impl Router {
             "collisions": self.registry.collisions.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "notes": self.registry.notes,
         });
-        Response::json(
-            if self.shutting_down { 503 } else { 200 },
-            body.to_string().into_bytes(),
-        )
+        Response::json(code, body.to_string().into_bytes())
     }
 }

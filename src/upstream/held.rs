@@ -120,7 +120,23 @@ impl Router {
         };
         match mcp::handle(&registry, state, message, origin) {
             mcp::Action::Reply(json) => self.answer(to, json),
-            mcp::Action::Dispatch(job) => self.dispatch(*job),
+            mcp::Action::Dispatch(job) => {
+                let running = state.calls.len();
+                let max = self.settings.max_in_flight_per_session;
+                if running < max {
+                    self.dispatch(*job);
+                } else if let crate::job::Answer::JsonRpc(id) = &job.answer {
+                    let message = format!(
+                        "too many requests in flight: this session already has {running} running (gateway.maxInFlightPerSession is {max}); wait for some to finish"
+                    );
+                    let json = crate::rpc::error_response(
+                        Some(id.json()),
+                        codes::SERVER_UNAVAILABLE,
+                        &message,
+                    );
+                    self.answer(to, json);
+                }
+            }
             mcp::Action::Subscription {
                 server,
                 uri,
@@ -173,6 +189,14 @@ impl Router {
                 body: json,
             }),
         }
+    }
+
+    /// The connection a held request would be answered on closed: nobody waits for it any more.
+    pub(super) fn drop_held_for(&mut self, conn: Slot) {
+        self.held.retain(|(held, _)| match held {
+            Held::Rest { conn: c, .. } => *c != conn,
+            Held::Mcp { to, .. } => *to != ReplyTo::Conn(conn),
+        });
     }
 
     /// Shutting down: nothing held will be served.

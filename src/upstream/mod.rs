@@ -6,12 +6,20 @@
 //! reactor drains after every call. Everything here runs on the reactor thread: no blocking, no locks
 //! but the pool stats' last-error string read by `/health`.
 //!
-//! Every endpoint but `/health` first passes the gate: a present `Origin` must be allowed (403), and
-//! when `gateway.authToken` is set, `Authorization: Bearer <token>` must match (401).
+//! Every request first passes the host check: HTTP/1.1 without `Host` is 400; on a gateway listening
+//! on loopback (or with `gateway.allowedHosts` set) a `Host` that is neither a loopback name or
+//! address nor listed is 403, whatever the `Origin` (DNS rebinding). Every endpoint but `/health`
+//! then passes the gate: a present `Origin` must be allowed (403), and when `gateway.authToken` is
+//! set, `Authorization: Bearer <token>` must match (401; the scheme is case-insensitive). `/health`
+//! without a valid token (when one is set) tells only its status.
+//!
+//! Every call waiting on a connection is known by that connection's slot (`conn_calls`): when the
+//! connection closes the call is cancelled, and when the gateway stops it is answered "stopping".
 
 mod health;
 mod held;
 pub mod mcp;
+pub mod redact;
 mod rest;
 pub mod session;
 mod sse;
@@ -21,9 +29,10 @@ use crate::config::Cors;
 use crate::config::ServerConfig;
 use crate::downstream::link::ServerPool;
 use crate::http::{Method, Request};
-use crate::job::{CallKey, Inbox, Signal, Slot};
+use crate::job::{Answer, CallControl, CallKey, Inbox, ReplyTo, Signal, Slot};
 use crate::registry::{ListKind, Snapshot};
 use crate::rpc;
+use crate::rpc::Id;
 use crate::supervisor::Control;
 use crate::workers::WorkerMsg;
 use crossbeam_channel::Sender;
@@ -113,6 +122,26 @@ pub struct Settings {
     pub auth_token: Option<String>,
     pub allowed_origins: Vec<String>,
     pub session_timeout: Duration,
+    /// `gateway.allowedHosts`: `Host` values accepted besides loopback names and addresses.
+    pub allowed_hosts: Vec<String>,
+    /// The gateway listens on a loopback address: only loopback (or allowed) hosts may be named.
+    pub loopback_only: bool,
+    /// `gateway.maxSessions`.
+    pub max_sessions: usize,
+    /// `gateway.maxInFlightPerSession`.
+    pub max_in_flight_per_session: usize,
+}
+
+/// A session opened and never used (no `notifications/initialized`, no request) is forgotten
+/// after this, whatever `sessionTimeout` says: an `initialize` flood cannot pile up sessions.
+pub const UNUSED_SESSION_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What the client of a dispatched call waits on its connection.
+#[derive(Debug)]
+struct ConnCall {
+    control: Arc<CallControl>,
+    /// The JSON-RPC id for an MCP call; None for REST.
+    id: Option<Id>,
 }
 
 /// Shared state of the client-facing side.
@@ -136,6 +165,8 @@ pub struct Router {
     started: Instant,
     /// Jobs dispatched and not yet answered.
     pub in_flight: usize,
+    /// Calls whose answer a connection waits for, by that connection.
+    conn_calls: HashMap<Slot, ConnCall>,
     outbox: Vec<Outgoing>,
     pub shutting_down: bool,
 }
@@ -163,6 +194,7 @@ impl Router {
             settings,
             started: Instant::now(),
             in_flight: 0,
+            conn_calls: HashMap::new(),
             outbox: Vec::new(),
             shutting_down: false,
         }
@@ -170,6 +202,9 @@ impl Router {
 
     /// Routes one request.
     pub fn handle(&mut self, conn: Slot, req: &Request, now: Instant) -> Outcome {
+        if let Some(refusal) = self.check_host(req) {
+            return Outcome::Respond(refusal);
+        }
         if req.method == Method::Options {
             return Outcome::Respond(self.preflight(req));
         }
@@ -186,10 +221,51 @@ impl Router {
         outcome
     }
 
+    /// `Host` must be present (HTTP/1.1) and, on a loopback gateway, name loopback or an allowed
+    /// host: a page whose DNS name was rebound to 127.0.0.1 still sends its own name. `Some` is the
+    /// refusal.
+    fn check_host(&self, req: &Request) -> Option<Response> {
+        let Some(host) = req.header("host") else {
+            if req.minor_version >= 1 {
+                return Some(Response {
+                    close: true,
+                    ..Response::error(
+                        400,
+                        rpc::codes::INVALID_REQUEST,
+                        "an HTTP/1.1 request must carry a Host header",
+                    )
+                });
+            }
+            return None; // HTTP/1.0 may omit it; browsers never do
+        };
+        if !self.settings.loopback_only && self.settings.allowed_hosts.is_empty() {
+            return None;
+        }
+        if host_allowed(host, &self.settings.allowed_hosts) {
+            return None;
+        }
+        Some(Response::error(
+            403,
+            rpc::codes::INVALID_REQUEST,
+            &format!(
+                "Host {host} is not allowed: this gateway answers requests for localhost, loopback addresses and gateway.allowedHosts only (a protection against DNS rebinding)"
+            ),
+        ))
+    }
+
+    /// Whether the request carries the right bearer token (true when none is configured).
+    fn authorized(&self, req: &Request) -> bool {
+        let Some(token) = self.settings.auth_token.as_deref() else {
+            return true;
+        };
+        bearer_token(req.header("authorization"))
+            .is_some_and(|presented| constant_time_eq(presented.as_bytes(), token.as_bytes()))
+    }
+
     /// Origin and bearer-token checks; `Some` is the refusal.
     fn gate(&self, req: &Request) -> Option<Response> {
         if req.path == "/health" {
-            return None;
+            return None; // tells only its status without the token (see `health`)
         }
         if let Some(origin) = req.header("origin") {
             if !self.origin_allowed(origin) {
@@ -202,17 +278,9 @@ impl Router {
                 ));
             }
         }
-        let token = self.settings.auth_token.as_deref()?;
-        let presented = req
-            .header("authorization")
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim);
-        match presented {
-            Some(presented) if constant_time_eq(presented.as_bytes(), token.as_bytes()) => None,
-            _ => Some(
+        match self.authorized(req) {
+            true => None,
+            false => Some(
                 Response::error(
                     401,
                     rpc::codes::INVALID_REQUEST,
@@ -299,7 +367,7 @@ impl Router {
                 self.registry.rest_body.clone().into_bytes(),
             )),
             ("/tools/call", _) => self.rest_call(conn, req, now),
-            ("/health", _) => Outcome::Respond(self.health()),
+            ("/health", _) => Outcome::Respond(self.health(self.authorized(req))),
             _ => Outcome::Respond(index()),
         }
     }
@@ -307,6 +375,14 @@ impl Router {
     /// Sends a job to the workers and counts it as in flight; an MCP call becomes cancellable.
     pub(super) fn dispatch(&mut self, job: crate::job::Job) {
         self.in_flight += 1;
+        if let ReplyTo::Conn(conn) = job.to {
+            let id = match &job.answer {
+                Answer::JsonRpc(id) => Some(id.clone()),
+                Answer::Rest => None,
+            };
+            let control = job.control.clone();
+            self.conn_calls.insert(conn, ConnCall { control, id });
+        }
         if let Some(key) = job.key() {
             if let Some(session) = self.sessions.get_mut(key.session) {
                 session.calls.insert(key.id, job.control.clone());
@@ -460,19 +536,14 @@ impl Router {
         }
     }
 
-    /// Forgets Streamable HTTP sessions unused for `sessionTimeout` with no stream open.
+    /// Forgets Streamable HTTP sessions unused for `sessionTimeout` with no stream open, and those
+    /// never used at all after `UNUSED_SESSION_TIMEOUT`.
     pub fn reap_sessions(&mut self, now: Instant) {
         let timeout = self.settings.session_timeout;
         let expired: Vec<Slot> = self
             .sessions
             .iter()
-            .filter(|(_, s)| {
-                s.transport == Transport::Streamable
-                    && s.stream.is_none()
-                    && s.calls.is_empty()
-                    && s.asks.is_empty()
-                    && now.saturating_duration_since(s.last_seen) > timeout
-            })
+            .filter(|(_, s)| s.expired(now, timeout, UNUSED_SESSION_TIMEOUT))
             .map(|(slot, _)| slot)
             .collect();
         for slot in expired {
@@ -486,9 +557,61 @@ impl Router {
         }
     }
 
-    /// A worker's final answer arrived.
-    pub fn answered(&mut self, done: Option<CallKey>) {
+    /// A connection closed: the call it waited for (if any) is cancelled, which tells the server
+    /// (`notifications/cancelled`) and frees the handle; a request held for it is dropped.
+    pub fn conn_closed(&mut self, conn: Slot) {
+        if let Some(call) = self.conn_calls.remove(&conn) {
+            call.control.cancel();
+        }
+        self.drop_held_for(conn);
+    }
+
+    /// The grace period is over: every running call is cancelled. Returns the "gateway stopping"
+    /// answers for the connections that wait (503, or -32000 for MCP); legacy SSE sessions get
+    /// theirs through the outbox.
+    pub fn stop_calls(&mut self) -> Vec<(Slot, u16, Vec<u8>)> {
+        const STOPPING: &str =
+            "gateway stopping: the call was still running when the shutdown grace period ended";
+        let code = rpc::codes::SERVER_UNAVAILABLE;
+        let mut answers = Vec::new();
+        for (conn, call) in self.conn_calls.drain() {
+            call.control.cancel();
+            let body = match call.id {
+                Some(id) => rpc::error_response(Some(id.json()), code, STOPPING),
+                None => crate::job::rest_error(code, STOPPING),
+            };
+            answers.push((conn, 503, body));
+        }
+        let legacy: Vec<(Slot, Vec<Id>)> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.transport == Transport::LegacySse)
+            .map(|(slot, s)| (slot, s.calls.keys().cloned().collect()))
+            .collect();
+        for (session, ids) in legacy {
+            for id in ids {
+                if let Some(control) = self
+                    .sessions
+                    .get_mut(session)
+                    .and_then(|s| s.calls.remove(&id))
+                {
+                    control.cancel();
+                }
+                self.to_session(
+                    session,
+                    &rpc::error_response(Some(id.json()), code, STOPPING),
+                );
+            }
+        }
+        answers
+    }
+
+    /// A worker's final answer arrived (for `to`).
+    pub fn answered(&mut self, done: Option<CallKey>, to: ReplyTo) {
         self.in_flight = self.in_flight.saturating_sub(1);
+        if let ReplyTo::Conn(conn) = to {
+            self.conn_calls.remove(&conn);
+        }
         if let Some(key) = done {
             if let Some(session) = self.sessions.get_mut(key.session) {
                 session.calls.remove(&key.id);
@@ -632,6 +755,41 @@ impl Router {
     }
 }
 
+/// The credentials of `Authorization: Bearer <token>`; the scheme name is case-insensitive.
+fn bearer_token(header: Option<&str>) -> Option<&str> {
+    let (scheme, token) = header?.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// Whether a `Host` value names loopback (`localhost`, `127.x.x.x`, `[::1]`, any port) or is listed
+/// in `allowed` (compared with and without its port, case-insensitively).
+fn host_allowed(host: &str, allowed: &[String]) -> bool {
+    let host = host.trim();
+    let name = if let Some(v6) = host.strip_prefix('[') {
+        match v6.split_once(']') {
+            Some((name, rest)) if rest.is_empty() || rest.starts_with(':') => name,
+            _ => return false,
+        }
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            Some(_) => return false,
+            None => host,
+        }
+    };
+    let loopback = name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    loopback
+        || allowed
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(host) || a.eq_ignore_ascii_case(name))
+}
+
 /// `http(s)://localhost`, `127.x.x.x`, `[::1]`, with any port.
 fn is_loopback_origin(origin: &str) -> bool {
     let Some(rest) = origin
@@ -710,6 +868,49 @@ mod tests {
         ] {
             assert!(!is_loopback_origin(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn hosts() {
+        let none: Vec<String> = Vec::new();
+        for ok in [
+            "localhost",
+            "LocalHost:4298",
+            "127.0.0.1",
+            "127.0.0.1:80",
+            "127.9.9.9:1",
+            "[::1]",
+            "[::1]:4298",
+        ] {
+            assert!(host_allowed(ok, &none), "{ok}");
+        }
+        for bad in [
+            "evil.example.com",
+            "evil.example.com:4298",
+            "localhost.evil.com",
+            "10.0.0.1",
+            "[::2]:80",
+            "[::1]x",
+            "localhost:80x",
+            "",
+        ] {
+            assert!(!host_allowed(bad, &none), "{bad}");
+        }
+        let allowed = vec!["gw.internal".to_string(), "box:8080".to_string()];
+        assert!(host_allowed("GW.internal:4298", &allowed));
+        assert!(host_allowed("box:8080", &allowed));
+        assert!(!host_allowed("box:9090", &allowed));
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_token(Some("Bearer abc")), Some("abc"));
+        assert_eq!(bearer_token(Some("BEARER abc")), Some("abc"));
+        assert_eq!(bearer_token(Some("bearer  abc ")), Some("abc"));
+        assert_eq!(bearer_token(Some("Basic abc")), None);
+        assert_eq!(bearer_token(Some("Bearer")), None);
+        assert_eq!(bearer_token(Some("Bearer ")), None);
+        assert_eq!(bearer_token(None), None);
     }
 
     #[test]

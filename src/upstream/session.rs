@@ -36,6 +36,8 @@ pub struct Session {
     pub protocol_version: Option<String>,
     /// Last time the client used the session.
     pub last_seen: Instant,
+    /// The client sent something after `initialize` (a request, a notification, a GET stream).
+    pub used: bool,
     /// What the client said it can do in `initialize` (sampling, elicitation, roots).
     pub client_capabilities: Map<String, Value>,
     /// The client's requests in flight, by its own id: how `notifications/cancelled` finds them.
@@ -81,6 +83,24 @@ impl Session {
         }
     }
 
+    /// Whether a Streamable HTTP session is to be forgotten: nothing open or running, and unused
+    /// for `timeout` — or for `unused_timeout` when the client never used it after `initialize`.
+    /// Legacy sessions live as long as their stream.
+    pub fn expired(
+        &self,
+        now: Instant,
+        timeout: std::time::Duration,
+        unused_timeout: std::time::Duration,
+    ) -> bool {
+        let idle = now.saturating_duration_since(self.last_seen);
+        let never_used = !self.used && !self.initialized;
+        self.transport == Transport::Streamable
+            && self.stream.is_none()
+            && self.calls.is_empty()
+            && self.asks.is_empty()
+            && (idle > timeout || (never_used && idle > unused_timeout))
+    }
+
     /// The session is ending: cancel its calls and tell servers no answer will come.
     fn abandon(&mut self) {
         for control in self.calls.values() {
@@ -122,6 +142,7 @@ impl Sessions {
             initialized: false,
             protocol_version: None,
             last_seen: now,
+            used: false,
             client_capabilities: Map::new(),
             calls: HashMap::new(),
             asks: HashMap::new(),
@@ -205,6 +226,41 @@ mod tests {
         assert_eq!(a.len(), 32);
         assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn sessions_never_used_expire_early() {
+        use std::time::Duration;
+        let mut sessions = Sessions::default();
+        let t0 = Instant::now();
+        let slot = sessions.open(Transport::Streamable, None, t0).unwrap();
+        let (timeout, unused) = (Duration::from_secs(1800), Duration::from_secs(60));
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let session = sessions.get_mut(slot).unwrap();
+        assert!(!session.expired(at(59), timeout, unused));
+        assert!(session.expired(at(61), timeout, unused), "never used");
+        session.used = true;
+        assert!(
+            !session.expired(at(61), timeout, unused),
+            "used: sessionTimeout"
+        );
+        assert!(session.expired(at(1801), timeout, unused));
+        session.used = false;
+        session.initialized = true;
+        assert!(
+            !session.expired(at(61), timeout, unused),
+            "initialized counts as use"
+        );
+        session.stream = Some(Slot { key: 1, gen: 1 });
+        assert!(
+            !session.expired(at(5000), timeout, unused),
+            "a stream is open"
+        );
+        let legacy = sessions.open(Transport::LegacySse, None, t0).unwrap();
+        assert!(!sessions
+            .get(legacy)
+            .unwrap()
+            .expired(at(5000), timeout, unused));
     }
 
     #[test]

@@ -16,6 +16,9 @@ use std::time::Instant;
 impl Router {
     /// `GET /sse`.
     pub(super) fn open_sse(&mut self, conn: Slot, req: &Request, now: Instant) -> Outcome {
+        if let Some(refusal) = self.session_cap() {
+            return Outcome::Respond(refusal);
+        }
         let session = match self.sessions.open(Transport::LegacySse, Some(conn), now) {
             Ok(session) => session,
             Err(e) => {

@@ -59,6 +59,9 @@ impl Router {
         let initialize =
             matches!(&message, Incoming::Request { method, .. } if method == "initialize");
         let session = if initialize {
+            if let Some(refusal) = self.session_cap() {
+                return respond(refusal);
+            }
             match self.sessions.open(Transport::Streamable, None, now) {
                 Ok(session) => session,
                 Err(e) => {
@@ -81,6 +84,7 @@ impl Router {
             .get_mut(session)
             .expect("found or opened above");
         state.last_seen = now;
+        state.used |= !initialize;
         let id_header = vec![(SESSION_HEADER, state.id.clone())];
         if !initialize {
             let request = matches!(message, Incoming::Request { .. });
@@ -152,6 +156,7 @@ impl Router {
         }
         state.stream = Some(conn);
         state.last_seen = now;
+        state.used = true;
         let id = state.id.clone();
         let mut headers = self.cors_headers(req);
         headers.push((SESSION_HEADER, id));
@@ -174,6 +179,25 @@ impl Router {
             }
         }
         Response::json(200, Vec::new())
+    }
+
+    /// 503 when `gateway.maxSessions` sessions are open already.
+    pub(super) fn session_cap(&self) -> Option<Response> {
+        let max = self.settings.max_sessions;
+        if self.sessions.len() < max {
+            return None;
+        }
+        log::warn!("refused a new session: gateway.maxSessions ({max}) reached");
+        Some(
+            Response::rpc_error(
+                503,
+                codes::SERVER_UNAVAILABLE,
+                &format!(
+                    "too many sessions (gateway.maxSessions is {max}); end unused ones (DELETE /mcp) or try again later"
+                ),
+            )
+            .header("Retry-After", "5"),
+        )
     }
 
     /// The Streamable HTTP session a request names.

@@ -106,6 +106,8 @@ pub struct Gateway {
     pub port: u16,
     pub dir: PathBuf,
     pub config_path: PathBuf,
+    /// `gateway.authToken` when the config sets it literally: `health()` sends it.
+    pub auth_token: Option<String>,
     log: Arc<Mutex<String>>,
 }
 
@@ -122,6 +124,15 @@ impl Gateway {
             config["gateway"] = json!({});
         }
         config["gateway"]["port"] = json!(0);
+        let auth_token = config["gateway"]["authToken"].as_str().and_then(|t| {
+            match t.strip_prefix("${").and_then(|v| v.strip_suffix('}')) {
+                Some(var) => env
+                    .iter()
+                    .find(|(k, _)| *k == var)
+                    .map(|(_, v)| v.to_string()),
+                None => Some(t.to_string()),
+            }
+        });
         let config_path = dir.join("config.json");
         std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
         let mut command = Command::new(gateway_binary());
@@ -160,6 +171,7 @@ impl Gateway {
             port,
             dir,
             config_path,
+            auth_token,
             log,
         }
     }
@@ -236,8 +248,16 @@ impl Gateway {
         )
     }
 
+    /// The full `/health` document (with the bearer token when one is configured).
     pub fn health(&self) -> Value {
-        self.get("/health").json()
+        match &self.auth_token {
+            Some(token) => {
+                let auth = format!("Bearer {token}");
+                self.request("GET", "/health", &[("Authorization", &auth)], b"")
+                    .json()
+            }
+            None => self.get("/health").json(),
+        }
     }
 
     /// The health entry of one server.
