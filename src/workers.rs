@@ -198,9 +198,9 @@ impl Worker {
     ) -> Served {
         let deadline = Instant::now() + timeout;
         let progress = job.progress_token.is_some();
-        let takes_requests = job.session.is_some();
+        let client = job.session;
         let params = Some(job.params.clone());
-        let mut call = match remote.begin(job.method, params, progress, deadline, takes_requests) {
+        let mut call = match remote.begin(job.method, params, progress, deadline, client) {
             Ok(call) => call,
             Err(error) => {
                 let failure = failure_of(error, &remote.name, job, timeout);

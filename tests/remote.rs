@@ -30,10 +30,16 @@ struct PyServer {
 impl PyServer {
     /// Starts `remote_server.py TRANSPORT` (on `port`, 0 for any) and waits for it to listen.
     fn start(transport: &str, port: u16, tls_dir: Option<&Path>) -> PyServer {
+        PyServer::start_with(transport, port, tls_dir, &[])
+    }
+
+    /// The same with more of the script's flags (`--no-get-stream`, `--resumable`).
+    fn start_with(transport: &str, port: u16, tls_dir: Option<&Path>, flags: &[&str]) -> PyServer {
         let mut command = Command::new(util::python());
         command
             .arg(util::interop_script("remote_server.py"))
             .arg(transport)
+            .args(flags)
             .arg("--port")
             .arg(port.to_string())
             .env("PYTHONWARNINGS", "ignore")
@@ -336,7 +342,9 @@ fn json_answers_and_the_legacy_transport_work_and_auto_picks_the_right_one() {
 
 #[test]
 fn a_remote_restarting_mid_session_gets_a_new_session_transparently() {
-    let mut py = PyServer::start("streamable", 0, None);
+    // Without a GET stream nothing tells the handle of the restart before the next call's 404.
+    let no_get = ["--no-get-stream"];
+    let mut py = PyServer::start_with("streamable", 0, None, &no_get);
     let port = py.port;
     let gw = Gateway::start(json!({
         "pool": {"minConnections": 1, "maxConnections": 1},
@@ -347,7 +355,7 @@ fn a_remote_restarting_mid_session_gets_a_new_session_transparently() {
     assert_eq!(text_of(&call(&gw, "whoami", json!({}))), first);
 
     py.kill();
-    let py = PyServer::start("streamable", port, None);
+    let py = PyServer::start_with("streamable", port, None, &no_get);
     // The handle's session died with the old process; the next call renews it and succeeds.
     let second = text_of(&call(&gw, "whoami", json!({})));
     assert_ne!(second, first, "a new process answers");
@@ -469,4 +477,72 @@ fn a_slow_remote_call_times_out_and_the_handle_serves_the_next_call() {
     assert_eq!(text_of(&call(&gw, "add", json!({"a": 1, "b": 1}))), "2");
     let health = gw.server_health("py");
     assert_eq!(health["spawns"], 1, "{health}");
+}
+
+/// Runs `remote_client.py CHECK` (the Python SDK client) through the gateway; returns its checks.
+fn run_client(gw: &Gateway, check: &str) -> Vec<Value> {
+    let output = Command::new(util::python())
+        .arg(util::interop_script("remote_client.py"))
+        .arg(check)
+        .arg(format!("http://{}/mcp", gw.addr()))
+        .env("PYTHONWARNINGS", "ignore")
+        .output()
+        .expect("run the Python SDK client");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the Python SDK client failed:\n{stdout}\n{}\ngateway log:\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        gw.logs()
+    );
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON line per check"))
+        .collect()
+}
+
+#[test]
+fn a_sampling_request_on_the_get_stream_reaches_the_client_whose_call_is_in_flight() {
+    let py = PyServer::start("streamable", 0, None);
+    let gw = Gateway::start(json!({
+        "pool": {"minConnections": 1, "maxConnections": 1},
+        "servers": [remote("py", &py.url("http", "/mcp"))],
+    }));
+    wait_up(&gw, "py");
+    // The SDK drops what it would send on a GET stream nobody holds: wait until it is held.
+    gw.wait_log("GET stream open", Duration::from_secs(10));
+    let checks = run_client(&gw, "aside");
+    assert_eq!(checks[0]["check"], "aside", "{checks:?}");
+    assert!(
+        gw.logs()
+            .contains("sampling/createMessage on its own stream goes to the one client"),
+        "the request came on the GET stream: {}",
+        gw.logs()
+    );
+    // A call without a client (REST) cannot take it: the server hears a refusal and passes it on.
+    let response = gw.call("ask_aside", json!({"question": "anyone?"}));
+    let error = response.json()["error"].clone();
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("cannot forward sampling/createMessage here")),
+        "{}\n{}",
+        response.text(),
+        py.stderr()
+    );
+}
+
+#[test]
+fn an_answer_stream_the_server_closes_early_is_resumed_with_last_event_id() {
+    let py = PyServer::start_with("streamable", 0, None, &["--resumable"]);
+    let gw = Gateway::start(json!({"servers": [remote("py", &py.url("http", "/mcp"))]}));
+    wait_up(&gw, "py");
+    // A client with progress: both notifications and the answer arrive, across the cut.
+    let checks = run_client(&gw, "resume");
+    assert_eq!(checks[0]["check"], "resume", "{checks:?}");
+    // REST too.
+    let result = call(&gw, "interrupted", json!({}));
+    assert_eq!(text_of(&result), "answered after the cut");
+    let resumed = py.stderr().matches("RESUMED").count();
+    assert_eq!(resumed, 2, "one resumption per call:\n{}", py.stderr());
 }

@@ -1,0 +1,449 @@
+//! The one long-lived thread of a remote handle (`rstream-…`): it holds the server→client stream and
+//! sends, from a queue, everything the handle says that nobody waits for.
+//!
+//! - The stream: with Streamable HTTP the standalone GET stream (opened after
+//!   `notifications/initialized`, reopened when the server ends it — with `Last-Event-ID` when it
+//!   had event ids, after its `retry` time — and given up on 405); with the legacy transport the
+//!   stream opened during `initialize`, which carries every message from the server.
+//! - The queue ([`Out`]): notifications, responses to the server's requests, detached requests
+//!   (`logging/setLevel`, subscriptions), and the final `DELETE` of a retired handle, in order.
+//!   The thread waits on a `mio::Poll` with the stream's socket and a `Waker` rung by every send,
+//!   so it sleeps until either has something; each item is bounded by `link::SIDE_LIMIT`.
+//! - What the stream brings: answers and progress go to their call's inbox (by id or progress
+//!   token); the server's requests go to the call of the only client with calls in flight, else
+//!   `ping`/`roots/list` are answered here and the rest refused with a JSON-RPC error (see
+//!   `flights`); other notifications go to `events`.
+//! - The handle dies when the server cannot be reached to reopen the GET stream, when the legacy
+//!   stream ends, when the GET stream says the session is lost and a new one cannot be had, or
+//!   when this thread panics (caught and logged; the pool replaces the handle).
+//!
+//! The thread starts with the first message queued and ends when the handle is dead and the queue
+//! holds nothing more to do (a retired handle's `End` is queued before it is marked dead).
+
+use super::conn::{Conn, ConnError, ResponseHead};
+use super::flights::Taker;
+use super::link::{error_body, lock, refs, RemoteLink};
+use super::session::lost_session;
+use crate::downstream::message::Message;
+use crate::downstream::stdio::Inbound;
+use crate::downstream::Requester;
+use crate::rpc;
+use crossbeam_channel::{Receiver, Sender};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
+use serde_json::{json, Map, Value};
+use std::os::fd::AsRawFd;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Bound on connecting and on the head of the GET stream.
+const CONNECT_LIMIT: Duration = Duration::from_secs(10);
+/// Longest wait between attempts to reopen the GET stream.
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+const BACKOFF_FIRST: Duration = Duration::from_millis(500);
+/// A socket read that finds nothing within this long means the stream is drained for now.
+const DRAIN_WAIT: Duration = Duration::from_millis(1);
+const STREAM_STACK: usize = 256 * 1024;
+const WAKE: Token = Token(0);
+const STREAM: Token = Token(1);
+
+/// What the stream thread is asked to do.
+pub enum Out {
+    /// POST a notification or a response to the server; its HTTP answer is read and dropped.
+    Message { body: Vec<u8>, what: &'static str },
+    /// A request whose answer nobody waits for.
+    Request {
+        method: String,
+        params: Map<String, Value>,
+    },
+    /// Streamable HTTP: hold the standalone GET stream from now on.
+    Listen,
+    /// Legacy transport: the stream opened during `initialize`, to read from now on.
+    Legacy(Box<(Conn, ResponseHead)>),
+    /// `DELETE` the session, then stop.
+    End { session_id: String },
+}
+
+/// The sending side of the stream thread's queue.
+#[derive(Default)]
+pub struct Outbox {
+    owner: Mutex<Option<Owner>>,
+}
+
+struct Owner {
+    tx: Sender<Out>,
+    waker: Arc<Waker>,
+}
+
+impl Outbox {
+    /// Rings the thread (it looks at the handle's state and its queue).
+    pub fn wake(&self) {
+        if let Some(owner) = lock(&self.owner).as_ref() {
+            let _ = owner.waker.wake();
+        }
+    }
+}
+
+impl RemoteLink {
+    /// Queues `out` for the stream thread, starting the thread if the handle has none yet.
+    pub(super) fn post(&self, out: Out) {
+        let mut owner = lock(&self.outbox.owner);
+        if owner.is_none() {
+            match self.start_stream_thread() {
+                Ok(started) => *owner = Some(started),
+                Err(e) => {
+                    drop(owner);
+                    self.die(format!(
+                        "server {}: cannot start its stream thread: {e}",
+                        self.name
+                    ));
+                    return;
+                }
+            }
+        }
+        if let Some(owner) = owner.as_ref() {
+            if owner.tx.send(out).is_ok() {
+                let _ = owner.waker.wake();
+            } else {
+                log::debug!("{}: its stream thread is gone", self.label());
+            }
+        }
+    }
+
+    fn start_stream_thread(&self) -> std::io::Result<Owner> {
+        let link = self
+            .me
+            .upgrade()
+            .ok_or_else(|| std::io::Error::other("the handle is gone"))?;
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        std::thread::Builder::new()
+            .name(format!("rstream-{}", self.name))
+            .stack_size(STREAM_STACK)
+            .spawn(move || run(link, poll, rx))?;
+        Ok(Owner { tx, waker })
+    }
+}
+
+/// The thread's body: a panic is caught, logged, and kills the handle (never a silent death).
+fn run(link: Arc<RemoteLink>, poll: Poll, rx: Receiver<Out>) {
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        Streamer {
+            link: &link,
+            poll,
+            rx,
+            held: None,
+            listen: false,
+            reopen_at: None,
+            backoff: Duration::ZERO,
+            renewed: false,
+            last_event_id: None,
+        }
+        .run()
+    }));
+    if let Err(panic) = outcome {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        log::error!("{}: its stream thread panicked: {what}", link.label());
+        link.die(format!(
+            "server {}: internal error in the gateway (its stream thread panicked; see the log)",
+            link.name
+        ));
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Get,
+    Legacy,
+}
+
+struct Held {
+    conn: Conn,
+    head: ResponseHead,
+    kind: Kind,
+}
+
+struct Streamer<'a> {
+    link: &'a RemoteLink,
+    poll: Poll,
+    rx: Receiver<Out>,
+    held: Option<Held>,
+    /// Streamable HTTP: the GET stream is wanted.
+    listen: bool,
+    /// When to try opening the GET stream again.
+    reopen_at: Option<Instant>,
+    backoff: Duration,
+    /// The last GET attempt renewed the session (a second loss in a row kills the handle).
+    renewed: bool,
+    /// From the last GET stream, to resume it.
+    last_event_id: Option<String>,
+}
+
+/// Whether the thread goes on.
+enum Flow {
+    Go,
+    Stop,
+}
+
+impl Streamer<'_> {
+    fn run(&mut self) {
+        let mut events = Events::with_capacity(8);
+        loop {
+            while let Ok(out) = self.rx.try_recv() {
+                if let Flow::Stop = self.carry(out) {
+                    return;
+                }
+            }
+            if !self.link.is_alive() {
+                self.release();
+                return;
+            }
+            let now = Instant::now();
+            if self.listen && self.held.is_none() && self.reopen_at.is_none_or(|at| at <= now) {
+                self.open_get();
+                continue;
+            }
+            let timeout = match (&self.held, self.listen, self.reopen_at) {
+                (None, true, Some(at)) => Some(at.saturating_duration_since(now)),
+                _ => None,
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                self.link.die(format!(
+                    "server {}: its stream thread cannot poll: {e}",
+                    self.link.name
+                ));
+                return;
+            }
+            if events.iter().any(|e| e.token() == STREAM) {
+                self.drain_stream();
+            }
+        }
+    }
+
+    /// Does what was queued.
+    fn carry(&mut self, out: Out) -> Flow {
+        let link = self.link;
+        match out {
+            Out::Message { body, what } => link.send_now(&body, what),
+            Out::Request { method, params } if link.is_alive() => {
+                link.request_detached(&method, params)
+            }
+            Out::Request { .. } => {}
+            Out::Listen => {
+                self.listen = true;
+                self.reopen_at = None;
+            }
+            Out::Legacy(stream) => {
+                let (conn, head) = *stream;
+                self.release();
+                self.adopt(conn, head, Kind::Legacy);
+            }
+            Out::End { session_id } => {
+                self.release();
+                link.end_session(&session_id);
+                return Flow::Stop;
+            }
+        }
+        Flow::Go
+    }
+
+    /// Starts reading `conn` as the handle's stream.
+    fn adopt(&mut self, conn: Conn, head: ResponseHead, kind: Kind) {
+        let fd = conn.as_raw_fd();
+        if let Err(e) =
+            self.poll
+                .registry()
+                .register(&mut SourceFd(&fd), STREAM, Interest::READABLE)
+        {
+            self.link.die(format!(
+                "server {}: cannot watch its event stream: {e}",
+                self.link.name
+            ));
+            return;
+        }
+        self.link.hold(conn.closer());
+        self.held = Some(Held { conn, head, kind });
+        // Edge-triggered: what is already buffered raises no event.
+        self.drain_stream();
+    }
+
+    /// Stops reading the stream (if any).
+    fn release(&mut self) {
+        if let Some(held) = self.held.take() {
+            let fd = held.conn.as_raw_fd();
+            let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+            if held.kind == Kind::Get {
+                self.last_event_id = held.conn.last_event_id().map(str::to_string);
+            }
+            lock(&self.link.stream).take();
+        }
+    }
+
+    /// Reads every event the stream has now; handles its end.
+    fn drain_stream(&mut self) {
+        let ended = loop {
+            let Some(held) = self.held.as_mut() else {
+                return;
+            };
+            match held
+                .conn
+                .next_event(&held.head, Instant::now() + DRAIN_WAIT)
+            {
+                Ok(Some(event)) => {
+                    if event.event == "message" && !event.data.is_empty() {
+                        self.backoff = Duration::ZERO;
+                        self.dispatch(&event.data);
+                    }
+                }
+                Err(ConnError::Timeout) => return,
+                Ok(None) => break "the server ended its event stream".to_string(),
+                Err(e) => break format!("its event stream failed: {e}"),
+            }
+        };
+        let Some(held) = self.held.as_ref() else {
+            return;
+        };
+        let kind = held.kind;
+        let retry = held.conn.reconnection_time().map(Duration::from_millis);
+        self.release();
+        match kind {
+            Kind::Legacy => self.link.die(format!("server {}: {ended}", self.link.name)),
+            Kind::Get => {
+                log::debug!("{}: GET stream: {ended}; reopening", self.link.label());
+                let wait = retry.unwrap_or(self.backoff).min(BACKOFF_MAX);
+                self.reopen_at = Some(Instant::now() + wait);
+                self.backoff = (self.backoff * 2).clamp(BACKOFF_FIRST, BACKOFF_MAX);
+            }
+        }
+    }
+
+    /// Streamable HTTP: opens the standalone GET stream (see the module docs for what each
+    /// answer means).
+    fn open_get(&mut self) {
+        let link = self.link;
+        let url = &link.target.url;
+        let deadline = Instant::now() + CONNECT_LIMIT;
+        let (generation, has_session) = link.generation();
+        let mut headers = link.headers(false);
+        if let Some(id) = &self.last_event_id {
+            headers.push(("Last-Event-ID".into(), id.clone()));
+        }
+        let opened = link.connect(url, deadline).and_then(|mut conn| {
+            link.hold(conn.closer());
+            let head = conn.send("GET", &url.path, &refs(&headers), b"", deadline)?;
+            Ok((conn, head))
+        });
+        self.reopen_at = Some(Instant::now() + self.backoff);
+        self.backoff = (self.backoff * 2).clamp(BACKOFF_FIRST, BACKOFF_MAX);
+        let (mut conn, head) = match opened {
+            Ok(opened) => opened,
+            Err(e @ (ConnError::Io(_) | ConnError::Tls(_))) => {
+                let _ = link.failed(&e);
+                return;
+            }
+            Err(e) => {
+                log::debug!("{}: its GET stream: {e}", link.label());
+                return;
+            }
+        };
+        match head.status {
+            200 if head.content_type_is("text/event-stream") => {
+                log::debug!("{}: GET stream open", link.label());
+                self.renewed = false;
+                self.reopen_at = None;
+                self.adopt(conn, head, Kind::Get);
+            }
+            405 => {
+                log::debug!("{}: no server-initiated stream (405)", link.label());
+                self.listen = false;
+            }
+            status => {
+                let body = error_body(&mut conn, &head, deadline);
+                if has_session && lost_session(status, &body) {
+                    if self.renewed {
+                        link.die(format!(
+                            "server {}: its GET stream keeps answering HTTP {status} for a new \
+                             session",
+                            link.name
+                        ));
+                        return;
+                    }
+                    self.renewed = true;
+                    self.last_event_id = None;
+                    if link.renew(generation, status, deadline).is_ok() {
+                        self.reopen_at = None;
+                    }
+                    return;
+                }
+                log::debug!("{}: its GET stream answered HTTP {status}", link.label());
+            }
+        }
+    }
+
+    /// One message from the stream.
+    fn dispatch(&self, data: &str) {
+        let link = self.link;
+        let Some(message) = link.parse(data) else {
+            return;
+        };
+        match message {
+            Message::Response { id, outcome } => {
+                match id.as_u64().and_then(|id| lock(&link.flights).inbox(id)) {
+                    Some(inbox) => {
+                        let _ = inbox.send(Inbound::Response(outcome));
+                    }
+                    None => log::debug!("{}: dropping a late answer to {id}", link.label()),
+                }
+            }
+            Message::Notification { method, params } if method == "notifications/progress" => {
+                let params = params.unwrap_or_default();
+                let token = params.get("progressToken").and_then(Value::as_u64);
+                if let Some(inbox) = token.and_then(|t| lock(&link.flights).inbox(t)) {
+                    let _ = inbox.send(Inbound::Progress(params));
+                }
+            }
+            Message::Notification { method, params } => link.notice(&method, params),
+            Message::Request { id, method, .. } if method == "ping" => {
+                link.answer_alone(&id, &method)
+            }
+            Message::Request { id, method, params } => {
+                let taker = lock(&link.flights).taker();
+                match taker {
+                    Taker::Call(inbox) => {
+                        log::debug!(
+                            "{}: {method} on its own stream goes to the one client with calls here",
+                            link.label()
+                        );
+                        let _ = inbox.send(Inbound::ChildRequest { id, method, params });
+                    }
+                    Taker::Nobody => link.answer_alone(&id, &method),
+                    Taker::Ambiguous(clients) => {
+                        log::info!(
+                            "{}: refusing its {method}: calls of {clients} clients are in flight \
+                             and the request names none of them",
+                            link.label()
+                        );
+                        let error = json!({
+                            "code": rpc::codes::INVALID_REQUEST,
+                            "message": format!(
+                                "the gateway cannot tell which of the {clients} clients with calls \
+                                 in flight on this server {method} is for; send it on the stream \
+                                 of the request it belongs to (relatedRequestId)"
+                            ),
+                        });
+                        link.respond(&id, Err(&error));
+                    }
+                }
+            }
+        }
+    }
+}
