@@ -83,13 +83,17 @@ fn wait_status(gw: &Gateway, status: &str) -> Value {
     })
 }
 
-/// Kills and restarts server-everything in `mode` under a running gateway.
-fn survives_a_restart(mode: &str, path: &str) {
+/// Kills and restarts server-everything in `mode` under a running gateway; `via_relay` puts a
+/// TCP relay in between, which keeps accepting connections while the server is dead (as a
+/// proxy or load balancer would) and closes them at once.
+fn survives_a_restart(mode: &str, path: &str, via_relay: bool) {
     let port = free_port();
     let mut server = Everything::start(mode, port);
+    let relay = via_relay.then(|| Relay::start(port));
+    let gateway_port = relay.as_ref().map_or(port, |r| r.port);
     let gw = Gateway::start(json!({
         "pool": {"minConnections": 1, "maxConnections": 2},
-        "servers": [{"name": "ev", "type": "remote", "url": format!("http://127.0.0.1:{port}{path}")}],
+        "servers": [{"name": "ev", "type": "remote", "url": format!("http://127.0.0.1:{gateway_port}{path}")}],
         "mapping": {"ev": {"prefix": "ev_"}},
     }));
     wait_status(&gw, "up");
@@ -105,6 +109,14 @@ fn survives_a_restart(mode: &str, path: &str) {
     );
     let health = gw.health();
     assert_eq!(health["status"], "degraded", "{mode}: {health}");
+    if via_relay {
+        // Connections still open (to the relay): the GET stream's failures in a row tell.
+        assert!(
+            gw.logs().contains("could not be reopened 3 times in a row"),
+            "{}",
+            gw.logs()
+        );
+    }
     // A call meanwhile fails with an error, it does not hang or claim success.
     let failed = echo(&gw, "nobody home");
     assert!(failed.is_err(), "{mode}: {failed:?}");
@@ -129,12 +141,17 @@ fn survives_a_restart(mode: &str, path: &str) {
 
 #[test]
 fn server_everything_over_streamable_http_survives_a_restart() {
-    survives_a_restart("streamableHttp", "/mcp");
+    survives_a_restart("streamableHttp", "/mcp", false);
+}
+
+#[test]
+fn server_everything_over_streamable_http_behind_a_relay_survives_a_restart() {
+    survives_a_restart("streamableHttp", "/mcp", true);
 }
 
 #[test]
 fn server_everything_over_legacy_sse_survives_a_restart() {
-    survives_a_restart("sse", "/sse");
+    survives_a_restart("sse", "/sse", false);
 }
 
 /// A TCP relay in front of the server that can hold new connections (accepted, not yet

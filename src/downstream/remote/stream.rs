@@ -42,6 +42,9 @@ const CONNECT_LIMIT: Duration = Duration::from_secs(10);
 /// Longest wait between attempts to reopen the GET stream.
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 const BACKOFF_FIRST: Duration = Duration::from_millis(500);
+/// Failures in a row to reopen the GET stream (closed connections, timeouts, HTTP 502–504)
+/// after which the server counts as unreachable.
+const MAX_GET_FAILURES: u32 = 3;
 /// A socket read that finds nothing within this long means the stream is drained for now.
 const DRAIN_WAIT: Duration = Duration::from_millis(1);
 const STREAM_STACK: usize = 256 * 1024;
@@ -140,6 +143,7 @@ fn run(link: Arc<RemoteLink>, poll: Poll, rx: Receiver<Out>) {
             backoff: Duration::ZERO,
             renewed: false,
             last_event_id: None,
+            failures: 0,
         }
         .run()
     }));
@@ -183,6 +187,8 @@ struct Streamer<'a> {
     renewed: bool,
     /// From the last GET stream, to resume it.
     last_event_id: Option<String>,
+    /// Attempts in a row to open the GET stream that failed for want of a server.
+    failures: u32,
 }
 
 /// Whether the thread goes on.
@@ -350,14 +356,17 @@ impl Streamer<'_> {
                 let _ = link.failed(&e);
                 return;
             }
-            Err(e) => {
-                log::debug!("{}: its GET stream: {e}", link.label());
-                return;
-            }
+            Err(ConnError::Shutdown) => return,
+            Err(e) => return self.get_failed(e.to_string()),
         };
+        if head.status != 200 {
+            // Not ours to keep: the closer would hold the socket open.
+            lock(&link.stream).take();
+        }
         match head.status {
             200 if head.content_type_is("text/event-stream") => {
                 log::debug!("{}: GET stream open", link.label());
+                self.failures = 0;
                 self.renewed = false;
                 self.reopen_at = None;
                 self.adopt(conn, head, Kind::Get);
@@ -384,8 +393,29 @@ impl Streamer<'_> {
                     }
                     return;
                 }
+                if matches!(status, 502..=504) {
+                    return self.get_failed(format!("HTTP {status}"));
+                }
                 log::debug!("{}: its GET stream answered HTTP {status}", link.label());
             }
+        }
+    }
+
+    /// Opening the GET stream failed in a way that says the server cannot be reached (through a
+    /// proxy, say); `MAX_GET_FAILURES` in a row kill the handle, so `/health` tells the truth.
+    fn get_failed(&mut self, why: String) {
+        self.failures += 1;
+        log::debug!(
+            "{}: its GET stream: {why} ({} in a row)",
+            self.link.label(),
+            self.failures
+        );
+        if self.failures >= MAX_GET_FAILURES {
+            self.link.die(format!(
+                "server {}: its GET stream could not be reopened {} times in a row ({why}); \
+                 the server is unreachable",
+                self.link.name, self.failures
+            ));
         }
     }
 
