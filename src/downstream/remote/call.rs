@@ -296,8 +296,10 @@ impl<'a> RemoteCall<'a> {
             status => {
                 self.status = Some(status);
                 let body = error_body(&mut conn, &head, self.deadline);
+                // (`initialize` is sent outside the session: its errors are never a lost session.)
                 let (_, has_session) = link.generation();
-                if has_session && lost_session(status, &body) && self.resumes == 0 {
+                let in_session = has_session && self.method != "initialize";
+                if in_session && lost_session(status, &body) && self.resumes == 0 {
                     if self.resent {
                         link.die(format!(
                             "server {}: it lost our session again at once (HTTP {status})",
@@ -375,7 +377,10 @@ impl<'a> RemoteCall<'a> {
     fn resend(&mut self) -> Result<(), CallError> {
         self.resent = true;
         self.generation = lock(&self.link.session).generation;
-        let (conn, reused) = self.link.start_post(&self.request, self.deadline)?;
+        let in_session = self.method != "initialize";
+        let (conn, reused) = self
+            .link
+            .start_post(&self.request, in_session, self.deadline)?;
         self.wire = Wire::Head { conn, reused };
         Ok(())
     }

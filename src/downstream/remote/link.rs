@@ -160,7 +160,8 @@ impl RemoteLink {
                 call.wire = Wire::Inbox;
             }
             Mode::New | Mode::Streamable => {
-                let (conn, reused) = self.start_post(&call.request, deadline)?;
+                let in_session = method != "initialize";
+                let (conn, reused) = self.start_post(&call.request, in_session, deadline)?;
                 call.wire = Wire::Head { conn, reused };
             }
         }
@@ -242,8 +243,13 @@ impl RemoteLink {
         }
     }
 
-    /// The header fields of a request: the configured ones, then the protocol's.
+    /// The header fields of a request in the session: the configured ones, then the protocol's.
     pub(super) fn headers(&self, post: bool) -> Vec<(String, String)> {
+        self.headers_in(post, true)
+    }
+
+    /// The same; without `in_session`, no session id or protocol version (for `initialize`).
+    fn headers_in(&self, post: bool, in_session: bool) -> Vec<(String, String)> {
         let mut headers = self.target.headers.clone();
         let accept = if post {
             headers.push(("Content-Type".into(), "application/json".into()));
@@ -252,6 +258,9 @@ impl RemoteLink {
             "text/event-stream"
         };
         headers.push(("Accept".into(), accept.into()));
+        if !in_session {
+            return headers;
+        }
         let session = lock(&self.session);
         if let Some(id) = &session.id {
             headers.push(("Mcp-Session-Id".into(), id.clone()));
@@ -281,14 +290,16 @@ impl RemoteLink {
         }
     }
 
-    /// Streamable HTTP: POSTs `body` to the server's URL without waiting for the answer.
+    /// Streamable HTTP: POSTs `body` to the server's URL without waiting for the answer;
+    /// `in_session` is false for `initialize`, which must not carry the session's id.
     pub(super) fn start_post(
         &self,
         body: &[u8],
+        in_session: bool,
         deadline: Instant,
     ) -> Result<(Conn, bool), CallError> {
         let url = &self.target.url;
-        let headers = self.headers(true);
+        let headers = self.headers_in(true, in_session);
         let (mut conn, reused) = self.conn(url, deadline).map_err(|e| self.failed(&e))?;
         match conn.start("POST", &url.path, &refs(&headers), body, deadline) {
             Ok(()) => Ok((conn, reused)),

@@ -146,11 +146,12 @@ impl RemoteLink {
     ) -> Result<(), CallError> {
         let _one_at_a_time = lock(&self.renewing);
         let init = {
-            let mut session = lock(&self.session);
+            let session = lock(&self.session);
             if session.generation != generation {
                 return Ok(());
             }
-            session.id = None;
+            // The old id stays until the new one replaces it: requests sent meanwhile carry it,
+            // are refused the same way, and come here to wait for the new session.
             session.init.clone()
         };
         log::info!(

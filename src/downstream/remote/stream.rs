@@ -48,6 +48,8 @@ const MAX_GET_FAILURES: u32 = 3;
 /// A socket read that finds nothing within this long means the stream is drained for now.
 const DRAIN_WAIT: Duration = Duration::from_millis(1);
 const STREAM_STACK: usize = 256 * 1024;
+/// Events read from the stream before the queue gets a turn.
+const DRAIN_BUDGET: usize = 64;
 const WAKE: Token = Token(0);
 const STREAM: Token = Token(1);
 
@@ -144,6 +146,7 @@ fn run(link: Arc<RemoteLink>, poll: Poll, rx: Receiver<Out>) {
             renewed: false,
             last_event_id: None,
             failures: 0,
+            more: false,
         }
         .run()
     }));
@@ -189,6 +192,8 @@ struct Streamer<'a> {
     last_event_id: Option<String>,
     /// Attempts in a row to open the GET stream that failed for want of a server.
     failures: u32,
+    /// The last drain stopped at its budget: the stream may have more (no new edge will tell).
+    more: bool,
 }
 
 /// Whether the thread goes on.
@@ -208,6 +213,12 @@ impl Streamer<'_> {
             }
             if !self.link.is_alive() {
                 self.release();
+                // A retired handle's `End` is queued before it is marked dead: look once more.
+                while let Ok(out) = self.rx.try_recv() {
+                    if let Flow::Stop = self.carry(out) {
+                        return;
+                    }
+                }
                 return;
             }
             let now = Instant::now();
@@ -216,6 +227,7 @@ impl Streamer<'_> {
                 continue;
             }
             let timeout = match (&self.held, self.listen, self.reopen_at) {
+                _ if self.more => Some(Duration::ZERO),
                 (None, true, Some(at)) => Some(at.saturating_duration_since(now)),
                 _ => None,
             };
@@ -229,8 +241,8 @@ impl Streamer<'_> {
                 ));
                 return;
             }
-            if events.iter().any(|e| e.token() == STREAM) {
-                self.drain_stream();
+            if self.more || events.iter().any(|e| e.token() == STREAM) {
+                self.more = self.drain_stream();
             }
         }
     }
@@ -279,11 +291,12 @@ impl Streamer<'_> {
         self.link.hold(conn.closer());
         self.held = Some(Held { conn, head, kind });
         // Edge-triggered: what is already buffered raises no event.
-        self.drain_stream();
+        self.more = self.drain_stream();
     }
 
     /// Stops reading the stream (if any).
     fn release(&mut self) {
+        self.more = false;
         if let Some(held) = self.held.take() {
             let fd = held.conn.as_raw_fd();
             let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
@@ -294,12 +307,18 @@ impl Streamer<'_> {
         }
     }
 
-    /// Reads every event the stream has now; handles its end.
-    fn drain_stream(&mut self) {
+    /// Reads the events the stream has now, up to `DRAIN_BUDGET` (true: there may be more, so the
+    /// queue gets its turn); handles the stream's end.
+    fn drain_stream(&mut self) -> bool {
+        let mut budget = DRAIN_BUDGET;
         let ended = loop {
             let Some(held) = self.held.as_mut() else {
-                return;
+                return false;
             };
+            if budget == 0 {
+                return true;
+            }
+            budget -= 1;
             match held
                 .conn
                 .next_event(&held.head, Instant::now() + DRAIN_WAIT)
@@ -310,13 +329,13 @@ impl Streamer<'_> {
                         self.dispatch(&event.data);
                     }
                 }
-                Err(ConnError::Timeout) => return,
+                Err(ConnError::Timeout) => return false,
                 Ok(None) => break "the server ended its event stream".to_string(),
                 Err(e) => break format!("its event stream failed: {e}"),
             }
         };
         let Some(held) = self.held.as_ref() else {
-            return;
+            return false;
         };
         let kind = held.kind;
         let retry = held.conn.reconnection_time().map(Duration::from_millis);
@@ -330,6 +349,7 @@ impl Streamer<'_> {
                 self.backoff = (self.backoff * 2).clamp(BACKOFF_FIRST, BACKOFF_MAX);
             }
         }
+        false
     }
 
     /// Streamable HTTP: opens the standalone GET stream (see the module docs for what each
