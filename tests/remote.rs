@@ -546,3 +546,26 @@ fn an_answer_stream_the_server_closes_early_is_resumed_with_last_event_id() {
     let resumed = py.stderr().matches("RESUMED").count();
     assert_eq!(resumed, 2, "one resumption per call:\n{}", py.stderr());
 }
+
+#[test]
+fn a_remote_without_a_get_stream_is_pinged_so_its_death_shows_in_health() {
+    let mut py = PyServer::start_with("streamable", 0, None, &["--no-get-stream"]);
+    let gw = Gateway::start(json!({
+        "pool": {"minConnections": 1, "maxConnections": 1},
+        "servers": [remote("py", &py.url("http", "/mcp"))],
+    }));
+    wait_up(&gw, "py");
+    gw.wait_log("pinging it every", Duration::from_secs(10));
+    py.kill();
+    // No call is made: the next ping finds the server gone.
+    let down = wait_for(Duration::from_secs(40), "py down", || {
+        let health = gw.server_health("py");
+        (health["status"] == "down").then_some(health)
+    });
+    assert!(down["lastError"].is_string(), "{down}");
+    assert!(
+        gw.logs().contains("the server is unreachable"),
+        "{}",
+        gw.logs()
+    );
+}

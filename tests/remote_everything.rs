@@ -112,7 +112,8 @@ fn survives_a_restart(mode: &str, path: &str, via_relay: bool) {
     if via_relay {
         // Connections still open (to the relay): the GET stream's failures in a row tell.
         assert!(
-            gw.logs().contains("could not be reopened 3 times in a row"),
+            gw.logs()
+                .contains("3 attempts in a row to reach it failed (last: GET stream"),
             "{}",
             gw.logs()
         );

@@ -8,13 +8,15 @@
 //! - The queue ([`Out`]): notifications, responses to the server's requests, detached requests
 //!   (`logging/setLevel`, subscriptions), and the final `DELETE` of a retired handle, in order.
 //!   The thread waits on a `mio::Poll` with the stream's socket and a `Waker` rung by every send,
-//!   so it sleeps until either has something; each item is bounded by `link::SIDE_LIMIT`.
+//!   so it sleeps until either has something; each item is bounded by `SIDE_LIMIT`.
 //! - What the stream brings: answers and progress go to their call's inbox (by id or progress
 //!   token); the server's requests go to the call of the only client with calls in flight, else
 //!   `ping`/`roots/list` are answered here and the rest refused with a JSON-RPC error (see
 //!   `flights`); other notifications go to `events`.
-//! - The handle dies when the server cannot be reached to reopen the GET stream, when the legacy
-//!   stream ends, when the GET stream says the session is lost and a new one cannot be had, or
+//! - A server without a GET stream (405) is pinged every `PROBE_EVERY` instead, so its death is
+//!   noticed without a call.
+//! - The handle dies when the server cannot be reached to reopen the GET stream (or to be
+//!   pinged), when the legacy stream ends, when the GET stream says the session is lost and a new one cannot be had, or
 //!   when this thread panics (caught and logged; the pool replaces the handle).
 //!
 //! The thread starts with the first message queued and ends when the handle is dead and the queue
@@ -22,7 +24,7 @@
 
 use super::conn::{Conn, ConnError, ResponseHead};
 use super::flights::Taker;
-use super::link::{error_body, lock, refs, RemoteLink};
+use super::link::{error_body, lock, refs, RemoteLink, SIDE_LIMIT};
 use super::session::lost_session;
 use crate::downstream::message::Message;
 use crate::downstream::stdio::Inbound;
@@ -42,8 +44,10 @@ const CONNECT_LIMIT: Duration = Duration::from_secs(10);
 /// Longest wait between attempts to reopen the GET stream.
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 const BACKOFF_FIRST: Duration = Duration::from_millis(500);
-/// Failures in a row to reopen the GET stream (closed connections, timeouts, HTTP 502–504)
-/// after which the server counts as unreachable.
+/// How often a server without a GET stream is pinged.
+const PROBE_EVERY: Duration = Duration::from_secs(15);
+/// Failures in a row to reopen the GET stream or to ping (closed connections, timeouts, HTTP
+/// 502–504) after which the server counts as unreachable.
 const MAX_GET_FAILURES: u32 = 3;
 /// A socket read that finds nothing within this long means the stream is drained for now.
 const DRAIN_WAIT: Duration = Duration::from_millis(1);
@@ -147,6 +151,7 @@ fn run(link: Arc<RemoteLink>, poll: Poll, rx: Receiver<Out>) {
             last_event_id: None,
             failures: 0,
             more: false,
+            probe_at: None,
         }
         .run()
     }));
@@ -194,6 +199,8 @@ struct Streamer<'a> {
     failures: u32,
     /// The last drain stopped at its budget: the stream may have more (no new edge will tell).
     more: bool,
+    /// A server without a GET stream: when to ping it next.
+    probe_at: Option<Instant>,
 }
 
 /// Whether the thread goes on.
@@ -226,10 +233,18 @@ impl Streamer<'_> {
                 self.open_get();
                 continue;
             }
-            let timeout = match (&self.held, self.listen, self.reopen_at) {
+            if self.probe_at.is_some_and(|at| at <= now) {
+                self.probe();
+                continue;
+            }
+            let wake_at = match (&self.held, self.listen, self.reopen_at) {
+                (None, true, Some(at)) => Some(at),
+                _ => self.probe_at,
+            };
+            let timeout = match wake_at {
                 _ if self.more => Some(Duration::ZERO),
-                (None, true, Some(at)) => Some(at.saturating_duration_since(now)),
-                _ => None,
+                Some(at) => Some(at.saturating_duration_since(now)),
+                None => None,
             };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == std::io::ErrorKind::Interrupted {
@@ -377,7 +392,7 @@ impl Streamer<'_> {
                 return;
             }
             Err(ConnError::Shutdown) => return,
-            Err(e) => return self.get_failed(e.to_string()),
+            Err(e) => return self.get_failed(format!("GET stream: {e}")),
         };
         if head.status != 200 {
             // Not ours to keep: the closer would hold the socket open.
@@ -392,8 +407,13 @@ impl Streamer<'_> {
                 self.adopt(conn, head, Kind::Get);
             }
             405 => {
-                log::debug!("{}: no server-initiated stream (405)", link.label());
+                log::debug!(
+                    "{}: no server-initiated stream (405); pinging it every {} s instead",
+                    link.label(),
+                    PROBE_EVERY.as_secs()
+                );
                 self.listen = false;
+                self.probe_at = Some(Instant::now() + PROBE_EVERY);
             }
             status => {
                 let body = error_body(&mut conn, &head, deadline);
@@ -414,26 +434,40 @@ impl Streamer<'_> {
                     return;
                 }
                 if matches!(status, 502..=504) {
-                    return self.get_failed(format!("HTTP {status}"));
+                    return self.get_failed(format!("GET stream: HTTP {status}"));
                 }
                 log::debug!("{}: its GET stream answered HTTP {status}", link.label());
             }
         }
     }
 
-    /// Opening the GET stream failed in a way that says the server cannot be reached (through a
-    /// proxy, say); `MAX_GET_FAILURES` in a row kill the handle, so `/health` tells the truth.
+    /// A server without a GET stream: `ping`, so a dead server is noticed without a call. A
+    /// refused connection kills the handle at once, a lost session is renewed, and other
+    /// failures count like the GET stream's.
+    fn probe(&mut self) {
+        let link = self.link;
+        self.probe_at = Some(Instant::now() + PROBE_EVERY);
+        let deadline = Instant::now() + SIDE_LIMIT;
+        let outcome = link
+            .begin("ping", None, false, deadline, None)
+            .and_then(|mut call| call.answer());
+        match outcome {
+            Ok(_) => self.failures = 0,
+            Err(_) if !link.is_alive() => {}
+            Err(e) => self.get_failed(format!("ping: {e}")),
+        }
+    }
+
+    /// Opening the GET stream (or a ping) failed in a way that says the server cannot be reached
+    /// (through a proxy, say); `MAX_GET_FAILURES` in a row kill the handle, so `/health` tells
+    /// the truth.
     fn get_failed(&mut self, why: String) {
         self.failures += 1;
-        log::debug!(
-            "{}: its GET stream: {why} ({} in a row)",
-            self.link.label(),
-            self.failures
-        );
+        log::debug!("{}: {why} ({} in a row)", self.link.label(), self.failures);
         if self.failures >= MAX_GET_FAILURES {
             self.link.die(format!(
-                "server {}: its GET stream could not be reopened {} times in a row ({why}); \
-                 the server is unreachable",
+                "server {}: {} attempts in a row to reach it failed (last: {why}); the server is \
+                 unreachable",
                 self.link.name, self.failures
             ));
         }
