@@ -14,13 +14,17 @@
 //! - The call's entry in the handle's flights lives exactly as long as the call (removed on drop).
 
 use super::conn::{Conn, ConnError, ResponseHead};
-use super::link::{error_body, error_preview, lock, RemoteLink};
+use super::flights::Flight;
+use super::link::{error_body, error_preview, Mode, RemoteLink};
+use super::lock;
 use super::session::lost_session;
 use crate::downstream::message::Message;
-use crate::downstream::stdio::Inbound;
+use crate::downstream::stdio::{set_progress_token, Inbound};
 use crate::downstream::{Answer, CallError, Requester};
+use crate::job::Slot;
+use crate::rpc;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use std::time::{Duration, Instant};
 
 /// How long a call waits on its connection before looking at its inbox (cancellation, client
@@ -75,6 +79,59 @@ pub struct RemoteCall<'a> {
     pub(super) session_id: Option<String>,
     /// The HTTP status of a response that was not a success.
     pub(super) status: Option<u16>,
+}
+
+impl RemoteLink {
+    /// Sends a request. With `progress`, `params` gets `_meta.progressToken` = the request's id.
+    /// `client` is the MCP session the call is made for (None for REST and the gateway's own
+    /// requests): requests the server sends outside the call's own stream may go to it (see
+    /// `flights`).
+    pub fn begin(
+        &self,
+        method: &str,
+        mut params: Option<Map<String, Value>>,
+        progress: bool,
+        deadline: Instant,
+        client: Option<Slot>,
+    ) -> Result<RemoteCall<'_>, CallError> {
+        if !self.is_alive() {
+            return Err(CallError::Closed(self.death_note()));
+        }
+        let id = self.next_id();
+        if progress {
+            set_progress_token(params.get_or_insert_with(Map::new), Value::from(id));
+        }
+        let mut call = RemoteCall::new(
+            self,
+            id,
+            method,
+            rpc::request(id, method, params.as_ref()),
+            deadline,
+        );
+        let flight = Flight {
+            tx: call.sender(),
+            client,
+        };
+        lock(&self.flights).insert(id, flight);
+        let (mode, generation) = {
+            let session = lock(&self.session);
+            (session.mode.clone(), session.generation)
+        };
+        call.generation = generation;
+        match mode {
+            Mode::Legacy { endpoint } => {
+                self.post_whole(&endpoint, &call.request, deadline)
+                    .map_err(|e| self.failed(&e))?;
+                call.wire = Wire::Inbox;
+            }
+            Mode::New | Mode::Streamable => {
+                let in_session = method != "initialize";
+                let (conn, reused) = self.start_post(&call.request, in_session, deadline)?;
+                call.wire = Wire::Head { conn, reused };
+            }
+        }
+        Ok(call)
+    }
 }
 
 impl<'a> RemoteCall<'a> {

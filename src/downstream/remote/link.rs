@@ -1,10 +1,14 @@
 //! One pooled handle on a remote MCP server: an MCP session over Streamable HTTP or the legacy
 //! HTTP+SSE transport, usable by many calls from several worker threads at once.
 //!
-//! This file owns the handle's life and the requests it sends itself; the rest is split by job:
-//! - `session`: negotiating the transport, `initialize`, and renewing a session the server lost;
-//! - `call`: one request in flight, stepped by the worker that made it (its answer comes on the
-//!   worker's own connection with Streamable HTTP, through its inbox with the legacy transport);
+//! This file owns the handle's state (the session, the calls in flight, the stream thread's
+//! queue), its life, and the plain HTTP requests it sends; the rest is split by job, each an
+//! `impl RemoteLink` of its own that `use`s this file (never the other way):
+//! - `call`: `begin` and one request in flight, stepped by the worker that made it (its answer
+//!   comes on the worker's own connection with Streamable HTTP, through its inbox with the legacy
+//!   transport);
+//! - `session`: negotiating the transport, `initialize`, and renewing a session the server lost
+//!   (a call that finds its session lost renews it, and renewing is a call: the two recurse);
 //! - `stream`: the handle's one long-lived thread, which holds the server→client stream (the
 //!   standalone GET stream, or the legacy stream that carries everything) and sends what nobody
 //!   waits for from a queue: notifications, responses to the server, detached requests, the final
@@ -16,28 +20,27 @@
 //!   could not be had, an internal error) or `retire` (the pool is done with it). `die` reports
 //!   `ChildEvent::Closed` through `events` exactly once, so the pool replaces the handle with
 //!   backoff and `/health` says why; calls in flight are told at once.
-//! - Apart from the calls themselves (their POSTs run on the calling workers) and the handshake's
-//!   own requests (on the supervisor's handshake thread), everything this handle sends goes through
-//!   its stream thread's queue: no thread is ever spawned per request, and `retire` never blocks.
+//! - Apart from the calls themselves (their POSTs run on the calling workers), the handshake's own
+//!   requests (on the supervisor's handshake thread) and a renewal's `initialize` (on whichever
+//!   thread found the session lost), everything this handle sends goes through its stream thread's
+//!   queue: no thread is ever spawned per request, and `retire` never blocks.
 //! - Only the configured `headers` go to the server: nothing of the clients' own requests (their
 //!   tokens included) is passed on.
 
-use super::call::{RemoteCall, Wire};
-use super::conn::{Closer, Conn, ConnError, Url};
-use super::flights::{Flight, Flights};
-use super::session::{Mode, Session};
+use super::conn::{Closer, Conn, ConnError, ResponseHead, Url};
+use super::flights::Flights;
+use super::lock;
 use super::shared::IdleConns;
-use super::stream::{Out, Outbox};
 pub use super::target::Target;
 use crate::downstream::child_io::ChildEvent;
 use crate::downstream::message::{notification_event, Message};
-use crate::downstream::stdio::set_progress_token;
 use crate::downstream::{response_to, Answer, CallError, Requester};
-use crate::job::Slot;
 use crate::rpc;
+use crossbeam_channel::Sender;
+use mio::Waker;
 use serde_json::{Map, Value};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 /// Where what a remote server says outside a call goes (the same place as for children).
@@ -49,6 +52,78 @@ const IDLE_CONNS: usize = 4;
 pub(super) const SIDE_LIMIT: Duration = Duration::from_secs(5);
 /// Most of an error response's body quoted in an error message.
 pub(super) const ERROR_PREVIEW: usize = 300;
+
+#[derive(Clone)]
+pub enum Mode {
+    /// Before `initialize` succeeded.
+    New,
+    Streamable,
+    Legacy {
+        endpoint: Url,
+    },
+}
+
+pub struct Session {
+    pub mode: Mode,
+    /// `Mcp-Session-Id`, when the server issued one.
+    pub id: Option<String>,
+    /// The negotiated version, sent as `MCP-Protocol-Version` after `initialize`.
+    pub protocol: Option<String>,
+    /// The `initialize` parameters, to open a new session after the server forgot ours.
+    pub init: Option<Map<String, Value>>,
+    /// Bumped by every successful `initialize`: a call that saw the loss of an older generation
+    /// does not initialize again.
+    pub generation: u64,
+}
+
+impl Default for Session {
+    fn default() -> Session {
+        Session {
+            mode: Mode::New,
+            id: None,
+            protocol: None,
+            init: None,
+            generation: 0,
+        }
+    }
+}
+
+/// What the stream thread is asked to do.
+pub enum Out {
+    /// POST a notification or a response to the server; its HTTP answer is read and dropped.
+    Message { body: Vec<u8>, what: &'static str },
+    /// A request whose answer nobody waits for.
+    Request {
+        method: String,
+        params: Map<String, Value>,
+    },
+    /// Streamable HTTP: hold the standalone GET stream from now on.
+    Listen,
+    /// Legacy transport: the stream opened during `initialize`, to read from now on.
+    Legacy(Box<(Conn, ResponseHead)>),
+    /// `DELETE` the session, then stop.
+    End { session_id: String },
+}
+
+/// The sending side of the stream thread's queue (`stream` starts the thread and sends).
+#[derive(Default)]
+pub struct Outbox {
+    pub(super) owner: Mutex<Option<Owner>>,
+}
+
+pub(super) struct Owner {
+    pub(super) tx: Sender<Out>,
+    pub(super) waker: Arc<Waker>,
+}
+
+impl Outbox {
+    /// Rings the thread (it looks at the handle's state and its queue).
+    pub fn wake(&self) {
+        if let Some(owner) = lock(&self.owner).as_ref() {
+            let _ = owner.waker.wake();
+        }
+    }
+}
 
 /// A session with a remote MCP server, usable from several threads at once.
 pub struct RemoteLink {
@@ -73,10 +148,6 @@ pub struct RemoteLink {
     death: Mutex<Option<String>>,
     /// The stream thread's queue (the thread starts with the first message).
     pub(super) outbox: Outbox,
-}
-
-pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl RemoteLink {
@@ -115,57 +186,6 @@ impl RemoteLink {
         lock(&self.death)
             .clone()
             .unwrap_or_else(|| format!("server {}: the session ended", self.name))
-    }
-
-    /// Sends a request. With `progress`, `params` gets `_meta.progressToken` = the request's id.
-    /// `client` is the MCP session the call is made for (None for REST and the gateway's own
-    /// requests): requests the server sends outside the call's own stream may go to it (see
-    /// `flights`).
-    pub fn begin(
-        &self,
-        method: &str,
-        mut params: Option<Map<String, Value>>,
-        progress: bool,
-        deadline: Instant,
-        client: Option<Slot>,
-    ) -> Result<RemoteCall<'_>, CallError> {
-        if !self.is_alive() {
-            return Err(CallError::Closed(self.death_note()));
-        }
-        let id = self.next_id();
-        if progress {
-            set_progress_token(params.get_or_insert_with(Map::new), Value::from(id));
-        }
-        let mut call = RemoteCall::new(
-            self,
-            id,
-            method,
-            rpc::request(id, method, params.as_ref()),
-            deadline,
-        );
-        let flight = Flight {
-            tx: call.sender(),
-            client,
-        };
-        lock(&self.flights).insert(id, flight);
-        let (mode, generation) = {
-            let session = lock(&self.session);
-            (session.mode.clone(), session.generation)
-        };
-        call.generation = generation;
-        match mode {
-            Mode::Legacy { endpoint } => {
-                self.post_whole(&endpoint, &call.request, deadline)
-                    .map_err(|e| self.failed(&e))?;
-                call.wire = Wire::Inbox;
-            }
-            Mode::New | Mode::Streamable => {
-                let in_session = method != "initialize";
-                let (conn, reused) = self.start_post(&call.request, in_session, deadline)?;
-                call.wire = Wire::Head { conn, reused };
-            }
-        }
-        Ok(call)
     }
 
     pub(super) fn next_id(&self) -> u64 {

@@ -17,6 +17,8 @@
 //! - `stream`: the handle's one long-lived thread (server→client stream + outgoing queue);
 //! - `flights`: the calls in flight, and who takes a request that names no call.
 //!
+//! Modules `use` each other only downward, in the order listed.
+//!
 //! Everything blocks on std sockets, on worker threads or the handle's own stream thread; every
 //! wait is bounded by a caller's deadline.
 
@@ -33,3 +35,9 @@ pub mod target;
 pub mod tls;
 pub mod url;
 mod wait;
+
+/// Locks `mutex`, going on with its data even if a thread panicked holding it (every value kept
+/// under these locks stays consistent between statements).
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}

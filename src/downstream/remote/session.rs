@@ -12,49 +12,14 @@
 //!   is sent again once. If that fails, the handle dies.
 
 use super::conn::Url;
-use super::link::{error_body, error_preview, lock, refs, RemoteLink};
+use super::link::{error_body, error_preview, refs, Mode, Out, RemoteLink};
+use super::lock;
 use super::shared::await_endpoint;
-use super::stream::Out;
 use crate::config::RemoteTransport;
 use crate::downstream::child_io::ChildEvent;
 use crate::downstream::{Answer, CallError, Requester};
 use serde_json::{Map, Value};
 use std::time::Instant;
-
-#[derive(Clone)]
-pub enum Mode {
-    /// Before `initialize` succeeded.
-    New,
-    Streamable,
-    Legacy {
-        endpoint: Url,
-    },
-}
-
-pub struct Session {
-    pub mode: Mode,
-    /// `Mcp-Session-Id`, when the server issued one.
-    pub id: Option<String>,
-    /// The negotiated version, sent as `MCP-Protocol-Version` after `initialize`.
-    pub protocol: Option<String>,
-    /// The `initialize` parameters, to open a new session after the server forgot ours.
-    pub init: Option<Map<String, Value>>,
-    /// Bumped by every successful `initialize`: a call that saw the loss of an older generation
-    /// does not initialize again.
-    pub generation: u64,
-}
-
-impl Default for Session {
-    fn default() -> Session {
-        Session {
-            mode: Mode::New,
-            id: None,
-            protocol: None,
-            init: None,
-            generation: 0,
-        }
-    }
-}
 
 /// Whether an error response to a request that carried our `Mcp-Session-Id` says the server no
 /// longer has that session: 404, or 400 whose JSON-RPC error message speaks of the session.

@@ -24,19 +24,20 @@
 
 use super::conn::{Conn, ConnError, ResponseHead};
 use super::flights::Taker;
-use super::link::{error_body, lock, refs, RemoteLink, SIDE_LIMIT};
+use super::link::{error_body, refs, Out, Owner, RemoteLink, SIDE_LIMIT};
+use super::lock;
 use super::session::lost_session;
 use crate::downstream::message::Message;
 use crate::downstream::stdio::Inbound;
 use crate::downstream::Requester;
 use crate::rpc;
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::os::fd::AsRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Bound on connecting and on the head of the GET stream.
@@ -56,43 +57,6 @@ const STREAM_STACK: usize = 256 * 1024;
 const DRAIN_BUDGET: usize = 64;
 const WAKE: Token = Token(0);
 const STREAM: Token = Token(1);
-
-/// What the stream thread is asked to do.
-pub enum Out {
-    /// POST a notification or a response to the server; its HTTP answer is read and dropped.
-    Message { body: Vec<u8>, what: &'static str },
-    /// A request whose answer nobody waits for.
-    Request {
-        method: String,
-        params: Map<String, Value>,
-    },
-    /// Streamable HTTP: hold the standalone GET stream from now on.
-    Listen,
-    /// Legacy transport: the stream opened during `initialize`, to read from now on.
-    Legacy(Box<(Conn, ResponseHead)>),
-    /// `DELETE` the session, then stop.
-    End { session_id: String },
-}
-
-/// The sending side of the stream thread's queue.
-#[derive(Default)]
-pub struct Outbox {
-    owner: Mutex<Option<Owner>>,
-}
-
-struct Owner {
-    tx: Sender<Out>,
-    waker: Arc<Waker>,
-}
-
-impl Outbox {
-    /// Rings the thread (it looks at the handle's state and its queue).
-    pub fn wake(&self) {
-        if let Some(owner) = lock(&self.owner).as_ref() {
-            let _ = owner.waker.wake();
-        }
-    }
-}
 
 impl RemoteLink {
     /// Queues `out` for the stream thread, starting the thread if the handle has none yet.

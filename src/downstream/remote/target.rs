@@ -8,7 +8,7 @@
 //! kept for [`CACHE_FOR`]. The thread ends when the target is dropped (after a lookup in progress).
 
 use super::conn::{Conn, ConnError, Url};
-use super::link::lock;
+use super::lock;
 use super::tls::Tls;
 use crate::config::{RemoteServer, RemoteTransport};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
