@@ -569,3 +569,78 @@ fn a_remote_without_a_get_stream_is_pinged_so_its_death_shows_in_health() {
         gw.logs()
     );
 }
+
+#[test]
+fn one_remote_handle_carries_concurrent_calls_and_renews_a_lost_session_once() {
+    use mcp_gateway::config::{RemoteServer, RemoteTransport};
+    use mcp_gateway::downstream::child_io::ChildEvent;
+    use mcp_gateway::downstream::handshake::handshake;
+    use mcp_gateway::downstream::remote::link::{Events, RemoteLink, Target};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Instant;
+
+    let no_get = ["--no-get-stream"];
+    let mut py = PyServer::start_with("streamable", 0, None, &no_get);
+    let port = py.port;
+    let config = RemoteServer {
+        url: py.url("http", "/mcp"),
+        transport: RemoteTransport::Auto,
+        headers: Vec::new(),
+        ca_file: None,
+    };
+    let target = Arc::new(Target::new(&config, 1 << 20).unwrap());
+    let renewed = Arc::new(AtomicUsize::new(0));
+    let closed = Arc::new(AtomicUsize::new(0));
+    let events: Events = {
+        let (renewed, closed) = (renewed.clone(), closed.clone());
+        Arc::new(move |event| match event {
+            ChildEvent::Renewed { .. } => {
+                renewed.fetch_add(1, Ordering::SeqCst);
+            }
+            ChildEvent::Closed { .. } => {
+                closed.fetch_add(1, Ordering::SeqCst);
+            }
+            _ => {}
+        })
+    };
+    let link = RemoteLink::new(0, "py".into(), 1, target, events);
+    handshake(&*link, Instant::now() + Duration::from_secs(20)).expect("handshake");
+
+    // Eight threads, five calls each, all on the one handle: every answer reaches its own caller.
+    let calls = |link: &RemoteLink| {
+        std::thread::scope(|scope| {
+            for thread in 0..8 {
+                scope.spawn(move || {
+                    for n in 0..5 {
+                        let text = format!("thread {thread} call {n}");
+                        let params = json!({"name": "echo", "arguments": {"text": text}});
+                        let deadline = Instant::now() + Duration::from_secs(20);
+                        let params = params.as_object().cloned();
+                        let mut call = link
+                            .begin("tools/call", params, false, deadline, None)
+                            .expect("begin");
+                        let answer = call.answer().expect("an answer").expect("a result");
+                        let result: Value = serde_json::from_str(answer.get()).unwrap();
+                        assert_eq!(text_of(&result), text);
+                    }
+                });
+            }
+        })
+    };
+    calls(&link);
+    assert_eq!(renewed.load(Ordering::SeqCst), 0);
+
+    // The server restarts: all eight threads find the session lost; it is renewed once.
+    py.kill();
+    let py = PyServer::start_with("streamable", port, None, &no_get);
+    calls(&link);
+    assert_eq!(renewed.load(Ordering::SeqCst), 1, "{}", py.stderr());
+    assert_eq!(closed.load(Ordering::SeqCst), 0);
+    assert!(link.is_alive());
+    // Retiring returns at once; the handle's stream thread ends the session on the server.
+    link.retire();
+    assert!(!link.is_alive());
+    wait_for(Duration::from_secs(10), "the session's DELETE", || {
+        py.stderr().contains("DELETE /mcp").then_some(())
+    });
+}

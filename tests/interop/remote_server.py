@@ -9,7 +9,8 @@ Usage: python remote_server.py TRANSPORT [--port N] [--tls-dir DIR] [--no-get-st
   --resumable: keep every event in an in-memory event store (event ids, retry 100 ms), so the
                `interrupted` tool can close its answer stream early and the client resume it
 Prints "PORT <n>" on stdout once listening. Also prints every request's Authorization header it
-sees as "AUTH <value>" on stderr, so tests can check what the gateway sends.
+sees as "AUTH <value>" on stderr, and every DELETE as "DELETE <path>", so tests can check what the
+gateway sends.
 """
 
 import argparse
@@ -183,6 +184,8 @@ class ShowAuth:
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
+            if scope["method"] == "DELETE":
+                print(f"DELETE {scope['path']}", file=sys.stderr, flush=True)
             for name, value in scope.get("headers", []):
                 if name == b"authorization":
                     print(f"AUTH {value.decode()}", file=sys.stderr, flush=True)

@@ -46,8 +46,9 @@ use std::time::{Duration, Instant};
 /// Where what a remote server says outside a call goes (the same place as for children).
 pub type Events = Arc<dyn Fn(ChildEvent) + Send + Sync>;
 
-/// Keep-alive connections kept per handle between requests.
-const IDLE_CONNS: usize = 4;
+/// Keep-alive connections kept per handle between requests (as many as calls a handle carries
+/// at once by default, so a busy handle does not reconnect for every call).
+const IDLE_CONNS: usize = 16;
 /// Bound on notifications, responses to the server, detached requests, and ending a session.
 pub(super) const SIDE_LIMIT: Duration = Duration::from_secs(5);
 /// Most of an error response's body quoted in an error message.
