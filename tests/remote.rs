@@ -644,3 +644,96 @@ fn one_remote_handle_carries_concurrent_calls_and_renews_a_lost_session_once() {
         py.stderr().contains("DELETE /mcp").then_some(())
     });
 }
+
+#[test]
+fn a_get_stream_request_goes_to_the_only_client_calling_and_is_refused_between_two() {
+    use mcp_gateway::config::{RemoteServer, RemoteTransport};
+    use mcp_gateway::downstream::handshake::handshake;
+    use mcp_gateway::downstream::remote::link::{Events, RemoteLink, Target};
+    use mcp_gateway::downstream::stdio::Inbound;
+    use mcp_gateway::job::Slot;
+    use std::time::Instant;
+
+    let py = PyServer::start("streamable", 0, None);
+    let config = RemoteServer {
+        url: py.url("http", "/mcp"),
+        transport: RemoteTransport::Streamable,
+        headers: Vec::new(),
+        ca_file: None,
+    };
+    let target = Arc::new(Target::new(&config, 1 << 20).unwrap());
+    let events: Events = Arc::new(|_| {});
+    let link = RemoteLink::new(0, "py".into(), 1, target, events);
+    handshake(&*link, Instant::now() + Duration::from_secs(20)).expect("handshake");
+    let (alice, bob) = (Slot { key: 1, gen: 1 }, Slot { key: 2, gen: 1 });
+    let tool = |name: &str, arguments: Value| {
+        json!({"name": name, "arguments": arguments})
+            .as_object()
+            .cloned()
+    };
+    let sampled = json!({"role": "assistant", "model": "m",
+                         "content": {"type": "text", "text": "here"}});
+
+    // One client calling: the request reaches that call. (Until the handle's GET stream is open
+    // the SDK drops such requests, so the first tries may time out.)
+    let answer = wait_for(Duration::from_secs(20), "an aside answered", || {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let args = json!({"question": "where?"});
+        let mut call = link
+            .begin(
+                "tools/call",
+                tool("ask_aside", args),
+                false,
+                deadline,
+                Some(alice),
+            )
+            .unwrap();
+        loop {
+            match call.step() {
+                Ok(Inbound::ChildRequest { id, method, .. }) => {
+                    assert_eq!(method, "sampling/createMessage");
+                    link.respond_to(&id, Ok(&sampled));
+                }
+                Ok(Inbound::Response(answer)) => return Some(answer),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+    });
+    let result: Value = serde_json::from_str(answer.unwrap().get()).unwrap();
+    assert_eq!(text_of(&result), "aside, the model says: here");
+
+    // Two clients with calls in flight: nobody can tell whose it is; the server is told why.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let _alices = link
+        .begin(
+            "tools/call",
+            tool("sleep", json!({"ms": 3000})),
+            false,
+            deadline,
+            Some(alice),
+        )
+        .unwrap();
+    let mut bobs = link
+        .begin(
+            "tools/call",
+            tool("ask_aside", json!({"question": "who?"})),
+            false,
+            deadline,
+            Some(bob),
+        )
+        .unwrap();
+    let refused = loop {
+        match bobs.step().expect("bob's call ends with an answer") {
+            Inbound::Response(answer) => break answer,
+            Inbound::ChildRequest { method, .. } => panic!("{method} was guessed to be bob's"),
+            _ => {}
+        }
+    };
+    let error = refused.expect_err("the tool fails: its sampling was refused");
+    assert!(
+        error.get().contains("cannot tell which of the 2 clients"),
+        "{}",
+        error.get()
+    );
+}
