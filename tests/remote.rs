@@ -8,7 +8,12 @@
 //! prompts, transport negotiation (auto fallback, explicit choices), the remote restarting in the
 //! middle of a session (a new session transparently), an unreachable URL and a silent one not
 //! delaying the other servers, TLS trusted through `caFile` and refused without it, configured
-//! headers sent and the client's own token never forwarded, call timeouts, and handle reuse.
+//! headers sent and the client's own token never forwarded, call timeouts, and handle reuse;
+//! a sampling request on the standalone GET stream reaching the one client calling (a Python SDK
+//! client, `tests/interop/remote_client.py`) and refused between two clients, an answer stream
+//! the server cuts short resumed with `Last-Event-ID`, a server without a GET stream pinged so
+//! its death shows in `/health`, and one handle carrying eight threads' calls at once across a
+//! restart (one renewal). The TypeScript reference server as a remote: `tests/remote_everything.rs`.
 
 mod util;
 

@@ -1,4 +1,5 @@
-//! One request in flight on a remote session, stepped by the thread that made it.
+//! One request in flight on a remote session (`RemoteLink::begin` sends it), stepped by the thread
+//! that made it.
 //!
 //! With Streamable HTTP the answer comes on the call's own connection, as JSON or as an SSE stream
 //! that may carry progress, notifications and the server's requests first. The calling thread

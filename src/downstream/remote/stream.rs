@@ -16,8 +16,9 @@
 //! - A server without a GET stream (405) is pinged every `PROBE_EVERY` instead, so its death is
 //!   noticed without a call.
 //! - The handle dies when the server cannot be reached to reopen the GET stream (or to be
-//!   pinged), when the legacy stream ends, when the GET stream says the session is lost and a new one cannot be had, or
-//!   when this thread panics (caught and logged; the pool replaces the handle).
+//!   pinged), when the legacy stream ends, when the GET stream says the session is lost and a new
+//!   one cannot be had, or when this thread panics (caught and logged; the pool replaces the
+//!   handle).
 //!
 //! The thread starts with the first message queued and ends when the handle is dead and the queue
 //! holds nothing more to do (a retired handle's `End` is queued before it is marked dead).
