@@ -742,3 +742,54 @@ fn a_get_stream_request_goes_to_the_only_client_calling_and_is_refused_between_t
         error.get()
     );
 }
+
+#[test]
+fn a_panic_on_a_handles_stream_thread_kills_the_handle_instead_of_the_thread_alone() {
+    use mcp_gateway::config::{RemoteServer, RemoteTransport};
+    use mcp_gateway::downstream::child_io::ChildEvent;
+    use mcp_gateway::downstream::handshake::handshake;
+    use mcp_gateway::downstream::remote::link::{Events, RemoteLink, Target};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Instant;
+
+    let py = PyServer::start("streamable", 0, None);
+    let config = RemoteServer {
+        url: py.url("http", "/mcp"),
+        transport: RemoteTransport::Streamable,
+        headers: Vec::new(),
+        ca_file: None,
+    };
+    let target = Arc::new(Target::new(&config, 1 << 20).unwrap());
+    let closed = Arc::new(AtomicUsize::new(0));
+    // What the stream thread hands on for a list_changed panics (standing in for any bug there).
+    let events: Events = {
+        let closed = closed.clone();
+        Arc::new(move |event| match event {
+            ChildEvent::ListChanged { .. } => panic!("a bug while handling list_changed"),
+            ChildEvent::Closed { .. } => {
+                closed.fetch_add(1, Ordering::SeqCst);
+            }
+            _ => {}
+        })
+    };
+    let link = RemoteLink::new(0, "py".into(), 1, target, events);
+    handshake(&*link, Instant::now() + Duration::from_secs(20)).expect("handshake");
+    // Until the GET stream is open the SDK drops what it would send there: call until it is.
+    wait_for(Duration::from_secs(20), "the handle to die", || {
+        let params = json!({"name": "changed", "arguments": {}})
+            .as_object()
+            .cloned();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        if let Ok(mut call) = link.begin("tools/call", params, false, deadline, None) {
+            let _ = call.answer();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        (!link.is_alive()).then_some(())
+    });
+    assert_eq!(closed.load(Ordering::SeqCst), 1, "the pool is told, once");
+    assert!(
+        link.death_note().contains("panicked"),
+        "{}",
+        link.death_note()
+    );
+}

@@ -99,6 +99,13 @@ async def interrupted(ctx: Context) -> str:
 
 
 @server.tool()
+async def changed(ctx: Context) -> str:
+    """Sends notifications/tools/list_changed outside the call (on the standalone GET stream)."""
+    await ctx.session.send_tool_list_changed()
+    return "told"
+
+
+@server.tool()
 async def shout(text: str, ctx: Context) -> str:
     """Logs `text` at info level (a notifications/message to the client), then answers."""
     await ctx.info(text)
