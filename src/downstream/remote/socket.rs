@@ -27,7 +27,7 @@ struct Shared {
     shut_down: AtomicBool,
 }
 
-/// Stops a [`Conn`] from another thread. Cloneable; outliving the connection is harmless.
+/// Stops a connection (`conn::Conn`) from another thread. Cloneable; outliving the connection is harmless.
 #[derive(Debug, Clone)]
 pub struct Closer(Arc<Shared>);
 

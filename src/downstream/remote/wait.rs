@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 /// A deadline that never comes in practice, for a reader that should block until data arrives or
-/// a [`Closer`] stops it.
+/// a `socket::Closer` stops it.
 pub fn no_deadline() -> Instant {
     Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
 }
@@ -31,7 +31,7 @@ pub enum ConnError {
     Protocol(String),
     /// The response body is larger than the limit given (in bytes).
     TooLarge(usize),
-    /// [`Closer::shutdown`] stopped the connection.
+    /// `socket::Closer::shutdown` stopped the connection.
     Shutdown,
     /// The request itself cannot be sent as asked (a bad header, or a misuse of the API).
     InvalidRequest(String),
