@@ -793,3 +793,72 @@ fn a_panic_on_a_handles_stream_thread_kills_the_handle_instead_of_the_thread_alo
         link.death_note()
     );
 }
+
+#[test]
+fn a_get_stream_the_server_closes_is_resumed_with_last_event_id() {
+    use mcp_gateway::config::{RemoteServer, RemoteTransport};
+    use mcp_gateway::downstream::child_io::ChildEvent;
+    use mcp_gateway::downstream::handshake::handshake;
+    use mcp_gateway::downstream::remote::link::{Events, RemoteLink, Target};
+    use std::time::Instant;
+
+    let py = PyServer::start_with("streamable", 0, None, &["--resumable"]);
+    let config = RemoteServer {
+        url: py.url("http", "/mcp"),
+        transport: RemoteTransport::Streamable,
+        headers: Vec::new(),
+        ca_file: None,
+    };
+    let target = Arc::new(Target::new(&config, 1 << 20).unwrap());
+    let changed = Arc::new(Mutex::new(Vec::<String>::new()));
+    let events: Events = {
+        let changed = changed.clone();
+        Arc::new(move |event| {
+            if let ChildEvent::ListChanged { kind, .. } = event {
+                changed.lock().unwrap().push(kind);
+            }
+        })
+    };
+    let link = RemoteLink::new(0, "py".into(), 1, target, events);
+    handshake(&*link, Instant::now() + Duration::from_secs(20)).expect("handshake");
+    // Until the GET stream is open the SDK drops what it would send there: call until the first
+    // notification arrives.
+    wait_for(
+        Duration::from_secs(20),
+        "tools list_changed on the GET stream",
+        || {
+            let params = json!({"name": "cut_get", "arguments": {}})
+                .as_object()
+                .cloned();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let mut call = link
+                .begin("tools/call", params, false, deadline, None)
+                .unwrap();
+            let _ = call.answer();
+            std::thread::sleep(Duration::from_millis(300));
+            changed
+                .lock()
+                .unwrap()
+                .contains(&"tools".to_string())
+                .then_some(())
+        },
+    );
+    // Sent while no GET stream was open: only a resumption replays it.
+    wait_for(
+        Duration::from_secs(10),
+        "resources list_changed replayed",
+        || {
+            changed
+                .lock()
+                .unwrap()
+                .contains(&"resources".to_string())
+                .then_some(())
+        },
+    );
+    assert!(
+        py.stderr().contains("RESUMED _GET_stream"),
+        "{}",
+        py.stderr()
+    );
+    assert!(link.is_alive());
+}

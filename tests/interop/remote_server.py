@@ -106,6 +106,18 @@ async def changed(ctx: Context) -> str:
 
 
 @server.tool()
+async def cut_get(ctx: Context) -> str:
+    """With --resumable: a tools list_changed on the GET stream (it gets an event id), then the GET
+    stream closed, then a resources list_changed, which only a client that resumes the GET stream
+    with Last-Event-ID receives (replayed from the event store)."""
+    await ctx.session.send_tool_list_changed()
+    await asyncio.sleep(0.2)
+    await ctx.close_standalone_sse_stream()
+    await ctx.session.send_resource_list_changed()
+    return "cut"
+
+
+@server.tool()
 async def shout(text: str, ctx: Context) -> str:
     """Logs `text` at info level (a notifications/message to the client), then answers."""
     await ctx.info(text)
