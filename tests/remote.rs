@@ -651,7 +651,8 @@ fn one_remote_handle_carries_concurrent_calls_and_renews_a_lost_session_once() {
 }
 
 #[test]
-fn a_get_stream_request_goes_to_the_only_client_calling_and_is_refused_between_two() {
+fn a_get_stream_request_goes_to_the_only_client_calling_and_is_refused_between_two_or_when_orphaned(
+) {
     use mcp_gateway::config::{RemoteServer, RemoteTransport};
     use mcp_gateway::downstream::handshake::handshake;
     use mcp_gateway::downstream::remote::link::{Events, RemoteLink, Target};
@@ -707,6 +708,52 @@ fn a_get_stream_request_goes_to_the_only_client_calling_and_is_refused_between_t
     });
     let result: Value = serde_json::from_str(answer.unwrap().get()).unwrap();
     assert_eq!(text_of(&result), "aside, the model says: here");
+
+    // Routed to the client's oldest call, which ends before answering: the server is told, rather
+    // than left waiting (the tool fails at once with the reason).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut older = link
+        .begin(
+            "tools/call",
+            tool("sleep", json!({"ms": 3000})),
+            false,
+            deadline,
+            Some(alice),
+        )
+        .unwrap();
+    let mut asking = link
+        .begin(
+            "tools/call",
+            tool("ask_aside", json!({"question": "when?"})),
+            false,
+            deadline,
+            Some(alice),
+        )
+        .unwrap();
+    loop {
+        match older.step().expect("the older call takes the request") {
+            Inbound::ChildRequest { method, .. } => {
+                break assert_eq!(method, "sampling/createMessage")
+            }
+            Inbound::Response(_) => panic!("the sleep ended first"),
+            _ => {}
+        }
+    }
+    drop(older);
+    let orphaned = loop {
+        match asking.step().expect("the asking call ends with an answer") {
+            Inbound::Response(answer) => break answer,
+            Inbound::ChildRequest { method, .. } => panic!("{method} came twice"),
+            _ => {}
+        }
+    };
+    let error = orphaned.expect_err("its sampling was refused");
+    assert!(
+        error.get().contains("ended before its client answered"),
+        "{}",
+        error.get()
+    );
+    drop(asking);
 
     // Two clients with calls in flight: nobody can tell whose it is; the server is told why.
     let deadline = Instant::now() + Duration::from_secs(20);

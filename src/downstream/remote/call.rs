@@ -12,7 +12,8 @@
 //!   stream (or the connection drops) before the answer, and the stream had event ids, the call
 //!   waits the stream's `retry` time and GETs the endpoint with `Last-Event-ID`, reading the
 //!   answer from there; at most `MAX_RESUMES` times per call.
-//! - The call's entry in the handle's flights lives exactly as long as the call (removed on drop).
+//! - The call's entry in the handle's flights lives exactly as long as the call (removed on drop,
+//!   refusing the server's requests that were routed to it and are still unanswered).
 
 use super::conn::{Conn, ConnError, ResponseHead};
 use super::flights::Flight;
@@ -445,7 +446,20 @@ impl<'a> RemoteCall<'a> {
 }
 
 impl Drop for RemoteCall<'_> {
+    /// The call's entry goes; a server request routed to it and still unanswered is refused, so
+    /// the server does not wait for an answer that can no longer come.
     fn drop(&mut self) {
-        lock(&self.link.flights).remove(self.id);
+        let orphans = lock(&self.link.flights).remove(self.id);
+        for request in orphans {
+            let error = json!({
+                "code": rpc::codes::INTERNAL_ERROR,
+                "message": format!(
+                    "the gateway's call {} that this request was given to ended before its \
+                     client answered",
+                    self.method
+                ),
+            });
+            self.link.respond_to(&request, Err(&error));
+        }
     }
 }

@@ -7,13 +7,18 @@
 //! one distinct client has calls in flight on the handle (calls without a client — REST, the
 //! gateway's own — never take one). Otherwise it is refused, never guessed.
 //!
+//! A request routed to a call stays noted until it is answered: if the call ends first (the
+//! client's answer would land in an inbox nobody reads), removing the call hands back those
+//! requests so the server can be told, instead of waiting for an answer that never comes.
+//!
 //! Invariant: an entry lives exactly as long as its call (`RemoteCall` removes it on drop), so a
 //! late answer finds nothing and is dropped. Pure bookkeeping: no I/O, no threads.
 
 use crate::downstream::stdio::Inbound;
 use crate::job::Slot;
 use crossbeam_channel::Sender;
-use std::collections::BTreeMap;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
 
 /// One call in flight.
 pub struct Flight {
@@ -38,6 +43,9 @@ pub enum Taker {
 pub struct Flights {
     /// By request id; ids grow, so the first entry of a client is its oldest call.
     calls: BTreeMap<u64, Flight>,
+    /// Server requests routed to a call and not answered yet: by the request's id (as JSON
+    /// text, since `1` and `"1"` differ), the id itself and the call's.
+    routed: HashMap<String, (Value, u64)>,
 }
 
 impl Flights {
@@ -45,8 +53,24 @@ impl Flights {
         self.calls.insert(id, flight);
     }
 
-    pub fn remove(&mut self, id: u64) {
+    /// Forgets call `id`; returns the ids of server requests routed to it and still unanswered.
+    pub fn remove(&mut self, id: u64) -> Vec<Value> {
         self.calls.remove(&id);
+        let mut orphans = Vec::new();
+        self.routed.retain(|_, (request, call)| {
+            if *call == id {
+                orphans.push(request.clone());
+            }
+            *call != id
+        });
+        orphans
+    }
+
+    /// The server's request `request` was answered (by whoever).
+    pub fn answered(&mut self, request: &Value) {
+        if !self.routed.is_empty() {
+            self.routed.remove(&request.to_string());
+        }
     }
 
     /// The inbox of call `id`, if it is still in flight.
@@ -54,11 +78,12 @@ impl Flights {
         self.calls.get(&id).map(|f| f.tx.clone())
     }
 
-    /// Who takes a server's request that names no call (see the module docs).
-    pub fn taker(&self) -> Taker {
-        let mut first: Option<(Slot, &Flight)> = None;
+    /// Who takes the server's request `request`, which names no call (see the module docs); a
+    /// call that takes it is noted as owing its answer.
+    pub fn route(&mut self, request: &Value) -> Taker {
+        let mut first: Option<(u64, &Flight)> = None;
         let mut clients: Vec<Slot> = Vec::new();
-        for flight in self.calls.values() {
+        for (id, flight) in &self.calls {
             let Some(client) = flight.client else {
                 continue;
             };
@@ -66,11 +91,16 @@ impl Flights {
                 clients.push(client);
             }
             if first.is_none() {
-                first = Some((client, flight));
+                first = Some((*id, flight));
             }
         }
         match (clients.len(), first) {
-            (1, Some((_, flight))) => Taker::Call(flight.tx.clone()),
+            (1, Some((call, flight))) => {
+                let tx = flight.tx.clone();
+                self.routed
+                    .insert(request.to_string(), (request.clone(), call));
+                Taker::Call(tx)
+            }
             (0, _) | (_, None) => Taker::Nobody,
             (n, _) => Taker::Ambiguous(n),
         }
@@ -78,6 +108,7 @@ impl Flights {
 
     /// Tells every call the handle is gone and forgets them.
     pub fn close_all(&mut self) {
+        self.routed.clear();
         for (_, flight) in std::mem::take(&mut self.calls) {
             let _ = flight.tx.send(Inbound::Closed);
         }
@@ -104,7 +135,7 @@ mod tests {
         flights.insert(1, rest);
         flights.insert(2, older);
         flights.insert(3, newer);
-        let Taker::Call(tx) = flights.taker() else {
+        let Taker::Call(tx) = flights.route(&Value::from(1)) else {
             panic!("one client: unambiguous")
         };
         tx.send(Inbound::Cancelled).unwrap();
@@ -115,17 +146,33 @@ mod tests {
     #[test]
     fn no_client_or_two_clients_take_nothing() {
         let mut flights = Flights::default();
-        assert!(matches!(flights.taker(), Taker::Nobody));
+        let request = Value::from("r");
+        assert!(matches!(flights.route(&request), Taker::Nobody));
         let (rest, _r) = flight(None);
         flights.insert(1, rest);
-        assert!(matches!(flights.taker(), Taker::Nobody));
+        assert!(matches!(flights.route(&request), Taker::Nobody));
         let (a, _a) = flight(Some(1));
         let (b, _b) = flight(Some(2));
         flights.insert(2, a);
         flights.insert(3, b);
-        assert!(matches!(flights.taker(), Taker::Ambiguous(2)));
-        flights.remove(2);
-        assert!(matches!(flights.taker(), Taker::Call(_)));
+        assert!(matches!(flights.route(&request), Taker::Ambiguous(2)));
+        assert!(flights.remove(2).is_empty());
+        assert!(matches!(flights.route(&request), Taker::Call(_)));
+    }
+
+    #[test]
+    fn a_routed_request_still_unanswered_is_handed_back_when_its_call_ends() {
+        let mut flights = Flights::default();
+        let (a, _a) = flight(Some(1));
+        flights.insert(5, a);
+        let (one, text_one) = (Value::from(1), Value::from("1"));
+        assert!(matches!(flights.route(&one), Taker::Call(_)));
+        assert!(matches!(flights.route(&text_one), Taker::Call(_)));
+        // `1` is answered; `"1"` (another id) is not.
+        flights.answered(&one);
+        assert_eq!(flights.remove(5), vec![text_one.clone()]);
+        // Gone with its call: nothing is handed back twice.
+        assert!(flights.remove(5).is_empty());
     }
 
     #[test]

@@ -195,6 +195,7 @@ impl RemoteLink {
 
     /// Answers one of the server's own requests (through the stream thread's queue).
     pub fn respond_to(&self, id: &Value, outcome: Result<&Value, &Value>) {
+        lock(&self.flights).answered(id);
         self.post(Out::Message {
             body: response_to(id, outcome),
             what: "a response",

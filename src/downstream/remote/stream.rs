@@ -465,7 +465,7 @@ impl Streamer<'_> {
                 link.answer_alone(&id, &method)
             }
             Message::Request { id, method, params } => {
-                let taker = lock(&link.flights).taker();
+                let taker = lock(&link.flights).route(&id);
                 match taker {
                     Taker::Call(inbox) => {
                         log::debug!(
