@@ -20,14 +20,15 @@ use super::tls::{self, Tls};
 use super::url::Url;
 use super::wait::{is_retryable, with_deadline, ConnError, Wait};
 
-/// The socket and the shutdown flag, shared between a [`Conn`] and its [`Closer`]s.
+/// The socket and the shutdown flag, shared between a [`Transport`] and its [`Closer`]s.
 #[derive(Debug)]
 struct Shared {
     socket: TcpStream,
     shut_down: AtomicBool,
 }
 
-/// Stops a connection (`conn::Conn`) from another thread. Cloneable; outliving the connection is harmless.
+/// Stops a connection (`conn::Conn`) from another thread. Cloneable; outliving the connection
+/// is harmless.
 #[derive(Debug, Clone)]
 pub struct Closer(Arc<Shared>);
 
