@@ -144,6 +144,8 @@ struct Held {
     conn: Conn,
     head: ResponseHead,
     kind: Kind,
+    /// The session generation it was opened under.
+    generation: u64,
 }
 
 struct Streamer<'a> {
@@ -239,6 +241,16 @@ impl Streamer<'_> {
             Out::Listen => {
                 self.listen = true;
                 self.reopen_at = None;
+                // After a renewal, a GET stream of the old session carries nothing more for us.
+                let current = link.generation().0;
+                let stale = self
+                    .held
+                    .as_ref()
+                    .is_some_and(|h| h.kind == Kind::Get && h.generation != current);
+                if stale {
+                    self.release();
+                    self.last_event_id = None;
+                }
             }
             Out::Legacy(stream) => {
                 let (conn, head) = *stream;
@@ -269,7 +281,13 @@ impl Streamer<'_> {
             return;
         }
         self.link.hold(conn.closer());
-        self.held = Some(Held { conn, head, kind });
+        let generation = self.link.generation().0;
+        self.held = Some(Held {
+            conn,
+            head,
+            kind,
+            generation,
+        });
         // Edge-triggered: what is already buffered raises no event.
         self.more = self.drain_stream();
     }
