@@ -101,13 +101,12 @@ impl Worker {
             return flight.cancelled();
         }
         let progress = flight.wants_progress();
-        let takes_requests = flight.client.is_some();
         let begun = remote.begin(
             flight.method,
             Some(params.to_map()),
             progress,
             flight.deadline,
-            takes_requests,
+            flight.client,
         );
         let mut call = match begun {
             Ok(call) => call,

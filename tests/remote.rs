@@ -8,7 +8,12 @@
 //! prompts, transport negotiation (auto fallback, explicit choices), the remote restarting in the
 //! middle of a session (a new session transparently), an unreachable URL and a silent one not
 //! delaying the other servers, TLS trusted through `caFile` and refused without it, configured
-//! headers sent and the client's own token never forwarded, call timeouts, and handle reuse.
+//! headers sent and the client's own token never forwarded, call timeouts, and handle reuse;
+//! a sampling request on the standalone GET stream reaching the one client calling (a Python SDK
+//! client, `tests/interop/remote_client.py`) and refused between two clients, an answer stream
+//! the server cuts short resumed with `Last-Event-ID`, a server without a GET stream pinged so
+//! its death shows in `/health`, and one handle carrying eight threads' calls at once across a
+//! restart (one renewal). The TypeScript reference server as a remote: `tests/remote_everything.rs`.
 
 mod util;
 
@@ -30,10 +35,16 @@ struct PyServer {
 impl PyServer {
     /// Starts `remote_server.py TRANSPORT` (on `port`, 0 for any) and waits for it to listen.
     fn start(transport: &str, port: u16, tls_dir: Option<&Path>) -> PyServer {
+        PyServer::start_with(transport, port, tls_dir, &[])
+    }
+
+    /// The same with more of the script's flags (`--no-get-stream`, `--resumable`).
+    fn start_with(transport: &str, port: u16, tls_dir: Option<&Path>, flags: &[&str]) -> PyServer {
         let mut command = Command::new(util::python());
         command
             .arg(util::interop_script("remote_server.py"))
             .arg(transport)
+            .args(flags)
             .arg("--port")
             .arg(port.to_string())
             .env("PYTHONWARNINGS", "ignore")
@@ -336,7 +347,9 @@ fn json_answers_and_the_legacy_transport_work_and_auto_picks_the_right_one() {
 
 #[test]
 fn a_remote_restarting_mid_session_gets_a_new_session_transparently() {
-    let mut py = PyServer::start("streamable", 0, None);
+    // Without a GET stream nothing tells the handle of the restart before the next call's 404.
+    let no_get = ["--no-get-stream"];
+    let mut py = PyServer::start_with("streamable", 0, None, &no_get);
     let port = py.port;
     let gw = Gateway::start(json!({
         "pool": {"minConnections": 1, "maxConnections": 1},
@@ -347,7 +360,7 @@ fn a_remote_restarting_mid_session_gets_a_new_session_transparently() {
     assert_eq!(text_of(&call(&gw, "whoami", json!({}))), first);
 
     py.kill();
-    let py = PyServer::start("streamable", port, None);
+    let py = PyServer::start_with("streamable", port, None, &no_get);
     // The handle's session died with the old process; the next call renews it and succeeds.
     let second = text_of(&call(&gw, "whoami", json!({})));
     assert_ne!(second, first, "a new process answers");
@@ -469,4 +482,430 @@ fn a_slow_remote_call_times_out_and_the_handle_serves_the_next_call() {
     assert_eq!(text_of(&call(&gw, "add", json!({"a": 1, "b": 1}))), "2");
     let health = gw.server_health("py");
     assert_eq!(health["spawns"], 1, "{health}");
+}
+
+/// Runs `remote_client.py CHECK` (the Python SDK client) through the gateway; returns its checks.
+fn run_client(gw: &Gateway, check: &str) -> Vec<Value> {
+    let output = Command::new(util::python())
+        .arg(util::interop_script("remote_client.py"))
+        .arg(check)
+        .arg(format!("http://{}/mcp", gw.addr()))
+        .env("PYTHONWARNINGS", "ignore")
+        .output()
+        .expect("run the Python SDK client");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the Python SDK client failed:\n{stdout}\n{}\ngateway log:\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        gw.logs()
+    );
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON line per check"))
+        .collect()
+}
+
+#[test]
+fn a_sampling_request_on_the_get_stream_reaches_the_client_whose_call_is_in_flight() {
+    let py = PyServer::start("streamable", 0, None);
+    let gw = Gateway::start(json!({
+        "pool": {"minConnections": 1, "maxConnections": 1},
+        "servers": [remote("py", &py.url("http", "/mcp"))],
+    }));
+    wait_up(&gw, "py");
+    // The SDK drops what it would send on a GET stream nobody holds: wait until it is held.
+    gw.wait_log("GET stream open", Duration::from_secs(10));
+    let checks = run_client(&gw, "aside");
+    assert_eq!(checks[0]["check"], "aside", "{checks:?}");
+    assert!(
+        gw.logs()
+            .contains("sampling/createMessage on its own stream goes to the one client"),
+        "the request came on the GET stream: {}",
+        gw.logs()
+    );
+    // A call without a client (REST) cannot take it: the server hears a refusal and passes it on.
+    let response = gw.call("ask_aside", json!({"question": "anyone?"}));
+    let error = response.json()["error"].clone();
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("cannot forward sampling/createMessage here")),
+        "{}\n{}",
+        response.text(),
+        py.stderr()
+    );
+}
+
+#[test]
+fn an_answer_stream_the_server_closes_early_is_resumed_with_last_event_id() {
+    let py = PyServer::start_with("streamable", 0, None, &["--resumable"]);
+    let gw = Gateway::start(json!({"servers": [remote("py", &py.url("http", "/mcp"))]}));
+    wait_up(&gw, "py");
+    // A client with progress: both notifications and the answer arrive, across the cut.
+    let checks = run_client(&gw, "resume");
+    assert_eq!(checks[0]["check"], "resume", "{checks:?}");
+    // REST too.
+    let result = call(&gw, "interrupted", json!({}));
+    assert_eq!(text_of(&result), "answered after the cut");
+    let resumed = py.stderr().matches("RESUMED").count();
+    assert_eq!(resumed, 2, "one resumption per call:\n{}", py.stderr());
+}
+
+#[test]
+fn a_remote_without_a_get_stream_is_pinged_so_its_death_shows_in_health() {
+    let mut py = PyServer::start_with("streamable", 0, None, &["--no-get-stream"]);
+    let gw = Gateway::start(json!({
+        "pool": {"minConnections": 1, "maxConnections": 1},
+        "servers": [remote("py", &py.url("http", "/mcp"))],
+    }));
+    wait_up(&gw, "py");
+    gw.wait_log("pinging it every", Duration::from_secs(10));
+    py.kill();
+    // No call is made: the next ping finds the server gone.
+    let down = wait_for(Duration::from_secs(40), "py down", || {
+        let health = gw.server_health("py");
+        (health["status"] == "down").then_some(health)
+    });
+    assert!(down["lastError"].is_string(), "{down}");
+    assert!(
+        gw.logs().contains("the server is unreachable"),
+        "{}",
+        gw.logs()
+    );
+}
+
+#[test]
+fn one_remote_handle_carries_concurrent_calls_and_renews_a_lost_session_once() {
+    use mcp_gateway::config::{RemoteServer, RemoteTransport};
+    use mcp_gateway::downstream::child_io::ChildEvent;
+    use mcp_gateway::downstream::handshake::handshake;
+    use mcp_gateway::downstream::remote::link::{Events, RemoteLink, Target};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Instant;
+
+    let no_get = ["--no-get-stream"];
+    let mut py = PyServer::start_with("streamable", 0, None, &no_get);
+    let port = py.port;
+    let config = RemoteServer {
+        url: py.url("http", "/mcp"),
+        transport: RemoteTransport::Auto,
+        headers: Vec::new(),
+        ca_file: None,
+    };
+    let target = Arc::new(Target::new(&config, 1 << 20).unwrap());
+    let renewed = Arc::new(AtomicUsize::new(0));
+    let closed = Arc::new(AtomicUsize::new(0));
+    let events: Events = {
+        let (renewed, closed) = (renewed.clone(), closed.clone());
+        Arc::new(move |event| match event {
+            ChildEvent::Renewed { .. } => {
+                renewed.fetch_add(1, Ordering::SeqCst);
+            }
+            ChildEvent::Closed { .. } => {
+                closed.fetch_add(1, Ordering::SeqCst);
+            }
+            _ => {}
+        })
+    };
+    let link = RemoteLink::new(0, "py".into(), 1, target, events);
+    handshake(&*link, Instant::now() + Duration::from_secs(20)).expect("handshake");
+
+    // Eight threads, five calls each, all on the one handle: every answer reaches its own caller.
+    let calls = |link: &RemoteLink| {
+        std::thread::scope(|scope| {
+            for thread in 0..8 {
+                scope.spawn(move || {
+                    for n in 0..5 {
+                        let text = format!("thread {thread} call {n}");
+                        let params = json!({"name": "echo", "arguments": {"text": text}});
+                        let deadline = Instant::now() + Duration::from_secs(20);
+                        let params = params.as_object().cloned();
+                        let mut call = link
+                            .begin("tools/call", params, false, deadline, None)
+                            .expect("begin");
+                        let answer = call.answer().expect("an answer").expect("a result");
+                        let result: Value = serde_json::from_str(answer.get()).unwrap();
+                        assert_eq!(text_of(&result), text);
+                    }
+                });
+            }
+        })
+    };
+    calls(&link);
+    assert_eq!(renewed.load(Ordering::SeqCst), 0);
+
+    // The server restarts: all eight threads find the session lost; it is renewed once.
+    py.kill();
+    let py = PyServer::start_with("streamable", port, None, &no_get);
+    calls(&link);
+    assert_eq!(renewed.load(Ordering::SeqCst), 1, "{}", py.stderr());
+    assert_eq!(closed.load(Ordering::SeqCst), 0);
+    assert!(link.is_alive());
+    // Retiring returns at once; the handle's stream thread ends the session on the server.
+    link.retire();
+    assert!(!link.is_alive());
+    wait_for(Duration::from_secs(10), "the session's DELETE", || {
+        py.stderr().contains("DELETE /mcp").then_some(())
+    });
+}
+
+#[test]
+fn a_get_stream_request_goes_to_the_only_client_calling_and_is_refused_between_two_or_when_orphaned(
+) {
+    use mcp_gateway::config::{RemoteServer, RemoteTransport};
+    use mcp_gateway::downstream::handshake::handshake;
+    use mcp_gateway::downstream::remote::link::{Events, RemoteLink, Target};
+    use mcp_gateway::downstream::Inbound;
+    use mcp_gateway::job::Slot;
+    use std::time::Instant;
+
+    let py = PyServer::start("streamable", 0, None);
+    let config = RemoteServer {
+        url: py.url("http", "/mcp"),
+        transport: RemoteTransport::Streamable,
+        headers: Vec::new(),
+        ca_file: None,
+    };
+    let target = Arc::new(Target::new(&config, 1 << 20).unwrap());
+    let events: Events = Arc::new(|_| {});
+    let link = RemoteLink::new(0, "py".into(), 1, target, events);
+    handshake(&*link, Instant::now() + Duration::from_secs(20)).expect("handshake");
+    let (alice, bob) = (Slot { key: 1, gen: 1 }, Slot { key: 2, gen: 1 });
+    let tool = |name: &str, arguments: Value| {
+        json!({"name": name, "arguments": arguments})
+            .as_object()
+            .cloned()
+    };
+    let sampled = json!({"role": "assistant", "model": "m",
+                         "content": {"type": "text", "text": "here"}});
+
+    // One client calling: the request reaches that call. (Until the handle's GET stream is open
+    // the SDK drops such requests, so the first tries may time out.)
+    let answer = wait_for(Duration::from_secs(20), "an aside answered", || {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let args = json!({"question": "where?"});
+        let mut call = link
+            .begin(
+                "tools/call",
+                tool("ask_aside", args),
+                false,
+                deadline,
+                Some(alice),
+            )
+            .unwrap();
+        loop {
+            match call.step() {
+                Ok(Inbound::ChildRequest { id, method, .. }) => {
+                    assert_eq!(method, "sampling/createMessage");
+                    link.respond_to(&id, Ok(&sampled));
+                }
+                Ok(Inbound::Response(answer)) => return Some(answer),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+    });
+    let result: Value = serde_json::from_str(answer.unwrap().get()).unwrap();
+    assert_eq!(text_of(&result), "aside, the model says: here");
+
+    // Routed to the client's oldest call, which ends before answering: the server is told, rather
+    // than left waiting (the tool fails at once with the reason).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut older = link
+        .begin(
+            "tools/call",
+            tool("sleep", json!({"ms": 3000})),
+            false,
+            deadline,
+            Some(alice),
+        )
+        .unwrap();
+    let mut asking = link
+        .begin(
+            "tools/call",
+            tool("ask_aside", json!({"question": "when?"})),
+            false,
+            deadline,
+            Some(alice),
+        )
+        .unwrap();
+    loop {
+        match older.step().expect("the older call takes the request") {
+            Inbound::ChildRequest { method, .. } => {
+                break assert_eq!(method, "sampling/createMessage")
+            }
+            Inbound::Response(_) => panic!("the sleep ended first"),
+            _ => {}
+        }
+    }
+    drop(older);
+    let orphaned = loop {
+        match asking.step().expect("the asking call ends with an answer") {
+            Inbound::Response(answer) => break answer,
+            Inbound::ChildRequest { method, .. } => panic!("{method} came twice"),
+            _ => {}
+        }
+    };
+    let error = orphaned.expect_err("its sampling was refused");
+    assert!(
+        error.get().contains("ended before its client answered"),
+        "{}",
+        error.get()
+    );
+    drop(asking);
+
+    // Two clients with calls in flight: nobody can tell whose it is; the server is told why.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let _alices = link
+        .begin(
+            "tools/call",
+            tool("sleep", json!({"ms": 3000})),
+            false,
+            deadline,
+            Some(alice),
+        )
+        .unwrap();
+    let mut bobs = link
+        .begin(
+            "tools/call",
+            tool("ask_aside", json!({"question": "who?"})),
+            false,
+            deadline,
+            Some(bob),
+        )
+        .unwrap();
+    let refused = loop {
+        match bobs.step().expect("bob's call ends with an answer") {
+            Inbound::Response(answer) => break answer,
+            Inbound::ChildRequest { method, .. } => panic!("{method} was guessed to be bob's"),
+            _ => {}
+        }
+    };
+    let error = refused.expect_err("the tool fails: its sampling was refused");
+    assert!(
+        error.get().contains("cannot tell which of the 2 clients"),
+        "{}",
+        error.get()
+    );
+}
+
+#[test]
+fn a_panic_on_a_handles_stream_thread_kills_the_handle_instead_of_the_thread_alone() {
+    use mcp_gateway::config::{RemoteServer, RemoteTransport};
+    use mcp_gateway::downstream::child_io::ChildEvent;
+    use mcp_gateway::downstream::handshake::handshake;
+    use mcp_gateway::downstream::remote::link::{Events, RemoteLink, Target};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Instant;
+
+    let py = PyServer::start("streamable", 0, None);
+    let config = RemoteServer {
+        url: py.url("http", "/mcp"),
+        transport: RemoteTransport::Streamable,
+        headers: Vec::new(),
+        ca_file: None,
+    };
+    let target = Arc::new(Target::new(&config, 1 << 20).unwrap());
+    let closed = Arc::new(AtomicUsize::new(0));
+    // What the stream thread hands on for a list_changed panics (standing in for any bug there).
+    let events: Events = {
+        let closed = closed.clone();
+        Arc::new(move |event| match event {
+            ChildEvent::ListChanged { .. } => panic!("a bug while handling list_changed"),
+            ChildEvent::Closed { .. } => {
+                closed.fetch_add(1, Ordering::SeqCst);
+            }
+            _ => {}
+        })
+    };
+    let link = RemoteLink::new(0, "py".into(), 1, target, events);
+    handshake(&*link, Instant::now() + Duration::from_secs(20)).expect("handshake");
+    // Until the GET stream is open the SDK drops what it would send there: call until it is.
+    wait_for(Duration::from_secs(20), "the handle to die", || {
+        let params = json!({"name": "changed", "arguments": {}})
+            .as_object()
+            .cloned();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        if let Ok(mut call) = link.begin("tools/call", params, false, deadline, None) {
+            let _ = call.answer();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        (!link.is_alive()).then_some(())
+    });
+    assert_eq!(closed.load(Ordering::SeqCst), 1, "the pool is told, once");
+    assert!(
+        link.death_note().contains("panicked"),
+        "{}",
+        link.death_note()
+    );
+}
+
+#[test]
+fn a_get_stream_the_server_closes_is_resumed_with_last_event_id() {
+    use mcp_gateway::config::{RemoteServer, RemoteTransport};
+    use mcp_gateway::downstream::child_io::ChildEvent;
+    use mcp_gateway::downstream::handshake::handshake;
+    use mcp_gateway::downstream::remote::link::{Events, RemoteLink, Target};
+    use std::time::Instant;
+
+    let py = PyServer::start_with("streamable", 0, None, &["--resumable"]);
+    let config = RemoteServer {
+        url: py.url("http", "/mcp"),
+        transport: RemoteTransport::Streamable,
+        headers: Vec::new(),
+        ca_file: None,
+    };
+    let target = Arc::new(Target::new(&config, 1 << 20).unwrap());
+    let changed = Arc::new(Mutex::new(Vec::<String>::new()));
+    let events: Events = {
+        let changed = changed.clone();
+        Arc::new(move |event| {
+            if let ChildEvent::ListChanged { kind, .. } = event {
+                changed.lock().unwrap().push(kind);
+            }
+        })
+    };
+    let link = RemoteLink::new(0, "py".into(), 1, target, events);
+    handshake(&*link, Instant::now() + Duration::from_secs(20)).expect("handshake");
+    // Until the GET stream is open the SDK drops what it would send there: call until the first
+    // notification arrives.
+    wait_for(
+        Duration::from_secs(20),
+        "tools list_changed on the GET stream",
+        || {
+            let params = json!({"name": "cut_get", "arguments": {}})
+                .as_object()
+                .cloned();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let mut call = link
+                .begin("tools/call", params, false, deadline, None)
+                .unwrap();
+            let _ = call.answer();
+            std::thread::sleep(Duration::from_millis(300));
+            changed
+                .lock()
+                .unwrap()
+                .contains(&"tools".to_string())
+                .then_some(())
+        },
+    );
+    // Sent while no GET stream was open: only a resumption replays it.
+    wait_for(
+        Duration::from_secs(10),
+        "resources list_changed replayed",
+        || {
+            changed
+                .lock()
+                .unwrap()
+                .contains(&"resources".to_string())
+                .then_some(())
+        },
+    );
+    assert!(
+        py.stderr().contains("RESUMED _GET_stream"),
+        "{}",
+        py.stderr()
+    );
+    assert!(link.is_alive());
 }

@@ -1,12 +1,16 @@
 """A remote MCP server built with the official Python SDK, for the gateway's remote-server tests.
 
-Usage: python remote_server.py TRANSPORT [--port N] [--tls-dir DIR]
+Usage: python remote_server.py TRANSPORT [--port N] [--tls-dir DIR] [--no-get-stream] [--resumable]
   TRANSPORT: streamable (SSE-stream answers), json (plain JSON answers), sse (legacy HTTP+SSE)
   --port N: listen on 127.0.0.1:N (default: a free port)
   --tls-dir DIR: serve https with a certificate minted here for 127.0.0.1/localhost, signed by a
                  fresh CA written to DIR/ca.pem (what the gateway's caFile trusts)
+  --no-get-stream: answer GET on the MCP endpoint with 405 (no standalone server->client stream)
+  --resumable: keep every event in an in-memory event store (event ids, retry 100 ms), so the
+               `interrupted` tool can close its answer stream early and the client resume it
 Prints "PORT <n>" on stdout once listening. Also prints every request's Authorization header it
-sees as "AUTH <value>" on stderr, so tests can check what the gateway sends.
+sees as "AUTH <value>" on stderr, and every DELETE as "DELETE <path>", so tests can check what the
+gateway sends.
 """
 
 import argparse
@@ -18,6 +22,7 @@ import sys
 
 import uvicorn
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.streamable_http import EventMessage, EventStore
 
 server = MCPServer("py-remote", version="1.0.0")
 
@@ -67,6 +72,49 @@ async def ask(question: str, ctx: Context) -> str:
         related_request_id=ctx.request_id,
     )
     return f"the model says: {result.content.text}"
+
+
+@server.tool()
+async def ask_aside(question: str, ctx: Context) -> str:
+    """Asks the client's model (sampling) without naming the request it is for, so the SDK sends
+    it on the standalone GET stream (as TypeScript servers calling server.createMessage() do)."""
+    from mcp.types import SamplingMessage, TextContent
+
+    result = await ctx.session.create_message(
+        messages=[SamplingMessage(role="user", content=TextContent(type="text", text=question))],
+        max_tokens=50,
+    )
+    return f"aside, the model says: {result.content.text}"
+
+
+@server.tool()
+async def interrupted(ctx: Context) -> str:
+    """Reports progress, closes its own answer stream (with --resumable), then answers; the answer
+    only reaches a client that resumes the stream with Last-Event-ID."""
+    await ctx.report_progress(1, 2, "before the cut")
+    await ctx.close_sse_stream()
+    await asyncio.sleep(0.3)
+    await ctx.report_progress(2, 2, "after the cut")
+    return "answered after the cut"
+
+
+@server.tool()
+async def changed(ctx: Context) -> str:
+    """Sends notifications/tools/list_changed outside the call (on the standalone GET stream)."""
+    await ctx.session.send_tool_list_changed()
+    return "told"
+
+
+@server.tool()
+async def cut_get(ctx: Context) -> str:
+    """With --resumable: a tools list_changed on the GET stream (it gets an event id), then the GET
+    stream closed, then a resources list_changed, which only a client that resumes the GET stream
+    with Last-Event-ID receives (replayed from the event store)."""
+    await ctx.session.send_tool_list_changed()
+    await asyncio.sleep(0.2)
+    await ctx.close_standalone_sse_stream()
+    await ctx.session.send_resource_list_changed()
+    return "cut"
 
 
 @server.tool()
@@ -155,9 +203,51 @@ class ShowAuth:
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
+            if scope["method"] == "DELETE":
+                print(f"DELETE {scope['path']}", file=sys.stderr, flush=True)
             for name, value in scope.get("headers", []):
                 if name == b"authorization":
                     print(f"AUTH {value.decode()}", file=sys.stderr, flush=True)
+        await self.app(scope, receive, send)
+
+
+class MemoryEvents(EventStore):
+    """An in-memory EventStore: every event of every stream, in order."""
+
+    def __init__(self):
+        self.events = []  # (event_id, stream_id, message)
+        self.counter = 0
+
+    async def store_event(self, stream_id, message):
+        self.counter += 1
+        event_id = f"e{self.counter}"
+        self.events.append((event_id, stream_id, message))
+        return event_id
+
+    async def replay_events_after(self, last_event_id, send_callback):
+        found = [i for i, (event_id, _, _) in enumerate(self.events) if event_id == last_event_id]
+        if not found:
+            return None
+        stream_id = self.events[found[0]][1]
+        print(f"RESUMED {stream_id} after {last_event_id}", file=sys.stderr, flush=True)
+        for event_id, sid, message in self.events[found[0] + 1 :]:
+            if sid == stream_id and message is not None:
+                await send_callback(EventMessage(message, event_id))
+        return stream_id
+
+
+class NoGetStream:
+    """ASGI middleware: GET on the MCP endpoint answers 405, as servers without a standalone
+    stream do."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["method"] == "GET":
+            await send({"type": "http.response.start", "status": 405, "headers": [(b"allow", b"POST, DELETE")]})
+            await send({"type": "http.response.body", "body": b""})
+            return
         await self.app(scope, receive, send)
 
 
@@ -166,12 +256,17 @@ def main():
     parser.add_argument("transport", choices=["streamable", "json", "sse"])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--tls-dir")
+    parser.add_argument("--no-get-stream", action="store_true")
+    parser.add_argument("--resumable", action="store_true")
     args = parser.parse_args()
 
     if args.transport == "sse":
         app = server.sse_app()
     else:
-        app = server.streamable_http_app(json_response=args.transport == "json")
+        resumable = {"event_store": MemoryEvents(), "retry_interval": 100} if args.resumable else {}
+        app = server.streamable_http_app(json_response=args.transport == "json", **resumable)
+    if args.no_get_stream:
+        app = NoGetStream(app)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", args.port))

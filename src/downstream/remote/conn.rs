@@ -1,5 +1,7 @@
-//! A blocking HTTP/1.1 client connection to one origin, plain or TLS, for the worker threads that
-//! talk to remote MCP servers (Streamable HTTP and the legacy SSE transport).
+//! A blocking HTTP/1.1 client connection to one origin, for the threads that talk to remote MCP
+//! servers (Streamable HTTP and the legacy SSE transport) and for the stdio bridge: the HTTP
+//! exchange (requests, response heads, bodies, SSE events) over a `socket::Transport` (TCP, or
+//! TLS over TCP).
 //!
 //! One [`Conn`] carries one request at a time: [`Conn::send`] writes the request and returns the
 //! response head; the body is then read whole ([`Conn::read_body`]), as SSE events
@@ -8,7 +10,8 @@
 //!
 //! Invariants:
 //! - Every blocking wait is bounded by the caller's deadline: each socket read or write runs with
-//!   the socket timeout set to the time left (`with_deadline`), the TLS handshake included.
+//!   the socket timeout set to the time left (`wait::with_deadline`), the TLS handshake included;
+//!   so is name resolution when the caller resolves through `target` and [`Conn::connect_to`].
 //! - A connection is reused only when the previous response was read to its exact end, the server
 //!   allowed keep-alive, nothing unexpected is buffered, and no error occurred. Any error other
 //!   than a [`ConnError::Timeout`] while waiting for an SSE event makes it unusable for good,
@@ -20,18 +23,18 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::io::{self, ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use rustls::ClientConnection;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Instant;
 
 pub use super::framing::Framing;
 use super::framing::{self, ChunkedDecoder, MAX_HEAD_BYTES};
-use super::tls::{self, Tls};
+pub use super::socket::Closer;
+use super::socket::Transport;
+use super::tls::Tls;
 pub use super::url::Url;
+pub use super::wait::{no_deadline, ConnError};
 pub use crate::http::SseEvent;
 use crate::http::SseParser;
 
@@ -42,190 +45,6 @@ const MAX_INTERIM_RESPONSES: usize = 16;
 /// Most body bytes [`Conn::finish_body`] reads to save a connection; past that, closing it and
 /// opening a new one is cheaper.
 const DRAIN_LIMIT: usize = 256 * 1024;
-
-/// A deadline that never comes in practice, for a reader that should block until data arrives or
-/// a [`Closer`] stops it.
-pub fn no_deadline() -> Instant {
-    Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
-}
-
-/// Why a request failed.
-#[derive(Debug)]
-pub enum ConnError {
-    /// The deadline passed.
-    Timeout,
-    /// The server closed (or reset) the connection before a full response. The caller may retry
-    /// once on a fresh connection if the request was idempotent or was not sent yet.
-    Closed,
-    /// Connecting or another socket operation failed (the message names what was attempted).
-    Io(io::Error),
-    /// The TLS handshake or stream failed; certificate problems included, in words.
-    Tls(String),
-    /// The server's response is not valid HTTP/1.1.
-    Protocol(String),
-    /// The response body is larger than the limit given (in bytes).
-    TooLarge(usize),
-    /// [`Closer::shutdown`] stopped the connection.
-    Shutdown,
-    /// The request itself cannot be sent as asked (a bad header, or a misuse of the API).
-    InvalidRequest(String),
-}
-
-impl ConnError {
-    /// Classifies a socket error: the peer going away is [`ConnError::Closed`].
-    fn from_io(error: io::Error) -> ConnError {
-        match error.kind() {
-            ErrorKind::BrokenPipe
-            | ErrorKind::ConnectionReset
-            | ErrorKind::ConnectionAborted
-            | ErrorKind::UnexpectedEof => ConnError::Closed,
-            ErrorKind::WouldBlock | ErrorKind::TimedOut => ConnError::Timeout,
-            _ => ConnError::Io(error),
-        }
-    }
-}
-
-impl fmt::Display for ConnError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConnError::Timeout => write!(f, "the server did not answer in time"),
-            ConnError::Closed => write!(
-                f,
-                "the server closed the connection before sending a full response"
-            ),
-            ConnError::Io(e) => write!(f, "network error: {e}"),
-            ConnError::Tls(words) => write!(f, "TLS: {words}"),
-            ConnError::Protocol(words) => write!(f, "the server broke HTTP/1.1: {words}"),
-            ConnError::TooLarge(max) => {
-                write!(
-                    f,
-                    "the server's response is larger than the limit of {max} bytes"
-                )
-            }
-            ConnError::Shutdown => write!(f, "the connection was shut down by the gateway"),
-            ConnError::InvalidRequest(words) => write!(f, "invalid request: {words}"),
-        }
-    }
-}
-
-impl std::error::Error for ConnError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ConnError::Io(e) => Some(e),
-            _ => None,
-        }
-    }
-}
-
-/// The direction a socket operation waits in.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Wait {
-    Read,
-    Write,
-}
-
-/// Runs a blocking socket operation with the socket's timeout set to the time left before
-/// `deadline`, retrying after interruptions and early wake-ups until it succeeds, fails, or the
-/// deadline passes.
-pub(super) fn with_deadline<T>(
-    socket: &TcpStream,
-    deadline: Instant,
-    wait: Wait,
-    mut op: impl FnMut() -> io::Result<T>,
-) -> Result<T, ConnError> {
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(ConnError::Timeout);
-        }
-        let set = match wait {
-            Wait::Read => socket.set_read_timeout(Some(left)),
-            Wait::Write => socket.set_write_timeout(Some(left)),
-        };
-        set.map_err(ConnError::Io)?;
-        match op() {
-            Ok(value) => return Ok(value),
-            Err(e) if is_retryable(&e) => continue,
-            Err(e) => return Err(ConnError::from_io(e)),
-        }
-    }
-}
-
-/// A timed-out socket wait (the loop re-checks the deadline) or an interrupted system call.
-fn is_retryable(error: &io::Error) -> bool {
-    matches!(
-        error.kind(),
-        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-    )
-}
-
-/// The socket and the shutdown flag, shared between a [`Conn`] and its [`Closer`]s.
-#[derive(Debug)]
-struct Shared {
-    socket: TcpStream,
-    shut_down: AtomicBool,
-}
-
-/// Stops a [`Conn`] from another thread. Cloneable; outliving the connection is harmless.
-#[derive(Debug, Clone)]
-pub struct Closer(Arc<Shared>);
-
-impl Closer {
-    /// Shuts the socket down both ways: a read blocked on it returns at once (the connection's
-    /// owner sees [`ConnError::Shutdown`]), and the server sees the connection end.
-    pub fn shutdown(&self) {
-        self.0.shut_down.store(true, Ordering::SeqCst);
-        // Fails only if the socket is already disconnected, which is the goal anyway.
-        let _ = self.0.socket.shutdown(Shutdown::Both);
-    }
-}
-
-/// The byte stream under HTTP: the socket, with a TLS session on it for `https`.
-struct Transport {
-    shared: Arc<Shared>,
-    tls: Option<Box<ClientConnection>>,
-}
-
-impl Transport {
-    /// Reads some bytes; 0 at the end of the stream.
-    fn read(&mut self, buf: &mut [u8], deadline: Instant) -> Result<usize, ConnError> {
-        let socket = &self.shared.socket;
-        let result = match &mut self.tls {
-            Some(session) => tls::read(session, socket, buf, deadline),
-            None => with_deadline(socket, deadline, Wait::Read, || (&*socket).read(buf)),
-        };
-        match result {
-            Ok(0) | Err(_) if self.shut_down() => Err(ConnError::Shutdown),
-            other => other,
-        }
-    }
-
-    fn write_all(&mut self, mut data: &[u8], deadline: Instant) -> Result<(), ConnError> {
-        let socket = &self.shared.socket;
-        let result = match &mut self.tls {
-            Some(session) => tls::write_all(session, socket, data, deadline),
-            None => loop {
-                if data.is_empty() {
-                    break Ok(());
-                }
-                match with_deadline(socket, deadline, Wait::Write, || (&*socket).write(data)) {
-                    Ok(0) => break Err(ConnError::Closed),
-                    Ok(sent) => data = data.get(sent..).unwrap_or_default(),
-                    Err(e) => break Err(e),
-                }
-            },
-        };
-        match result {
-            Err(_) if self.shut_down() => Err(ConnError::Shutdown),
-            other => other,
-        }
-    }
-
-    fn shut_down(&self) -> bool {
-        self.shared.shut_down.load(Ordering::SeqCst)
-    }
-}
-
 /// Where reading the current response body stands.
 #[derive(Debug)]
 enum Body {
@@ -308,23 +127,31 @@ impl fmt::Debug for Conn {
 impl Conn {
     /// Connects to `url`'s origin (TCP, then the TLS handshake for `https`) before `deadline`.
     /// `tls` is the server's trust settings, used for `https` only; `None` means the system
-    /// roots. Name resolution blocks without regard to the deadline (std has no other resolver).
+    /// roots. Name resolution here blocks without regard to the deadline (std has no other
+    /// resolver): for hosts that may be slow to resolve, use [`Conn::connect_to`].
     pub fn connect(url: &Url, tls: Option<&Tls>, deadline: Instant) -> Result<Conn, ConnError> {
-        let socket = tcp_connect(&url.host, url.port, deadline)?;
-        // Requests go out in one write; Nagle would only delay TLS records and small bodies.
-        socket.set_nodelay(true).map_err(ConnError::Io)?;
-        let session = match url.tls {
-            true => Some(Box::new(handshake(&socket, url, tls, deadline)?)),
-            false => None,
-        };
+        let addrs: Vec<SocketAddr> = (url.host.as_str(), url.port)
+            .to_socket_addrs()
+            .map_err(|e| {
+                let host = &url.host;
+                ConnError::Io(io::Error::new(
+                    e.kind(),
+                    format!("cannot resolve {host}: {e}"),
+                ))
+            })?
+            .collect();
+        Conn::connect_to(url, &addrs, tls, deadline)
+    }
+
+    /// Connects to `url`'s origin at one of `addrs` (tried in turn) before `deadline`.
+    pub fn connect_to(
+        url: &Url,
+        addrs: &[SocketAddr],
+        tls: Option<&Tls>,
+        deadline: Instant,
+    ) -> Result<Conn, ConnError> {
         Ok(Conn {
-            io: Transport {
-                shared: Arc::new(Shared {
-                    socket,
-                    shut_down: AtomicBool::new(false),
-                }),
-                tls: session,
-            },
+            io: Transport::connect(url, addrs, tls, deadline)?,
             authority: url.authority(),
             origin: url.origin(),
             buf: Vec::new(),
@@ -492,27 +319,27 @@ impl Conn {
         if !self.reusable() {
             return true;
         }
-        let socket = &self.io.shared.socket;
-        if socket.set_nonblocking(true).is_err() {
-            return true;
-        }
-        let stale = match &mut self.io.tls {
-            Some(session) => tls::idle_closed(session, socket),
-            None => {
-                let mut byte = [0u8; 1];
-                !matches!(socket.peek(&mut byte), Err(e) if e.kind() == ErrorKind::WouldBlock)
-            }
-        };
-        let restored = socket.set_nonblocking(false).is_ok();
-        if stale || !restored {
+        let stale = self.io.idle_closed();
+        if stale {
             self.broken = true;
         }
-        stale || !restored
+        stale
     }
 
     /// A handle that shuts this connection down from any thread.
     pub fn closer(&self) -> Closer {
-        Closer(Arc::clone(&self.io.shared))
+        self.io.closer()
+    }
+
+    /// The SSE `id` in effect on the current response's stream (what resuming it sends as
+    /// `Last-Event-ID`), even from an event without data such as a priming event.
+    pub fn last_event_id(&self) -> Option<&str> {
+        self.sse.last_event_id()
+    }
+
+    /// The reconnection time in milliseconds the current response's stream asked for (`retry`).
+    pub fn reconnection_time(&self) -> Option<u64> {
+        self.sse.reconnection_time()
     }
 
     /// Shuts the connection down (see [`Closer::shutdown`]).
@@ -704,65 +531,9 @@ impl Conn {
     }
 }
 
-impl Drop for Conn {
-    fn drop(&mut self) {
-        // A `Closer` may keep the socket open: end the connection now, not when it is dropped.
-        let _ = self.io.shared.socket.shutdown(Shutdown::Both);
-    }
-}
-
-/// Resolves `host` and connects to its addresses in turn, sharing the time left between them so
-/// one unreachable address (say an IPv6 one) cannot use it all.
-fn tcp_connect(host: &str, port: u16, deadline: Instant) -> Result<TcpStream, ConnError> {
-    let context = |what: String, e: io::Error| {
-        ConnError::Io(io::Error::new(e.kind(), format!("{what}: {e}")))
-    };
-    let addrs: Vec<SocketAddr> = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| context(format!("cannot resolve {host}"), e))?
-        .collect();
-    let mut last_error = ConnError::Io(io::Error::new(
-        ErrorKind::NotFound,
-        format!("{host} resolves to no address"),
-    ));
-    for (i, addr) in addrs.iter().enumerate() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(ConnError::Timeout);
-        }
-        let share = left / u32::try_from(addrs.len() - i).unwrap_or(u32::MAX);
-        // `connect_timeout` refuses a zero duration.
-        let share = share.max(Duration::from_millis(1));
-        match TcpStream::connect_timeout(addr, share) {
-            Ok(socket) => return Ok(socket),
-            Err(e) if is_retryable(&e) => last_error = ConnError::Timeout,
-            Err(e) => last_error = context(connect_target(host, addr), e),
-        }
-    }
-    Err(last_error)
-}
-
-/// `cannot connect to host:port`, naming the address too when the host is a name.
-fn connect_target(host: &str, addr: &SocketAddr) -> String {
-    let port = addr.port();
-    if addr.ip().to_string() == host {
-        format!("cannot connect to {addr}")
-    } else {
-        format!("cannot connect to {host}:{port} ({addr})")
-    }
-}
-
-fn handshake(
-    socket: &TcpStream,
-    url: &Url,
-    tls: Option<&Tls>,
-    deadline: Instant,
-) -> Result<ClientConnection, ConnError> {
-    match tls {
-        Some(tls) => tls.handshake(socket, &url.host, deadline),
-        None => Tls::system()
-            .map_err(ConnError::Tls)?
-            .handshake(socket, &url.host, deadline),
+impl AsRawFd for Conn {
+    fn as_raw_fd(&self) -> RawFd {
+        self.io.as_raw_fd()
     }
 }
 
@@ -829,10 +600,13 @@ mod tests {
     //! certificate minted here for TLS).
 
     use super::*;
-    use std::io::BufRead;
+    use std::io::{BufRead, ErrorKind, Read, Write};
+    use std::net::TcpStream;
     use std::path::PathBuf;
     use std::sync::mpsc;
+    use std::sync::Arc;
     use std::thread;
+    use std::time::Duration;
 
     // ---- request building ----
 

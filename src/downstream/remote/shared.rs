@@ -35,6 +35,14 @@ impl IdleConns {
         tls: Option<&Tls>,
         deadline: Instant,
     ) -> Result<(Conn, bool), ConnError> {
+        match self.take_idle(url) {
+            Some(conn) => Ok((conn, true)),
+            None => Conn::connect(url, tls, deadline).map(|conn| (conn, false)),
+        }
+    }
+
+    /// An idle connection to `url`'s origin that the server has not closed meanwhile, if any.
+    pub fn take_idle(&self, url: &Url) -> Option<Conn> {
         let origin = url.origin();
         loop {
             let found = {
@@ -42,14 +50,11 @@ impl IdleConns {
                 let position = conns.iter().rposition(|c| c.origin() == origin);
                 position.map(|p| conns.swap_remove(p))
             };
-            let Some(mut conn) = found else {
-                break;
-            };
+            let mut conn = found?;
             if !conn.is_stale() {
-                return Ok((conn, true));
+                return Some(conn);
             }
         }
-        Conn::connect(url, tls, deadline).map(|conn| (conn, false))
     }
 
     /// Keeps `conn` for reuse if it can take another request and there is room.

@@ -24,7 +24,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{CertificateError, ClientConfig, ClientConnection, RootCertStore};
 
-use super::conn::{with_deadline, ConnError, Wait};
+use super::wait::{with_deadline, ConnError, Wait};
 
 /// TLS trust settings shared by every connection to one server. Cheap to clone.
 #[derive(Clone)]

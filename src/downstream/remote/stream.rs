@@ -1,0 +1,516 @@
+//! The one long-lived thread of a remote handle (`rstream-…`): it holds the server→client stream and
+//! sends, from a queue, everything the handle says that nobody waits for.
+//!
+//! - The stream: with Streamable HTTP the standalone GET stream (opened after
+//!   `notifications/initialized`, reopened when the server ends it — with `Last-Event-ID` when it
+//!   had event ids, after its `retry` time — and given up on 405); with the legacy transport the
+//!   stream opened during `initialize`, which carries every message from the server.
+//! - The queue ([`Out`]): notifications, responses to the server's requests, detached requests
+//!   (`logging/setLevel`, subscriptions), and the final `DELETE` of a retired handle, in order.
+//!   The thread waits on a `mio::Poll` with the stream's socket and a `Waker` rung by every send,
+//!   so it sleeps until either has something; each item is bounded by `SIDE_LIMIT`.
+//! - What the stream brings: answers and progress go to their call's inbox (by id or progress
+//!   token); the server's requests go to the call of the only client with calls in flight, else
+//!   `ping`/`roots/list` are answered here and the rest refused with a JSON-RPC error (see
+//!   `flights`); other notifications go to `events`.
+//! - A server without a GET stream (405) is pinged every `PROBE_EVERY` instead, so its death is
+//!   noticed without a call.
+//! - The handle dies when the server cannot be reached to reopen the GET stream (or to be
+//!   pinged), when the legacy stream ends, when the GET stream says the session is lost and a new
+//!   one cannot be had, or when this thread panics (caught and logged; the pool replaces the
+//!   handle).
+//!
+//! The thread starts with the first message queued and ends when the handle is dead and the queue
+//! holds nothing more to do (a retired handle's `End` is queued before it is marked dead).
+
+use super::conn::{Conn, ConnError, ResponseHead};
+use super::flights::Taker;
+use super::link::{error_body, refs, Out, Owner, RemoteLink, SIDE_LIMIT};
+use super::lock;
+use super::session::lost_session;
+use crate::downstream::message::Message;
+use crate::downstream::Inbound;
+use crate::downstream::Requester;
+use crate::rpc;
+use crossbeam_channel::Receiver;
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
+use serde_json::{json, Value};
+use std::os::fd::AsRawFd;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Bound on connecting and on the head of the GET stream.
+const CONNECT_LIMIT: Duration = Duration::from_secs(10);
+/// Longest wait between attempts to reopen the GET stream.
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+const BACKOFF_FIRST: Duration = Duration::from_millis(500);
+/// How often a server without a GET stream is pinged.
+const PROBE_EVERY: Duration = Duration::from_secs(15);
+/// Failures in a row to reopen the GET stream or to ping (closed connections, timeouts, HTTP
+/// 502–504) after which the server counts as unreachable.
+const MAX_GET_FAILURES: u32 = 3;
+/// A socket read that finds nothing within this long means the stream is drained for now.
+const DRAIN_WAIT: Duration = Duration::from_millis(1);
+const STREAM_STACK: usize = 256 * 1024;
+/// Events read from the stream before the queue gets a turn.
+const DRAIN_BUDGET: usize = 64;
+const WAKE: Token = Token(0);
+const STREAM: Token = Token(1);
+
+impl RemoteLink {
+    /// Queues `out` for the stream thread, starting the thread if the handle has none yet.
+    pub(super) fn post(&self, out: Out) {
+        let mut owner = lock(&self.outbox.owner);
+        if owner.is_none() {
+            match self.start_stream_thread() {
+                Ok(started) => *owner = Some(started),
+                Err(e) => {
+                    drop(owner);
+                    self.die(format!(
+                        "server {}: cannot start its stream thread: {e}",
+                        self.name
+                    ));
+                    return;
+                }
+            }
+        }
+        if let Some(owner) = owner.as_ref() {
+            if owner.tx.send(out).is_ok() {
+                let _ = owner.waker.wake();
+            } else {
+                log::debug!("{}: its stream thread is gone", self.label());
+            }
+        }
+    }
+
+    fn start_stream_thread(&self) -> std::io::Result<Owner> {
+        let link = self
+            .me
+            .upgrade()
+            .ok_or_else(|| std::io::Error::other("the handle is gone"))?;
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        std::thread::Builder::new()
+            .name(format!("rstream-{}", self.name))
+            .stack_size(STREAM_STACK)
+            .spawn(move || run(link, poll, rx))?;
+        Ok(Owner { tx, waker })
+    }
+}
+
+/// The thread's body: a panic is caught, logged, and kills the handle (never a silent death).
+fn run(link: Arc<RemoteLink>, poll: Poll, rx: Receiver<Out>) {
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        Streamer {
+            link: &link,
+            poll,
+            rx,
+            held: None,
+            listen: false,
+            reopen_at: None,
+            backoff: Duration::ZERO,
+            renewed: false,
+            last_event_id: None,
+            failures: 0,
+            more: false,
+            probe_at: None,
+        }
+        .run()
+    }));
+    if let Err(panic) = outcome {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        log::error!("{}: its stream thread panicked: {what}", link.label());
+        link.die(format!(
+            "server {}: internal error in the gateway (its stream thread panicked; see the log)",
+            link.name
+        ));
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Get,
+    Legacy,
+}
+
+struct Held {
+    conn: Conn,
+    head: ResponseHead,
+    kind: Kind,
+    /// The session generation it was opened under.
+    generation: u64,
+}
+
+struct Streamer<'a> {
+    link: &'a RemoteLink,
+    poll: Poll,
+    rx: Receiver<Out>,
+    held: Option<Held>,
+    /// Streamable HTTP: the GET stream is wanted.
+    listen: bool,
+    /// When to try opening the GET stream again.
+    reopen_at: Option<Instant>,
+    backoff: Duration,
+    /// The last GET attempt renewed the session (a second loss in a row kills the handle).
+    renewed: bool,
+    /// From the last GET stream, to resume it.
+    last_event_id: Option<String>,
+    /// Attempts in a row to open the GET stream that failed for want of a server.
+    failures: u32,
+    /// The last drain stopped at its budget: the stream may have more (no new edge will tell).
+    more: bool,
+    /// A server without a GET stream: when to ping it next.
+    probe_at: Option<Instant>,
+}
+
+/// Whether the thread goes on.
+enum Flow {
+    Go,
+    Stop,
+}
+
+impl Streamer<'_> {
+    fn run(&mut self) {
+        let mut events = Events::with_capacity(8);
+        loop {
+            while let Ok(out) = self.rx.try_recv() {
+                if let Flow::Stop = self.carry(out) {
+                    return;
+                }
+            }
+            if !self.link.is_alive() {
+                self.release();
+                // A retired handle's `End` is queued before it is marked dead: look once more.
+                while let Ok(out) = self.rx.try_recv() {
+                    if let Flow::Stop = self.carry(out) {
+                        return;
+                    }
+                }
+                return;
+            }
+            let now = Instant::now();
+            if self.listen && self.held.is_none() && self.reopen_at.is_none_or(|at| at <= now) {
+                self.open_get();
+                continue;
+            }
+            if self.probe_at.is_some_and(|at| at <= now) {
+                self.probe();
+                continue;
+            }
+            let wake_at = match (&self.held, self.listen, self.reopen_at) {
+                (None, true, Some(at)) => Some(at),
+                _ => self.probe_at,
+            };
+            let timeout = match wake_at {
+                _ if self.more => Some(Duration::ZERO),
+                Some(at) => Some(at.saturating_duration_since(now)),
+                None => None,
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                self.link.die(format!(
+                    "server {}: its stream thread cannot poll: {e}",
+                    self.link.name
+                ));
+                return;
+            }
+            if self.more || events.iter().any(|e| e.token() == STREAM) {
+                self.more = self.drain_stream();
+            }
+        }
+    }
+
+    /// Does what was queued.
+    fn carry(&mut self, out: Out) -> Flow {
+        let link = self.link;
+        match out {
+            Out::Message { body, what } => link.send_now(&body, what),
+            Out::Request { method, params } if link.is_alive() => {
+                link.request_detached(&method, params)
+            }
+            Out::Request { .. } => {}
+            Out::Listen => {
+                self.listen = true;
+                self.reopen_at = None;
+                // After a renewal, a GET stream of the old session carries nothing more for us.
+                let current = link.generation().0;
+                let stale = self
+                    .held
+                    .as_ref()
+                    .is_some_and(|h| h.kind == Kind::Get && h.generation != current);
+                if stale {
+                    self.release();
+                    self.last_event_id = None;
+                }
+            }
+            Out::Legacy(stream) => {
+                let (conn, head) = *stream;
+                self.release();
+                self.adopt(conn, head, Kind::Legacy);
+            }
+            Out::End { session_id } => {
+                self.release();
+                link.end_session(&session_id);
+                return Flow::Stop;
+            }
+        }
+        Flow::Go
+    }
+
+    /// Starts reading `conn` as the handle's stream.
+    fn adopt(&mut self, conn: Conn, head: ResponseHead, kind: Kind) {
+        let fd = conn.as_raw_fd();
+        if let Err(e) =
+            self.poll
+                .registry()
+                .register(&mut SourceFd(&fd), STREAM, Interest::READABLE)
+        {
+            self.link.die(format!(
+                "server {}: cannot watch its event stream: {e}",
+                self.link.name
+            ));
+            return;
+        }
+        self.link.hold(conn.closer());
+        let generation = self.link.generation().0;
+        self.held = Some(Held {
+            conn,
+            head,
+            kind,
+            generation,
+        });
+        // Edge-triggered: what is already buffered raises no event.
+        self.more = self.drain_stream();
+    }
+
+    /// Stops reading the stream (if any).
+    fn release(&mut self) {
+        self.more = false;
+        if let Some(held) = self.held.take() {
+            let fd = held.conn.as_raw_fd();
+            let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+            if held.kind == Kind::Get {
+                self.last_event_id = held.conn.last_event_id().map(str::to_string);
+            }
+            lock(&self.link.stream).take();
+        }
+    }
+
+    /// Reads the events the stream has now, up to `DRAIN_BUDGET` (true: there may be more, so the
+    /// queue gets its turn); handles the stream's end.
+    fn drain_stream(&mut self) -> bool {
+        let mut budget = DRAIN_BUDGET;
+        let ended = loop {
+            let Some(held) = self.held.as_mut() else {
+                return false;
+            };
+            if budget == 0 {
+                return true;
+            }
+            budget -= 1;
+            match held
+                .conn
+                .next_event(&held.head, Instant::now() + DRAIN_WAIT)
+            {
+                Ok(Some(event)) => {
+                    if event.event == "message" && !event.data.is_empty() {
+                        self.backoff = Duration::ZERO;
+                        self.dispatch(&event.data);
+                    }
+                }
+                Err(ConnError::Timeout) => return false,
+                Ok(None) => break "the server ended its event stream".to_string(),
+                Err(e) => break format!("its event stream failed: {e}"),
+            }
+        };
+        let Some(held) = self.held.as_ref() else {
+            return false;
+        };
+        let kind = held.kind;
+        let retry = held.conn.reconnection_time().map(Duration::from_millis);
+        self.release();
+        match kind {
+            Kind::Legacy => self.link.die(format!("server {}: {ended}", self.link.name)),
+            Kind::Get => {
+                log::debug!("{}: GET stream: {ended}; reopening", self.link.label());
+                let wait = retry.unwrap_or(self.backoff).min(BACKOFF_MAX);
+                self.reopen_at = Some(Instant::now() + wait);
+                self.backoff = (self.backoff * 2).clamp(BACKOFF_FIRST, BACKOFF_MAX);
+            }
+        }
+        false
+    }
+
+    /// Streamable HTTP: opens the standalone GET stream (see the module docs for what each
+    /// answer means).
+    fn open_get(&mut self) {
+        let link = self.link;
+        let url = &link.target.url;
+        let deadline = Instant::now() + CONNECT_LIMIT;
+        let (generation, has_session) = link.generation();
+        let mut headers = link.headers(false);
+        if let Some(id) = &self.last_event_id {
+            headers.push(("Last-Event-ID".into(), id.clone()));
+        }
+        let opened = link.connect(url, deadline).and_then(|mut conn| {
+            link.hold(conn.closer());
+            let head = conn.send("GET", &url.path, &refs(&headers), b"", deadline)?;
+            Ok((conn, head))
+        });
+        self.reopen_at = Some(Instant::now() + self.backoff);
+        self.backoff = (self.backoff * 2).clamp(BACKOFF_FIRST, BACKOFF_MAX);
+        let (mut conn, head) = match opened {
+            Ok(opened) => opened,
+            Err(e @ (ConnError::Io(_) | ConnError::Tls(_))) => {
+                let _ = link.failed(&e);
+                return;
+            }
+            Err(ConnError::Shutdown) => return,
+            Err(e) => return self.get_failed(format!("GET stream: {e}")),
+        };
+        if head.status != 200 {
+            // Not ours to keep: the closer would hold the socket open.
+            lock(&link.stream).take();
+        }
+        match head.status {
+            200 if head.content_type_is("text/event-stream") => {
+                log::debug!("{}: GET stream open", link.label());
+                self.failures = 0;
+                self.renewed = false;
+                self.reopen_at = None;
+                self.adopt(conn, head, Kind::Get);
+            }
+            405 => {
+                log::debug!(
+                    "{}: no server-initiated stream (405); pinging it every {} s instead",
+                    link.label(),
+                    PROBE_EVERY.as_secs()
+                );
+                self.listen = false;
+                self.probe_at = Some(Instant::now() + PROBE_EVERY);
+            }
+            status => {
+                let body = error_body(&mut conn, &head, deadline);
+                if has_session && lost_session(status, &body) {
+                    if self.renewed {
+                        link.die(format!(
+                            "server {}: its GET stream keeps answering HTTP {status} for a new \
+                             session",
+                            link.name
+                        ));
+                        return;
+                    }
+                    self.renewed = true;
+                    self.last_event_id = None;
+                    if link.renew(generation, status, deadline).is_ok() {
+                        self.reopen_at = None;
+                    }
+                    return;
+                }
+                if matches!(status, 502..=504) {
+                    return self.get_failed(format!("GET stream: HTTP {status}"));
+                }
+                log::debug!("{}: its GET stream answered HTTP {status}", link.label());
+            }
+        }
+    }
+
+    /// A server without a GET stream: `ping`, so a dead server is noticed without a call. A
+    /// refused connection kills the handle at once, a lost session is renewed, and other
+    /// failures count like the GET stream's.
+    fn probe(&mut self) {
+        let link = self.link;
+        self.probe_at = Some(Instant::now() + PROBE_EVERY);
+        let deadline = Instant::now() + SIDE_LIMIT;
+        let outcome = link
+            .begin("ping", None, false, deadline, None)
+            .and_then(|mut call| call.answer());
+        match outcome {
+            Ok(_) => self.failures = 0,
+            Err(_) if !link.is_alive() => {}
+            Err(e) => self.get_failed(format!("ping: {e}")),
+        }
+    }
+
+    /// Opening the GET stream (or a ping) failed in a way that says the server cannot be reached
+    /// (through a proxy, say); `MAX_GET_FAILURES` in a row kill the handle, so `/health` tells
+    /// the truth.
+    fn get_failed(&mut self, why: String) {
+        self.failures += 1;
+        log::debug!("{}: {why} ({} in a row)", self.link.label(), self.failures);
+        if self.failures >= MAX_GET_FAILURES {
+            self.link.die(format!(
+                "server {}: {} attempts in a row to reach it failed (last: {why}); the server is \
+                 unreachable",
+                self.link.name, self.failures
+            ));
+        }
+    }
+
+    /// One message from the stream.
+    fn dispatch(&self, data: &str) {
+        let link = self.link;
+        let Some(message) = link.parse(data) else {
+            return;
+        };
+        match message {
+            Message::Response { id, outcome } => {
+                match id.as_u64().and_then(|id| lock(&link.flights).inbox(id)) {
+                    Some(inbox) => {
+                        let _ = inbox.send(Inbound::Response(outcome));
+                    }
+                    None => log::debug!("{}: dropping a late answer to {id}", link.label()),
+                }
+            }
+            Message::Notification { method, params } if method == "notifications/progress" => {
+                let params = params.unwrap_or_default();
+                let token = params.get("progressToken").and_then(Value::as_u64);
+                if let Some(inbox) = token.and_then(|t| lock(&link.flights).inbox(t)) {
+                    let _ = inbox.send(Inbound::Progress(params));
+                }
+            }
+            Message::Notification { method, params } => link.notice(&method, params),
+            Message::Request { id, method, .. } if method == "ping" => {
+                link.answer_alone(&id, &method)
+            }
+            Message::Request { id, method, params } => {
+                let taker = lock(&link.flights).route(&id);
+                match taker {
+                    Taker::Call(inbox) => {
+                        log::debug!(
+                            "{}: {method} on its own stream goes to the one client with calls here",
+                            link.label()
+                        );
+                        let _ = inbox.send(Inbound::ChildRequest { id, method, params });
+                    }
+                    Taker::Nobody => link.answer_alone(&id, &method),
+                    Taker::Ambiguous(clients) => {
+                        log::info!(
+                            "{}: refusing its {method}: calls of {clients} clients are in flight \
+                             and the request names none of them",
+                            link.label()
+                        );
+                        let error = json!({
+                            "code": rpc::codes::INVALID_REQUEST,
+                            "message": format!(
+                                "the gateway cannot tell which of the {clients} clients with calls \
+                                 in flight on this server {method} is for; send it on the stream \
+                                 of the request it belongs to (relatedRequestId)"
+                            ),
+                        });
+                        link.respond(&id, Err(&error));
+                    }
+                }
+            }
+        }
+    }
+}
