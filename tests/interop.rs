@@ -13,30 +13,12 @@
 mod util;
 
 use serde_json::json;
-use std::process::Command;
-use util::{demo, installed, interop_script, python, Gateway};
+use util::{demo, installed, Gateway};
 
-/// Runs the SDK client script over `transport` against a gateway with the demo server.
 /// Runs an SDK client script over `transport`; returns its checks (one JSON object per line).
 fn run_script(gw: &Gateway, name: &str, transport: &str, path: &str) -> Vec<serde_json::Value> {
-    let output = Command::new(python())
-        .arg(interop_script(name))
-        .arg(transport)
-        .arg(format!("http://{}{path}", gw.addr()))
-        .env("PYTHONWARNINGS", "ignore")
-        .output()
-        .expect("run the Python SDK client");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "the Python SDK client failed:\n{stdout}\n{}\ngateway log:\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        gw.logs()
-    );
-    stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("one JSON line per check"))
-        .collect()
+    let url = format!("http://{}{path}", gw.addr());
+    util::run_interop_script(gw, name, &[transport, &url])
 }
 
 fn names(checks: &[serde_json::Value]) -> Vec<&str> {

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Barrier;
 use std::time::Duration;
-use util::{children_of, installed, interop_script, python, temp_dir, Gateway};
+use util::{children_of, installed, temp_dir, Gateway};
 
 /// Concurrent client sessions in each burst.
 const SESSIONS: usize = 8;
@@ -308,22 +308,10 @@ fn processes(gw: &Gateway) -> BTreeMap<&'static str, usize> {
 
 /// The Python SDK burst: SESSIONS sessions in one client process; returns the calls answered.
 fn python_burst(gw: &Gateway, fx: &Fixture) -> u64 {
-    let output = Command::new(python())
-        .arg(interop_script("multiplex.py"))
-        .arg(format!("http://{}/mcp", gw.addr()))
-        .arg(fx.spec().to_string())
-        .env("PYTHONWARNINGS", "ignore")
-        .output()
-        .expect("run the Python SDK client");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "the Python SDK burst failed:\n{stdout}\n{}\n/health: {}",
-        String::from_utf8_lossy(&output.stderr),
-        gw.health()
-    );
-    let summary: Value = serde_json::from_str(stdout.lines().last().unwrap_or("{}")).unwrap();
-    assert_eq!(summary["check"], "burst", "{stdout}");
+    let url = format!("http://{}/mcp", gw.addr());
+    let checks = util::run_interop_script(gw, "multiplex.py", &[&url, &fx.spec().to_string()]);
+    let summary = checks.last().cloned().unwrap_or_default();
+    assert_eq!(summary["check"], "burst", "{checks:?}");
     summary["calls"].as_u64().unwrap()
 }
 

@@ -486,24 +486,8 @@ fn a_slow_remote_call_times_out_and_the_handle_serves_the_next_call() {
 
 /// Runs `remote_client.py CHECK` (the Python SDK client) through the gateway; returns its checks.
 fn run_client(gw: &Gateway, check: &str) -> Vec<Value> {
-    let output = Command::new(util::python())
-        .arg(util::interop_script("remote_client.py"))
-        .arg(check)
-        .arg(format!("http://{}/mcp", gw.addr()))
-        .env("PYTHONWARNINGS", "ignore")
-        .output()
-        .expect("run the Python SDK client");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "the Python SDK client failed:\n{stdout}\n{}\ngateway log:\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        gw.logs()
-    );
-    stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("one JSON line per check"))
-        .collect()
+    let url = format!("http://{}/mcp", gw.addr());
+    util::run_interop_script(gw, "remote_client.py", &[check, &url])
 }
 
 #[test]

@@ -6,9 +6,8 @@
 mod util;
 
 use serde_json::{json, Value};
-use std::process::Command;
 use std::time::Duration;
-use util::{installed, interop_script, python, wait_for, Gateway};
+use util::{installed, wait_for, Gateway};
 
 fn memory_server(share: &str) -> Value {
     let server = installed("node_modules/@modelcontextprotocol/server-memory/dist/index.js");
@@ -25,23 +24,9 @@ fn memory_server(share: &str) -> Value {
 /// What each session saw: label → entity names.
 fn run_sessions(gw: &Gateway, transport: &str) -> Value {
     let path = if transport == "sse" { "/sse" } else { "/mcp" };
-    let output = Command::new(python())
-        .arg(interop_script("share_client.py"))
-        .arg(format!("http://{}{path}", gw.addr()))
-        .arg(transport)
-        .env("PYTHONWARNINGS", "ignore")
-        .output()
-        .expect("run the Python SDK client");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "the Python SDK client failed:\n{stdout}\n{}\ngateway log:\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        gw.logs()
-    );
+    let url = format!("http://{}{path}", gw.addr());
     let mut seen = serde_json::Map::new();
-    for line in stdout.lines() {
-        let check: Value = serde_json::from_str(line).expect("one JSON line per check");
+    for check in util::run_interop_script(gw, "share_client.py", &[&url, transport]) {
         seen.insert(
             check["label"].as_str().unwrap().into(),
             check["seen"].clone(),

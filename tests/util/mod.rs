@@ -73,6 +73,28 @@ pub fn interop_script(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Runs a Python SDK script of `tests/interop/` with `args` to its end and returns the JSON object
+/// of each line it printed; panics (with its output and the gateway's log) when it fails.
+pub fn run_interop_script(gw: &Gateway, script: &str, args: &[&str]) -> Vec<Value> {
+    let output = Command::new(python())
+        .arg(interop_script(script))
+        .args(args)
+        .env("PYTHONWARNINGS", "ignore")
+        .output()
+        .expect("run the Python SDK script");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{script} failed:\n{stdout}\n{}\ngateway log:\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        gw.logs()
+    );
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON line per check"))
+        .collect()
+}
+
 /// A fresh private directory under the system temp dir.
 pub fn temp_dir(tag: &str) -> PathBuf {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
