@@ -416,10 +416,12 @@ impl Running {
                         );
                         let logging = ready.info.capabilities.contains_key("logging");
                         lock(&wanted).apply(link.requester(), server, logging);
-                        catalog.set_listing(server, ready.listing);
+                        // Ready in the pool before the listing is published: a client told of
+                        // new tools (list_changed) finds the server up and its handle usable.
                         for (job, claim) in pool.ready(link, Instant::now()) {
                             let _ = workers.send(WorkerMsg::Run(job, claim));
                         }
+                        catalog.set_listing(server, ready.listing);
                     }
                     Err(e) => {
                         pool.start_failed(format!("failed to start: {e}"), Instant::now());
