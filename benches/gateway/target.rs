@@ -44,7 +44,8 @@ impl Target {
     /// with the same harness); by default, this one.
     pub fn gateway_with(mut config: Value, tool_prefix: &str) -> Target {
         let dir = TempDir::new("bench-gw");
-        config["gateway"] = json!({"port": 0});
+        // Room for the 10,000 idle sessions of the footprint scenario (the default cap is 10,000).
+        config["gateway"] = json!({"port": 0, "maxSessions": 100_000});
         let path = dir.0.join("config.json");
         std::fs::write(&path, config.to_string()).unwrap();
         let mut child = Command::new(gateway_binary())
