@@ -3,6 +3,7 @@
 //! `Backend` is everything behind the reactor (pools, registry, child I/O, supervisor, workers); the
 //! `serve` command puts a reactor in front of it, `check` only starts it and reads the registry.
 
+use crate::catalog::Catalog;
 use crate::config::{Config, ServerConfig, ServerKind};
 use crate::downstream::child_io::{ChildEvent, ChildIo};
 use crate::downstream::flight::Carrier;
@@ -12,7 +13,6 @@ use crate::http::Limits;
 use crate::job::{ReactorSink, ToReactor};
 use crate::pool::{Doorbell, Pool, Status};
 use crate::reactor::{self, Reactor, Settings};
-use crate::registry::Catalog;
 use crate::supervisor::{Control, Supervisor};
 use crate::upstream::Router;
 use crate::workers::{self, WorkerMsg};

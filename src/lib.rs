@@ -5,19 +5,20 @@
 //!
 //! ```text
 //!  clients ──TCP──▶ [reactor: mio Poll]                          [child-io: mio Poll]
-//!                    listener, Slab<Conn>, Sessions                every child's stdout + stderr
-//!                    httparse → Router → JSON-RPC                  lines → JSON → handle inbox
-//!                    answers initialize, ping, tools/list,         child requests answered,
-//!                    /tools, /health from the registry snapshot    EOF → supervisor
-//!                         │ Job{(key, gen), …}                          ▲ write line
-//!                         ▼ crossbeam channel                           │
-//!                    [workers: N threads] ── submit ──▶ [Pool per server] ──▶ child stdin
-//!                         │ ToReactor{(key, gen), bytes}     FIFO parked jobs, min/max,
-//!                         ▼ channel + mio::Waker             idle reap, backoff
+//!                    listener, Slab<Conn>, Sessions                every child's stdin, stdout, stderr:
+//!                    httparse → Router → JSON-RPC                  write queues, calls in flight by id,
+//!                    answers initialize, ping, tools/list,         deadlines, the child's own requests,
+//!                    /tools, /health from the registry snapshot    stdout EOF → supervisor
+//!                         │ Job{(key, gen), …}                      ▲ Command::Call   │ answers
+//!                         ▼ crossbeam channel                       │                 │ (Flight)
+//!                    [workers: N threads] ── submit ──▶ [Pool per server] ── claim ─┘  │
+//!                         │ remote calls carried here      fewest-in-flight handle,    │
+//!                         ▼ ToReactor{(key, gen), bytes} + mio::Waker  ◀───────────────┘
 //!                    reactor writes the HTTP response / SSE event
 //!
 //!  [supervisor]: runs the pools' timers, spawns children (it lives as long as the process, which
 //!  PR_SET_PDEATHSIG needs), runs each handshake on a short-lived thread, stops and reaps children.
+//!  [rstream-<srv>]: one per remote handle: its server→client stream and its queue of sends.
 //!  [signals]: sigwait for SIGTERM/SIGINT → graceful stop.
 //! ```
 //!
@@ -27,13 +28,18 @@
 //! - `reactor`: the event loop and connection state machine.
 //! - `upstream`: the endpoints clients use (legacy SSE, REST, health) and the session table.
 //! - `rpc`: JSON-RPC messages, ids, error codes.
-//! - `registry`: naming rules and the merged, routable snapshot of all servers' tools.
-//! - `pool`: one server's pool of handles.
-//! - `downstream`: child processes as handles; the child-I/O thread; the handshake.
+//! - `registry`: naming rules, the merged, routable snapshot of all servers' tools, manifests.
+//! - `catalog`: every server's latest listing, and the one place that publishes snapshots.
+//! - `pool`: one server's pool of handles, each carrying up to `maxConcurrency` calls.
+//! - `downstream`: handles of both kinds (children, remote sessions), a call in flight (`Flight`),
+//!   the child-I/O thread, the handshake.
+//! - `job`: the messages between threads (the bottom layer: it knows only `rpc` and `registry`).
+//! - `panics`: what a long-lived thread does when code under it panics.
 //! - `supervisor`, `workers`, `signals`, `gateway`: the threads and their wiring.
 //! - `bridge`: `mcp-gateway bridge`, a stdio MCP server relaying to a running gateway.
 
 pub mod bridge;
+pub mod catalog;
 pub mod config;
 pub mod downstream;
 pub mod gateway;

@@ -7,6 +7,7 @@
 //! seconds to initialize delays nobody. Stopping children (stdin close → SIGTERM → SIGKILL) is a set of
 //! small state machines polled here, so any number stop in parallel and every one is reaped.
 
+use crate::catalog::Catalog;
 use crate::config::{LocalServer, ServerConfig, ServerKind};
 use crate::downstream::child_io::{ChildEvent, ChildIo};
 use crate::downstream::handshake::{self, handshake};
@@ -18,7 +19,6 @@ use crate::downstream::wanted::{self, Wanted};
 use crate::downstream::Requester;
 use crate::job::ReplyTo;
 use crate::pool::Member;
-use crate::registry::Catalog;
 use crate::registry::ListKind;
 use crate::workers::WorkerMsg;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};

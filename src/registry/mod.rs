@@ -10,13 +10,11 @@
 //! name). Two servers listing the same resource URI: the first serves it. The reports appear in the
 //! log, `/health` and `mcp-gateway check`.
 
-pub mod catalog;
 pub mod manifest;
 mod namespace;
 pub mod naming;
 mod uri;
 
-pub use catalog::Catalog;
 pub use namespace::{Collision, Named, Namespace};
 
 use crate::config::{ServerConfig, ServerKind};

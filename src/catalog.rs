@@ -5,9 +5,9 @@
 //! logged once, when they first appear. With a state directory, each server's listing starts from
 //! its manifest of the last run (`manifest`) and every change is written back there.
 
-use super::{manifest, Listing, Snapshot};
 use crate::config::ServerConfig;
 use crate::job::{ReactorSink, ToReactor};
+use crate::registry::{manifest, Listing, Snapshot};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
