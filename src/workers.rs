@@ -103,7 +103,7 @@ impl Worker {
         let progress = flight.wants_progress();
         let begun = remote.begin(
             flight.method,
-            Some(params.to_map()),
+            Some(params),
             progress,
             flight.deadline,
             flight.client,

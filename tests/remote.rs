@@ -604,7 +604,10 @@ fn one_remote_handle_carries_concurrent_calls_and_renews_a_lost_session_once() {
                         let text = format!("thread {thread} call {n}");
                         let params = json!({"name": "echo", "arguments": {"text": text}});
                         let deadline = Instant::now() + Duration::from_secs(20);
-                        let params = params.as_object().cloned();
+                        let params = params
+                            .as_object()
+                            .cloned()
+                            .map(mcp_gateway::rpc::Params::from_map);
                         let mut call = link
                             .begin("tools/call", params, false, deadline, None)
                             .expect("begin");
@@ -660,6 +663,7 @@ fn a_get_stream_request_goes_to_the_only_client_calling_and_is_refused_between_t
         json!({"name": name, "arguments": arguments})
             .as_object()
             .cloned()
+            .map(mcp_gateway::rpc::Params::from_map)
     };
     let sampled = json!({"role": "assistant", "model": "m",
                          "content": {"type": "text", "text": "here"}});
@@ -809,7 +813,8 @@ fn a_panic_on_a_handles_stream_thread_kills_the_handle_instead_of_the_thread_alo
     wait_for(Duration::from_secs(20), "the handle to die", || {
         let params = json!({"name": "changed", "arguments": {}})
             .as_object()
-            .cloned();
+            .cloned()
+            .map(mcp_gateway::rpc::Params::from_map);
         let deadline = Instant::now() + Duration::from_secs(5);
         if let Ok(mut call) = link.begin("tools/call", params, false, deadline, None) {
             let _ = call.answer();
@@ -860,7 +865,8 @@ fn a_get_stream_the_server_closes_is_resumed_with_last_event_id() {
         || {
             let params = json!({"name": "cut_get", "arguments": {}})
                 .as_object()
-                .cloned();
+                .cloned()
+                .map(mcp_gateway::rpc::Params::from_map);
             let deadline = Instant::now() + Duration::from_secs(5);
             let mut call = link
                 .begin("tools/call", params, false, deadline, None)
@@ -892,4 +898,25 @@ fn a_get_stream_the_server_closes_is_resumed_with_last_event_id() {
         py.stderr()
     );
     assert!(link.is_alive());
+}
+
+#[test]
+fn tool_arguments_reach_a_remote_server_as_the_client_wrote_them() {
+    // 10^30 + 1 is only right if 10^30 arrived as the integer it was written as (as a float it
+    // would be 1000000000000000019884624838656).
+    let py = PyServer::start("streamable", 0, None);
+    let gw = Gateway::start(json!({"servers": [remote("py", &py.url("http", "/mcp"))]}));
+    wait_up(&gw, "py");
+    let body = br#"{"name": "add", "arguments": {"a": 1000000000000000000000000000000, "b": 1}}"#;
+    let response = gw.request(
+        "POST",
+        "/tools/call",
+        &[("Content-Type", "application/json")],
+        body,
+    );
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(
+        text_of(&response.json()["result"]),
+        "1000000000000000000000000000001"
+    );
 }

@@ -144,34 +144,3 @@ pub fn response_to(id: &Value, outcome: Result<&Value, &Value>) -> Vec<u8> {
         Err(error) => crate::rpc::raw_error_response(&id, &error.to_string()),
     }
 }
-
-/// Sets `_meta.progressToken`, keeping any other `_meta` fields.
-pub fn set_progress_token(params: &mut Map<String, Value>, token: Value) {
-    let meta = params
-        .entry("_meta")
-        .or_insert_with(|| Value::Object(Map::new()));
-    if !meta.is_object() {
-        *meta = Value::Object(Map::new());
-    }
-    if let Value::Object(meta) = meta {
-        meta.insert("progressToken".into(), token);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn progress_token_keeps_other_meta() {
-        let mut params: Map<String, Value> =
-            serde_json::from_str(r#"{"name":"x","_meta":{"progressToken":"abc","other":1}}"#)
-                .unwrap();
-        set_progress_token(&mut params, Value::from(42));
-        assert_eq!(params["_meta"]["progressToken"], 42);
-        assert_eq!(params["_meta"]["other"], 1);
-        let mut bare = Map::new();
-        set_progress_token(&mut bare, Value::from(1));
-        assert_eq!(bare["_meta"]["progressToken"], 1);
-    }
-}

@@ -21,12 +21,12 @@ use super::link::{error_body, error_preview, Mode, RemoteLink};
 use super::lock;
 use super::session::lost_session;
 use crate::downstream::message::Message;
-use crate::downstream::{set_progress_token, Inbound};
+use crate::downstream::Inbound;
 use crate::downstream::{Answer, CallError, Requester};
 use crate::job::Slot;
-use crate::rpc;
+use crate::rpc::{self, Params};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 /// How long a call waits on its connection before looking at its inbox (cancellation, client
@@ -91,7 +91,7 @@ impl RemoteLink {
     pub fn begin(
         &self,
         method: &str,
-        mut params: Option<Map<String, Value>>,
+        mut params: Option<Params>,
         progress: bool,
         deadline: Instant,
         client: Option<Slot>,
@@ -101,7 +101,9 @@ impl RemoteLink {
         }
         let id = self.next_id();
         if progress {
-            set_progress_token(params.get_or_insert_with(Map::new), Value::from(id));
+            params
+                .get_or_insert_with(Params::default)
+                .set_progress_token(Value::from(id));
         }
         let mut call = RemoteCall::new(
             self,

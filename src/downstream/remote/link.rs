@@ -35,7 +35,7 @@ pub use super::target::Target;
 use crate::downstream::child_io::ChildEvent;
 use crate::downstream::message::{notification_event, Message};
 use crate::downstream::{response_to, Answer, CallError, Requester};
-use crate::rpc;
+use crate::rpc::{self, Params};
 use crossbeam_channel::Sender;
 use mio::Waker;
 use serde_json::{Map, Value};
@@ -418,7 +418,13 @@ impl RemoteLink {
                     .map_err(|e| CallError::Closed(e.to_string()))
             }
             None => self
-                .begin(method, Some(params), false, deadline, None)
+                .begin(
+                    method,
+                    Some(Params::from_map(params)),
+                    false,
+                    deadline,
+                    None,
+                )
                 .and_then(|mut call| call.answer().map(drop)),
         };
         if let Err(e) = outcome {
@@ -495,7 +501,8 @@ impl Requester for RemoteLink {
         if method == "initialize" {
             return self.initialize(params, deadline);
         }
-        self.begin(method, params, false, deadline, None)?.answer()
+        self.begin(method, params.map(Params::from_map), false, deadline, None)?
+            .answer()
     }
 
     fn notify(&self, method: &str, params: Option<&Value>) {

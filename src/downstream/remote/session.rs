@@ -18,6 +18,7 @@ use super::shared::await_endpoint;
 use crate::config::RemoteTransport;
 use crate::downstream::child_io::ChildEvent;
 use crate::downstream::{Answer, CallError, Requester};
+use crate::rpc::Params;
 use serde_json::{Map, Value};
 use std::time::Instant;
 
@@ -51,7 +52,13 @@ impl RemoteLink {
         let params = params.unwrap_or_default();
         lock(&self.session).init = Some(params.clone());
         if self.target.transport != RemoteTransport::Sse {
-            let mut call = self.begin("initialize", Some(params.clone()), false, deadline, None)?;
+            let mut call = self.begin(
+                "initialize",
+                Some(Params::from_map(params.clone())),
+                false,
+                deadline,
+                None,
+            )?;
             match call.answer() {
                 Ok(answer) => {
                     self.adopt(Mode::Streamable, call.session_id.take(), &answer);
@@ -74,7 +81,13 @@ impl RemoteLink {
             endpoint: endpoint.clone(),
         };
         let answer = self
-            .begin("initialize", Some(params), false, deadline, None)?
+            .begin(
+                "initialize",
+                Some(Params::from_map(params)),
+                false,
+                deadline,
+                None,
+            )?
             .answer()?;
         self.adopt(Mode::Legacy { endpoint }, None, &answer);
         Ok(answer)
@@ -124,7 +137,13 @@ impl RemoteLink {
             self.label()
         );
         let outcome = self
-            .begin("initialize", init, false, deadline, None)
+            .begin(
+                "initialize",
+                init.map(Params::from_map),
+                false,
+                deadline,
+                None,
+            )
             .and_then(|mut call| {
                 let answer = call.answer()?;
                 Ok((answer, call.session_id.take()))
