@@ -1,9 +1,11 @@
-//! The stdio line framer: never panics, stays within its limit, and frames the same lines however
-//! the stream is split.
+//! The stdio line framers — the bridge's (stdin of a client) and child-I/O's (stdout of a server) —
+//! never panic, stay within their limits, and frame the same lines however the stream is split;
+//! reading the id of an oversized line never panics either.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use mcp_gateway::bridge::lines::{Line, Lines};
+use mcp_gateway::downstream::child_io::lines::{leading_id, LineBuf, Piece};
 
 const MAX: usize = 256;
 
@@ -19,6 +21,25 @@ fn frame(pieces: &[&[u8]]) -> Vec<Line> {
     out
 }
 
+/// What child-I/O's framer makes of the pieces: lines, and oversized lines' ids.
+fn frame_child(pieces: &[&[u8]]) -> Vec<Result<Vec<u8>, Option<u64>>> {
+    let mut buf = LineBuf::default();
+    let mut out = Vec::new();
+    for piece in pieces {
+        buf.feed(piece, MAX, |p| match p {
+            Piece::Line(line) => {
+                assert!(line.len() <= MAX);
+                out.push(Ok(line.to_vec()))
+            }
+            Piece::TooLong { head } => out.push(Err(leading_id(&head))),
+        });
+    }
+    if let Some(rest) = buf.rest() {
+        out.push(Ok(rest));
+    }
+    out
+}
+
 fuzz_target!(|data: &[u8]| {
     let Some((&split, data)) = data.split_first() else {
         return;
@@ -29,4 +50,15 @@ fuzz_target!(|data: &[u8]| {
         frame(&[&data[..at], &data[at..]]),
         "split at {at}"
     );
+    let whole = frame_child(&[data]);
+    let split = frame_child(&[&data[..at], &data[at..]]);
+    // An oversized line's head (and so its id) may be cut where the split fell: compare the lines
+    // and how many were too long.
+    let lines = |v: &[Result<Vec<u8>, Option<u64>>]| -> (Vec<Vec<u8>>, usize) {
+        (
+            v.iter().filter_map(|r| r.as_ref().ok().cloned()).collect(),
+            v.iter().filter(|r| r.is_err()).count(),
+        )
+    };
+    assert_eq!(lines(&whole), lines(&split), "child-io split at {at}");
 });

@@ -22,7 +22,7 @@
 //! - a panic in here is caught: every flight is failed, the thread's state is dropped (children
 //!   lose their pipes and die, and the pools replace them) and the loop starts afresh.
 
-mod lines;
+pub mod lines;
 mod logs;
 
 use super::flight::{sole_client, Carrier, Flight, Next};
