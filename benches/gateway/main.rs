@@ -5,12 +5,13 @@
 //! server (installed by `make bench-peers`).
 //!
 //! Flags: `--quick` (small counts, a smoke run), `--peers`, `--only GROUP[,GROUP…]` with groups
-//! `baselines`, `gateway`, `single`, `pool`, `real`, `peers` (default: all of them).
+//! `baselines`, `gateway`, `single`, `pool`, `cold`, `real`, `peers` (default: all of them).
 //!
 //! Prints a table and writes `target/bench/results.json`. Figures are for comparison within one run:
 //! these machines are noisy, so read ratios, not absolutes. Nothing here asserts a time.
 
 mod client;
+mod cold;
 mod peers;
 mod real;
 mod target;
@@ -163,6 +164,11 @@ fn main() {
     if wanted("pool") {
         eprintln!("pool burst…");
         rows.push(pool_burst(scale.per_thread.min(20)));
+    }
+
+    if wanted("cold") {
+        eprintln!("cold start with {} servers' manifests…", cold::SERVERS);
+        rows.push(cold::run(if quick { 3 } else { 20 }));
     }
 
     if wanted("real") {

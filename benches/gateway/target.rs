@@ -44,8 +44,17 @@ impl Target {
     /// with the same harness); by default, this one.
     pub fn gateway_with(mut config: Value, tool_prefix: &str) -> Target {
         let dir = TempDir::new("bench-gw");
-        // Room for the 10,000 idle sessions of the footprint scenario (the default cap is 10,000).
-        config["gateway"] = json!({"port": 0, "maxSessions": 100_000});
+        // Room for the 10,000 idle sessions of the footprint scenario (the default cap is 10,000);
+        // a state directory of its own unless the scenario names one (manifests of other runs
+        // must not change what is measured).
+        let mut gateway = json!({"port": 0, "maxSessions": 100_000,
+                                 "stateDir": dir.0.join("state")});
+        if let Some(given) = config.get("gateway").and_then(Value::as_object) {
+            for (key, value) in given {
+                gateway[key] = value.clone();
+            }
+        }
+        config["gateway"] = gateway;
         let path = dir.0.join("config.json");
         std::fs::write(&path, config.to_string()).unwrap();
         let mut child = Command::new(gateway_binary())
