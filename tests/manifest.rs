@@ -117,3 +117,50 @@ fn when_the_live_list_differs_the_manifest_is_updated_and_sessions_are_told() {
     let text = std::fs::read_to_string(manifest.path()).unwrap();
     assert!(text.contains("\"add\""), "the manifest was updated: {text}");
 }
+
+#[test]
+fn a_server_that_is_down_keeps_its_tools_listed_and_a_call_says_why() {
+    // The same command both runs; the second time the program it runs fails (as when `uvx` is gone).
+    let state = temp_dir("state");
+    let env = [("XDG_STATE_HOME", state.to_str().unwrap())];
+    let script = state.join("server.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\nexec {} \"$@\"\n", util::demo_server()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let server = json!({"name": "fetch", "command": [script], "minConnections": 0,
+                        "acquireTimeout": 2000});
+    let mut first = Gateway::start_with(json!({"servers": [server.clone()]}), &env, &[]);
+    first.wait_up();
+    first.stop();
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho 'error: uvx: command not found' >&2\nexit 127\n",
+    )
+    .unwrap();
+
+    let gw = Gateway::start_with(json!({"servers": [server]}), &env, &[]);
+    assert!(
+        tool_names(&gw).contains(&"echo".to_string()),
+        "still listed"
+    );
+    let response = gw.call("echo", json!({"text": "anyone?"}));
+    assert_eq!(response.status, 503, "{}", response.text());
+    let message = response.json()["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(message.contains("server \"fetch\" is down"), "{message}");
+    assert!(message.contains("uvx: command not found"), "{message}");
+    assert!(message.contains("next start attempt"), "{message}");
+    // Not "unknown tool": over MCP too.
+    let mut session = gw.mcp();
+    let reply = session.request(
+        "tools/call",
+        json!({"name": "echo", "arguments": {"text": "x"}}),
+    );
+    let error = &reply.response()["error"];
+    assert_eq!(error["code"], -32000, "{error}");
+}
