@@ -239,3 +239,133 @@ pub fn failure_of(error: &CallError, server: &str, method: &str, timeout: Durati
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::PoolSettings;
+    use crate::downstream::child_io::ChildIo;
+    use crate::downstream::stdio::StdioChild;
+    use crate::job::{Answer, ReplyTo, Slot, ToReactor};
+    use crate::pool::{Pool, Submit};
+    use crate::rpc::Id;
+
+    /// A pid no process has: these handles have no process behind them.
+    const NO_PROCESS: u32 = 999_999_999;
+
+    struct Rig {
+        carrier: Carrier,
+        replies: crossbeam_channel::Receiver<ToReactor>,
+        _poll: mio::Poll,
+    }
+
+    fn rig() -> Rig {
+        let poll = mio::Poll::new().unwrap();
+        let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).unwrap());
+        let (tx, replies) = crossbeam_channel::unbounded();
+        let sink = ReactorSink::new(tx, waker);
+        let settings = PoolSettings {
+            min: 1,
+            max: 1,
+            acquire_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_concurrency: 4,
+            recycle: Default::default(),
+            share: Default::default(),
+        };
+        let pool = Pool::new("t".into(), settings, sink.clone(), Arc::new(|| {}));
+        let carrier = Carrier {
+            pools: Arc::from(vec![pool]),
+            sink,
+            timeouts: Arc::from(vec![Duration::from_secs(5)]),
+        };
+        Rig {
+            carrier,
+            replies,
+            _poll: poll,
+        }
+    }
+
+    fn job() -> Job {
+        Job {
+            to: ReplyTo::Session(Slot { key: 1, gen: 2 }),
+            answer: Answer::JsonRpc(Id::from_value(&Value::from(7)).unwrap()),
+            server: 0,
+            method: "tools/call",
+            params: Default::default(),
+            progress_token: None,
+            created: Instant::now(),
+            session: None,
+            control: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_flight_dropped_by_a_panic_answers_its_client_and_frees_its_room() {
+        let rig = rig();
+        let io = ChildIo::start(1024, rig.carrier.clone(), Box::new(|_| {})).unwrap();
+        let child = Arc::new(StdioChild::new(0, "t".into(), 1, NO_PROCESS, io));
+        let pool = &rig.carrier.pools[0];
+        pool.tick(Instant::now());
+        assert!(pool.ready(Link::Stdio(child), Instant::now()).is_empty());
+        let claim = match pool.submit(job(), Instant::now()) {
+            Submit::Run(_, claim) => claim,
+            _ => panic!("room on the ready handle"),
+        };
+        assert_eq!(pool.stats().in_flight, 1);
+        let (flight, _) = Flight::new(job(), claim, &rig.carrier, Instant::now());
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let _carried = flight;
+            panic!("a bug while carrying the call");
+        }));
+        assert!(unwound.is_err());
+        assert_eq!(pool.stats().in_flight, 0, "the claim was released");
+        match rig.replies.try_recv().unwrap() {
+            ToReactor::Reply { body, last, .. } => {
+                assert!(last);
+                let v: Value = serde_json::from_slice(&body).unwrap();
+                assert_eq!(v["id"], 7);
+                assert_eq!(v["error"]["code"], rpc::codes::INTERNAL_ERROR);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_one_client_in_flight_is_asked_and_several_are_refused() {
+        let rig = rig();
+        let io = ChildIo::start(1024, rig.carrier.clone(), Box::new(|_| {})).unwrap();
+        let child = Arc::new(StdioChild::new(0, "t".into(), 1, NO_PROCESS, io));
+        let pool = &rig.carrier.pools[0];
+        pool.tick(Instant::now());
+        pool.ready(Link::Stdio(child), Instant::now());
+        let flight_of = |session: Option<usize>| {
+            let mut job = job();
+            job.session = session.map(|key| Slot { key, gen: 1 });
+            let claim = match pool.submit(job, Instant::now()) {
+                Submit::Run(_, claim) => claim,
+                _ => panic!("room"),
+            };
+            let mut job = self::job();
+            job.session = session.map(|key| Slot { key, gen: 1 });
+            Flight::new(job, claim, &rig.carrier, Instant::now()).0
+        };
+        let (a1, a2, rest) = (flight_of(Some(1)), flight_of(Some(1)), flight_of(None));
+        let one = [(1, &a1), (2, &a2), (3, &rest)];
+        assert_eq!(
+            sole_client(one.into_iter()).unwrap().0,
+            1,
+            "the oldest of the one client's calls"
+        );
+        let b = flight_of(Some(2));
+        let two = [(1, &a1), (4, &b)];
+        assert_eq!(sole_client(two.into_iter()).err(), Some(Ambiguity::Several));
+        assert_eq!(
+            sole_client([(3, &rest)].into_iter()).err(),
+            Some(Ambiguity::None)
+        );
+        for flight in [a1, a2, rest, b] {
+            flight.cancelled();
+        }
+    }
+}
