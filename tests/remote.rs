@@ -665,6 +665,17 @@ fn a_get_stream_request_goes_to_the_only_client_calling_and_is_refused_between_t
             .cloned()
             .map(mcp_gateway::rpc::Params::from_map)
     };
+    let start = |name: &str, arguments: Value, client| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        link.begin(
+            "tools/call",
+            tool(name, arguments),
+            false,
+            deadline,
+            Some(client),
+        )
+        .unwrap()
+    };
     let sampled = json!({"role": "assistant", "model": "m",
                          "content": {"type": "text", "text": "here"}});
 
@@ -699,25 +710,8 @@ fn a_get_stream_request_goes_to_the_only_client_calling_and_is_refused_between_t
 
     // Routed to the client's oldest call, which ends before answering: the server is told, rather
     // than left waiting (the tool fails at once with the reason).
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut older = link
-        .begin(
-            "tools/call",
-            tool("sleep", json!({"ms": 3000})),
-            false,
-            deadline,
-            Some(alice),
-        )
-        .unwrap();
-    let mut asking = link
-        .begin(
-            "tools/call",
-            tool("ask_aside", json!({"question": "when?"})),
-            false,
-            deadline,
-            Some(alice),
-        )
-        .unwrap();
+    let mut older = start("sleep", json!({"ms": 3000}), alice);
+    let mut asking = start("ask_aside", json!({"question": "when?"}), alice);
     loop {
         match older.step().expect("the older call takes the request") {
             Inbound::ChildRequest { method, .. } => {
@@ -744,25 +738,8 @@ fn a_get_stream_request_goes_to_the_only_client_calling_and_is_refused_between_t
     drop(asking);
 
     // Two clients with calls in flight: nobody can tell whose it is; the server is told why.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let _alices = link
-        .begin(
-            "tools/call",
-            tool("sleep", json!({"ms": 3000})),
-            false,
-            deadline,
-            Some(alice),
-        )
-        .unwrap();
-    let mut bobs = link
-        .begin(
-            "tools/call",
-            tool("ask_aside", json!({"question": "who?"})),
-            false,
-            deadline,
-            Some(bob),
-        )
-        .unwrap();
+    let _alices = start("sleep", json!({"ms": 3000}), alice);
+    let mut bobs = start("ask_aside", json!({"question": "who?"}), bob);
     let refused = loop {
         match bobs.step().expect("bob's call ends with an answer") {
             Inbound::Response(answer) => break answer,
