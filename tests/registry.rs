@@ -853,3 +853,49 @@ fn tool_collisions(gw: &Gateway) -> Vec<String> {
         .filter(|c| c.starts_with("tool "))
         .collect()
 }
+
+#[test]
+fn tool_overrides_fix_what_clients_see_without_changing_what_runs() {
+    let gw = Gateway::start(json!({
+        "servers": [demo("demo", &[])],
+        "mapping": {"demo": {"tools": {
+            "echo": {"name": "say", "description": "Repeats your words", "annotations": {"readOnlyHint": true}},
+            "crash": {"hidden": true},
+            "nothere": {"title": "x"}
+        }}},
+    }));
+    gw.wait_up();
+    let listed = gw.get("/tools").json();
+    let tools = listed["tools"].as_array().unwrap();
+    let say = tools.iter().find(|t| t["name"] == "say").expect("renamed");
+    assert_eq!(say["description"], "Repeats your words");
+    assert_eq!(say["annotations"]["readOnlyHint"], true);
+    assert!(!tools
+        .iter()
+        .any(|t| t["name"] == "crash" || t["name"] == "echo"));
+    // Over MCP too, and the call reaches the original tool.
+    let mut session = gw.mcp();
+    let page = session.request("tools/list", json!({}));
+    let say = page.response()["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "say")
+        .cloned()
+        .unwrap();
+    assert_eq!(say["description"], "Repeats your words");
+    let echoed = gw.call("say", json!({"text": "hi"}));
+    assert_eq!(echoed.json()["result"]["content"][0]["text"], "hi");
+    let hidden = gw.call("crash", json!({}));
+    assert_eq!(
+        hidden.status,
+        404,
+        "a hidden tool is unknown: {}",
+        hidden.text()
+    );
+    let notes = gw.health()["notes"].to_string();
+    assert!(
+        notes.contains("mapping.demo.tools: server demo has no tool named \\\"nothere\\\""),
+        "{notes}"
+    );
+}

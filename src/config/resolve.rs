@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::schema::{describe, quote, Checker, Env, Object};
 use super::types::{
     Config, Cors, GatewayConfig, LocalServer, Mapping, PoolSettings, Recycle, RemoteServer,
-    RemoteTransport, ServerConfig, ServerKind, Share, StripPrefix, ToolFilter,
+    RemoteTransport, ServerConfig, ServerKind, Share, StripPrefix, ToolFilter, ToolOverride,
 };
 use super::{key_path, Problem};
 
@@ -149,7 +149,8 @@ const NATIVE_TYPE_HINTS: &[(&str, &str)] = &[
 ];
 /// Claude Desktop and similar clients spell the server type their own way.
 const CLAUDE_TYPES: &[&str] = &["stdio", "local", "sse", "http", "streamable-http", "remote"];
-const MAPPING_KEYS: &[&str] = &["prefix", "stripPrefix", "rename"];
+const MAPPING_KEYS: &[&str] = &["prefix", "stripPrefix", "rename", "tools"];
+const OVERRIDE_KEYS: &[&str] = &["name", "title", "description", "annotations", "hidden"];
 const FILTER_KEYS: &[&str] = &["include", "exclude"];
 
 /// Builds the configuration from the parsed file, or returns every problem found.
@@ -1126,12 +1127,76 @@ fn mapping(c: &mut Checker, v: &Value, path: &str) -> Option<Mapping> {
             None
         }
     });
-    let rename = c.field(obj, path, "rename", rename);
+    let mut rename = c.field(obj, path, "rename", rename).unwrap_or_default();
+    let tools = c
+        .field(obj, path, "tools", tool_overrides)
+        .unwrap_or_default();
+    let tools_path = key_path(path, "tools");
+    for (original, (_, name)) in &tools {
+        let Some(name) = name else { continue };
+        let p = key_path(&tools_path, original);
+        if rename.iter().any(|(from, _)| from == original) {
+            c.report(
+                &key_path(&p, "name"),
+                format!(
+                    "{} is renamed in \"rename\" too: give its new name once",
+                    quote(original)
+                ),
+            );
+        } else if let Some((first, _)) = rename.iter().find(|(_, to)| to == name) {
+            c.report(
+                &key_path(&p, "name"),
+                format!(
+                    "{} is already the new name of {}",
+                    quote(name),
+                    quote(first)
+                ),
+            );
+        } else {
+            rename.push((original.clone(), name.clone()));
+        }
+    }
     Some(Mapping {
         prefix: prefix.unwrap_or_default(),
         strip_prefix: strip_prefix.unwrap_or_default(),
-        rename: rename.unwrap_or_default(),
+        rename,
+        tools: tools.into_iter().map(|(o, (t, _))| (o, t)).collect(),
     })
+}
+
+/// One `mapping.<server>.tools` entry: the original name, the override, and its new `name`.
+type OverrideEntry = (String, (ToolOverride, Option<String>));
+
+/// `mapping.<server>.tools`: original name → override (and its new `name`, if any).
+fn tool_overrides(c: &mut Checker, v: &Value, path: &str) -> Option<Vec<OverrideEntry>> {
+    c.entries(
+        v,
+        path,
+        "an object of original tool name: {\"name\", \"title\", \"description\", \"annotations\", \"hidden\"}",
+        |c, original, v, p| {
+            if original.is_empty() {
+                c.report(p, "the original tool name must not be empty");
+                return None;
+            }
+            let obj = c.object(v, p, "an object with \"name\", \"title\", \"description\", \"annotations\" or \"hidden\"")?;
+            c.unknown_keys(obj, p, OVERRIDE_KEYS, &[]);
+            let name = c.field(obj, p, "name", |c, v, p| {
+                let name = c.string(v, p)?;
+                check_name(c, name, p, "tool name").then(|| name.to_owned())
+            });
+            let text = |c: &mut Checker, v: &Value, p: &str| c.string(v, p).map(str::to_owned);
+            let annotations = c.field(obj, p, "annotations", |c, v, p| {
+                c.object(v, p, "an object, e.g. {\"readOnlyHint\": true}").cloned()
+            });
+            let over = ToolOverride {
+                title: c.field(obj, p, "title", text),
+                description: c.field(obj, p, "description", text),
+                annotations,
+                hidden: c.field(obj, p, "hidden", Checker::boolean).unwrap_or(false),
+            };
+            Some((original.to_owned(), (over, name)))
+        },
+    )
 }
 
 fn prefix(c: &mut Checker, v: &Value, path: &str) -> Option<String> {
@@ -1434,6 +1499,7 @@ mod tests {
                 prefix: "l_".into(),
                 strip_prefix: StripPrefix::Literal("loc_".into()),
                 rename: pairs(&[("search", "find"), ("get", "fetch-it")]),
+                tools: Vec::new(),
             }
         );
         assert_eq!(
@@ -1822,6 +1888,39 @@ mod tests {
             r#"{{"servers": [{{"name": "{long}", "command": "x"}}]}}"#
         ))
         .contains("is not a valid server name"));
+    }
+
+    #[test]
+    fn tool_overrides_are_checked() {
+        assert_eq!(
+            problem(
+                r#"{"servers": [{"name": "a", "command": "x"}],
+                        "mapping": {"a": {"tools": {"t": {"hidden": "yes"}}}}}"#
+            ),
+            "mapping.a.tools.t.hidden: expected true or false, found \"yes\" (a string)"
+        );
+        assert_eq!(
+            problem(
+                r#"{"servers": [{"name": "a", "command": "x"}],
+                        "mapping": {"a": {"rename": {"t": "u"}, "tools": {"t": {"name": "v"}}}}}"#
+            ),
+            "mapping.a.tools.t.name: \"t\" is renamed in \"rename\" too: give its new name once"
+        );
+        assert!(problem(
+            r#"{"servers": [{"name": "a", "command": "x"}],
+                        "mapping": {"a": {"tools": {"t": {"descripton": "x"}}}}}"#
+        )
+        .starts_with("mapping.a.tools.t.descripton: unknown key"));
+        let config = parse(
+            r#"{"servers": [{"name": "a", "command": "x"}],
+                "mapping": {"a": {"tools": {"t": {"name": "u", "annotations": {"readOnlyHint": true}}}}}}"#,
+        );
+        let mapping = &config.servers[0].mapping;
+        assert_eq!(mapping.rename, [("t".to_string(), "u".to_string())]);
+        assert_eq!(
+            mapping.tools[0].1.annotations.as_ref().unwrap()["readOnlyHint"],
+            true
+        );
     }
 
     #[test]

@@ -186,8 +186,23 @@ pub struct Mapping {
     pub prefix: String,
     /// `stripPrefix`: removed from the start of original names before `prefix` is added.
     pub strip_prefix: StripPrefix,
-    /// `rename`: original name -> exact exposed name (no prefix added), in file order.
+    /// `rename`: original name -> exact exposed name (no prefix added), in file order. A
+    /// `tools.<original>.name` override lands here too.
     pub rename: Vec<(String, String)>,
+    /// `tools`: original name -> what clients see of the tool instead of what the server says.
+    pub tools: Vec<(String, ToolOverride)>,
+}
+
+/// `mapping.<server>.tools.<original>`: a tool's metadata fixed without forking its server. Calls
+/// still reach the original tool.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolOverride {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    /// Merged over the server's own `annotations` (e.g. `{"readOnlyHint": true}`).
+    pub annotations: Option<serde_json::Map<String, serde_json::Value>>,
+    /// `hidden: true`: not listed, and calls to it are refused as for an unknown tool.
+    pub hidden: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -26,6 +26,29 @@ use uri::UriTemplate;
 /// One definition (tool, prompt, resource or template) as a server sent it.
 pub type Def = Map<String, Value>;
 
+/// A tool's definition with the config's override applied: `title` and `description` replaced,
+/// `annotations` merged over the server's.
+fn overridden(def: &Def, over: &crate::config::ToolOverride) -> Def {
+    let mut def = def.clone();
+    if let Some(title) = &over.title {
+        def.insert("title".into(), Value::String(title.clone()));
+    }
+    if let Some(description) = &over.description {
+        def.insert("description".into(), Value::String(description.clone()));
+    }
+    if let Some(annotations) = &over.annotations {
+        let mut merged = match def.get("annotations") {
+            Some(Value::Object(own)) => own.clone(),
+            _ => Map::new(),
+        };
+        for (key, value) in annotations {
+            merged.insert(key.clone(), value.clone());
+        }
+        def.insert("annotations".into(), Value::Object(merged));
+    }
+    def
+}
+
 /// What one server offers.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Listing {
@@ -216,25 +239,44 @@ impl Snapshot {
             let Some(original) = self.named(server, "tool", def, &mut seen) else {
                 continue;
             };
-            if naming::passes(&server.filters, original) {
-                let wanted = naming::exposed_name(&server.mapping, original);
-                let before = self.tools.items.len();
-                self.tools.add(
-                    "tool",
-                    servers,
-                    index,
-                    original,
-                    wanted,
-                    def,
-                    &mut self.collisions,
-                );
-                self.tool_counts[index] += self.tools.items.len() - before;
+            let over = server
+                .mapping
+                .tools
+                .iter()
+                .find(|(name, _)| name == original)
+                .map(|(_, over)| over);
+            if over.is_some_and(|o| o.hidden) || !naming::passes(&server.filters, original) {
+                continue;
             }
+            let wanted = naming::exposed_name(&server.mapping, original);
+            let def = match over {
+                Some(over) => std::borrow::Cow::Owned(overridden(def, over)),
+                None => std::borrow::Cow::Borrowed(def),
+            };
+            let before = self.tools.items.len();
+            self.tools.add(
+                "tool",
+                servers,
+                index,
+                original,
+                wanted,
+                &def,
+                &mut self.collisions,
+            );
+            self.tool_counts[index] += self.tools.items.len() - before;
         }
         for (from, _) in &server.mapping.rename {
             if !seen.contains(from.as_str()) {
                 self.notes.push(format!(
                     "mapping.{}.rename: server {} has no tool named \"{from}\"",
+                    server.name, server.name
+                ));
+            }
+        }
+        for (name, _) in &server.mapping.tools {
+            if !seen.contains(name.as_str()) {
+                self.notes.push(format!(
+                    "mapping.{}.tools: server {} has no tool named \"{name}\"",
                     server.name, server.name
                 ));
             }
@@ -461,6 +503,47 @@ mod tests {
 
     fn route(snap: &Snapshot, name: &str) -> Option<(usize, String)> {
         snap.route(name).map(|t| (t.server, t.original.clone()))
+    }
+
+    #[test]
+    fn tool_overrides_change_what_clients_see_and_calls_still_reach_the_original() {
+        let servers = servers(json!({
+            "servers": [{"name": "a", "command": ["x"]}],
+            "mapping": {"a": {"prefix": "p_", "tools": {
+                "echo": {"name": "say", "description": "Says it back", "title": "Say",
+                         "annotations": {"readOnlyHint": true}},
+                "sleep": {"hidden": true},
+                "gone": {"description": "x"}
+            }}}
+        }));
+        let mut listing = (*tools(&["echo", "add", "sleep"]).unwrap()).clone();
+        listing.tools[0].insert("annotations".into(), json!({"openWorldHint": false}));
+        let snap = build(&servers, &[Some(Arc::new(listing))]);
+        assert_eq!(route(&snap, "say"), Some((0, "echo".into())));
+        assert_eq!(route(&snap, "p_add"), Some((0, "add".into())));
+        assert!(
+            route(&snap, "p_sleep").is_none(),
+            "hidden: as if it did not exist"
+        );
+        let page = first_page(&snap, ListKind::Tools);
+        let say = page["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "say")
+            .unwrap();
+        assert_eq!(say["description"], "Says it back");
+        assert_eq!(say["title"], "Say");
+        assert_eq!(
+            say["annotations"],
+            json!({"openWorldHint": false, "readOnlyHint": true}),
+            "merged over the server's"
+        );
+        assert_eq!(page["tools"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            snap.notes,
+            ["mapping.a.tools: server a has no tool named \"gone\""]
+        );
     }
 
     #[test]

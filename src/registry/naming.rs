@@ -137,6 +137,7 @@ mod tests {
                 .iter()
                 .map(|(a, b)| (a.to_string(), b.to_string()))
                 .collect(),
+            tools: Vec::new(),
         }
     }
 
