@@ -170,6 +170,9 @@ fn run(args: Vec<String>) -> Result<ExitCode, Fail> {
             if let Some(port) = options.port {
                 config.gateway.port = port;
             }
+            // A configuration mistake (exit 2), told before anything starts.
+            let address = gateway::listen_address(&config.gateway).map_err(Fail::Config)?;
+            gateway::exposure(&config.gateway, address.ip()).map_err(Fail::Config)?;
             gateway::serve(config).map_err(Fail::Runtime)?;
             Ok(ExitCode::SUCCESS)
         }
