@@ -30,7 +30,7 @@ FASTMCP_VERSION := 4.1.2
 MCP_PROXY_VERSION := 0.6.0
 
 # `make install`: the binary and its bridge link in $(BINDIR), the example config in $(DATADIR),
-# README and LICENSE in $(DOCDIR), the systemd unit in $(UNITDIR) (ExecStart rewritten for PREFIX).
+# the READMEs and LICENSE in $(DOCDIR), the systemd unit in $(UNITDIR) (ExecStart rewritten for PREFIX).
 # BINARY=path installs an already built binary instead of running `cargo build --release`.
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
@@ -56,13 +56,13 @@ install: $(if $(BINARY),,release)
 	$(INSTALL) -m 755 $(INSTALLED_BINARY) $(DESTDIR)$(BINDIR)/mcp-gateway
 	ln -sf mcp-gateway $(DESTDIR)$(BINDIR)/mcp-gateway-bridge
 	$(INSTALL) -m 644 config/servers.example.json $(DESTDIR)$(DATADIR)/servers.example.json
-	$(INSTALL) -m 644 README.md LICENSE $(DESTDIR)$(DOCDIR)/
+	$(INSTALL) -m 644 README.md README.zh-CN.md LICENSE $(DESTDIR)$(DOCDIR)/
 	sed 's#/usr/local/#$(PREFIX)/#g' contrib/mcp-gateway.service > $(DESTDIR)$(UNITDIR)/mcp-gateway.service
 	chmod 644 $(DESTDIR)$(UNITDIR)/mcp-gateway.service
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/mcp-gateway $(DESTDIR)$(BINDIR)/mcp-gateway-bridge
-	rm -f $(DESTDIR)$(DATADIR)/servers.example.json $(DESTDIR)$(DOCDIR)/README.md \
+	rm -f $(DESTDIR)$(DATADIR)/servers.example.json $(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(DOCDIR)/README.zh-CN.md \
 		$(DESTDIR)$(DOCDIR)/LICENSE $(DESTDIR)$(UNITDIR)/mcp-gateway.service
 	-rmdir $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR) 2>/dev/null
 

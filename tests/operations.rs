@@ -238,6 +238,7 @@ fn make_install_lays_out_a_working_installation() {
         &at("/usr/share/mcp-gateway/servers.example.json"),
         &at("/usr/share/doc/mcp-gateway/LICENSE"),
         &at("/usr/share/doc/mcp-gateway/README.md"),
+        &at("/usr/share/doc/mcp-gateway/README.zh-CN.md"),
     ] {
         assert!(file.is_file(), "{} missing", file.display());
     }
@@ -318,6 +319,7 @@ fn make_install_lays_out_a_working_installation() {
         );
     }
     assert!(!at("/usr/share/mcp-gateway").exists());
+    assert!(!at("/usr/share/doc/mcp-gateway").exists());
     let _ = std::fs::remove_dir_all(&dest);
 }
 
