@@ -2,6 +2,8 @@
 //!
 //! `Backend` is everything behind the reactor (pools, registry, child I/O, supervisor, workers); the
 //! `serve` command puts a reactor in front of it, `check` only starts it and reads the registry.
+//! `exposure` is the rule for where `serve` may listen: beyond loopback only with a token, or with
+//! `gateway.allowUnauthenticated` (then with a warning, shown in `/health` too).
 
 use crate::catalog::Catalog;
 use crate::config::{Config, GatewayConfig, ServerConfig, ServerKind};
