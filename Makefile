@@ -1,5 +1,6 @@
 # mcp-gateway: `make run` builds and starts the gateway on config/default.json; `make test` runs every
-# test, installing what the interop tests need (the official Python MCP SDK) under target/ first.
+# test, installing what the interop tests need (the official Python MCP SDK) under target/ first;
+# `make install` (PREFIX, default /usr/local; DESTDIR honoured) installs the release build.
 
 CARGO ?= cargo
 PYTHON ?= python3
@@ -28,12 +29,42 @@ FASTMCP_VERSION := 4.1.2
 # The Rust `mcp-proxy` crate (tower/tokio), built from crates.io with its own lock file.
 MCP_PROXY_VERSION := 0.6.0
 
-.PHONY: all build run test lint interop-deps bench bench-peers peer-deps clean fuzz fuzz-deps
+# `make install`: the binary and its bridge link in $(BINDIR), the example config in $(DATADIR),
+# the READMEs and LICENSE in $(DOCDIR), the systemd unit in $(UNITDIR) (ExecStart rewritten for PREFIX).
+# BINARY=path installs an already built binary instead of running `cargo build --release`.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share/mcp-gateway
+DOCDIR ?= $(PREFIX)/share/doc/mcp-gateway
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+BINARY ?=
+INSTALL ?= install
+INSTALLED_BINARY := $(or $(BINARY),target/release/mcp-gateway)
+
+.PHONY: all build release install uninstall run test lint interop-deps bench bench-peers peer-deps clean fuzz fuzz-deps
 
 all: build
 
 build:
 	$(CARGO) build --bins
+
+release:
+	$(CARGO) build --release --bin mcp-gateway
+
+install: $(if $(BINARY),,release)
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(UNITDIR)
+	$(INSTALL) -m 755 $(INSTALLED_BINARY) $(DESTDIR)$(BINDIR)/mcp-gateway
+	ln -sf mcp-gateway $(DESTDIR)$(BINDIR)/mcp-gateway-bridge
+	$(INSTALL) -m 644 config/servers.example.json $(DESTDIR)$(DATADIR)/servers.example.json
+	$(INSTALL) -m 644 README.md README.zh-CN.md LICENSE $(DESTDIR)$(DOCDIR)/
+	sed 's#/usr/local/#$(PREFIX)/#g' contrib/mcp-gateway.service > $(DESTDIR)$(UNITDIR)/mcp-gateway.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/mcp-gateway.service
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/mcp-gateway $(DESTDIR)$(BINDIR)/mcp-gateway-bridge
+	rm -f $(DESTDIR)$(DATADIR)/servers.example.json $(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(DOCDIR)/README.zh-CN.md \
+		$(DESTDIR)$(DOCDIR)/LICENSE $(DESTDIR)$(UNITDIR)/mcp-gateway.service
+	-rmdir $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR) 2>/dev/null
 
 run: build
 	$(CARGO) run --bin mcp-gateway -- --config config/default.json

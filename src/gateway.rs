@@ -2,9 +2,11 @@
 //!
 //! `Backend` is everything behind the reactor (pools, registry, child I/O, supervisor, workers); the
 //! `serve` command puts a reactor in front of it, `check` only starts it and reads the registry.
+//! `exposure` is the rule for where `serve` may listen: beyond loopback only with a token, or with
+//! `gateway.allowUnauthenticated` (then with a warning, shown in `/health` too).
 
 use crate::catalog::Catalog;
-use crate::config::{Config, ServerConfig, ServerKind};
+use crate::config::{Config, GatewayConfig, ServerConfig, ServerKind};
 use crate::downstream::child_io::{ChildEvent, ChildIo};
 use crate::downstream::flight::Carrier;
 use crate::downstream::link::ServerPool;
@@ -17,7 +19,7 @@ use crate::supervisor::{Control, Supervisor};
 use crate::upstream::Router;
 use crate::workers::{self, WorkerMsg};
 use crossbeam_channel::{Receiver, Sender};
-use std::net::ToSocketAddrs;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -179,12 +181,11 @@ pub fn serve(config: Config) -> Result<(), String> {
     // Held until `serve` returns; when the process ends, however, the guard cleans up after it.
     let _guard = crate::downstream::process::start_guard()
         .map_err(|e| format!("cannot start the process guard: {e}"))?;
-    let address = format!("{}:{}", config.gateway.host, config.gateway.port);
-    let socket_addr = address
-        .to_socket_addrs()
-        .map_err(|e| format!("gateway.host/port: cannot resolve {address}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("gateway.host/port: {address} resolves to nothing"))?;
+    let socket_addr = listen_address(&config.gateway)?;
+    let exposure_note = exposure(&config.gateway, socket_addr.ip())?;
+    if let Some(note) = &exposure_note {
+        log::warn!("{note}");
+    }
     let listener = mio::net::TcpListener::bind(socket_addr).map_err(|e| {
         format!("cannot listen on {socket_addr}: {e} (is another gateway running? change gateway.port or pass --port)")
     })?;
@@ -214,6 +215,7 @@ pub fn serve(config: Config) -> Result<(), String> {
             loopback_only: local.ip().is_loopback(),
             max_sessions: config.gateway.max_sessions,
             max_in_flight_per_session: config.gateway.max_in_flight_per_session,
+            notes: exposure_note.into_iter().collect(),
         },
     );
     let settings = Settings {
@@ -247,6 +249,36 @@ pub fn serve(config: Config) -> Result<(), String> {
     result
         .map(|_| ())
         .map_err(|e| format!("event loop failed: {e}"))
+}
+
+/// The address `gateway.host` and `gateway.port` name (the first one, when a name resolves to
+/// several).
+pub fn listen_address(gateway: &GatewayConfig) -> Result<SocketAddr, String> {
+    let address = format!("{}:{}", gateway.host, gateway.port);
+    address
+        .to_socket_addrs()
+        .map_err(|e| format!("gateway.host/port: cannot resolve {address}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("gateway.host/port: {address} resolves to nothing"))
+}
+
+/// Whether listening on `ip` is safe with these settings: `Err` refuses (a non-loopback address
+/// and no token: anyone who reaches it may call every tool), `Ok(Some(note))` is the warning for
+/// such a bind allowed by `gateway.allowUnauthenticated`, `Ok(None)` needs no word.
+pub fn exposure(gateway: &GatewayConfig, ip: IpAddr) -> Result<Option<String>, String> {
+    if ip.is_loopback() || gateway.auth_token.is_some() {
+        return Ok(None);
+    }
+    if gateway.allow_unauthenticated {
+        return Ok(Some(format!(
+            "listening on {ip} without gateway.authToken (gateway.allowUnauthenticated is true): anyone who can reach this address may call every tool"
+        )));
+    }
+    Err(format!(
+        "refusing to listen on {ip} without a token: anyone who can reach it could call every tool of every server. \
+         Set gateway.authToken (or gateway.authTokenFile, a file only you can read) and send it as `Authorization: Bearer <token>`; \
+         or listen on 127.0.0.1; or, to accept the risk (a network you fully trust), set gateway.allowUnauthenticated: true"
+    ))
 }
 
 /// `mcp-gateway check`: starts every server, waits until each is up or has failed, prints the
@@ -348,5 +380,44 @@ fn raise_fd_limit() {
                 log::debug!("could not raise the open-files limit");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gateway(json: &str) -> GatewayConfig {
+        crate::config::parse_str(json, &|_| None).unwrap().gateway
+    }
+
+    #[test]
+    fn a_bind_beyond_loopback_needs_a_token_or_an_explicit_yes() {
+        let any: IpAddr = "0.0.0.0".parse().unwrap();
+        let lan: IpAddr = "192.168.1.2".parse().unwrap();
+        let open = gateway("{}");
+        for ip in ["127.0.0.1", "::1", "127.0.0.2"] {
+            assert_eq!(exposure(&open, ip.parse().unwrap()), Ok(None), "{ip}");
+        }
+        for ip in [any, lan, "::".parse().unwrap()] {
+            let refusal = exposure(&open, ip).unwrap_err();
+            assert!(
+                refusal.contains("gateway.authToken")
+                    && refusal.contains("gateway.authTokenFile")
+                    && refusal.contains("gateway.allowUnauthenticated: true"),
+                "{refusal}"
+            );
+        }
+        let with_token = gateway(r#"{"gateway": {"authToken": "t"}}"#);
+        assert_eq!(exposure(&with_token, any), Ok(None));
+        let allowed = gateway(r#"{"gateway": {"allowUnauthenticated": true}}"#);
+        let note = exposure(&allowed, any).unwrap().unwrap();
+        assert!(note.contains("without gateway.authToken"), "{note}");
+    }
+
+    #[test]
+    fn localhost_resolves_to_loopback() {
+        let g = gateway(r#"{"gateway": {"host": "localhost", "port": 0}}"#);
+        assert!(listen_address(&g).unwrap().ip().is_loopback());
     }
 }

@@ -19,7 +19,7 @@
 //!  [supervisor]: runs the pools' timers, spawns children (it lives as long as the process, which
 //!  PR_SET_PDEATHSIG needs), runs each handshake on a short-lived thread, stops and reaps children.
 //!  [rstream-<srv>]: one per remote handle: its server→client stream and its queue of sends.
-//!  [signals]: sigwait for SIGTERM/SIGINT → graceful stop.
+//!  [signals]: sigwait for SIGTERM/SIGINT → graceful stop (SIGHUP logged, ignored).
 //! ```
 //!
 //! # Modules
@@ -35,6 +35,7 @@
 //!   the child-I/O thread, the handshake.
 //! - `job`: the messages between threads (the bottom layer: it knows only `rpc` and `registry`).
 //! - `panics`: what a long-lived thread does when code under it panics.
+//! - `logging`: stderr log lines, text or one JSON object per line.
 //! - `supervisor`, `workers`, `signals`, `gateway`: the threads and their wiring.
 //! - `bridge`: `mcp-gateway bridge`, a stdio MCP server relaying to a running gateway.
 
@@ -45,6 +46,7 @@ pub mod downstream;
 pub mod gateway;
 pub mod http;
 pub mod job;
+pub mod logging;
 pub mod panics;
 pub mod pool;
 pub mod reactor;

@@ -1,10 +1,11 @@
-//! The `mcp-gateway` command line: `serve` (the default), `check`, `init`, `bridge`. Started as
-//! `mcp-gateway-bridge` (a link to this binary), it is the bridge.
+//! The `mcp-gateway` command line: `serve` (the default), `check`, `init`, `bridge`, each with its
+//! own `--help`; `--log-format` for all. Started as `mcp-gateway-bridge` (a link to this binary),
+//! it is the bridge.
 //!
 //! Exit codes: 0 success; 1 a runtime failure (cannot listen, a server failed in `check`); 2 a usage
 //! or configuration error.
 
-use mcp_gateway::{bridge, config, gateway};
+use mcp_gateway::{bridge, config, gateway, logging};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -24,11 +25,123 @@ Usage:
       gateway at URL (default $MCP_GATEWAY_URL, else http://127.0.0.1:4298/mcp). The token
       defaults to $MCP_GATEWAY_TOKEN. Also runs as `mcp-gateway-bridge [URL] ...` (a link to
       this binary under that name). Logs only warnings unless RUST_LOG says otherwise.
+  mcp-gateway COMMAND --help      what one command does, in full
   mcp-gateway --version | --help
+
+Every command takes --log-format text|json (or $MCP_GATEWAY_LOG_FORMAT): json writes one JSON
+object per log line (time, level, target, server, message).
 
 Config lookup: --config PATH, else $MCP_GATEWAY_CONFIG, else ~/.config/mcp-gateway/config.json,
 else ./config/servers.json.
 ";
+
+const SERVE_HELP: &str = "\
+mcp-gateway serve: run the gateway in the foreground (the default command).
+
+Usage: mcp-gateway [serve] [--config PATH] [--host HOST] [--port PORT] [--log-format text|json]
+
+Serves every enabled server of the config on one endpoint: MCP over Streamable HTTP at /mcp,
+HTTP+SSE at /sse, REST at /tools, and /health. Logs on stderr (RUST_LOG sets the level, default
+info). SIGTERM or SIGINT stops it gracefully (a second one skips the wait for running calls).
+
+Options:
+  -c, --config PATH   the config file (else $MCP_GATEWAY_CONFIG, ~/.config/mcp-gateway/config.json,
+                      ./config/servers.json)
+      --host HOST     overrides gateway.host (default 127.0.0.1). A non-loopback address needs
+                      gateway.authToken or gateway.authTokenFile, or gateway.allowUnauthenticated: true
+  -p, --port PORT     overrides gateway.port (default 4298; 0 picks a free port)
+      --log-format F  text (default) or json: one JSON object per log line
+
+Exit codes: 0 stopped cleanly; 1 cannot listen or start; 2 usage or configuration error.
+";
+
+const CHECK_HELP: &str = "\
+mcp-gateway check: start every server once, show what clients will see, and stop.
+
+Usage: mcp-gateway check [--config PATH] [--log-format text|json]
+
+Prints each server's state and tool count, every tool name clients will see (with the server and
+original name behind it), name collisions and notes. Nothing listens; servers' saved lists in the
+state dir are not used.
+
+Options:
+  -c, --config PATH   the config file (same lookup as serve)
+      --log-format F  text (default) or json
+
+Exit codes: 0 every enabled server came up; 1 one did not; 2 usage or configuration error.
+";
+
+const INIT_HELP: &str = "\
+mcp-gateway init: write an example config to start from.
+
+Usage: mcp-gateway init [PATH] [--force] [--log-format text|json]
+
+Writes the example config (a few well-known MCP servers) to PATH,
+default ~/.config/mcp-gateway/config.json ($XDG_CONFIG_HOME respected). An existing file is
+never overwritten without --force.
+
+Options:
+  -f, --force         overwrite PATH if it exists
+      --log-format F  text (default) or json
+
+Exit codes: 0 written; 2 PATH exists (without --force) or cannot be written.
+";
+
+const BRIDGE_HELP: &str = "\
+mcp-gateway bridge: a stdio MCP server that relays to a running gateway.
+
+Usage: mcp-gateway bridge [URL] [--token TOKEN] [--reconnect-timeout MS]
+       mcp-gateway-bridge [URL] ...   (the same, through the installed link)
+
+For clients that only launch stdio servers (Claude Desktop): configure the bridge as the one
+server; it speaks MCP on stdin/stdout and relays every message to the gateway's /mcp endpoint,
+reconnecting when the gateway restarts. Logs only warnings on stderr unless RUST_LOG says otherwise.
+
+Arguments and options:
+  URL                       the gateway's MCP endpoint (default $MCP_GATEWAY_URL, else
+                            http://127.0.0.1:4298/mcp)
+  --token TOKEN             the gateway's authToken (default $MCP_GATEWAY_TOKEN)
+  --reconnect-timeout MS    how long a message waits for the gateway to be reachable before
+                            the client gets an error (default 10000)
+  --log-format F            text (default) or json
+
+Exit codes: 0 stdin closed; 1 a runtime failure; 2 usage error.
+";
+
+/// What `mcp-gateway COMMAND --help` prints.
+fn help_for(command: &str) -> &'static str {
+    match command {
+        "check" => CHECK_HELP,
+        "init" => INIT_HELP,
+        "bridge" => BRIDGE_HELP,
+        _ => SERVE_HELP,
+    }
+}
+
+/// Takes `--log-format F` / `--log-format=F` out of `args`; else `$MCP_GATEWAY_LOG_FORMAT`.
+fn take_log_format(args: &mut Vec<String>) -> Result<logging::LogFormat, String> {
+    let mut chosen = std::env::var("MCP_GATEWAY_LOG_FORMAT")
+        .ok()
+        .filter(|v| !v.is_empty());
+    let mut i = 0;
+    while i < args.len() {
+        if let Some(value) = args[i].strip_prefix("--log-format=") {
+            chosen = Some(value.to_string());
+            args.remove(i);
+        } else if args[i] == "--log-format" {
+            args.remove(i);
+            if i >= args.len() {
+                return Err("--log-format needs a value (text or json)".into());
+            }
+            chosen = Some(args.remove(i));
+        } else {
+            i += 1;
+        }
+    }
+    chosen.map_or(Ok(logging::LogFormat::Text), |raw| {
+        logging::LogFormat::parse(&raw)
+    })
+}
 
 fn main() -> ExitCode {
     let mut argv = std::env::args();
@@ -45,12 +158,19 @@ fn main() -> ExitCode {
     if invoked_as.as_deref() == Some("mcp-gateway-bridge") {
         args.insert(0, "bridge".into());
     }
+    let format = match take_log_format(&mut args) {
+        Ok(format) => format,
+        Err(message) => {
+            eprintln!("mcp-gateway: {message}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
     // The bridge runs inside a client's process tree: quiet unless asked.
     let level = match args.first().map(String::as_str) {
         Some("bridge") => "warn",
         _ => "info",
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    logging::init(format, level);
     match run(args) {
         Ok(code) => code,
         Err(Fail::Usage(message)) => {
@@ -126,7 +246,15 @@ fn run(args: Vec<String>) -> Result<ExitCode, Fail> {
         Some("init") => ("init", &args[1..]),
         Some("bridge") => ("bridge", &args[1..]),
         Some("help" | "--help" | "-h") => {
-            print!("{USAGE}");
+            match args.get(1).map(String::as_str) {
+                Some(command @ ("serve" | "check" | "init" | "bridge")) => {
+                    print!("{}", help_for(command))
+                }
+                Some(other) => {
+                    return Err(Fail::Usage(format!("no help on {other}: not a command")))
+                }
+                None => print!("{USAGE}"),
+            }
             return Ok(ExitCode::SUCCESS);
         }
         Some("--version" | "-V" | "version") => {
@@ -138,6 +266,10 @@ fn run(args: Vec<String>) -> Result<ExitCode, Fail> {
         }
         _ => ("serve", &args[..]),
     };
+    if rest.iter().any(|arg| arg == "--help" || arg == "-h") {
+        print!("{}", help_for(command));
+        return Ok(ExitCode::SUCCESS);
+    }
     match command {
         "bridge" => {
             let env = |key: &str| std::env::var(key).ok();
@@ -170,6 +302,9 @@ fn run(args: Vec<String>) -> Result<ExitCode, Fail> {
             if let Some(port) = options.port {
                 config.gateway.port = port;
             }
+            // A configuration mistake (exit 2), told before anything starts.
+            let address = gateway::listen_address(&config.gateway).map_err(Fail::Config)?;
+            gateway::exposure(&config.gateway, address.ip()).map_err(Fail::Config)?;
             gateway::serve(config).map_err(Fail::Runtime)?;
             Ok(ExitCode::SUCCESS)
         }

@@ -1,6 +1,9 @@
 //! SIGTERM and SIGINT, the supervisor-friendly way: blocked in every thread and collected by one
 //! thread with `sigwait`, so no async-signal-safety puzzles. The first signal starts a graceful stop,
 //! the second skips the grace period, a third exits at once (children die with us: PDEATHSIG).
+//!
+//! SIGHUP (`systemctl reload`, the unit's `ExecReload`) is collected the same way and only logged:
+//! the gateway does not reload its config yet, and a SIGHUP must not kill it as it would by default.
 
 use crate::job::{ReactorSink, ToReactor};
 
@@ -11,11 +14,12 @@ fn stop_signals() -> libc::sigset_t {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGTERM);
         libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGHUP);
         set
     }
 }
 
-/// Blocks SIGTERM and SIGINT in the calling thread and every thread it starts afterwards. Call it
+/// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread and every thread it starts afterwards. Call it
 /// first thing, before any thread exists.
 pub fn block() -> std::io::Result<()> {
     let set = stop_signals();
@@ -39,6 +43,12 @@ pub fn watch(sink: ReactorSink) -> std::io::Result<()> {
                 let mut signal: libc::c_int = 0;
                 // SAFETY: set is valid and the signals are blocked in every thread.
                 if unsafe { libc::sigwait(&set, &mut signal) } != 0 {
+                    continue;
+                }
+                if signal == libc::SIGHUP {
+                    log::warn!(
+                        "SIGHUP received: reloading the config is not supported yet; restart the gateway to apply changes"
+                    );
                     continue;
                 }
                 count += 1;

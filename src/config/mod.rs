@@ -6,14 +6,15 @@
 //! The rest of the gateway only sees the resolved types in [`types`].
 //!
 //! Inside: `syntax` reads the text (syntax errors, duplicate keys), `schema` is the toolkit of checked
-//! reads, `resolve` applies it section by section, `expand` does `${VAR}`, and `locate` finds the
-//! file and writes the example for `mcp-gateway init`.
+//! reads, `resolve` applies it section by section, `expand` does `${VAR}`, `secret` reads
+//! `gateway.authTokenFile`, and `locate` finds the file and writes the example for `mcp-gateway init`.
 
 mod expand;
 pub use expand::PROCESS_DIR;
 mod locate;
 mod resolve;
 mod schema;
+mod secret;
 mod syntax;
 pub mod types;
 

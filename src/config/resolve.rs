@@ -16,7 +16,7 @@ use super::types::{
     Config, Cors, GatewayConfig, LocalServer, Mapping, PoolSettings, Recycle, RemoteServer,
     RemoteTransport, ServerConfig, ServerKind, Share, StripPrefix, ToolFilter, ToolOverride,
 };
-use super::{key_path, Problem};
+use super::{key_path, secret, Problem};
 
 const DEFAULT_HOST: &str = "127.0.0.1";
 const DEFAULT_PORT: u16 = 4298;
@@ -67,6 +67,8 @@ const GATEWAY_KEYS: &[&str] = &[
     "shutdownTimeout",
     "sessionTimeout",
     "authToken",
+    "authTokenFile",
+    "allowUnauthenticated",
     "allowedOrigins",
     "pageSize",
     "stateDir",
@@ -221,6 +223,8 @@ fn gateway(c: &mut Checker, v: Option<&Value>) -> GatewayConfig {
         shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
         session_timeout: DEFAULT_SESSION_TIMEOUT,
         auth_token: None,
+        auth_token_file: None,
+        allow_unauthenticated: false,
         allowed_origins: Vec::new(),
         page_size: DEFAULT_PAGE_SIZE,
         state_dir: default_state_dir(),
@@ -272,6 +276,23 @@ fn gateway(c: &mut Checker, v: Option<&Value>) -> GatewayConfig {
     g.auth_token = c
         .field(obj, P, "authToken", Checker::expanded)
         .filter(|token| !token.is_empty());
+    if let Some(file) = c.field(obj, P, "authTokenFile", file_path) {
+        if obj.contains_key("authToken") {
+            c.report(
+                "gateway.authTokenFile",
+                "set gateway.authToken or gateway.authTokenFile, not both",
+            );
+        } else {
+            match secret::read_token_file(&file) {
+                Ok(token) => g.auth_token = Some(token),
+                Err(message) => c.report("gateway.authTokenFile", message),
+            }
+        }
+        g.auth_token_file = Some(file);
+    }
+    g.allow_unauthenticated = c
+        .field(obj, P, "allowUnauthenticated", Checker::boolean)
+        .unwrap_or(false);
     g.page_size = c
         .field(obj, P, "pageSize", |c, v, p| c.count(v, p, 1, 100_000))
         .unwrap_or(g.page_size);
@@ -1348,6 +1369,43 @@ mod tests {
     }
 
     #[test]
+    fn token_file_and_unauthenticated_keys() {
+        let g = parse("{}").gateway;
+        assert_eq!((g.auth_token_file, g.allow_unauthenticated), (None, false));
+        let dir = super::super::ScratchDir::new("resolve-token-file");
+        let file = dir.path().join("token");
+        std::fs::write(&file, "from-file\n").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let text = serde_json::json!({"gateway": {
+            "authTokenFile": file, "allowUnauthenticated": true
+        }})
+        .to_string();
+        let g = parse(&text).gateway;
+        assert_eq!(g.auth_token.as_deref(), Some("from-file"));
+        assert_eq!(g.auth_token_file.as_deref(), Some(file.as_path()));
+        assert!(g.allow_unauthenticated);
+        let both = serde_json::json!({"gateway": {"authToken": "x", "authTokenFile": file}});
+        assert_eq!(
+            problem(&both.to_string()),
+            "gateway.authTokenFile: set gateway.authToken or gateway.authTokenFile, not both"
+        );
+        let missing = dir.path().join("missing");
+        let text = serde_json::json!({"gateway": {"authTokenFile": missing}}).to_string();
+        assert!(problem(&text).starts_with(&format!(
+            "gateway.authTokenFile: cannot read {}",
+            missing.display()
+        )));
+        assert_eq!(
+            problem(r#"{"gateway": {"allowUnauthenticated": "yes"}}"#),
+            "gateway.allowUnauthenticated: expected true or false, found \"yes\" (a string)"
+        );
+    }
+
+    #[test]
     fn hardening_keys() {
         let g = parse("{}").gateway;
         assert_eq!(
@@ -1612,7 +1670,7 @@ mod tests {
             problem(r#"{"gateway": {"zzzz": 1}}"#),
             "gateway.zzzz: unknown key (allowed here: host, port, cors, workers, maxBodyBytes, maxMessageBytes, \
              maxClients, callTimeout, keepaliveInterval, shutdownTimeout, sessionTimeout, authToken, \
-             allowedOrigins, pageSize, stateDir, maxSessions, maxInFlightPerSession, maxQueuedBytes, \
+             authTokenFile, allowUnauthenticated, allowedOrigins, pageSize, stateDir, maxSessions, maxInFlightPerSession, maxQueuedBytes, \
              maxMemoryBytes, allowedHosts)"
         );
     }

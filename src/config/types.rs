@@ -45,6 +45,12 @@ pub struct GatewayConfig {
     /// `gateway.authToken` (`${VAR}` expanded): when set, every endpoint but `/health` requires
     /// `Authorization: Bearer <token>`. An empty expansion means no token.
     pub auth_token: Option<String>,
+    /// `gateway.authTokenFile`: where `auth_token` was read from (the file's content, trimmed).
+    /// Never set together with `gateway.authToken`; the file must not be readable by group or others.
+    pub auth_token_file: Option<PathBuf>,
+    /// `gateway.allowUnauthenticated`, default false: listen on a non-loopback address without a
+    /// token anyway (a warning at start and a note in `/health`); without it such a bind is refused.
+    pub allow_unauthenticated: bool,
     /// `gateway.allowedOrigins`: browser origins allowed besides loopback ones and the `cors` list.
     pub allowed_origins: Vec<String>,
     /// `gateway.pageSize`, default 500: items per page of the merged lists.

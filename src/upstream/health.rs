@@ -86,7 +86,7 @@ impl Router {
             "tools": self.registry.tools.items.len(),
             "servers": servers,
             "collisions": self.registry.collisions.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "notes": self.registry.notes,
+            "notes": self.settings.notes.iter().chain(&self.registry.notes).collect::<Vec<_>>(),
         });
         Response::json(code, body.to_string().into_bytes())
     }

@@ -134,6 +134,8 @@ pub struct Settings {
     pub max_sessions: usize,
     /// `gateway.maxInFlightPerSession`.
     pub max_in_flight_per_session: usize,
+    /// The gateway's own notes for `/health` (before the registry's): an unauthenticated bind.
+    pub notes: Vec<String>,
 }
 
 /// A session opened and never used (no `notifications/initialized`, no request) is forgotten
