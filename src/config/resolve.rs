@@ -2049,7 +2049,7 @@ mod tests {
         );
         assert_eq!(
             problem(&with(r#"{"include": ["a"]}"#)),
-            "mapping.demo.include: unknown key (allowed here: prefix, stripPrefix, rename)"
+            "mapping.demo.include: unknown key (allowed here: prefix, stripPrefix, rename, tools)"
         );
         assert_eq!(
             problems(&with(r#"{}"#).replace("\"mapping\"", "\"toolFilters\"").replace("{}", r#"{"include": ["", 1]}"#)),
