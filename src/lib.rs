@@ -53,6 +53,7 @@ pub mod reactor;
 pub mod registry;
 pub mod rpc;
 pub mod signals;
+pub mod status;
 pub mod supervisor;
 pub mod upstream;
 pub mod workers;

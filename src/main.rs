@@ -1,11 +1,11 @@
-//! The `mcp-gateway` command line: `serve` (the default), `check`, `init`, `bridge`, each with its
+//! The `mcp-gateway` command line: `serve` (the default), `check`, `init`, `bridge`, `status`, each with its
 //! own `--help`; `--log-format` for all. Started as `mcp-gateway-bridge` (a link to this binary),
 //! it is the bridge.
 //!
 //! Exit codes: 0 success; 1 a runtime failure (cannot listen, a server failed in `check`); 2 a usage
 //! or configuration error.
 
-use mcp_gateway::{bridge, config, gateway, logging};
+use mcp_gateway::{bridge, config, gateway, logging, status};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -25,6 +25,9 @@ Usage:
       gateway at URL (default $MCP_GATEWAY_URL, else http://127.0.0.1:4298/mcp). The token
       defaults to $MCP_GATEWAY_TOKEN. Also runs as `mcp-gateway-bridge [URL] ...` (a link to
       this binary under that name). Logs only warnings unless RUST_LOG says otherwise.
+  mcp-gateway status [URL] [--token TOKEN]
+      What a running gateway is doing: each server's state, processes (pid, memory), calls in
+      flight, calls, failures, last error and next retry; sessions by transport.
   mcp-gateway COMMAND --help      what one command does, in full
   mcp-gateway --version | --help
 
@@ -108,12 +111,31 @@ Arguments and options:
 Exit codes: 0 stdin closed; 1 a runtime failure; 2 usage error.
 ";
 
+const STATUS_HELP: &str = "\
+mcp-gateway status: what a running gateway is doing, as a table.
+
+Usage: mcp-gateway status [URL] [--token TOKEN] [--log-format text|json]
+
+Asks a running gateway for its /health and prints it as a table: for each server its state, its
+processes with pid and resident memory (or its remote sessions), calls in flight, calls served,
+calls that failed, restarts, when the next start is attempted while it fails, and its last error;
+then the sessions by transport and any notes.
+
+Arguments and options:
+  URL              the gateway (default $MCP_GATEWAY_URL, else http://127.0.0.1:4298)
+  --token TOKEN    the gateway's authToken (default $MCP_GATEWAY_TOKEN); without it a gateway
+                   with a token tells only whether it is ok
+
+Exit codes: 0 the gateway answered (whatever its state); 1 it could not be reached; 2 usage error.
+";
+
 /// What `mcp-gateway COMMAND --help` prints.
 fn help_for(command: &str) -> &'static str {
     match command {
         "check" => CHECK_HELP,
         "init" => INIT_HELP,
         "bridge" => BRIDGE_HELP,
+        "status" => STATUS_HELP,
         _ => SERVE_HELP,
     }
 }
@@ -245,9 +267,10 @@ fn run(args: Vec<String>) -> Result<ExitCode, Fail> {
         Some("check") => ("check", &args[1..]),
         Some("init") => ("init", &args[1..]),
         Some("bridge") => ("bridge", &args[1..]),
+        Some("status") => ("status", &args[1..]),
         Some("help" | "--help" | "-h") => {
             match args.get(1).map(String::as_str) {
-                Some(command @ ("serve" | "check" | "init" | "bridge")) => {
+                Some(command @ ("serve" | "check" | "init" | "bridge" | "status")) => {
                     print!("{}", help_for(command))
                 }
                 Some(other) => {
@@ -280,6 +303,12 @@ fn run(args: Vec<String>) -> Result<ExitCode, Fail> {
         "init" => {
             let options = parse_options(rest, &["--force", "-f"])?;
             init(&options)
+        }
+        "status" => {
+            let env = |key: &str| std::env::var(key).ok();
+            let options = status::Options::parse(rest, &env).map_err(Fail::Usage)?;
+            print!("{}", status::run(&options).map_err(Fail::Runtime)?);
+            Ok(ExitCode::SUCCESS)
         }
         "check" => {
             let options = parse_options(rest, &["--config", "-c"])?;

@@ -223,7 +223,8 @@ impl Running {
         }
     }
 
-    /// Children past their server's `maxRssBytes` are recycled (measured once a second).
+    /// Every child's memory is measured (for `/health`), and children past their server's
+    /// `maxRssBytes` are recycled (once a second).
     fn check_memory(&mut self, now: Instant) {
         if now.saturating_duration_since(self.memory_checked) < HOUSEKEEPING {
             return;
@@ -231,6 +232,9 @@ impl Running {
         self.memory_checked = now;
         for link in self.live.values() {
             let Link::Stdio(child) = link else { continue };
+            if let Some(rss) = process::rss_bytes(child.pid) {
+                child.set_rss(rss);
+            }
             let pool = &self.sup.pools[child.server];
             let Some(max) = pool.settings().recycle.max_rss_bytes else {
                 continue;

@@ -336,6 +336,11 @@ fn every_subcommand_has_its_own_help() {
         ),
         (vec!["help", "check"], "mcp-gateway check:", "collisions"),
         (
+            vec!["status", "--help"],
+            "mcp-gateway status:",
+            "--token TOKEN",
+        ),
+        (
             vec!["--config", "x.json", "--help"],
             "mcp-gateway serve:",
             "--port",
@@ -443,4 +448,67 @@ fn sighup_is_logged_and_survived() {
     assert!(gw.child.try_wait().unwrap().is_none(), "SIGHUP stopped it");
     assert_eq!(gw.health()["status"], "ok");
     assert!(gw.stop().success());
+}
+
+#[test]
+fn status_prints_each_servers_state_processes_and_errors() {
+    let gw = Gateway::start(json!({
+        "gateway": {"authToken": "s3cret"},
+        "servers": [demo("demo", &[]), {"name": "broken", "command": ["/bin/sh", "-c", "echo 'fatal: no such thing' >&2; exit 3"]}],
+        "mapping": {"broken": {"prefix": "b_"}},
+    }));
+    gw.wait_log("server broken:", Duration::from_secs(10));
+    let url = format!("http://{}", gw.addr());
+    let status = |token: Option<&str>| {
+        let mut command = Command::new(gateway_binary());
+        command
+            .arg("status")
+            .arg(&url)
+            .env_remove("MCP_GATEWAY_TOKEN");
+        if let Some(token) = token {
+            command.arg("--token").arg(token);
+        }
+        run_bounded(&mut command, Duration::from_secs(20))
+    };
+    let full = status(Some("s3cret"));
+    assert!(
+        full.status.success(),
+        "{}",
+        String::from_utf8_lossy(&full.stderr)
+    );
+    let table = String::from_utf8_lossy(&full.stdout).to_string();
+    let demo_pid = gw.children().into_iter().next().expect("the demo process");
+    let demo_row = table
+        .lines()
+        .find(|l| l.starts_with("demo"))
+        .unwrap_or_default();
+    assert!(demo_row.contains("up"), "{table}");
+    assert!(
+        demo_row.contains(&demo_pid.to_string()),
+        "the demo's pid: {table}"
+    );
+    let broken_row = table
+        .lines()
+        .find(|l| l.starts_with("broken"))
+        .unwrap_or_default();
+    assert!(broken_row.contains("down"), "{table}");
+    assert!(broken_row.contains("fatal: no such thing"), "{table}");
+    assert!(
+        table.lines().next().unwrap().contains("sessions"),
+        "{table}"
+    );
+    // Without the token: only the state, and how to see more.
+    let short = status(None);
+    assert!(short.status.success());
+    let text = String::from_utf8_lossy(&short.stdout);
+    assert!(
+        text.contains("degraded") && text.contains("--token"),
+        "{text}"
+    );
+    assert!(!text.contains("broken"), "{text}");
+    // Nobody there: exit 1 with a sentence.
+    drop(gw);
+    let gone = status(None);
+    assert_eq!(gone.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("cannot reach the gateway"));
 }

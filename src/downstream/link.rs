@@ -51,6 +51,20 @@ impl Member for Link {
         }
     }
 
+    fn pid(&self) -> Option<u32> {
+        match self {
+            Link::Stdio(child) => Some(child.pid),
+            Link::Remote(_) => None,
+        }
+    }
+
+    fn rss_bytes(&self) -> Option<u64> {
+        match self {
+            Link::Stdio(child) => child.rss_bytes(),
+            Link::Remote(_) => None,
+        }
+    }
+
     fn death_note(&self) -> Option<String> {
         match self {
             Link::Stdio(child) => child.death_note(),

@@ -407,3 +407,17 @@ fn page_size() -> u64 {
         4096
     }
 }
+
+/// Resident memory of one process, in bytes (`VmRSS` of /proc), if it can be read.
+#[cfg(target_os = "linux")]
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn rss_bytes(_pid: u32) -> Option<u64> {
+    None
+}

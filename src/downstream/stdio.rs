@@ -14,7 +14,7 @@ use super::child_io::{ChildIo, Command};
 use super::{Answer, CallError, Requester};
 use crossbeam_channel::RecvTimeoutError;
 use serde_json::{Map, Value};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -33,6 +33,8 @@ pub struct StdioChild {
     alive: AtomicBool,
     /// Why it died, set once by child-I/O before it reports the death.
     death: OnceLock<String>,
+    /// Resident memory in bytes, measured by the supervisor once a second (0: not yet).
+    rss: AtomicU64,
     io: ChildIo,
 }
 
@@ -45,6 +47,7 @@ impl StdioChild {
             pid,
             alive: AtomicBool::new(true),
             death: OnceLock::new(),
+            rss: AtomicU64::new(0),
             io,
         }
     }
@@ -66,6 +69,16 @@ impl StdioChild {
     /// Child-I/O: why it died (the first word on it stays).
     pub(super) fn set_death_note(&self, note: String) {
         let _ = self.death.set(note);
+    }
+
+    /// Supervisor: the process's resident memory now.
+    pub fn set_rss(&self, bytes: u64) {
+        self.rss.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Its resident memory as last measured.
+    pub fn rss_bytes(&self) -> Option<u64> {
+        Some(self.rss.load(Ordering::Relaxed)).filter(|&b| b > 0)
     }
 
     /// Why it died, once child-I/O knows.

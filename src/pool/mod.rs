@@ -65,6 +65,14 @@ pub trait Member: Clone + Send + 'static {
     fn death_note(&self) -> Option<String> {
         None
     }
+    /// The process behind it, if it is one (for `/health`).
+    fn pid(&self) -> Option<u32> {
+        None
+    }
+    /// Its resident memory as last measured, in bytes (for `/health`).
+    fn rss_bytes(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// One call's claim on a pooled handle: given out by `submit`/`ready`, given back by `release`.
@@ -274,6 +282,9 @@ impl<M: Member> Pool<M> {
             .map(|e| HandleLoad {
                 serial: e.member.serial(),
                 in_flight: e.in_flight,
+                pid: e.member.pid(),
+                rss_bytes: e.member.rss_bytes(),
+                calls: e.calls,
             })
             .collect();
         view
@@ -337,6 +348,11 @@ impl<M: Member> Pool<M> {
             drop(st);
             (self.doorbell)();
             return None;
+        }
+        if !answered {
+            self.stats
+                .failed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         let entry = &mut st.handles[at];
         entry.in_flight = entry.in_flight.saturating_sub(1);

@@ -53,6 +53,8 @@ pub struct Stats {
     pub(super) restarts: AtomicU64,
     /// Calls that got a handle.
     pub(super) calls: AtomicU64,
+    /// Calls that ended without an answer from the server (timeout, the server gone, too large).
+    pub(super) failed: AtomicU64,
     /// Handles recycled, by `Recycled` reason.
     pub(super) recycles: [AtomicU64; 3],
     pub(super) last_error: Mutex<Option<String>>,
@@ -63,6 +65,12 @@ pub struct Stats {
 pub struct HandleLoad {
     pub serial: u64,
     pub in_flight: usize,
+    /// The process, for a local server.
+    pub pid: Option<u32>,
+    /// Its resident memory as last measured (once a second), for a local server.
+    pub rss_bytes: Option<u64>,
+    /// Calls it took.
+    pub calls: u64,
 }
 
 /// A consistent-enough copy of the counters.
@@ -80,6 +88,7 @@ pub struct StatsView {
     pub spawns: u64,
     pub restarts: u64,
     pub calls: u64,
+    pub failed: u64,
     /// Handles recycled: past maxLifetime, maxCalls, maxRssBytes.
     pub recycles: [u64; 3],
     /// While failing: in how many ms the next start is attempted (filled by `Pool::stats`).
@@ -106,6 +115,7 @@ impl Stats {
             spawns: self.spawns.load(Ordering::Relaxed),
             restarts: self.restarts.load(Ordering::Relaxed),
             calls: self.calls.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
             recycles: [0, 1, 2].map(|i| self.recycles[i].load(Ordering::Relaxed)),
             last_error: self
                 .last_error

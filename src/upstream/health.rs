@@ -51,12 +51,14 @@ impl Router {
                         "handles": stats
                             .handles
                             .iter()
-                            .map(|h| serde_json::json!({"serial": h.serial, "inFlight": h.in_flight}))
+                            .map(|h| serde_json::json!({"serial": h.serial, "inFlight": h.in_flight,
+                                "calls": h.calls, "pid": h.pid, "rssBytes": h.rss_bytes}))
                             .collect::<Vec<_>>(),
                     },
                     "spawns": stats.spawns,
                     "restarts": stats.restarts,
                     "calls": stats.calls,
+                    "failedCalls": stats.failed,
                     "recycles": crate::pool::Recycled::ALL
                         .iter()
                         .map(|r| (r.key().to_string(), serde_json::Value::from(stats.recycles[*r as usize])))
@@ -77,11 +79,20 @@ impl Router {
         if !full {
             return Response::json(code, json!({ "status": status }).to_string().into_bytes());
         }
+        let legacy = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.transport == super::session::Transport::LegacySse)
+            .count();
         let body = json!({
             "status": status,
             "version": env!("CARGO_PKG_VERSION"),
             "uptimeSeconds": self.started.elapsed().as_secs(),
             "sessions": self.sessions.len(),
+            "sessionsByTransport": {
+                "streamableHttp": self.sessions.len() - legacy,
+                "legacySse": legacy,
+            },
             "inFlight": self.in_flight,
             "tools": self.registry.tools.items.len(),
             "servers": servers,
