@@ -36,6 +36,7 @@
 //! - `job`: the messages between threads (the bottom layer: it knows only `rpc` and `registry`).
 //! - `panics`: what a long-lived thread does when code under it panics.
 //! - `logging`: stderr log lines, text or one JSON object per line.
+//! - `status`: `mcp-gateway status`, a running gateway's `/health` as a table.
 //! - `supervisor`, `workers`, `signals`, `gateway`: the threads and their wiring.
 //! - `bridge`: `mcp-gateway bridge`, a stdio MCP server relaying to a running gateway.
 
