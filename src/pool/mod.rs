@@ -17,8 +17,10 @@
 //! - at least `min` handles are kept (once the server works); extra ones with no call in flight for
 //!   `idleTimeout` are closed, least recently used first (ties in load go to the most recently used
 //!   handle, so surplus handles really go idle);
-//! - a dead handle is never handed out; its loss counts once towards the backoff streak, however
-//!   many calls it carried (each of them is released, and failed, by its own carrier);
+//! - a dead handle is never handed out; it leaves the pool when its death notice (`died`) comes —
+//!   after its owner has read how the process ended, so it cannot be reaped before — or at the
+//!   latest `DEATH_NOTICE_GRACE` after it was seen dead; its loss counts once towards the backoff
+//!   streak, however many calls it carried (each is released, and failed, by its own carrier);
 //! - a handle past a recycling limit (`maxLifetime`, `maxCalls`, `maxRssBytes`) takes no new call,
 //!   leaves when its last call is released, and is replaced; its replacement may overlap it (a
 //!   draining handle does not count against `max`), so no call fails or waits for its end;
@@ -130,6 +132,9 @@ struct State<M> {
     failure_logged: Option<Instant>,
 }
 
+/// A handle seen dead leaves the pool at the latest this long after, notice or not.
+const DEATH_NOTICE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A crash loop is logged at most this often.
 const FAILURE_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -145,6 +150,8 @@ struct Entry<M> {
     draining: Option<Drain>,
     /// `share: "session"`: the client session the handle belongs to, once it took a call.
     owner: Option<Slot>,
+    /// When the pool first saw it dead (its death notice not yet in).
+    dead_seen: Option<Instant>,
 }
 
 /// Why a handle takes no new calls.
@@ -343,10 +350,11 @@ impl<M: Member> Pool<M> {
             return None;
         };
         if !handle.member.is_alive() {
-            self.lost(&mut st, at, now);
+            // Its notice (`died`) removes it; until then it takes nothing new.
+            let entry = &mut st.handles[at];
+            entry.in_flight = entry.in_flight.saturating_sub(1);
+            entry.dead_seen.get_or_insert(now);
             self.publish(&st);
-            drop(st);
-            (self.doorbell)();
             return None;
         }
         if !answered {
@@ -395,6 +403,7 @@ impl<M: Member> Pool<M> {
             calls: 0,
             draining: None,
             owner: None,
+            dead_seen: None,
         });
         let at = st.handles.len() - 1;
         while let Some(next) = self.next_waiting(&mut st, at, now) {
@@ -522,8 +531,9 @@ impl<M: Member> Pool<M> {
                 })
                 .map(|(at, _)| at)?;
             if !st.handles[best].member.is_alive() {
-                // Died a moment ago; its notice is on its way.
-                self.lost(st, best, now);
+                // Died a moment ago; its notice (`died`) is on its way: never hand it out, and
+                // leave its removal to the notice, which comes once its owner has said why.
+                st.handles[best].dead_seen.get_or_insert(now);
                 continue;
             }
             return Some(self.take_room(st, best, job));
@@ -532,7 +542,10 @@ impl<M: Member> Pool<M> {
 
     /// Whether a handle may take `job` (`owned`: the job's session already has a handle).
     fn fits(&self, entry: &Entry<M>, job: &Job, owned: bool) -> bool {
-        if entry.draining.is_some() || entry.in_flight >= self.settings.max_concurrency {
+        if entry.draining.is_some()
+            || entry.dead_seen.is_some()
+            || entry.in_flight >= self.settings.max_concurrency
+        {
             return false;
         }
         match (self.settings.share, job.session) {
@@ -684,8 +697,20 @@ impl<M: Member> Pool<M> {
     }
 
     /// Handles found dead (a notice may still be on its way) leave the pool.
+    /// A safety net: a handle seen dead whose notice has not come within `DEATH_NOTICE_GRACE`
+    /// leaves anyway. (The notice normally comes within a fraction of a second, once the owner has
+    /// read how the process ended: retiring it earlier would let it be reaped before that.)
     fn drop_dead(&self, st: &mut State<M>, now: Instant) {
-        while let Some(at) = st.handles.iter().position(|e| !e.member.is_alive()) {
+        for entry in &mut st.handles {
+            if !entry.member.is_alive() {
+                entry.dead_seen.get_or_insert(now);
+            }
+        }
+        let overdue = |e: &Entry<M>| {
+            e.dead_seen
+                .is_some_and(|at| now.saturating_duration_since(at) >= DEATH_NOTICE_GRACE)
+        };
+        while let Some(at) = st.handles.iter().position(overdue) {
             self.lost(st, at, now);
         }
     }
@@ -1400,5 +1425,33 @@ mod tests {
         let tick = rig.pool.tick(now);
         assert_eq!(tick.retire.len(), 1, "stopped after its call");
         assert_eq!(rig.pool.stats().recycles, [0, 0, 0], "not a recycle");
+    }
+
+    #[test]
+    fn a_dead_handle_waits_for_its_notice_but_not_forever() {
+        let rig = rig(1, 2, 4);
+        let now = Instant::now();
+        rig.pool.tick(now);
+        let member = fake(5);
+        rig.pool.ready(member.clone(), now);
+        member.alive.store(false, Ordering::Relaxed);
+        assert!(
+            matches!(rig.pool.submit(job(1, now), now), Submit::Parked),
+            "never handed out"
+        );
+        let tick = rig.pool.tick(now + Duration::from_secs(1));
+        assert!(
+            tick.retire.is_empty(),
+            "not retired before its owner said why it died"
+        );
+        let tick = rig
+            .pool
+            .tick(now + DEATH_NOTICE_GRACE + Duration::from_secs(1));
+        assert_eq!(
+            tick.retire.len(),
+            1,
+            "the notice never came: it leaves anyway"
+        );
+        assert_eq!(rig.pool.stats().restarts, 1);
     }
 }
