@@ -11,7 +11,7 @@
 //! A panic while serving a call is caught: the client gets −32603 and the worker lives on.
 
 use crate::downstream::child_io::ChildIo;
-use crate::downstream::flight::{sole_client, Carrier, Flight, Next};
+use crate::downstream::flight::{Carrier, Flight, Next};
 use crate::downstream::link::Link;
 use crate::downstream::remote::link::RemoteLink;
 use crate::downstream::{Inbound, Requester};
@@ -123,11 +123,9 @@ impl Worker {
                     return flight.answer(outcome.as_deref().map_err(|e| &**e));
                 }
                 Ok(Inbound::Progress(params)) => flight.progress(params),
+                // The link already chose this call for it (`remote::flights`).
                 Ok(Inbound::ChildRequest { id, method, params }) => {
-                    match sole_client(std::iter::once(((), &flight))) {
-                        Ok(_) => flight.ask_client(remote, inbox.clone(), id, method, params),
-                        Err(why) => why.answer(remote, &id, &method),
-                    }
+                    flight.ask_client(remote, inbox.clone(), id, method, params)
                 }
                 Ok(Inbound::ClientAnswer { child_id, outcome }) => {
                     remote.respond(&child_id, outcome.as_ref())

@@ -29,7 +29,7 @@ use super::flight::{sole_client, Carrier, Flight, Next};
 use super::link::Link;
 use super::message::{notification_event, Message};
 use super::stdio::StdioChild;
-use super::{Answer, CallError, Requester};
+use super::{Answer, CallError};
 use crate::job::{Failure, Job, Mailbox, Signal};
 use crate::pool::{Handle, Member};
 use crossbeam_channel::{Receiver, Sender};
@@ -398,53 +398,6 @@ impl ChildState {
             && self.stdout.is_none()
             && self.stderr.is_none()
             && self.calls.is_empty()
-    }
-}
-
-/// What a child's `Requester` needs inside this thread: the gateway answers a child's own
-/// requests through the same queue as everything else.
-struct Writer<'a> {
-    io: &'a ChildIo,
-    label: String,
-    serial: u64,
-}
-
-impl Requester for Writer<'_> {
-    fn label(&self) -> String {
-        self.label.clone()
-    }
-    fn request(
-        &self,
-        _method: &str,
-        _params: Option<Map<String, Value>>,
-        _deadline: Instant,
-    ) -> Result<Answer, CallError> {
-        Err(CallError::Closed(
-            "the child-I/O thread never waits for a child".into(),
-        ))
-    }
-    fn notify(&self, method: &str, params: Option<&Value>) {
-        let line = crate::rpc::notification(method, params);
-        self.write(line);
-    }
-    fn send_unawaited(&self, method: &str, params: Map<String, Value>) {
-        self.io.send(Command::Unawaited {
-            serial: self.serial,
-            method: method.to_string(),
-            params,
-        });
-    }
-    fn respond(&self, id: &Value, outcome: Result<&Value, &Value>) {
-        self.write(super::response_to(id, outcome));
-    }
-}
-
-impl Writer<'_> {
-    fn write(&self, line: Vec<u8>) {
-        self.io.send(Command::Write {
-            serial: self.serial,
-            line,
-        });
     }
 }
 
@@ -1053,11 +1006,8 @@ impl IoLoop {
                 }
             }
             Message::Request { id, method, params } => {
-                let writer = Writer {
-                    io: &self.me,
-                    label: child.label(),
-                    serial,
-                };
+                // The handle's own `Requester` queues the answer back here, like any other line.
+                let handle = child.handle.clone();
                 let flights = child.calls.iter().filter_map(|(call, p)| match p {
                     Pending::Client(flight) => Some((*call, &**flight)),
                     Pending::Own { .. } => None,
@@ -1069,9 +1019,9 @@ impl IoLoop {
                             serial,
                             call,
                         });
-                        flight.ask_client(&writer, mailbox, id, method, params);
+                        flight.ask_client(&*handle, mailbox, id, method, params);
                     }
-                    Err(why) => why.answer(&writer, &id, &method),
+                    Err(why) => why.answer(&*handle, &id, &method),
                 }
             }
         }
