@@ -1,7 +1,7 @@
 //! Classifying one message a client sent: request, notification or response — or why it is invalid.
 
 use super::codes::{INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR};
-use super::params::Params;
+use super::params::{NotParams, Params};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
@@ -70,22 +70,26 @@ impl Invalid {
 
 /// Parses and validates one JSON-RPC 2.0 message. Only the envelope is parsed; `params` stay raw.
 pub fn classify(body: &[u8]) -> Result<Incoming, Invalid> {
-    super::params::check_json(body)
-        .map_err(|e| Invalid::new(PARSE_ERROR, format!("Parse error: {e}"), None))?;
-    if body.trim_ascii_start().starts_with(b"[") {
-        return Err(Invalid::new(
-            INVALID_REQUEST,
-            "Invalid Request: JSON-RPC batches are not supported; send one message per request",
-            None,
-        ));
-    }
-    let object = Params::parse_slice(body).map_err(|_| {
-        Invalid::new(
-            INVALID_REQUEST,
-            "Invalid Request: expected a JSON-RPC message object",
-            None,
-        )
-    })?;
+    let object = match Params::parse(body) {
+        Ok(object) => object,
+        Err(NotParams::Malformed(e)) => {
+            return Err(Invalid::new(PARSE_ERROR, format!("Parse error: {e}"), None))
+        }
+        Err(NotParams::NotAnObject) if body.trim_ascii_start().starts_with(b"[") => {
+            return Err(Invalid::new(
+                INVALID_REQUEST,
+                "Invalid Request: JSON-RPC batches are not supported; send one message per request",
+                None,
+            ))
+        }
+        Err(NotParams::NotAnObject) => {
+            return Err(Invalid::new(
+                INVALID_REQUEST,
+                "Invalid Request: expected a JSON-RPC message object",
+                None,
+            ))
+        }
+    };
     let id = match object.get("id") {
         None if !object.contains("id") => None,
         raw => match raw.as_ref().and_then(Id::from_value) {
@@ -109,19 +113,17 @@ pub fn classify(body: &[u8]) -> Result<Incoming, Invalid> {
     }
     match object.get("method") {
         Some(Value::String(method)) => {
-            let params = match object.raw("params") {
+            let params = match object.object("params") {
                 None => None,
-                Some(raw) if raw.get() == "null" => None,
-                Some(raw) => match Params::parse(raw.get()) {
-                    Ok(params) => Some(params),
-                    Err(_) => {
-                        return Err(Invalid::new(
-                            INVALID_PARAMS,
-                            format!("Invalid params: \"params\" of {method} must be an object"),
-                            id,
-                        ))
-                    }
-                },
+                Some(_) if object.raw("params").map(RawValue::get) == Some("null") => None,
+                Some(Ok(params)) => Some(params),
+                Some(Err(_)) => {
+                    return Err(Invalid::new(
+                        INVALID_PARAMS,
+                        format!("Invalid params: \"params\" of {method} must be an object"),
+                        id,
+                    ))
+                }
             };
             Ok(match id {
                 Some(id) => Incoming::Request { id, method, params },

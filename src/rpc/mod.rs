@@ -10,7 +10,7 @@ mod params;
 mod write;
 
 pub use message::{classify, Id, Incoming, Invalid};
-pub use params::{check_json, Params};
+pub use params::{NotParams, Params};
 pub use write::{
     error_response, error_response_with_data, notification, raw_error_response, request,
     result_response,

@@ -43,12 +43,22 @@ fn nesting_depth(json: &[u8]) -> usize {
     deepest
 }
 
-/// Whether `json` is valid JSON whose nesting a parsed value could have; the error says why not.
-pub fn check_json(json: &[u8]) -> Result<(), serde_json::Error> {
-    if nesting_depth(json) > MAX_DEPTH {
-        return Err(serde::de::Error::custom("recursion limit exceeded"));
+/// Why text is not a `Params`.
+#[derive(Debug)]
+pub enum NotParams {
+    /// Not JSON (or nested deeper than a parsed value may be): a parse error.
+    Malformed(serde_json::Error),
+    /// Valid JSON, but not an object (an array, a number…).
+    NotAnObject,
+}
+
+impl std::fmt::Display for NotParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotParams::Malformed(e) => write!(f, "{e}"),
+            NotParams::NotAnObject => f.write_str("not a JSON object"),
+        }
     }
-    serde_json::from_slice::<&RawValue>(json).map(|_| ())
 }
 
 #[derive(Debug, Clone, Default)]
@@ -57,19 +67,35 @@ pub struct Params {
 }
 
 impl Params {
-    /// Splits a JSON object; an error (for the caller to word) when the text is not one.
-    pub fn parse(json: &str) -> Result<Params, serde_json::Error> {
-        Params::parse_slice(json.as_bytes())
+    /// Splits a JSON object in one pass over the text (plus a byte scan for its nesting, bounded as
+    /// serde_json bounds parsed values, though raw members are not parsed: what the gateway forwards
+    /// must be something its servers' parsers can take).
+    pub fn parse(json: &[u8]) -> Result<Params, NotParams> {
+        if nesting_depth(json) > MAX_DEPTH {
+            return Err(NotParams::Malformed(serde::de::Error::custom(
+                "recursion limit exceeded",
+            )));
+        }
+        Params::parse_shallow(json)
     }
 
-    /// Splits a JSON object given as bytes. Nesting deeper than a parsed value may have (128, as
-    /// serde_json allows) is refused too, though raw members are not parsed: what the gateway
-    /// forwards must be something its servers' parsers can take.
-    pub fn parse_slice(json: &[u8]) -> Result<Params, serde_json::Error> {
-        if nesting_depth(json) > MAX_DEPTH {
-            return Err(serde::de::Error::custom("recursion limit exceeded"));
-        }
-        serde_json::from_slice(json)
+    /// Member `key` split as an object itself (its nesting was checked with the whole).
+    pub fn object(&self, key: &str) -> Option<Result<Params, NotParams>> {
+        self.raw(key)
+            .map(|raw| Params::parse_shallow(raw.get().as_bytes()))
+    }
+
+    fn parse_shallow(json: &[u8]) -> Result<Params, NotParams> {
+        serde_json::from_slice(json).map_err(|e| match e.classify() {
+            // A type error comes at the first token; whether the rest is JSON is told only on
+            // this (rare) path.
+            serde_json::error::Category::Data
+                if serde_json::from_slice::<&RawValue>(json).is_ok() =>
+            {
+                NotParams::NotAnObject
+            }
+            _ => NotParams::Malformed(e),
+        })
     }
 
     /// The raw text of member `key`.
@@ -194,7 +220,7 @@ mod tests {
     #[test]
     fn what_is_only_forwarded_is_written_back_unchanged() {
         let text = r#"{"name":"t","arguments":{"big":1000000000000000000000000000000,"f":1.10,"u":"\u00e9","k":[1,  2]}}"#;
-        let mut params = Params::parse(text).unwrap();
+        let mut params = Params::parse(text.as_bytes()).unwrap();
         assert_eq!(params.str("name").as_deref(), Some("t"));
         assert!(params.is_object("arguments"));
         params.set("name", &Value::from("original"));
@@ -209,7 +235,7 @@ mod tests {
     #[test]
     fn progress_token_keeps_other_meta_and_the_last_duplicate_counts() {
         let mut params =
-            Params::parse(r#"{"_meta":{"progressToken":"abc","other":1},"x":1,"x":2}"#).unwrap();
+            Params::parse(br#"{"_meta":{"progressToken":"abc","other":1},"x":1,"x":2}"#).unwrap();
         assert_eq!(params.get("x"), Some(Value::from(2)));
         params.set_progress_token(Value::from(42));
         let meta = params.get("_meta").unwrap();
@@ -224,20 +250,27 @@ mod tests {
     #[test]
     fn nesting_is_bounded_as_for_parsed_values() {
         let ok = format!("{{\"a\":{}{}}}", "[".repeat(127), "]".repeat(127));
-        assert!(Params::parse(&ok).is_ok());
+        assert!(Params::parse(ok.as_bytes()).is_ok());
         let deep = format!("{{\"a\":{}{}}}", "[".repeat(128), "]".repeat(128));
-        assert!(Params::parse(&deep).is_err());
+        assert!(Params::parse(deep.as_bytes()).is_err());
         let quoted = format!("{{\"a\":\"{}\\\"\"}}", "[".repeat(500));
         assert!(
-            Params::parse(&quoted).is_ok(),
+            Params::parse(quoted.as_bytes()).is_ok(),
             "brackets in strings do not count"
         );
     }
 
     #[test]
     fn only_objects_are_params() {
-        assert!(Params::parse("[1]").is_err());
-        assert!(Params::parse("{\"a\":").is_err());
-        assert!(Params::parse("{}").unwrap().to_map().is_empty());
+        assert!(matches!(Params::parse(b"[1]"), Err(NotParams::NotAnObject)));
+        assert!(matches!(
+            Params::parse(b"{\"a\":"),
+            Err(NotParams::Malformed(_))
+        ));
+        assert!(matches!(
+            Params::parse(b"[1, nope"),
+            Err(NotParams::Malformed(_))
+        ));
+        assert!(Params::parse(b"{}").unwrap().to_map().is_empty());
     }
 }

@@ -7,7 +7,7 @@ use super::held::Held;
 use super::{Outcome, Response, Router};
 use crate::http::Request;
 use crate::job::{Answer, Job, ReplyTo, Slot};
-use crate::rpc::{codes, Params};
+use crate::rpc::{codes, NotParams, Params};
 use serde_json::value::RawValue;
 use serde_json::Value;
 use std::time::Instant;
@@ -15,14 +15,24 @@ use std::time::Instant;
 impl Router {
     /// `POST /tools/call`.
     pub(super) fn rest_call(&mut self, conn: Slot, req: &Request, now: Instant) -> Outcome {
-        if let Err(e) = crate::rpc::check_json(&req.body) {
-            return Outcome::Respond(Response::error(
-                400,
-                codes::PARSE_ERROR,
-                &format!("the body is not valid JSON: {e}"),
-            ));
-        }
-        let (name, arguments) = match parse_call(&req.body) {
+        let body = match Params::parse(&req.body) {
+            Ok(body) => body,
+            Err(NotParams::Malformed(e)) => {
+                return Outcome::Respond(Response::error(
+                    400,
+                    codes::PARSE_ERROR,
+                    &format!("the body is not valid JSON: {e}"),
+                ))
+            }
+            Err(NotParams::NotAnObject) => {
+                return Outcome::Respond(Response::error(
+                    400,
+                    codes::INVALID_PARAMS,
+                    "the body must be a JSON object: {\"name\": ..., \"arguments\": {...}}",
+                ))
+            }
+        };
+        let (name, arguments) = match parse_call(&body) {
             Ok(call) => call,
             Err(message) => {
                 return Outcome::Respond(Response::error(400, codes::INVALID_PARAMS, &message))
@@ -85,12 +95,8 @@ impl Router {
     }
 }
 
-/// `{"name": string, "arguments"?: object|null}` → (name, arguments exactly as written). The body is
-/// valid JSON (checked before).
-fn parse_call(body: &[u8]) -> Result<(String, Box<RawValue>), String> {
-    let body = Params::parse_slice(body).map_err(|_| {
-        "the body must be a JSON object: {\"name\": ..., \"arguments\": {...}}".to_string()
-    })?;
+/// `{"name": string, "arguments"?: object|null}` → (name, arguments exactly as written).
+fn parse_call(body: &Params) -> Result<(String, Box<RawValue>), String> {
     let name = match body.get("name") {
         Some(Value::String(name)) => name,
         Some(_) => return Err("\"name\" must be a string".into()),
@@ -119,7 +125,8 @@ mod tests {
     use super::*;
 
     fn parse(body: &str) -> Result<(String, String), String> {
-        parse_call(body.as_bytes()).map(|(name, args)| (name, args.get().to_string()))
+        let body = Params::parse(body.as_bytes()).map_err(|e| e.to_string())?;
+        parse_call(&body).map(|(name, args)| (name, args.get().to_string()))
     }
 
     #[test]
