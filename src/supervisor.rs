@@ -223,32 +223,34 @@ impl Running {
         }
     }
 
-    /// Every child's memory is measured (for `/health`), and children past their server's
-    /// `maxRssBytes` are recycled (once a second).
+    /// Every child's memory — its whole process group's, from one pass over /proc — is measured
+    /// for `/health`, and children past their server's `maxRssBytes` are recycled (once a second).
     fn check_memory(&mut self, now: Instant) {
         if now.saturating_duration_since(self.memory_checked) < HOUSEKEEPING {
             return;
         }
         self.memory_checked = now;
+        let groups = process::group_rss();
         for link in self.live.values() {
             let Link::Stdio(child) = link else { continue };
-            if let Some(rss) = process::rss_bytes(child.pid) {
-                child.set_rss(rss);
-            }
-            let pool = &self.sup.pools[child.server];
-            let Some(max) = pool.settings().recycle.max_rss_bytes else {
+            let Some(&rss) = groups.get(&child.pid) else {
                 continue;
             };
-            if let Some(rss) = process::group_rss_bytes(child.pid) {
-                if rss > max {
-                    log::info!(
-                        "{}: {} MiB resident, over maxRssBytes ({} MiB)",
-                        child.label(),
-                        rss / (1024 * 1024),
-                        max / (1024 * 1024)
-                    );
-                    pool.over_memory(child.serial);
-                }
+            child.set_rss(rss);
+            let pool = &self.sup.pools[child.server];
+            if let Some(max) = pool
+                .settings()
+                .recycle
+                .max_rss_bytes
+                .filter(|&max| rss > max)
+            {
+                log::info!(
+                    "{}: {} MiB resident, over maxRssBytes ({} MiB)",
+                    child.label(),
+                    rss / (1024 * 1024),
+                    max / (1024 * 1024)
+                );
+                pool.over_memory(child.serial);
             }
         }
     }

@@ -360,14 +360,17 @@ pub fn describe_exit(status: &ExitStatus) -> String {
     }
 }
 
-/// Resident memory of a child's whole process group (the child is its leader: `npx`/`uvx` run the
-/// server as a grandchild), in bytes, from /proc. None where /proc cannot tell.
+/// Resident memory of every process group on the machine, in bytes, by group id, from one pass over
+/// /proc: a child is the leader of its own group (`npx`/`uvx` run the server as a grandchild), so
+/// its group's total is what it costs. Empty where /proc cannot tell.
 #[cfg(target_os = "linux")]
-pub fn group_rss_bytes(leader: u32) -> Option<u64> {
+pub fn group_rss() -> std::collections::HashMap<u32, u64> {
     let page = page_size();
-    let mut total = 0u64;
-    let mut found = false;
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+    let mut totals = std::collections::HashMap::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return totals;
+    };
+    for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
             continue;
@@ -376,25 +379,24 @@ pub fn group_rss_bytes(leader: u32) -> Option<u64> {
             continue;
         };
         // The command may hold spaces and parentheses: fields start after the last ')'.
-        let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
+        let Some((_, rest)) = stat.rsplit_once(')') else {
             continue;
         };
         let fields: Vec<&str> = rest.split_whitespace().collect();
-        // After ')': state(0) ppid(1) pgrp(2) ... rss is field 24 of stat, index 21 here.
+        // After ')': state(0) ppid(1) pgrp(2) … rss (field 24 of stat) at index 21.
         let (Some(pgrp), Some(rss)) = (fields.get(2), fields.get(21)) else {
             continue;
         };
-        if pgrp.parse::<u32>().ok() == Some(leader) {
-            found = true;
-            total += rss.parse::<u64>().unwrap_or(0) * page;
+        if let (Ok(pgrp), Ok(rss)) = (pgrp.parse::<u32>(), rss.parse::<u64>()) {
+            *totals.entry(pgrp).or_insert(0) += rss * page;
         }
     }
-    found.then_some(total)
+    totals
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn group_rss_bytes(_leader: u32) -> Option<u64> {
-    None
+pub fn group_rss() -> std::collections::HashMap<u32, u64> {
+    std::collections::HashMap::new()
 }
 
 #[cfg(target_os = "linux")]
@@ -406,18 +408,4 @@ fn page_size() -> u64 {
     } else {
         4096
     }
-}
-
-/// Resident memory of one process, in bytes (`VmRSS` of /proc), if it can be read.
-#[cfg(target_os = "linux")]
-pub fn rss_bytes(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
-}
-
-#[cfg(not(target_os = "linux"))]
-pub fn rss_bytes(_pid: u32) -> Option<u64> {
-    None
 }

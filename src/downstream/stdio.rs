@@ -33,7 +33,8 @@ pub struct StdioChild {
     alive: AtomicBool,
     /// Why it died, set once by child-I/O before it reports the death.
     death: OnceLock<String>,
-    /// Resident memory in bytes, measured by the supervisor once a second (0: not yet).
+    /// Resident memory of its process group in bytes, measured by the supervisor once a second
+    /// (0: not yet).
     rss: AtomicU64,
     io: ChildIo,
 }
