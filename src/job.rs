@@ -206,6 +206,15 @@ impl Failure {
         }
     }
 
+    /// The error body for the caller: a JSON-RPC error response echoing `id`, or (REST, no id)
+    /// `{"error": {code, message}}`.
+    pub fn body(&self, id: Option<&Id>) -> Vec<u8> {
+        match id {
+            Some(id) => rpc::error_response(Some(id.json()), self.code(), self.message()),
+            None => rest_error(self.code(), self.message()),
+        }
+    }
+
     pub fn message(&self) -> &str {
         match self {
             Failure::Unavailable(m)
@@ -323,16 +332,11 @@ impl ReactorSink {
     /// Sends the final outcome of a job that failed before the server answered.
     pub fn fail(&self, route: &Route, failure: &Failure) {
         // MCP clients get a JSON-RPC error in an ordinary answer; REST maps failures to statuses.
-        let (status, body) = match &route.answer {
-            Answer::JsonRpc(id) => (
-                200,
-                rpc::error_response(Some(id.json()), failure.code(), failure.message()),
-            ),
-            Answer::Rest => (
-                failure.status(),
-                rest_error(failure.code(), failure.message()),
-            ),
+        let (status, id) = match &route.answer {
+            Answer::JsonRpc(id) => (200, Some(id)),
+            Answer::Rest => (failure.status(), None),
         };
+        let body = failure.body(id);
         self.send(ToReactor::Reply {
             to: route.to,
             status,

@@ -457,11 +457,15 @@ fn status_prints_each_servers_state_processes_and_errors() {
         "servers": [demo("demo", &[]), {"name": "broken", "command": ["/bin/sh", "-c", "echo 'fatal: no such thing' >&2; exit 3"]}],
         "mapping": {"broken": {"prefix": "b_"}},
     }));
-    util::wait_for(Duration::from_secs(10), "demo up and broken failing", || {
-        (gw.server_health("demo")["status"] == "up"
-            && gw.server_health("broken")["restarts"].as_u64() >= Some(1))
-        .then_some(())
-    });
+    util::wait_for(
+        Duration::from_secs(10),
+        "demo up and broken failing",
+        || {
+            (gw.server_health("demo")["status"] == "up"
+                && gw.server_health("broken")["restarts"].as_u64() >= Some(1))
+            .then_some(())
+        },
+    );
     let url = format!("http://{}", gw.addr());
     let status = |token: Option<&str>| {
         let mut command = Command::new(gateway_binary());

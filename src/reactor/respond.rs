@@ -132,12 +132,8 @@ impl Reactor {
             self.settings.max_memory_bytes
         );
         log::warn!("{message}");
-        let code = crate::rpc::codes::SERVER_UNAVAILABLE;
-        let body = match call {
-            Some(key) => crate::rpc::error_response(Some(key.id.json()), code, &message),
-            None => crate::job::rest_error(code, &message),
-        };
-        (503, body)
+        let failure = crate::job::Failure::Unavailable(message);
+        (503, failure.body(call.map(|key| &key.id)))
     }
 
     /// The answer that replaces one no connection may hold (`gateway.maxQueuedBytes`).
@@ -151,12 +147,8 @@ impl Reactor {
             self.settings.max_queued_bytes
         );
         log::warn!("{message}");
-        let code = crate::rpc::codes::INTERNAL_ERROR;
-        let body = match call {
-            Some(key) => crate::rpc::error_response(Some(key.id.json()), code, &message),
-            None => crate::job::rest_error(code, &message),
-        };
-        (502, body)
+        let failure = crate::job::Failure::BadGateway(message);
+        (502, failure.body(call.map(|key| &key.id)))
     }
 
     /// The grace period is over: every call still running gets "gateway stopping" (503 / -32000).

@@ -427,17 +427,14 @@ impl Router {
     /// answers for the connections that wait (503, or -32000 for MCP); legacy SSE sessions get
     /// theirs through the outbox.
     pub fn stop_calls(&mut self) -> Vec<(Slot, u16, Vec<u8>)> {
-        const STOPPING: &str =
-            "gateway stopping: the call was still running when the shutdown grace period ended";
-        let code = rpc::codes::SERVER_UNAVAILABLE;
+        let stopping = crate::job::Failure::Unavailable(
+            "gateway stopping: the call was still running when the shutdown grace period ended"
+                .into(),
+        );
         let mut answers = Vec::new();
         for (conn, call) in self.conn_calls.drain() {
             call.control.cancel();
-            let body = match call.id {
-                Some(id) => rpc::error_response(Some(id.json()), code, STOPPING),
-                None => crate::job::rest_error(code, STOPPING),
-            };
-            answers.push((conn, 503, body));
+            answers.push((conn, 503, stopping.body(call.id.as_ref())));
         }
         let legacy: Vec<(Slot, Vec<Id>)> = self
             .sessions
@@ -454,10 +451,7 @@ impl Router {
                 {
                     control.cancel();
                 }
-                self.to_session(
-                    session,
-                    &rpc::error_response(Some(id.json()), code, STOPPING),
-                );
+                self.to_session(session, &stopping.body(Some(&id)));
             }
         }
         answers
