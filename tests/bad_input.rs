@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
-use util::{demo, Gateway, HttpResponse, SseSession};
+use util::{demo, request_bytes, Gateway, HttpResponse, SseSession};
 
 /// The body limit the tests configure (small, so oversized bodies are cheap to send).
 const MAX_BODY: usize = 2048;
@@ -193,21 +193,6 @@ impl Client {
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-/// A keep-alive request as bytes.
-fn request_bytes(method: &str, path: &str, extra: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n");
-    if !body.is_empty() || method == "POST" {
-        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
-    }
-    for (k, v) in extra {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    let mut bytes = head.into_bytes();
-    bytes.extend_from_slice(body);
-    bytes
 }
 
 fn call_body(name: &str, arguments: Value) -> Vec<u8> {

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
-use util::{demo, Gateway};
+use util::{demo, request_bytes, Gateway};
 
 const ANSWER: Duration = Duration::from_secs(20);
 
@@ -28,21 +28,6 @@ fn ready(gw: &Gateway) {
             .is_some_and(|t| t.iter().any(|t| t["name"] == "echo"))
             .then_some(())
     });
-}
-
-/// A raw request head + body for `path`.
-fn request_bytes(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    let mut bytes = head.into_bytes();
-    bytes.extend_from_slice(body);
-    bytes
 }
 
 fn rest_call_bytes(name: &str, arguments: Value) -> Vec<u8> {

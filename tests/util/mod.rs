@@ -73,6 +73,22 @@ pub fn interop_script(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// A keep-alive HTTP/1.1 request as bytes (`Host: localhost`; `Content-Length` when there is a body
+/// or the method is POST).
+pub fn request_bytes(method: &str, path: &str, extra: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n");
+    if !body.is_empty() || method == "POST" {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    for (k, v) in extra {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut bytes = head.into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
+}
+
 /// Runs a Python SDK script of `tests/interop/` with `args` to its end and returns the JSON object
 /// of each line it printed; panics (with its output and the gateway's log) when it fails.
 pub fn run_interop_script(gw: &Gateway, script: &str, args: &[&str]) -> Vec<Value> {
