@@ -10,11 +10,12 @@ use crate::config::{Config, GatewayConfig, ServerConfig, ServerKind};
 use crate::downstream::child_io::{ChildEvent, ChildIo};
 use crate::downstream::flight::Carrier;
 use crate::downstream::link::ServerPool;
-use crate::downstream::remote::link::{Events, Target};
-use crate::http::Limits;
+use crate::downstream::remote::link::Events;
+use crate::downstream::servers::{LiveServers, PoolMaker, Servers};
 use crate::job::{ReactorSink, ToReactor};
-use crate::pool::{Doorbell, Pool, Status};
+use crate::pool::{Doorbell, Status};
 use crate::reactor::{self, Reactor, Settings};
+use crate::reload::{Overrides, PidFile, Watcher};
 use crate::supervisor::{Control, Supervisor};
 use crate::upstream::Router;
 use crate::workers::{self, WorkerMsg};
@@ -25,8 +26,8 @@ use std::time::Duration;
 
 /// Everything behind the reactor.
 pub struct Backend {
-    pub servers: Arc<[ServerConfig]>,
-    pub pools: Arc<[ServerPool]>,
+    /// The newest server table (the supervisor publishes reloads here).
+    pub servers: LiveServers,
     pub catalog: Arc<Catalog>,
     pub jobs: Sender<WorkerMsg>,
     pub control: Sender<Control>,
@@ -35,7 +36,6 @@ pub struct Backend {
 impl Backend {
     /// Starts child I/O, the supervisor and the workers; servers begin starting at once.
     pub fn start(config: &Config, sink: ReactorSink) -> std::io::Result<Backend> {
-        let servers: Arc<[ServerConfig]> = config.servers.clone().into();
         let (control, control_rx) = crossbeam_channel::unbounded();
         let doorbell: Doorbell = {
             let control = control.clone();
@@ -43,34 +43,22 @@ impl Backend {
                 let _ = control.send(Control::Ring);
             })
         };
-        let max_message = config.gateway.max_message_bytes;
-        // Where each remote server is and how to trust it; a remote whose settings cannot work
-        // (a bad `caFile`) gets an unusable pool that says why.
-        let mut targets = Vec::with_capacity(servers.len());
-        let pools: Arc<[ServerPool]> = servers
-            .iter()
-            .map(|server| {
-                let target = match &server.kind {
-                    ServerKind::Remote(remote) if server.enabled => {
-                        Some(Target::new(remote, max_message).map(Arc::new))
-                    }
-                    _ => None,
-                };
-                let problem = target.as_ref().and_then(|t| t.as_ref().err());
-                let pool = make_pool(server, problem, sink.clone(), doorbell.clone());
-                targets.push(target.and_then(Result::ok));
-                pool
-            })
-            .collect::<Vec<_>>()
-            .into();
+        let maker = PoolMaker {
+            max_message: config.gateway.max_message_bytes,
+            sink: sink.clone(),
+            doorbell,
+        };
+        let (pools, targets): (Vec<_>, Vec<_>) =
+            config.servers.iter().map(|s| maker.make(s)).unzip();
+        let table = Servers::new(config.servers.clone(), pools);
         let catalog = Arc::new(Catalog::new(
-            servers.clone(),
+            table.clone(),
             config.gateway.page_size,
             config.gateway.state_dir.clone(),
             sink.clone(),
         ));
-        for (index, pool) in pools.iter().enumerate() {
-            if catalog.listing(index).is_some() {
+        for (slot, _, pool) in table.in_force() {
+            if catalog.listing(slot).is_some() {
                 pool.listed_already();
             }
         }
@@ -92,15 +80,15 @@ impl Backend {
                 }
             })
         };
+        let servers = LiveServers::new(table);
         let carrier = Carrier {
-            pools: pools.clone(),
+            servers: servers.clone(),
             sink: sink.clone(),
-            timeouts: servers.iter().map(|s| s.call_timeout).collect(),
         };
         let child_io = {
             let events = events.clone();
             ChildIo::start(
-                max_message,
+                config.gateway.max_message_bytes,
                 carrier.clone(),
                 Box::new(move |event| events(event)),
             )?
@@ -108,7 +96,7 @@ impl Backend {
         let (jobs, jobs_rx) = crossbeam_channel::unbounded();
         Supervisor {
             servers: servers.clone(),
-            pools: pools.clone(),
+            maker,
             catalog: catalog.clone(),
             workers: jobs.clone(),
             child_io: child_io.clone(),
@@ -120,12 +108,11 @@ impl Backend {
         let count = config
             .gateway
             .workers
-            .unwrap_or_else(|| default_workers(&servers));
+            .unwrap_or_else(|| default_workers(&config.servers));
         workers::start(count, jobs_rx, carrier, child_io)?;
         log::debug!("{count} workers");
         Ok(Backend {
             servers,
-            pools,
             catalog,
             jobs,
             control,
@@ -141,30 +128,10 @@ impl Backend {
     }
 }
 
-/// A server's pool; `problem` is why a remote server's settings cannot work (a bad `caFile`).
-fn make_pool(
-    server: &ServerConfig,
-    problem: Option<&String>,
-    sink: ReactorSink,
-    doorbell: Doorbell,
-) -> ServerPool {
-    let pool = Pool::new(server.name.as_str().into(), server.pool, sink, doorbell);
-    if !server.enabled {
-        return pool.unusable(
-            Status::Disabled,
-            format!("server {} is disabled", server.name),
-        );
-    }
-    match problem {
-        Some(problem) => pool.unusable(Status::Down, format!("server {}: {problem}", server.name)),
-        None => pool,
-    }
-}
-
 /// Enough workers for every remote call that can be in flight at once (a worker carries a remote
 /// call to its end; calls on children are carried by the child-I/O thread), plus a couple for
 /// dispatching.
-fn default_workers(servers: &[ServerConfig]) -> usize {
+pub(crate) fn default_workers(servers: &[ServerConfig]) -> usize {
     let remote_calls: usize = servers
         .iter()
         .filter(|s| s.enabled && matches!(s.kind, ServerKind::Remote(_)))
@@ -173,8 +140,10 @@ fn default_workers(servers: &[ServerConfig]) -> usize {
     remote_calls.saturating_add(2).clamp(2, 512)
 }
 
-/// `mcp-gateway serve`: runs until SIGTERM/SIGINT, then stops everything. Errors are for the user.
-pub fn serve(config: Config) -> Result<(), String> {
+/// `mcp-gateway serve`: runs until SIGTERM/SIGINT, then stops everything; reloads the config on
+/// SIGHUP or when the file changes (`reload`), `overrides` applied to every new one. Errors are
+/// for the user.
+pub fn serve(config: Config, overrides: Overrides) -> Result<(), String> {
     crate::signals::block().map_err(|e| format!("cannot block signals: {e}"))?;
     raise_fd_limit();
     return_large_buffers();
@@ -198,44 +167,41 @@ pub fn serve(config: Config) -> Result<(), String> {
     let sink = ReactorSink::new(tx, waker);
     let backend =
         Backend::start(&config, sink.clone()).map_err(|e| format!("cannot start: {e}"))?;
-    crate::signals::watch(sink).map_err(|e| format!("cannot watch signals: {e}"))?;
+    let (hangups, hangups_rx) = crossbeam_channel::unbounded();
+    crate::signals::watch(sink.clone(), hangups)
+        .map_err(|e| format!("cannot watch signals: {e}"))?;
+    Watcher {
+        config: config.clone(),
+        overrides,
+        listening: local.ip(),
+        control: backend.control.clone(),
+        sink,
+    }
+    .start(hangups_rx)
+    .map_err(|e| format!("cannot start the config watcher: {e}"))?;
+    let _pid_file = PidFile::write(
+        config.gateway.state_dir.as_deref(),
+        &format!("http://{local}"),
+    );
 
     let router = Router::new(
         backend.catalog.snapshot(),
         backend.jobs.clone(),
         backend.control.clone(),
-        backend.pools.clone(),
         backend.servers.clone(),
-        crate::upstream::Settings {
-            cors: config.gateway.cors.clone(),
-            auth_token: config.gateway.auth_token.clone(),
-            allowed_origins: config.gateway.allowed_origins.clone(),
-            session_timeout: config.gateway.session_timeout,
-            allowed_hosts: config.gateway.allowed_hosts.clone(),
-            loopback_only: local.ip().is_loopback(),
-            max_sessions: config.gateway.max_sessions,
-            max_in_flight_per_session: config.gateway.max_in_flight_per_session,
-            notes: exposure_note.into_iter().collect(),
-        },
+        crate::upstream::Settings::from_gateway(
+            &config.gateway,
+            local.ip().is_loopback(),
+            exposure_note.into_iter().collect(),
+        ),
     );
-    let settings = Settings {
-        limits: Limits {
-            max_head_bytes: 16 * 1024,
-            max_body_bytes: config.gateway.max_body_bytes,
-            max_headers: 64,
-        },
-        max_clients: config.gateway.max_clients,
-        keepalive_interval: config.gateway.keepalive_interval,
-        shutdown_timeout: config.gateway.shutdown_timeout,
-        max_queued_bytes: config.gateway.max_queued_bytes,
-        max_memory_bytes: config.gateway.max_memory_bytes,
-    };
+    let settings = Settings::from_gateway(&config.gateway);
     let mut reactor =
         Reactor::new(poll, listener, mailbox, router, settings).map_err(|e| e.to_string())?;
     log::info!(
         "mcp-gateway {} listening on http://{local} ({} servers{})",
         env!("CARGO_PKG_VERSION"),
-        backend.servers.iter().filter(|s| s.enabled).count(),
+        config.servers.iter().filter(|s| s.enabled).count(),
         config
             .source
             .as_ref()
@@ -302,8 +268,9 @@ pub fn check(mut config: Config) -> Result<bool, String> {
         .max()
         .unwrap_or_default();
     let give_up = std::time::Instant::now() + longest_init + Duration::from_secs(1);
-    let settled = |pool: &ServerPool| pool.stats().status != Status::Starting;
-    while !backend.pools.iter().all(settled) && std::time::Instant::now() < give_up {
+    let table = backend.servers.get();
+    let settled = |pool: &Arc<ServerPool>| pool.stats().status != Status::Starting;
+    while !table.pools.iter().all(settled) && std::time::Instant::now() < give_up {
         std::thread::sleep(Duration::from_millis(50));
     }
     let snapshot = backend.catalog.snapshot();
@@ -316,7 +283,7 @@ pub fn check(mut config: Config) -> Result<bool, String> {
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "(built in)".into())
     );
-    for (index, (server, pool)) in backend.servers.iter().zip(backend.pools.iter()).enumerate() {
+    for (index, server, pool) in table.in_force() {
         let stats = pool.stats();
         if server.enabled && stats.status != Status::Up {
             all_up = false;
@@ -336,7 +303,7 @@ pub fn check(mut config: Config) -> Result<bool, String> {
     for tool in &snapshot.tools.items {
         println!(
             "  {:<40} {}/{}",
-            tool.name, backend.servers[tool.server].name, tool.original
+            tool.name, table.configs[tool.server].name, tool.original
         );
     }
     if !snapshot.collisions.is_empty() {

@@ -252,6 +252,13 @@ pub enum ToReactor {
     },
     /// A new registry to serve from now on.
     Registry(Arc<Snapshot>),
+    /// A reload was applied (`gateway`: the new `gateway` section, `notes` the gateway's own for
+    /// `/health`) or refused (`gateway` None); `summary` is the one line that says what happened.
+    Reloaded {
+        gateway: Option<Box<crate::config::GatewayConfig>>,
+        notes: Vec<String>,
+        summary: String,
+    },
     /// A notification a server sent on its own (log message, resource update).
     ServerNotification {
         server: usize,

@@ -19,7 +19,8 @@
 //!  [supervisor]: runs the pools' timers, spawns children (it lives as long as the process, which
 //!  PR_SET_PDEATHSIG needs), runs each handshake on a short-lived thread, stops and reaps children.
 //!  [rstream-<srv>]: one per remote handle: its server→client stream and its queue of sends.
-//!  [signals]: sigwait for SIGTERM/SIGINT → graceful stop (SIGHUP logged, ignored).
+//!  [signals]: sigwait for SIGTERM/SIGINT → graceful stop; SIGHUP → [config-watch], which also
+//!  looks at the config file once a second and hands a valid new config to the supervisor.
 //! ```
 //!
 //! # Modules
@@ -37,6 +38,7 @@
 //! - `panics`: what a long-lived thread does when code under it panics.
 //! - `logging`: stderr log lines, text or one JSON object per line.
 //! - `status`: `mcp-gateway status`, a running gateway's `/health` as a table.
+//! - `reload`: the config watcher (SIGHUP, file changes), the pid file, `mcp-gateway reload`.
 //! - `supervisor`, `workers`, `signals`, `gateway`: the threads and their wiring.
 //! - `bridge`: `mcp-gateway bridge`, a stdio MCP server relaying to a running gateway.
 
@@ -52,6 +54,7 @@ pub mod panics;
 pub mod pool;
 pub mod reactor;
 pub mod registry;
+pub mod reload;
 pub mod rpc;
 pub mod signals;
 pub mod status;

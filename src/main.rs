@@ -5,7 +5,7 @@
 //! Exit codes: 0 success; 1 a runtime failure (cannot listen, a server failed in `check`); 2 a usage
 //! or configuration error.
 
-use mcp_gateway::{bridge, config, gateway, logging, status};
+use mcp_gateway::{bridge, config, gateway, logging, reload, status};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -28,6 +28,8 @@ Usage:
   mcp-gateway status [URL] [--token TOKEN]
       What a running gateway is doing: each server's state, processes (pid, memory), calls in
       flight, calls, failures, last error and next retry; sessions by transport.
+  mcp-gateway reload [--config PATH] [--pid PID]
+      Make the running gateway reload its config (SIGHUP), and print what changed.
   mcp-gateway COMMAND --help      what one command does, in full
   mcp-gateway --version | --help
 
@@ -129,6 +131,29 @@ Arguments and options:
 Exit codes: 0 the gateway answered (whatever its state); 1 it could not be reached; 2 usage error.
 ";
 
+const RELOAD_HELP: &str = "\
+mcp-gateway reload: make the running gateway reload its config, and say what changed.
+
+Usage: mcp-gateway reload [--config PATH] [--pid PID] [--log-format text|json]
+
+Sends SIGHUP to the gateway named by the pid file in the config's state dir
+(gateway.stateDir, default $XDG_STATE_HOME/mcp-gateway, else ~/.local/state/mcp-gateway), or to
+--pid. The gateway reads its config file again: a file that does not validate is refused and the
+config in force stays; a valid one is applied as a diff (unchanged servers keep their processes
+and calls, changed ones restart, removed ones stop, new ones start; sessions stay connected).
+Then this waits up to 15 s for the gateway's /health to report the reload and prints its summary.
+(`systemctl reload` and `kill -HUP` do the same; with gateway.watchConfig, saving the file does too.)
+
+Options:
+  -c, --config PATH   the config file the gateway runs (same lookup as serve): where its state
+                      dir, address and token are read from
+      --pid PID       signal this process instead of the one in the pid file
+      --log-format F  text (default) or json
+
+Exit codes: 0 the reload was applied (or sent, when /health cannot tell); 1 it was refused or
+the gateway could not be signalled; 2 usage or configuration error.
+";
+
 /// What `mcp-gateway COMMAND --help` prints.
 fn help_for(command: &str) -> &'static str {
     match command {
@@ -136,6 +161,7 @@ fn help_for(command: &str) -> &'static str {
         "init" => INIT_HELP,
         "bridge" => BRIDGE_HELP,
         "status" => STATUS_HELP,
+        "reload" => RELOAD_HELP,
         _ => SERVE_HELP,
     }
 }
@@ -223,6 +249,7 @@ struct Options {
     host: Option<String>,
     port: Option<u16>,
     force: bool,
+    pid: Option<u32>,
     positional: Vec<String>,
 }
 
@@ -255,6 +282,12 @@ fn parse_options(args: &[String], allowed: &[&str]) -> Result<Options, Fail> {
                 })?);
             }
             "--force" | "-f" => options.force = true,
+            "--pid" => {
+                let raw = value("--pid")?;
+                options.pid = Some(raw.parse().ok().filter(|&p| p > 0).ok_or_else(|| {
+                    Fail::Usage(format!("--pid takes a process id, not {raw:?}"))
+                })?);
+            }
             _ => options.positional.push(arg.clone()),
         }
     }
@@ -268,9 +301,10 @@ fn run(args: Vec<String>) -> Result<ExitCode, Fail> {
         Some("init") => ("init", &args[1..]),
         Some("bridge") => ("bridge", &args[1..]),
         Some("status") => ("status", &args[1..]),
+        Some("reload") => ("reload", &args[1..]),
         Some("help" | "--help" | "-h") => {
             match args.get(1).map(String::as_str) {
-                Some(command @ ("serve" | "check" | "init" | "bridge" | "status")) => {
+                Some(command @ ("serve" | "check" | "init" | "bridge" | "status" | "reload")) => {
                     print!("{}", help_for(command))
                 }
                 Some(other) => {
@@ -321,20 +355,24 @@ fn run(args: Vec<String>) -> Result<ExitCode, Fail> {
                 ExitCode::from(1)
             })
         }
+        "reload" => {
+            let options = parse_options(rest, &["--config", "-c", "--pid"])?;
+            no_positional(&options)?;
+            reload_command(&options)
+        }
         _ => {
             let options = parse_options(rest, &["--config", "-c", "--host", "--port", "-p"])?;
             no_positional(&options)?;
             let mut config = load(&options)?;
-            if let Some(host) = options.host {
-                config.gateway.host = host;
-            }
-            if let Some(port) = options.port {
-                config.gateway.port = port;
-            }
+            let overrides = reload::Overrides {
+                host: options.host,
+                port: options.port,
+            };
+            overrides.apply(&mut config);
             // A configuration mistake (exit 2), told before anything starts.
             let address = gateway::listen_address(&config.gateway).map_err(Fail::Config)?;
             gateway::exposure(&config.gateway, address.ip()).map_err(Fail::Config)?;
-            gateway::serve(config).map_err(Fail::Runtime)?;
+            gateway::serve(config, overrides).map_err(Fail::Runtime)?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -353,6 +391,81 @@ fn load(options: &Options) -> Result<config::Config, Fail> {
     let path = config::locate(options.config.as_deref(), &env, &cwd)
         .map_err(|e| Fail::Config(e.to_string()))?;
     config::load(&path).map_err(|e| Fail::Config(e.to_string()))
+}
+
+/// `mcp-gateway reload`: SIGHUP to the running gateway, then its verdict from `/health`.
+fn reload_command(options: &Options) -> Result<ExitCode, Fail> {
+    // The config names the state dir (where the pid file is), the address and the token. One
+    // that does not load is still worth sending (the gateway reports why it refuses it), to the
+    // gateway of the default state dir or --pid.
+    let loaded = load(options);
+    let config = loaded.as_ref().ok();
+    let state_dir = match config {
+        Some(config) => config.gateway.state_dir.clone(),
+        None => config::default_state_dir(),
+    };
+    let pid = match reload::find_gateway(options.pid, state_dir.as_deref()) {
+        Ok(pid) => pid,
+        Err(e) => return Err(loaded.err().unwrap_or(Fail::Runtime(e))),
+    };
+    // Where its /health is: the pid file says where it listens (the file's port may be 0).
+    let url = reload::listening_url(state_dir.as_deref(), pid).or_else(|| {
+        let gateway = &config?.gateway;
+        let host = match gateway.host.as_str() {
+            "0.0.0.0" => "127.0.0.1",
+            "::" => "::1",
+            host => host,
+        };
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.to_string()
+        };
+        Some(format!("http://{host}:{}", gateway.port))
+    });
+    let token = config
+        .and_then(|c| c.gateway.auth_token.clone())
+        .or_else(|| {
+            std::env::var("MCP_GATEWAY_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty())
+        });
+    let health = url.map(|url| status::Options { url, token });
+    let count = |h: &serde_json::Value| {
+        h["reloads"]["applied"].as_u64().unwrap_or(0)
+            + h["reloads"]["refused"].as_u64().unwrap_or(0)
+    };
+    let before = health
+        .as_ref()
+        .and_then(|o| status::fetch_health(o).ok())
+        .filter(|h| h.get("reloads").is_some());
+    reload::signal(pid).map_err(Fail::Runtime)?;
+    let (Some(options), Some(before)) = (health, before) else {
+        println!("sent SIGHUP to mcp-gateway (pid {pid}); its log says what changed");
+        if let Err(Fail::Config(problems)) = loaded {
+            println!("it will refuse the config, which does not validate:\n{problems}");
+            return Ok(ExitCode::from(1));
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while std::time::Instant::now() < give_up {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let Ok(now) = status::fetch_health(&options) else {
+            continue;
+        };
+        if count(&now) > count(&before) {
+            let summary = now["reloads"]["last"].as_str().unwrap_or("reloaded");
+            println!("{summary}");
+            return Ok(if now["reloads"]["lastApplied"] == true {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            });
+        }
+    }
+    println!("sent SIGHUP to mcp-gateway (pid {pid}); it has not reported a reload within 15 s (see its log)");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn init(options: &Options) -> Result<ExitCode, Fail> {

@@ -2,8 +2,9 @@
 //! thread with `sigwait`, so no async-signal-safety puzzles. The first signal starts a graceful stop,
 //! the second skips the grace period, a third exits at once (children die with us: PDEATHSIG).
 //!
-//! SIGHUP (`systemctl reload`, the unit's `ExecReload`) is collected the same way and only logged:
-//! the gateway does not reload its config yet, and a SIGHUP must not kill it as it would by default.
+//! SIGHUP (`systemctl reload`, the unit's `ExecReload`, `mcp-gateway reload`) is collected the same
+//! way and passed to the config watcher (`reload`), which reloads the config; it never stops the
+//! gateway, as it would by default.
 
 use crate::job::{ReactorSink, ToReactor};
 
@@ -31,8 +32,9 @@ pub fn block() -> std::io::Result<()> {
     Ok(())
 }
 
-/// Starts the thread that turns signals into `ToReactor::Shutdown`.
-pub fn watch(sink: ReactorSink) -> std::io::Result<()> {
+/// Starts the thread that turns SIGTERM/SIGINT into `ToReactor::Shutdown` and SIGHUP into a
+/// message on `hangups`.
+pub fn watch(sink: ReactorSink, hangups: crossbeam_channel::Sender<()>) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("signals".into())
         .stack_size(64 * 1024)
@@ -46,9 +48,9 @@ pub fn watch(sink: ReactorSink) -> std::io::Result<()> {
                     continue;
                 }
                 if signal == libc::SIGHUP {
-                    log::warn!(
-                        "SIGHUP received: reloading the config is not supported yet; restart the gateway to apply changes"
-                    );
+                    if hangups.send(()).is_err() {
+                        log::warn!("SIGHUP received, but nothing reloads the config any more");
+                    }
                     continue;
                 }
                 count += 1;

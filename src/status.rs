@@ -49,6 +49,12 @@ impl Options {
 
 /// Fetches `/health` and prints the table. Errors are sentences for the user.
 pub fn run(options: &Options) -> Result<String, String> {
+    let health = fetch_health(options)?;
+    Ok(render(&options.url, &health))
+}
+
+/// The gateway's `/health` document (the full one when the token is right).
+pub fn fetch_health(options: &Options) -> Result<Value, String> {
     let base = Url::parse(&options.url).map_err(|e| format!("{}: {e}", options.url))?;
     let url = base
         .join("/health")
@@ -70,9 +76,8 @@ pub fn run(options: &Options) -> Result<String, String> {
     let body = conn
         .read_body(&head, MAX_BODY, deadline)
         .map_err(|e| format!("GET {}/health: {e}", options.url))?;
-    let health: Value = serde_json::from_slice(&body)
-        .map_err(|e| format!("{}/health did not answer JSON: {e}", options.url))?;
-    Ok(render(&options.url, &health))
+    serde_json::from_slice(&body)
+        .map_err(|e| format!("{}/health did not answer JSON: {e}", options.url))
 }
 
 /// The table for a health document.

@@ -8,16 +8,17 @@
 //! small state machines polled here, so any number stop in parallel and every one is reaped.
 
 use crate::catalog::Catalog;
-use crate::config::{LocalServer, ServerConfig, ServerKind};
+use crate::config::{GatewayConfig, LocalServer, ServerConfig, ServerKind};
 use crate::downstream::child_io::{ChildEvent, ChildIo};
 use crate::downstream::handshake::{self, handshake};
-use crate::downstream::link::{Link, ServerPool};
+use crate::downstream::link::Link;
 use crate::downstream::process::{self, Exiting};
 use crate::downstream::remote::link::{Events, RemoteLink, Target};
+use crate::downstream::servers::{Fate, LiveServers, Plan, PoolMaker, Servers};
 use crate::downstream::stdio::StdioChild;
 use crate::downstream::wanted::{self, Wanted};
 use crate::downstream::Requester;
-use crate::job::ReplyTo;
+use crate::job::{ReplyTo, ToReactor};
 use crate::pool::Member;
 use crate::registry::ListKind;
 use crate::workers::WorkerMsg;
@@ -53,6 +54,20 @@ pub enum Control {
     /// Send `body` to `to` once every earlier control message has reached the children: a client
     /// told "subscribed" (or "level set") cannot act before the servers know.
     After { to: ReplyTo, body: Vec<u8> },
+    /// Apply a new, validated config (`reload`).
+    Reload(Box<Reload>),
+}
+
+/// A validated config to apply, from the reload thread.
+pub struct Reload {
+    pub servers: Vec<ServerConfig>,
+    pub gateway: GatewayConfig,
+    /// What changed in the `gateway` section (and what of it needs a restart), for the log line.
+    pub gateway_changes: Vec<String>,
+    /// The gateway's own notes for `/health` under the new config.
+    pub notes: Vec<String>,
+    /// Where it came from, for the log line.
+    pub source: String,
 }
 
 /// At least this often the ticks run, whatever happens.
@@ -65,12 +80,14 @@ const HANDSHAKE_STACK: usize = 512 * 1024;
 
 /// Everything the supervisor thread needs.
 pub struct Supervisor {
-    pub servers: Arc<[ServerConfig]>,
-    pub pools: Arc<[ServerPool]>,
+    /// The server table it keeps (and publishes on a reload: it is its only writer).
+    pub servers: LiveServers,
+    /// Makes the pools of the slots a reload adds.
+    pub maker: PoolMaker,
     pub catalog: Arc<Catalog>,
     pub workers: Sender<WorkerMsg>,
     pub child_io: ChildIo,
-    /// Per server: where a remote server is and how to trust it (None for local servers and
+    /// Per slot: where a remote server is and how to trust it (None for local servers and
     /// for remote ones whose settings are unusable; their pools say why).
     pub targets: Vec<Option<Arc<Target>>>,
     /// Where remote handles report what child I/O reports for children.
@@ -84,8 +101,10 @@ impl Supervisor {
         std::thread::Builder::new()
             .name("supervisor".into())
             .spawn(move || {
-                let wanted = Arc::new(Mutex::new(Wanted::new(self.servers.len())));
+                let table = self.servers.get();
+                let wanted = Arc::new(Mutex::new(Wanted::new(table.slots())));
                 let running = Running {
+                    table,
                     sup: self,
                     wanted,
                     live: HashMap::new(),
@@ -104,6 +123,8 @@ impl Supervisor {
 
 struct Running {
     sup: Supervisor,
+    /// The server table in force (the newest `sup.servers` holds).
+    table: Servers,
     /// Shared with handshake threads, which bring new children up to date.
     wanted: Arc<Mutex<Wanted>>,
     /// Every handle started and not yet retired, by serial.
@@ -154,7 +175,7 @@ impl Running {
         match message {
             Control::Ring => {}
             Control::Child(ChildEvent::Closed { server, serial }) => {
-                self.sup.pools[server].died(serial, now);
+                self.table.pools[server].died(serial, now);
             }
             Control::Child(ChildEvent::ListChanged {
                 server,
@@ -201,14 +222,15 @@ impl Running {
                 }
             }
             Control::After { to, body } => self.sup.catalog.reply(to, body),
+            Control::Reload(reload) => self.reload(*reload),
             Control::SessionEnded(session) => {
-                for pool in self.sup.pools.iter() {
+                for pool in self.table.pools.iter() {
                     pool.session_ended(session);
                 }
             }
             Control::Shutdown { hurry, done } => {
                 log::info!("stopping {} server processes", self.live.len());
-                for pool in self.sup.pools.iter() {
+                for pool in self.table.pools.iter() {
                     pool.stop();
                 }
                 let children: Vec<_> = self.live.drain().map(|(_, c)| c).collect();
@@ -221,6 +243,75 @@ impl Running {
                 self.shutdown = Some((now, done));
             }
         }
+    }
+
+    /// Applies a new config as a diff (`servers::Plan`): unchanged servers keep their slots,
+    /// processes and calls in flight; a changed server gets a new slot, and its old one takes no
+    /// new call (what was parked or arrives later moves to the new one) and stops each process
+    /// as its last call ends; a removed server's slot drains the same way, its new calls refused;
+    /// new servers start like at startup. The table is published before anything can name a new
+    /// slot: `LiveServers` first (workers, child I/O, the reactor), then the catalog's snapshot.
+    fn reload(&mut self, reload: Reload) {
+        if self.shutdown.is_some() {
+            log::info!("config reload ignored: the gateway is stopping");
+            return;
+        }
+        let old = self.table.clone();
+        let plan = old.plan(&reload.servers);
+        let mut targets = Vec::new();
+        let table = old.apply(&plan, &reload.servers, |config, _| {
+            let (pool, target) = self.sup.maker.make(config);
+            targets.push(target);
+            pool
+        });
+        self.sup.targets.extend(targets);
+        let moved: Vec<(usize, usize)> = plan
+            .fates
+            .iter()
+            .zip(table.current.iter())
+            .filter_map(|(fate, &now)| match fate {
+                Fate::Changed { was } => Some((*was, now)),
+                _ => None,
+            })
+            .collect();
+        {
+            let mut wanted = lock(&self.wanted);
+            wanted
+                .subscriptions
+                .resize(table.slots(), Default::default());
+            for &(was, now) in &moved {
+                wanted.subscriptions[now] = std::mem::take(&mut wanted.subscriptions[was]);
+            }
+        }
+        self.sup.servers.publish(table.clone());
+        self.table = table.clone();
+        let mut parked = Vec::new();
+        for &(was, now) in &moved {
+            let successor = Some((now, table.pools[now].clone()));
+            parked.extend(table.pools[was].retire(successor, String::new()));
+        }
+        for &was in &plan.removed {
+            let reason = format!(
+                "server {} was removed from the config (reloaded)",
+                table.configs[was].name
+            );
+            parked.extend(table.pools[was].retire(None, reason));
+        }
+        // Offered again: each finds the pool that serves its server now, or its refusal.
+        for job in parked {
+            let _ = self.sup.workers.send(WorkerMsg::Submit(job));
+        }
+        let page_size = reload.gateway.page_size;
+        for slot in self.sup.catalog.reload(table.clone(), &moved, page_size) {
+            table.pools[slot].listed_already();
+        }
+        let summary = describe(&reload, &plan, &old, &table);
+        log::info!("{summary}");
+        self.sup.maker.sink.send(ToReactor::Reloaded {
+            gateway: Some(Box::new(reload.gateway)),
+            notes: reload.notes,
+            summary,
+        });
     }
 
     /// Every child's memory — its whole process group's, from one pass over /proc — is measured
@@ -237,7 +328,7 @@ impl Running {
                 continue;
             };
             child.set_rss(rss);
-            let pool = &self.sup.pools[child.server];
+            let pool = &self.table.pools[child.server];
             if let Some(max) = pool
                 .settings()
                 .recycle
@@ -259,7 +350,7 @@ impl Running {
     fn tick(&mut self, now: Instant) -> Instant {
         self.check_memory(now);
         let mut next = now + HOUSEKEEPING;
-        let pools = self.sup.pools.clone();
+        let pools = self.table.pools.clone();
         for (index, pool) in pools.iter().enumerate() {
             let tick = pool.tick(now);
             for member in tick.retire {
@@ -312,9 +403,10 @@ impl Running {
         };
         let catalog = self.sup.catalog.clone();
         let kind = kind.to_string();
-        let deadline = Instant::now() + self.sup.servers[server].init_timeout;
+        let config = &self.table.configs[server];
+        let deadline = Instant::now() + config.init_timeout;
         let spawned = std::thread::Builder::new()
-            .name(format!("relist-{}", self.sup.servers[server].name))
+            .name(format!("relist-{}", config.name))
             .stack_size(HANDSHAKE_STACK)
             .spawn(move || {
                 let Some(current) = catalog.listing(server) else {
@@ -358,9 +450,9 @@ impl Running {
     /// Starts one handle for server `index` (spawns a child, or prepares a remote session) and
     /// runs its handshake on a helper thread.
     fn start_handle(&mut self, index: usize, now: Instant) {
-        let (servers, pools) = (self.sup.servers.clone(), self.sup.pools.clone());
-        let server = &servers[index];
-        let pool = &pools[index];
+        let table = self.table.clone();
+        let server = &table.configs[index];
+        let pool = &table.pools[index];
         if self.shutdown.is_some() {
             pool.start_failed("the gateway is shutting down".into(), now);
             return;
@@ -391,7 +483,7 @@ impl Running {
         };
         self.live.insert(serial, link.clone());
 
-        let pools = self.sup.pools.clone();
+        let thread_pool = pool.clone();
         let catalog = self.sup.catalog.clone();
         let workers = self.sup.workers.clone();
         let wanted = self.wanted.clone();
@@ -401,9 +493,8 @@ impl Running {
             .name(format!("init-{}", server.name))
             .stack_size(HANDSHAKE_STACK)
             .spawn(move || {
-                let link = thread_link;
+                let (link, pool) = (thread_link, thread_pool);
                 let server = link.server();
-                let pool = &pools[server];
                 let shaken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     handshake(link.requester(), deadline)
                 }))
@@ -505,7 +596,7 @@ impl Running {
         ) else {
             unreachable!("spawn pipes all three streams");
         };
-        let name = self.sup.pools[index].name.clone();
+        let name = self.table.pools[index].name.clone();
         let io = self.sup.child_io.clone();
         let child = Arc::new(StdioChild::new(
             index,
@@ -521,4 +612,51 @@ impl Running {
         self.processes.insert(serial, process);
         Ok(child)
     }
+}
+
+/// The one log line a reload writes: what changed, server by server, and in the `gateway` section.
+fn describe(reload: &Reload, plan: &Plan, old: &Servers, new: &Servers) -> String {
+    let mut added = Vec::new();
+    let mut changed = Vec::new();
+    let mut resurfaced = Vec::new();
+    let mut kept = 0;
+    for (config, fate) in reload.servers.iter().zip(&plan.fates) {
+        match fate {
+            Fate::Added => added.push(config.name.as_str()),
+            Fate::Changed { .. } => changed.push(config.name.as_str()),
+            Fate::Resurfaced(_) => resurfaced.push(config.name.as_str()),
+            Fate::Kept(_) => kept += 1,
+        }
+    }
+    let removed: Vec<&str> = plan
+        .removed
+        .iter()
+        .map(|&slot| old.configs[slot].name.as_str())
+        .collect();
+    let mut parts = Vec::new();
+    let mut list = |what: &str, names: &[&str]| {
+        if !names.is_empty() {
+            parts.push(format!("{what} {}", names.join(", ")));
+        }
+    };
+    list("added", &added);
+    list("restarted (changed)", &changed);
+    list("removed", &removed);
+    list("names/filters changed for", &resurfaced);
+    if parts.is_empty() && reload.gateway_changes.is_empty() {
+        return format!(
+            "config reloaded from {}: nothing changed ({} servers)",
+            reload.source,
+            new.current.len()
+        );
+    }
+    if kept > 0 {
+        parts.push(format!("{kept} unchanged"));
+    }
+    parts.extend(reload.gateway_changes.iter().cloned());
+    format!(
+        "config reloaded from {}: {}",
+        reload.source,
+        parts.join("; ")
+    )
 }

@@ -63,17 +63,27 @@ impl Worker {
     fn run(&self) {
         for message in self.jobs.iter() {
             match message {
-                WorkerMsg::Submit(job) => {
-                    let pool = &self.carrier.pools[job.server];
-                    match pool.submit(job, Instant::now()) {
-                        Submit::Run(job, claim) => self.serve(job, claim),
-                        Submit::Parked => {}
-                        Submit::Rejected(job, failure) => {
-                            self.carrier.sink.fail(&job.route(), &failure)
-                        }
-                    }
-                }
+                WorkerMsg::Submit(job) => self.submit(job),
                 WorkerMsg::Run(job, claim) => self.serve(job, claim),
+            }
+        }
+    }
+
+    /// Offers a new job to its server's pool (to the pool that replaced it, after a reload).
+    fn submit(&self, mut job: Job) {
+        let (mut pool, _) = self.carrier.servers.pool(job.server);
+        loop {
+            match pool.submit(job, Instant::now()) {
+                Submit::Run(job, claim) => return self.serve(job, claim),
+                Submit::Parked => return,
+                Submit::Rejected(job, failure) => {
+                    return self.carrier.sink.fail(&job.route(), &failure)
+                }
+                Submit::Moved(moved, slot, successor) => {
+                    job = moved;
+                    job.server = slot;
+                    pool = successor;
+                }
             }
         }
     }

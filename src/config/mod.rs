@@ -22,6 +22,11 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use locate::{default_user_path, locate, write_example};
+
+/// Where the gateway keeps its state when `gateway.stateDir` does not say.
+pub fn default_state_dir() -> Option<PathBuf> {
+    resolve::default_state_dir()
+}
 pub use types::*;
 
 /// The example config written by `mcp-gateway init`.

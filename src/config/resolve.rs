@@ -77,6 +77,7 @@ const GATEWAY_KEYS: &[&str] = &[
     "maxQueuedBytes",
     "maxMemoryBytes",
     "allowedHosts",
+    "watchConfig",
 ];
 const GATEWAY_HINTS: &[(&str, &str)] = &[
     ("bind", "did you mean \"host\"?"),
@@ -233,6 +234,7 @@ fn gateway(c: &mut Checker, v: Option<&Value>) -> GatewayConfig {
         max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
         max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
         allowed_hosts: Vec::new(),
+        watch_config: true,
     };
     const P: &str = "gateway";
     let Some(obj) = v.and_then(|v| c.object(v, P, "an object")) else {
@@ -293,6 +295,9 @@ fn gateway(c: &mut Checker, v: Option<&Value>) -> GatewayConfig {
     g.allow_unauthenticated = c
         .field(obj, P, "allowUnauthenticated", Checker::boolean)
         .unwrap_or(false);
+    g.watch_config = c
+        .field(obj, P, "watchConfig", Checker::boolean)
+        .unwrap_or(true);
     g.page_size = c
         .field(obj, P, "pageSize", |c, v, p| c.count(v, p, 1, 100_000))
         .unwrap_or(g.page_size);
@@ -346,7 +351,7 @@ fn gateway(c: &mut Checker, v: Option<&Value>) -> GatewayConfig {
 
 /// `$XDG_STATE_HOME/mcp-gateway`, else `$HOME/.local/state/mcp-gateway` (relative values ignored,
 /// as the XDG spec says).
-fn default_state_dir() -> Option<PathBuf> {
+pub(crate) fn default_state_dir() -> Option<PathBuf> {
     let absolute = |name: &str| {
         std::env::var_os(name)
             .map(PathBuf::from)
@@ -1671,7 +1676,7 @@ mod tests {
             "gateway.zzzz: unknown key (allowed here: host, port, cors, workers, maxBodyBytes, maxMessageBytes, \
              maxClients, callTimeout, keepaliveInterval, shutdownTimeout, sessionTimeout, authToken, \
              authTokenFile, allowUnauthenticated, allowedOrigins, pageSize, stateDir, maxSessions, maxInFlightPerSession, maxQueuedBytes, \
-             maxMemoryBytes, allowedHosts)"
+             maxMemoryBytes, allowedHosts, watchConfig)"
         );
     }
 

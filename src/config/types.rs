@@ -17,7 +17,7 @@ pub struct Config {
 }
 
 /// The `gateway` section: how clients reach us and how hard we protect ourselves.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GatewayConfig {
     /// `gateway.host`, default `127.0.0.1`.
     pub host: String,
@@ -73,6 +73,9 @@ pub struct GatewayConfig {
     pub max_memory_bytes: usize,
     /// `gateway.allowedHosts`: `Host` names (optionally with `:port`) accepted besides loopback ones.
     pub allowed_hosts: Vec<String>,
+    /// `gateway.watchConfig`, default true: reload when the config file changes (checked once a
+    /// second). SIGHUP and `mcp-gateway reload` reload whatever it says.
+    pub watch_config: bool,
 }
 
 /// Cross-origin policy for browser clients.
@@ -87,7 +90,7 @@ pub enum Cors {
 }
 
 /// One entry of `servers` (or of a Claude-Desktop style `mcpServers` map).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
     pub name: String,
     pub kind: ServerKind,
@@ -104,7 +107,7 @@ pub struct ServerConfig {
     pub filters: ToolFilter,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ServerKind {
     /// `"type": "local"`: a stdio child process.
     Local(LocalServer),
@@ -112,7 +115,7 @@ pub enum ServerKind {
     Remote(RemoteServer),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LocalServer {
     /// `command`: program and arguments, no shell. Never empty.
     pub command: Vec<String>,
@@ -122,7 +125,7 @@ pub struct LocalServer {
     pub env: Vec<(String, String)>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RemoteServer {
     /// `url`: `http://` or `https://`.
     pub url: String,

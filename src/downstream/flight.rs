@@ -13,6 +13,7 @@
 //!   answers its client with an internal error.
 
 use super::link::{Link, ServerPool};
+use super::servers::LiveServers;
 use super::{CallError, Requester};
 use crate::job::{Failure, Inbox, Job, ReactorSink, Route, Slot, ToReactor};
 use crate::pool::Handle;
@@ -22,13 +23,12 @@ use serde_json::{Map, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// What every carrier of flights needs: the pools (to release claims) and the reactor's mailbox.
+/// What every carrier of flights needs: the servers' pools (to release claims) and
+/// `callTimeout`s, and the reactor's mailbox.
 #[derive(Clone)]
 pub struct Carrier {
-    pub pools: Arc<[ServerPool]>,
+    pub servers: LiveServers,
     pub sink: ReactorSink,
-    /// Per server: `callTimeout`.
-    pub timeouts: Arc<[Duration]>,
 }
 
 /// The next parked job and its claim, handed back by a release.
@@ -46,6 +46,8 @@ pub struct Flight {
     pub control: Arc<crate::job::CallControl>,
     pub deadline: Instant,
     timeout: Duration,
+    /// The pool the claim is on.
+    pool: Arc<ServerPool>,
     /// Taken when the flight ends.
     claim: Option<Handle<Link>>,
     carrier: Carrier,
@@ -54,7 +56,7 @@ pub struct Flight {
 impl Flight {
     /// Takes a job off to its handle; returns the flight and the params to send.
     pub fn new(job: Job, claim: Handle<Link>, carrier: &Carrier, now: Instant) -> (Flight, Params) {
-        let timeout = carrier.timeouts[job.server];
+        let (pool, timeout) = carrier.servers.pool(job.server);
         let route = job.route();
         let flight = Flight {
             route,
@@ -65,10 +67,16 @@ impl Flight {
             control: job.control,
             deadline: now + timeout,
             timeout,
+            pool,
             claim: Some(claim),
             carrier: carrier.clone(),
         };
         (flight, job.params)
+    }
+
+    /// The name of the server the call is on.
+    pub fn server_name(&self) -> &str {
+        &self.pool.name
     }
 
     /// Whether the client asked for progress.
@@ -122,7 +130,7 @@ impl Flight {
 
     fn release(&mut self, answered: bool) -> Next {
         let claim = self.claim.take()?;
-        self.carrier.pools[self.server].release(claim, answered, Instant::now())
+        self.pool.release(claim, answered, Instant::now())
     }
 
     /// The server asks this flight's client something (sampling, elicitation, roots): sent to the
@@ -245,6 +253,7 @@ mod tests {
     use super::*;
     use crate::config::PoolSettings;
     use crate::downstream::child_io::ChildIo;
+    use crate::downstream::servers::Servers;
     use crate::downstream::stdio::StdioChild;
     use crate::job::{Answer, ReplyTo, Slot, ToReactor};
     use crate::pool::{Pool, Submit};
@@ -274,10 +283,15 @@ mod tests {
             share: Default::default(),
         };
         let pool = Pool::new("t".into(), settings, sink.clone(), Arc::new(|| {}));
+        let config = crate::config::parse_str(
+            r#"{"mcpServers": {"t": {"command": "t", "callTimeout": 5000}}}"#,
+            &|_| None,
+        )
+        .unwrap()
+        .servers;
         let carrier = Carrier {
-            pools: Arc::from(vec![pool]),
+            servers: LiveServers::new(Servers::new(config, vec![Arc::new(pool)])),
             sink,
-            timeouts: Arc::from(vec![Duration::from_secs(5)]),
         };
         Rig {
             carrier,
@@ -305,7 +319,7 @@ mod tests {
         let rig = rig();
         let io = ChildIo::start(1024, rig.carrier.clone(), Box::new(|_| {})).unwrap();
         let child = Arc::new(StdioChild::new(0, "t".into(), 1, NO_PROCESS, io));
-        let pool = &rig.carrier.pools[0];
+        let pool = &rig.carrier.servers.pool(0).0;
         pool.tick(Instant::now());
         assert!(pool.ready(Link::Stdio(child), Instant::now()).is_empty());
         let claim = match pool.submit(job(), Instant::now()) {
@@ -336,7 +350,7 @@ mod tests {
         let rig = rig();
         let io = ChildIo::start(1024, rig.carrier.clone(), Box::new(|_| {})).unwrap();
         let child = Arc::new(StdioChild::new(0, "t".into(), 1, NO_PROCESS, io));
-        let pool = &rig.carrier.pools[0];
+        let pool = &rig.carrier.servers.pool(0).0;
         pool.tick(Instant::now());
         pool.ready(Link::Stdio(child), Instant::now());
         let flight_of = |session: Option<usize>| {

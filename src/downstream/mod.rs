@@ -9,6 +9,8 @@
 //! - `message`: what a server sent (request, notification, response) and what a notification means;
 //! - `remote`: a remote MCP server reached over HTTP(S), one MCP session per handle (`remote::link`);
 //! - `handshake`: `initialize` + `notifications/initialized` + the listings the registry needs;
+//! - `servers`: the server table by slot (what a reload keeps, adds and retires), shared with the
+//!   carriers of calls;
 //! - `wanted`: what clients asked every server process to be told (log level, subscriptions).
 
 pub mod child_io;
@@ -18,6 +20,7 @@ pub mod link;
 pub mod message;
 pub mod process;
 pub mod remote;
+pub mod servers;
 pub mod stdio;
 pub mod wanted;
 

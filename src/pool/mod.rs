@@ -83,13 +83,15 @@ pub struct Handle<M> {
 }
 
 /// The answer to `submit`.
-pub enum Submit<M> {
+pub enum Submit<M: Member> {
     /// A handle has room: run the job on it now.
     Run(Job, Handle<M>),
     /// Every handle is full: the job waits in the pool's queue.
     Parked,
     /// No handle can come in time (server down, shutting down, or the job already timed out).
     Rejected(Job, Failure),
+    /// A reload replaced this pool's server: offer the job to the pool of slot `.1` instead.
+    Moved(Job, usize, Arc<Pool<M>>),
 }
 
 /// What the supervisor must do for a pool now.
@@ -116,7 +118,7 @@ pub struct Pool<M: Member> {
     doorbell: Doorbell,
 }
 
-struct State<M> {
+struct State<M: Member> {
     /// Ready handles, alive as far as the pool knows.
     handles: Vec<Entry<M>>,
     starting: usize,
@@ -127,6 +129,8 @@ struct State<M> {
     retry_at: Option<Instant>,
     ever_ready: bool,
     stopping: bool,
+    /// A reload changed or removed the server (`retire`): where its jobs go now, or why none can.
+    retired: Option<Retirement<M>>,
     retire: Vec<M>,
     /// When a failure was last logged at warn level.
     failure_logged: Option<Instant>,
@@ -174,6 +178,14 @@ pub enum Recycled {
 struct Waiting {
     job: Job,
     deadline: Instant,
+}
+
+/// What became of a pool's server in a reload.
+struct Retirement<M: Member> {
+    /// The new definition's slot and pool (the server was changed), or None (it was removed).
+    successor: Option<(usize, Arc<Pool<M>>)>,
+    /// Why calls fail when there is no successor.
+    reason: String,
 }
 
 impl<M: Member> State<M> {
@@ -247,6 +259,7 @@ impl<M: Member> Pool<M> {
                 retry_at: None,
                 ever_ready: false,
                 stopping: false,
+                retired: None,
                 retire: Vec::new(),
                 failure_logged: None,
             }),
@@ -304,11 +317,17 @@ impl<M: Member> Pool<M> {
 
     /// Offers a job to the pool (see the module doc).
     pub fn submit(&self, job: Job, now: Instant) -> Submit<M> {
+        let mut st = self.lock();
+        if let Some(retired) = &st.retired {
+            return match &retired.successor {
+                Some((slot, pool)) => Submit::Moved(job, *slot, pool.clone()),
+                None => Submit::Rejected(job, Failure::Unavailable(retired.reason.clone())),
+            };
+        }
         if let Some((_, reason)) = &self.unusable {
             return Submit::Rejected(job, Failure::Unavailable(reason.clone()));
         }
         let deadline = job.created + self.settings.acquire_timeout;
-        let mut st = self.lock();
         if st.stopping {
             return Submit::Rejected(
                 job,
@@ -491,14 +510,30 @@ impl<M: Member> Pool<M> {
     /// Stops handing out handles: parked jobs fail, handles with no call in flight are retired at
     /// the next tick, busy ones when their last call is released.
     pub fn stop(&self) {
+        let failure = Failure::Unavailable("the gateway is shutting down".into());
+        for job in self.wind_down(None) {
+            self.sink.fail(&job.route(), &failure);
+        }
+    }
+
+    /// A reload changed (`successor`: the new definition's slot and pool) or removed (`reason`)
+    /// this pool's server. From now on it takes no call: `submit` hands every job to the
+    /// successor (`Submit::Moved`) or fails it with `reason`, and the jobs parked here are
+    /// returned for the caller to offer again. Its handles leave as their last calls end (as when
+    /// stopping); one still starting is stopped as soon as it is ready.
+    pub fn retire(&self, successor: Option<(usize, Arc<Pool<M>>)>, reason: String) -> Vec<Job> {
+        self.wind_down(Some(Retirement { successor, reason }))
+    }
+
+    /// Takes no new call from now on (`stop`, `retire`): idle handles go at the next tick, busy
+    /// ones when their last call is released. Returns the parked jobs.
+    fn wind_down(&self, retired: Option<Retirement<M>>) -> Vec<Job> {
         let mut st = self.lock();
         st.stopping = true;
-        for w in st.waiting.drain(..) {
-            self.sink.fail(
-                &w.job.route(),
-                &Failure::Unavailable("the gateway is shutting down".into()),
-            );
+        if retired.is_some() {
+            st.retired = retired;
         }
+        let parked = st.waiting.drain(..).map(|w| w.job).collect();
         let (idle, busy): (Vec<Entry<M>>, Vec<Entry<M>>) =
             st.handles.drain(..).partition(|e| e.in_flight == 0);
         st.handles = busy;
@@ -506,6 +541,7 @@ impl<M: Member> Pool<M> {
         self.publish(&st);
         drop(st);
         (self.doorbell)();
+        parked
     }
 
     /// True once stopped and no handle is busy or starting.

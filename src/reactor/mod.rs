@@ -75,6 +75,25 @@ pub struct Settings {
     pub max_memory_bytes: usize,
 }
 
+impl Settings {
+    /// From the `gateway` section (all of it may change on a reload: limits apply to connections
+    /// accepted after it).
+    pub fn from_gateway(gateway: &crate::config::GatewayConfig) -> Settings {
+        Settings {
+            limits: Limits {
+                max_head_bytes: 16 * 1024,
+                max_body_bytes: gateway.max_body_bytes,
+                max_headers: 64,
+            },
+            max_clients: gateway.max_clients,
+            keepalive_interval: gateway.keepalive_interval,
+            shutdown_timeout: gateway.shutdown_timeout,
+            max_queued_bytes: gateway.max_queued_bytes,
+            max_memory_bytes: gateway.max_memory_bytes,
+        }
+    }
+}
+
 pub struct Reactor {
     poll: Poll,
     listener: Option<TcpListener>,
@@ -573,6 +592,16 @@ impl Reactor {
                     self.router
                         .server_notification(server, &method, params, now);
                     self.deliver_outbox(now);
+                }
+                ToReactor::Reloaded {
+                    gateway,
+                    notes,
+                    summary,
+                } => {
+                    if let Some(gateway) = &gateway {
+                        self.settings = Settings::from_gateway(gateway);
+                    }
+                    self.router.reloaded(gateway.as_deref(), notes, summary);
                 }
                 ToReactor::Shutdown => self.begin_shutdown(now),
             }

@@ -204,11 +204,14 @@ impl Snapshot {
             .collect()
     }
 
-    /// Builds the merged view. `listings[i]` is server `i`'s offer, or None when it never listed
-    /// (disabled, not started yet, or failing). Lists are cut into pages of `page_size` items.
+    /// Builds the merged view of the servers in force: `current` are their slots in config order
+    /// (the first to claim a name keeps it); `servers[slot]` and `listings[slot]` are indexed by
+    /// slot, retired ones included. A listing is None when the server never listed (disabled, not
+    /// started yet, or failing). Lists are cut into pages of `page_size` items.
     pub fn build(
         servers: &[ServerConfig],
         listings: &[Option<Arc<Listing>>],
+        current: &[usize],
         page_size: usize,
     ) -> Snapshot {
         let mut snap = Snapshot {
@@ -219,7 +222,7 @@ impl Snapshot {
                 .collect(),
             ..Snapshot::default()
         };
-        for index in 0..servers.len() {
+        for &index in current {
             let Some(listing) = listings.get(index).and_then(Option::as_ref) else {
                 continue;
             };
@@ -227,7 +230,7 @@ impl Snapshot {
             snap.add_prompts(servers, index, &listing.prompts);
             snap.add_resources(servers, index, listing);
         }
-        snap.capabilities = capabilities(servers, listings);
+        snap.capabilities = capabilities(servers, listings, current);
         snap.serialize(servers, page_size.max(1));
         snap
     }
@@ -439,20 +442,21 @@ fn paginate(kind: ListKind, items: &[&Def], page_size: usize) -> Vec<String> {
 
 /// What to advertise: a capability is on when a server that listed offers it, or while an enabled
 /// local server has not listed yet (it may offer it; its lists appear when it comes up).
-fn capabilities(servers: &[ServerConfig], listings: &[Option<Arc<Listing>>]) -> Capabilities {
-    let pending = servers.iter().zip(listings).any(|(server, listing)| {
-        server.enabled && matches!(server.kind, ServerKind::Local(_)) && listing.is_none()
+fn capabilities(
+    servers: &[ServerConfig],
+    listings: &[Option<Arc<Listing>>],
+    current: &[usize],
+) -> Capabilities {
+    let pending = current.iter().any(|&slot| {
+        let server = &servers[slot];
+        server.enabled && matches!(server.kind, ServerKind::Local(_)) && listings[slot].is_none()
     });
-    let any = |capability: &str| {
-        pending
-            || listings
-                .iter()
-                .flatten()
-                .any(|l| l.capabilities.contains_key(capability))
-    };
+    let listed = || current.iter().filter_map(|&slot| listings[slot].as_ref());
+    let any =
+        |capability: &str| pending || listed().any(|l| l.capabilities.contains_key(capability));
     Capabilities {
         resources: any("resources"),
-        subscribe: listings.iter().flatten().any(|l| {
+        subscribe: listed().any(|l| {
             l.capabilities
                 .get("resources")
                 .and_then(|r| r.get("subscribe"))
@@ -494,7 +498,12 @@ mod tests {
     }
 
     fn build(servers: &[ServerConfig], listings: &[Option<Arc<Listing>>]) -> Snapshot {
-        Snapshot::build(servers, listings, 100)
+        Snapshot::build(
+            servers,
+            listings,
+            &(0..servers.len()).collect::<Vec<_>>(),
+            100,
+        )
     }
 
     fn first_page(snap: &Snapshot, kind: ListKind) -> Value {
@@ -720,7 +729,7 @@ mod listing_tests {
             json!([{"uri": "shared://x", "name": "x"}]),
             json!([{"uriTemplate": "b://{+path}", "name": "any"}]),
         );
-        let snap = Snapshot::build(&servers, &[a, b], 100);
+        let snap = Snapshot::build(&servers, &[a, b], &[0, 1], 100);
         assert_eq!(snap.route_prompt("greet").map(|p| p.server), Some(0));
         assert_eq!(
             snap.route_prompt("b_greet").map(|p| p.original.as_str()),
@@ -767,6 +776,7 @@ mod listing_tests {
                 json!([]),
                 json!([]),
             )],
+            &[0],
             2,
         );
         let first: Value =
@@ -793,9 +803,9 @@ mod listing_tests {
     fn capabilities_are_optimistic_while_a_server_has_not_listed_yet() {
         let servers = servers(2);
         let known = listing(json!({"tools": {}}), json!([]), json!([]), json!([]));
-        let snap = Snapshot::build(&servers, &[known.clone(), None], 100);
+        let snap = Snapshot::build(&servers, &[known.clone(), None], &[0, 1], 100);
         assert!(snap.capabilities.prompts && snap.capabilities.resources);
-        let snap = Snapshot::build(&servers, &[known.clone(), known], 100);
+        let snap = Snapshot::build(&servers, &[known.clone(), known], &[0, 1], 100);
         assert!(!snap.capabilities.prompts && !snap.capabilities.resources);
     }
 }

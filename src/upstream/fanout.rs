@@ -21,7 +21,7 @@ impl Router {
                     .and_then(Value::as_str)
                     .and_then(mcp::log_rank)
                     .unwrap_or(0);
-                let name = &self.servers[server].name;
+                let name = &self.servers.configs[server].name;
                 let logger = match params.get("logger").and_then(Value::as_str) {
                     Some(logger) => format!("{name}/{logger}"),
                     None => name.clone(),
@@ -143,8 +143,35 @@ impl Router {
             .collect();
         methods.dedup();
         self.registry = registry;
+        self.take_servers();
         self.tell_all(&methods);
         self.retry_held(now);
+    }
+
+    /// Takes the newest server table (a reload may have published one before this snapshot).
+    /// Subscriptions counted on a slot a reload retired move to the slot that now serves the
+    /// server of that name (the supervisor moved them downstream the same way), or are forgotten
+    /// with the server.
+    fn take_servers(&mut self) {
+        let servers = self.live.get();
+        if servers.slots() == self.servers.slots() && servers.current == self.servers.current {
+            self.servers = servers;
+            return;
+        }
+        let moved: Vec<((usize, String), usize)> = self
+            .subscribers
+            .iter()
+            .filter(|((slot, _), _)| !servers.is_current(*slot))
+            .map(|(key, &count)| (key.clone(), count))
+            .collect();
+        for ((slot, uri), count) in moved {
+            self.subscribers.remove(&(slot, uri.clone()));
+            let name = &servers.configs[slot].name;
+            if let Some((now, _, _)) = servers.in_force().find(|(_, c, _)| &c.name == name) {
+                *self.subscribers.entry((now, uri)).or_insert(0) += count;
+            }
+        }
+        self.servers = servers;
     }
 
     /// Sends parameterless notifications to every initialized session.

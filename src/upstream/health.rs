@@ -16,10 +16,8 @@ impl Router {
         let mut all_up = true;
         let servers: Vec<Value> = self
             .servers
-            .iter()
-            .zip(self.pools.iter())
-            .enumerate()
-            .map(|(index, (config, pool))| {
+            .in_force()
+            .map(|(index, config, pool)| {
                 let mut stats = pool.stats();
                 // "up" means callable: the pool has a handle AND the router already routes the
                 // server's tools. The listing reaches the reactor through its mailbox, after the
@@ -98,6 +96,12 @@ impl Router {
             "servers": servers,
             "collisions": self.registry.collisions.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "notes": self.settings.notes.iter().chain(&self.registry.notes).collect::<Vec<_>>(),
+            "reloads": {
+                "applied": self.reloads.applied,
+                "refused": self.reloads.refused,
+                "last": self.reloads.last.as_ref().map(|(summary, _)| summary),
+                "lastApplied": self.reloads.last.as_ref().map(|(_, applied)| applied),
+            },
         });
         Response::json(code, body.to_string().into_bytes())
     }

@@ -41,10 +41,8 @@ impl Router {
     pub(super) fn hold_deadline(&self, created: Instant, now: Instant) -> Option<Instant> {
         let wait = self
             .servers
-            .iter()
-            .zip(self.pools.iter())
-            .enumerate()
-            .filter(|(index, (server, pool))| {
+            .in_force()
+            .filter(|(index, server, pool)| {
                 server.enabled
                     && matches!(server.kind, ServerKind::Local(_))
                     && matches!(
@@ -53,7 +51,7 @@ impl Router {
                     )
                     && pool.stats().status == Status::Starting
             })
-            .map(|(_, (_, pool))| pool.settings().acquire_timeout)
+            .map(|(_, _, pool)| pool.settings().acquire_timeout)
             .max()?;
         Some(created + wait).filter(|deadline| *deadline > now)
     }

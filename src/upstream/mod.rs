@@ -31,7 +31,7 @@ mod streamable;
 
 use crate::config::Cors;
 use crate::config::ServerConfig;
-use crate::downstream::link::ServerPool;
+use crate::downstream::servers::{LiveServers, Servers};
 use crate::http::{Method, Request};
 use crate::job::{Answer, CallControl, CallKey, Inbox, ReplyTo, Signal, Slot};
 use crate::registry::{ListKind, Snapshot};
@@ -138,6 +138,37 @@ pub struct Settings {
     pub notes: Vec<String>,
 }
 
+impl Settings {
+    /// From the `gateway` section; `loopback_only`: where the gateway listens (fixed until a
+    /// restart); `notes`: the gateway's own notes for `/health`.
+    pub fn from_gateway(
+        gateway: &crate::config::GatewayConfig,
+        loopback_only: bool,
+        notes: Vec<String>,
+    ) -> Settings {
+        Settings {
+            cors: gateway.cors.clone(),
+            auth_token: gateway.auth_token.clone(),
+            allowed_origins: gateway.allowed_origins.clone(),
+            session_timeout: gateway.session_timeout,
+            allowed_hosts: gateway.allowed_hosts.clone(),
+            loopback_only,
+            max_sessions: gateway.max_sessions,
+            max_in_flight_per_session: gateway.max_in_flight_per_session,
+            notes,
+        }
+    }
+}
+
+/// Reloads so far, for `/health`.
+#[derive(Debug, Default)]
+struct Reloads {
+    applied: u64,
+    refused: u64,
+    /// The last one's summary line, and whether it was applied.
+    last: Option<(String, bool)>,
+}
+
 /// A session opened and never used (no `notifications/initialized`, no request) is forgotten
 /// after this, whatever `sessionTimeout` says: an `initialize` flood cannot pile up sessions.
 pub const UNUSED_SESSION_TIMEOUT: Duration = Duration::from_secs(60);
@@ -165,9 +196,12 @@ pub struct Router {
     downstream_level: Option<usize>,
     /// Requests waiting for a starting server to list what they name, with their deadlines.
     held: Vec<(held::Held, Instant)>,
-    pools: Arc<[ServerPool]>,
-    servers: Arc<[ServerConfig]>,
+    /// Where a reload publishes the server table; read again with every new snapshot.
+    live: LiveServers,
+    /// The table the current snapshot was built on (or a newer one).
+    servers: Servers,
     settings: Settings,
+    reloads: Reloads,
     started: Instant,
     /// Jobs dispatched and not yet answered.
     pub in_flight: usize,
@@ -182,8 +216,7 @@ impl Router {
         registry: Arc<Snapshot>,
         jobs: Sender<WorkerMsg>,
         control: Sender<Control>,
-        pools: Arc<[ServerPool]>,
-        servers: Arc<[ServerConfig]>,
+        live: LiveServers,
         settings: Settings,
     ) -> Router {
         Router {
@@ -195,9 +228,10 @@ impl Router {
             last_update: HashMap::new(),
             downstream_level: None,
             held: Vec::new(),
-            pools,
-            servers,
+            servers: live.get(),
+            live,
             settings,
+            reloads: Reloads::default(),
             started: Instant::now(),
             in_flight: 0,
             conn_calls: HashMap::new(),
@@ -340,6 +374,23 @@ impl Router {
         }
     }
 
+    /// A reload was applied (`gateway` is the new section) or refused (None).
+    pub fn reloaded(
+        &mut self,
+        gateway: Option<&crate::config::GatewayConfig>,
+        notes: Vec<String>,
+        summary: String,
+    ) {
+        match gateway {
+            Some(gateway) => {
+                self.settings = Settings::from_gateway(gateway, self.settings.loopback_only, notes);
+                self.reloads.applied += 1;
+            }
+            None => self.reloads.refused += 1,
+        }
+        self.reloads.last = Some((summary, gateway.is_some()));
+    }
+
     /// Servers are set to the most verbose level any session wants.
     pub(super) fn update_log_level(&mut self) {
         let wanted = self.sessions.iter().filter_map(|(_, s)| s.log_level).min();
@@ -354,7 +405,7 @@ impl Router {
     fn close_session(&mut self, session: Slot) -> Option<Session> {
         let closed = self.sessions.close(session)?;
         let per_session = |s: &ServerConfig| s.pool.share == crate::config::Share::Session;
-        if self.servers.iter().any(per_session) {
+        if self.servers.in_force().any(|(_, s, _)| per_session(s)) {
             // After the cancellations of its calls (sent by `close`), so they release first.
             let _ = self.control.send(Control::SessionEnded(session));
         }

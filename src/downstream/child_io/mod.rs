@@ -655,7 +655,7 @@ impl IoLoop {
         let (flight, mut params) = Flight::new(job, claim, &self.carrier, now);
         let Some(child) = self.children.get_mut(&serial).filter(|c| c.takes_calls()) else {
             let note = self.gone_note(serial);
-            let name = self.carrier.pools[flight.server].name.clone();
+            let name = flight.server_name().to_string();
             let next = flight.fail(CallError::Closed(note), &name);
             self.queue_next(next);
             return;
