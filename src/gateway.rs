@@ -192,7 +192,10 @@ pub fn serve(config: Config, overrides: Overrides) -> Result<(), String> {
         crate::upstream::Settings::from_gateway(
             &config.gateway,
             local.ip().is_loopback(),
-            exposure_note.into_iter().collect(),
+            exposure_note
+                .into_iter()
+                .chain(config.notes.clone())
+                .collect(),
         ),
     );
     let settings = Settings::from_gateway(&config.gateway);

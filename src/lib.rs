@@ -38,6 +38,7 @@
 //! - `panics`: what a long-lived thread does when code under it panics.
 //! - `logging`: stderr log lines, text or one JSON object per line.
 //! - `status`: `mcp-gateway status`, a running gateway's `/health` as a table.
+//! - `import`: `mcp-gateway import`, a client's MCP config moved behind the gateway.
 //! - `reload`: the config watcher (SIGHUP, file changes), the pid file, `mcp-gateway reload`.
 //! - `supervisor`, `workers`, `signals`, `gateway`: the threads and their wiring.
 //! - `bridge`: `mcp-gateway bridge`, a stdio MCP server relaying to a running gateway.
@@ -48,6 +49,7 @@ pub mod config;
 pub mod downstream;
 pub mod gateway;
 pub mod http;
+pub mod import;
 pub mod job;
 pub mod logging;
 pub mod panics;

@@ -5,7 +5,7 @@
 //! Exit codes: 0 success; 1 a runtime failure (cannot listen, a server failed in `check`); 2 a usage
 //! or configuration error.
 
-use mcp_gateway::{bridge, config, gateway, logging, reload, status};
+use mcp_gateway::{bridge, config, gateway, import, logging, reload, status};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -30,6 +30,10 @@ Usage:
       flight, calls, failures, last error and next retry; sessions by transport.
   mcp-gateway reload [--config PATH] [--pid PID]
       Make the running gateway reload its config (SIGHUP), and print what changed.
+  mcp-gateway import FILE [--write] [--config PATH] [--url URL]
+      The servers of a client's MCP config (Claude Desktop, Claude Code, Cursor, Cline, Roo,
+      VS Code), for the gateway's config (--write merges them in), and the one entry that client
+      needs instead.
   mcp-gateway COMMAND --help      what one command does, in full
   mcp-gateway --version | --help
 
@@ -154,6 +158,32 @@ Exit codes: 0 the reload was applied (or sent, when /health cannot tell); 1 it w
 the gateway could not be signalled; 2 usage or configuration error.
 ";
 
+const IMPORT_HELP: &str = "\
+mcp-gateway import: move a client's MCP servers behind the gateway.
+
+Usage: mcp-gateway import FILE [--write] [--config PATH] [--url URL] [--log-format text|json]
+
+Reads FILE, a client's MCP config: Claude Desktop's claude_desktop_config.json, Claude Code's
+.mcp.json, Cursor's mcp.json, Cline's cline_mcp_settings.json, Roo's mcp_settings.json or VS
+Code's .vscode/mcp.json (comments and trailing commas allowed). Checks its servers as the gateway
+would load them and prints them for the gateway's config (values as written: ${VAR}s are not
+expanded), then the one entry that client needs instead to reach the gateway.
+
+Options:
+  -w, --write         merge the servers into the gateway's config (--config, else the usual
+                      lookup; created if there is none): servers of a name it already has are
+                      left alone; the result is validated before it replaces the file. A running
+                      gateway with gateway.watchConfig reloads it by itself
+  -c, --config PATH   the gateway's config (where to merge; its address and token go into the
+                      client's entry)
+      --url URL       the gateway's MCP endpoint for the client's entry (default from the
+                      gateway's config, else http://127.0.0.1:4298/mcp)
+      --log-format F  text (default) or json
+
+Exit codes: 0 done; 1 FILE cannot be read or its servers cannot be loaded, or the merge failed;
+2 usage error.
+";
+
 /// What `mcp-gateway COMMAND --help` prints.
 fn help_for(command: &str) -> &'static str {
     match command {
@@ -162,6 +192,7 @@ fn help_for(command: &str) -> &'static str {
         "bridge" => BRIDGE_HELP,
         "status" => STATUS_HELP,
         "reload" => RELOAD_HELP,
+        "import" => IMPORT_HELP,
         _ => SERVE_HELP,
     }
 }
@@ -249,6 +280,8 @@ struct Options {
     host: Option<String>,
     port: Option<u16>,
     force: bool,
+    write: bool,
+    url: Option<String>,
     pid: Option<u32>,
     positional: Vec<String>,
 }
@@ -282,6 +315,8 @@ fn parse_options(args: &[String], allowed: &[&str]) -> Result<Options, Fail> {
                 })?);
             }
             "--force" | "-f" => options.force = true,
+            "--write" | "-w" => options.write = true,
+            "--url" => options.url = Some(value("--url")?),
             "--pid" => {
                 let raw = value("--pid")?;
                 options.pid = Some(raw.parse().ok().filter(|&p| p > 0).ok_or_else(|| {
@@ -302,9 +337,13 @@ fn run(args: Vec<String>) -> Result<ExitCode, Fail> {
         Some("bridge") => ("bridge", &args[1..]),
         Some("status") => ("status", &args[1..]),
         Some("reload") => ("reload", &args[1..]),
+        Some("import") => ("import", &args[1..]),
         Some("help" | "--help" | "-h") => {
             match args.get(1).map(String::as_str) {
-                Some(command @ ("serve" | "check" | "init" | "bridge" | "status" | "reload")) => {
+                Some(
+                    command @ ("serve" | "check" | "init" | "bridge" | "status" | "reload"
+                    | "import"),
+                ) => {
                     print!("{}", help_for(command))
                 }
                 Some(other) => {
@@ -355,6 +394,10 @@ fn run(args: Vec<String>) -> Result<ExitCode, Fail> {
                 ExitCode::from(1)
             })
         }
+        "import" => {
+            let options = parse_options(rest, &["--config", "-c", "--write", "-w", "--url"])?;
+            import_command(&options)
+        }
         "reload" => {
             let options = parse_options(rest, &["--config", "-c", "--pid"])?;
             no_positional(&options)?;
@@ -391,6 +434,57 @@ fn load(options: &Options) -> Result<config::Config, Fail> {
     let path = config::locate(options.config.as_deref(), &env, &cwd)
         .map_err(|e| Fail::Config(e.to_string()))?;
     config::load(&path).map_err(|e| Fail::Config(e.to_string()))
+}
+
+/// `mcp-gateway import FILE`.
+fn import_command(options: &Options) -> Result<ExitCode, Fail> {
+    let file = match options.positional.as_slice() {
+        [file] => PathBuf::from(file),
+        [] => {
+            return Err(Fail::Usage(
+                "import needs the FILE of a client's MCP config".into(),
+            ))
+        }
+        [_, extra, ..] => return Err(Fail::Usage(format!("unexpected argument {extra}"))),
+    };
+    let env = |key: &str| std::env::var(key).ok();
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    // The gateway's own config: where to merge, and its address and token for the client.
+    let target = match config::locate(options.config.as_deref(), &env, &cwd) {
+        Ok(path) => Some(path),
+        Err(_) if options.config.is_some() => options.config.as_ref().map(|p| cwd.join(p)),
+        Err(_) => config::default_user_path(&env),
+    };
+    let gateway = target
+        .as_deref()
+        .and_then(|path| config::load(path).ok())
+        .map(|c| c.gateway);
+    let url = options.url.clone().unwrap_or_else(|| match &gateway {
+        Some(g) => {
+            let host = match g.host.as_str() {
+                "0.0.0.0" | "::" => "127.0.0.1",
+                host if host.contains(':') => return format!("http://[{host}]:{}/mcp", g.port),
+                host => host,
+            };
+            format!("http://{host}:{}/mcp", g.port)
+        }
+        None => "http://127.0.0.1:4298/mcp".into(),
+    });
+    let token = gateway.as_ref().is_some_and(|g| g.auth_token.is_some());
+    let write_to = match (options.write, target.as_deref()) {
+        (true, Some(path)) => Some(path),
+        (true, None) => {
+            return Err(Fail::Usage(
+                "cannot tell where the gateway's config is (no HOME): give --config PATH".into(),
+            ))
+        }
+        (false, _) => None,
+    };
+    print!(
+        "{}",
+        import::run(&file, write_to, &url, token).map_err(Fail::Runtime)?
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `mcp-gateway reload`: SIGHUP to the running gateway, then its verdict from `/health`.

@@ -179,6 +179,7 @@ impl Watcher {
         }
         let notes = crate::gateway::exposure(&config.gateway, self.listening)?
             .into_iter()
+            .chain(config.notes.clone())
             .collect();
         changes.extend(applied_changes(&running.gateway, &config.gateway));
         let reload = Reload {

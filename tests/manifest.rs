@@ -13,23 +13,13 @@ fn config(flags: &[&str]) -> serde_json::Value {
     json!({"servers": [server]})
 }
 
-fn tool_names(gw: &Gateway) -> Vec<String> {
-    let tools = gw.get("/tools").json();
-    tools["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[test]
 fn after_a_restart_tools_are_listed_from_the_manifest_and_nothing_starts_until_a_call() {
     let state = temp_dir("state");
     let env = [("XDG_STATE_HOME", state.to_str().unwrap())];
     let mut first = Gateway::start_with(config(&[]), &env, &[]);
     first.wait_up();
-    let live = tool_names(&first);
+    let live = first.tool_names();
     assert!(live.contains(&"echo".to_string()), "{live:?}");
     first.stop();
     let manifests = state.join("mcp-gateway/manifests");
@@ -41,7 +31,7 @@ fn after_a_restart_tools_are_listed_from_the_manifest_and_nothing_starts_until_a
 
     let second = Gateway::start_with(config(&[]), &env, &[]);
     // Listed without a process: the same tools, and no child at all.
-    assert_eq!(tool_names(&second), live);
+    assert_eq!(second.tool_names(), live);
     let health = second.server_health("demo");
     assert_eq!(health["status"], "up", "{health}");
     assert_eq!(health["spawns"], 0, "{health}");
@@ -73,7 +63,7 @@ fn a_changed_definition_is_not_listed_from_the_old_manifest() {
     // Another definition (other arguments): its manifest does not apply, it is started to list.
     let changed = Gateway::start_with(config(&["--tools", "echo"]), &env, &[]);
     changed.wait_up();
-    assert_eq!(tool_names(&changed), ["echo"]);
+    assert_eq!(changed.tool_names(), ["echo"]);
     assert_eq!(changed.server_health("demo")["spawns"], 1);
     drop(changed);
 }
@@ -91,12 +81,12 @@ fn when_the_live_list_differs_the_manifest_is_updated_and_sessions_are_told() {
                         "minConnections": 0});
     let mut first = Gateway::start_with(json!({"servers": [server.clone()]}), &env, &[]);
     first.wait_up();
-    assert_eq!(tool_names(&first), ["echo"]);
+    assert_eq!(first.tool_names(), ["echo"]);
     first.stop();
 
     std::fs::write(&tools_file, "echo,add").unwrap();
     let gw = Gateway::start_with(json!({"servers": [server]}), &env, &[]);
-    assert_eq!(tool_names(&gw), ["echo"], "from the manifest");
+    assert_eq!(gw.tool_names(), ["echo"], "from the manifest");
     let mut session = gw.sse();
     session.initialize();
     let echo = gw.call("echo", json!({"text": "x"}));
@@ -105,7 +95,7 @@ fn when_the_live_list_differs_the_manifest_is_updated_and_sessions_are_told() {
         .next_message(Duration::from_secs(10))
         .expect("a notification once the live list is in");
     assert_eq!(note["method"], "notifications/tools/list_changed", "{note}");
-    let mut names = tool_names(&gw);
+    let mut names = gw.tool_names();
     names.sort();
     assert_eq!(names, ["add", "echo"]);
     let manifest_dir = state.join("mcp-gateway/manifests");
@@ -143,7 +133,7 @@ fn a_server_that_is_down_keeps_its_tools_listed_and_a_call_says_why() {
 
     let gw = Gateway::start_with(json!({"servers": [server]}), &env, &[]);
     assert!(
-        tool_names(&gw).contains(&"echo".to_string()),
+        gw.tool_names().contains(&"echo".to_string()),
         "still listed"
     );
     let response = gw.call("echo", json!({"text": "anyone?"}));

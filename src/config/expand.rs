@@ -5,6 +5,11 @@
 //! a variable's value is never expanded again. Error messages name variables but never contain their
 //! values, which are often secrets. `${MCP_GATEWAY_PROCESS_DIR}` is kept as written: it is filled in
 //! for each server process when it starts (a private directory of that process).
+//!
+//! What editors write in their MCP configs, so that theirs can be pasted: `${env:VAR}` (VS Code,
+//! Cursor) is `${VAR}`, `${userHome}` (Cursor) is `$HOME`; `${input:…}` (VS Code prompts for it)
+//! and `${workspaceFolder}` (VS Code, Cursor) have no meaning outside the editor and are errors that
+//! say what to write instead.
 
 /// Expands `text`, looking variables up with `env`. On failure returns one message per bad reference.
 pub(super) fn expand(
@@ -54,6 +59,23 @@ fn reference(body: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String,
     if body == &PROCESS_DIR[2..PROCESS_DIR.len() - 1] {
         return Ok(PROCESS_DIR.to_string());
     }
+    if let Some(id) = body.strip_prefix("input:") {
+        return Err(format!(
+            "\"${{input:{id}}}\" is a value VS Code asks you for; the gateway cannot ask: put it in an environment variable and write ${{NAME}}"
+        ));
+    }
+    if matches!(
+        body,
+        "workspaceFolder" | "workspaceRoot" | "workspaceFolderBasename"
+    ) {
+        return Err(format!(
+            "\"${{{body}}}\" is the editor's open folder; the gateway has none: write the path (or ${{NAME}} of a variable that holds it)"
+        ));
+    }
+    if body == "userHome" {
+        return reference("HOME", env);
+    }
+    let body = body.strip_prefix("env:").unwrap_or(body);
     let (name, default) = match body.split_once(":-") {
         Some((name, default)) => (name, Some(default)),
         None => (body, None),
@@ -106,6 +128,16 @@ mod tests {
 
     fn err(text: &str) -> Vec<String> {
         expand(text, &env).unwrap_err()
+    }
+
+    #[test]
+    fn editor_variables_are_understood_or_explained() {
+        assert_eq!(ok("${env:HOME}/x"), "/home/u/x");
+        assert_eq!(ok("${userHome}/x"), "/home/u/x");
+        let input = err("${input:api-key}");
+        assert!(input[0].contains("VS Code asks you for"), "{input:?}");
+        let folder = err("${workspaceFolder}/src");
+        assert!(folder[0].contains("write the path"), "{folder:?}");
     }
 
     #[test]

@@ -102,6 +102,15 @@ pub fn write_example(path: &Path, force: bool) -> Result<(), String> {
             "{shown} already exists; pass --force to overwrite it"
         ));
     }
+    write_atomically(path, EXAMPLE_CONFIG.as_bytes())?;
+    log::info!("wrote example config to {shown}");
+    Ok(())
+}
+
+/// Writes `bytes` to a temporary file beside `path` (owner-only), then renames it over `path`:
+/// a reader (the gateway watching its config) never sees half a file. Errors are for the user.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let shown = path.display();
     let Some(file_name) = path.file_name() else {
         return Err(format!("{shown} is not a file path"));
     };
@@ -110,19 +119,15 @@ pub fn write_example(path: &Path, force: bool) -> Result<(), String> {
         _ => Path::new("."),
     };
     fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-
     let mut temp_name = std::ffi::OsString::from(".");
     temp_name.push(file_name);
     temp_name.push(format!(".tmp{}", std::process::id()));
     let temp = dir.join(temp_name);
-    let written =
-        write_synced(&temp, EXAMPLE_CONFIG.as_bytes()).and_then(|()| fs::rename(&temp, path));
+    let written = write_synced(&temp, bytes).and_then(|()| fs::rename(&temp, path));
     written.map_err(|e| {
         let _ = fs::remove_file(&temp);
         format!("cannot write {shown}: {e}")
-    })?;
-    log::info!("wrote example config to {shown}");
-    Ok(())
+    })
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

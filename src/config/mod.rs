@@ -9,6 +9,7 @@
 //! reads, `resolve` applies it section by section, `expand` does `${VAR}`, `secret` reads
 //! `gateway.authTokenFile`, and `locate` finds the file and writes the example for `mcp-gateway init`.
 
+mod clients;
 mod expand;
 pub use expand::PROCESS_DIR;
 mod locate;
@@ -21,7 +22,7 @@ pub mod types;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use locate::{default_user_path, locate, write_example};
+pub use locate::{default_user_path, locate, write_atomically, write_example};
 
 /// Where the gateway keeps its state when `gateway.stateDir` does not say.
 pub fn default_state_dir() -> Option<PathBuf> {
@@ -128,6 +129,9 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             ..e
         })?;
     config.source = Some(path.to_path_buf());
+    for note in &config.notes {
+        log::warn!("{}: {note}", path.display());
+    }
     log::debug!(
         "loaded {} with {} server(s)",
         path.display(),

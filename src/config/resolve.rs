@@ -16,7 +16,7 @@ use super::types::{
     Config, Cors, GatewayConfig, LocalServer, Mapping, PoolSettings, Recycle, RemoteServer,
     RemoteTransport, ServerConfig, ServerKind, Share, StripPrefix, ToolFilter, ToolOverride,
 };
-use super::{key_path, secret, Problem};
+use super::{clients, key_path, secret, Problem};
 
 const DEFAULT_HOST: &str = "127.0.0.1";
 const DEFAULT_PORT: u16 = 4298;
@@ -151,7 +151,15 @@ const NATIVE_TYPE_HINTS: &[(&str, &str)] = &[
     ),
 ];
 /// Claude Desktop and similar clients spell the server type their own way.
-const CLAUDE_TYPES: &[&str] = &["stdio", "local", "sse", "http", "streamable-http", "remote"];
+const CLAUDE_TYPES: &[&str] = &[
+    "stdio",
+    "local",
+    "sse",
+    "http",
+    "streamable-http",
+    "streamableHttp",
+    "remote",
+];
 const MAPPING_KEYS: &[&str] = &["prefix", "stripPrefix", "rename", "tools"];
 const OVERRIDE_KEYS: &[&str] = &["name", "title", "description", "annotations", "hidden"];
 const FILTER_KEYS: &[&str] = &["include", "exclude"];
@@ -162,7 +170,23 @@ pub(super) fn config(root: &Value, env: Env) -> Result<Config, Vec<Problem>> {
     let Some(top) = c.object(root, "", "a JSON object at the top level") else {
         return Err(c.into_problems());
     };
-    for key in top.keys().filter(|k| !TOP_KEYS.contains(&k.as_str())) {
+    let client_file = clients::is_client_file(top);
+    let mut notes = Vec::new();
+    let foreign: Vec<&str> = top
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !TOP_KEYS.contains(k))
+        .collect();
+    if client_file && !foreign.is_empty() {
+        notes.push(format!(
+            "a client's config: its other top-level keys are ignored ({})",
+            foreign.join(", ")
+        ));
+    }
+    for key in top
+        .keys()
+        .filter(|k| !TOP_KEYS.contains(&k.as_str()) && !client_file)
+    {
         let hint = if GATEWAY_KEYS.contains(&key.as_str()) {
             Some("it belongs in the \"gateway\" section")
         } else if POOL_KEYS.contains(&key.as_str()) {
@@ -177,12 +201,18 @@ pub(super) fn config(root: &Value, env: Env) -> Result<Config, Vec<Problem>> {
     let gateway = gateway(&mut c, top.get("gateway"));
     let defaults = pool_defaults(&mut c, top.get("pool"), gateway.call_timeout);
     let mut servers = Servers::default();
-    if let Some(list) = top.get("servers") {
-        servers.read_list(&mut c, list, &defaults);
+    match top.get("servers") {
+        // VS Code's `.vscode/mcp.json`: servers keyed by name.
+        Some(map) if map.is_object() && client_file => {
+            servers.read_claude_map(&mut c, map, "servers", &defaults)
+        }
+        Some(list) => servers.read_list(&mut c, list, &defaults),
+        None => {}
     }
     if let Some(map) = top.get("mcpServers") {
-        servers.read_claude_map(&mut c, map, &defaults);
+        servers.read_claude_map(&mut c, map, "mcpServers", &defaults);
     }
+    notes.extend(clients::ignored_note(&servers.ignored));
     if let Some(v) = top.get("mapping") {
         servers.attach(&mut c, v, "mapping", mapping, |server, m| {
             server.mapping = m
@@ -207,6 +237,7 @@ pub(super) fn config(root: &Value, env: Env) -> Result<Config, Vec<Problem>> {
         gateway,
         servers,
         source: None,
+        notes,
     })
 }
 
@@ -503,6 +534,8 @@ struct Servers {
     entries: Vec<Entry>,
     /// Server name → path of the entry that first used it.
     first_use: HashMap<String, String>,
+    /// Client-only keys of entries keyed by name, accepted and ignored (`clients`).
+    ignored: Vec<(String, &'static str)>,
 }
 
 impl Servers {
@@ -526,15 +559,29 @@ impl Servers {
         }
     }
 
-    fn read_claude_map(&mut self, c: &mut Checker, v: &Value, defaults: &Defaults) {
+    /// Servers keyed by name (`mcpServers`, or VS Code's `servers` object), as clients write
+    /// them: their own keys are turned into the gateway's first (`clients::entry`).
+    fn read_claude_map(&mut self, c: &mut Checker, v: &Value, section: &str, defaults: &Defaults) {
         const EXPECTED: &str = "an object mapping server names to servers";
-        let Some(items) = c.entries(v, "mcpServers", EXPECTED, |_, k, v, p| {
+        let Some(items) = c.entries(v, section, EXPECTED, |_, k, v, p| {
             Some((k, v, p.to_owned()))
         }) else {
             return;
         };
         for (name, item, path) in items {
-            let entry = server(c, item, &path, Some(name), defaults);
+            let entry = match item.as_object() {
+                Some(obj) => {
+                    let client = clients::entry(c, obj, &path);
+                    self.ignored.extend(client.ignored);
+                    let mut entry =
+                        server(c, &Value::Object(client.obj), &path, Some(name), defaults);
+                    if let Some(config) = &mut entry.config {
+                        config.filters.exclude.extend(client.exclude);
+                    }
+                    entry
+                }
+                None => server(c, item, &path, Some(name), defaults),
+            };
             self.add(c, entry, &path, &path);
         }
     }
@@ -709,7 +756,9 @@ fn kind(c: &mut Checker, obj: &Object, path: &str, claude: bool) -> Option<Kind>
             Some(match c.choice(v, &type_path, CLAUDE_TYPES, &[])? {
                 "stdio" | "local" => Kind::Local,
                 "sse" => Kind::Remote(Some(RemoteTransport::Sse)),
-                "http" | "streamable-http" => Kind::Remote(Some(RemoteTransport::Streamable)),
+                "http" | "streamable-http" | "streamableHttp" => {
+                    Kind::Remote(Some(RemoteTransport::Streamable))
+                }
                 _ => Kind::Remote(None),
             })
         } else {
@@ -767,7 +816,7 @@ fn check_server_keys(
             c.report(
                 &key_at(),
                 format!(
-                    "not allowed in \"mcpServers\": the server's name is its key ({})",
+                    "not allowed here: the server's name is its key ({})",
                     quote(name)
                 ),
             );
@@ -1716,7 +1765,7 @@ mod tests {
             "servers[0].enabled: expected true or false, found \"yes\" (a string)"
         );
         assert_eq!(
-            problem(r#"{"servers": {"a": {"command": "x"}}}"#),
+            problem(r#"{"pool": {}, "servers": {"a": {"command": "x"}}}"#),
             "servers: expected an array of servers, found an object; to key servers by name, call the section \"mcpServers\""
         );
         assert_eq!(
@@ -2158,7 +2207,7 @@ mod tests {
     fn claude_desktop_entry_errors() {
         assert_eq!(
             problem(r#"{"mcpServers": {"gh": {"name": "gh", "command": "x"}}}"#),
-            "mcpServers.gh.name: not allowed in \"mcpServers\": the server's name is its key (\"gh\")"
+            "mcpServers.gh.name: not allowed here: the server's name is its key (\"gh\")"
         );
         assert_eq!(
             problem(
@@ -2168,12 +2217,12 @@ mod tests {
         );
         assert_eq!(
             problem(r#"{"mcpServers": {"gh": {"type": "websocket", "url": "ws://h"}}}"#),
-            "mcpServers.gh.type: expected one of \"stdio\", \"local\", \"sse\", \"http\", \"streamable-http\", \"remote\", \
-             found \"websocket\" (a string)"
+            "mcpServers.gh.type: expected one of \"stdio\", \"local\", \"sse\", \"http\", \"streamable-http\", \"streamableHttp\", \
+             \"remote\", found \"websocket\" (a string)"
         );
         assert_eq!(
-            problem(r#"{"mcpServers": {"gh": {"command": "x", "autoApprove": []}}}"#),
-            "mcpServers.gh.autoApprove: unknown key (allowed here: name, type, enabled, poolSize, minConnections, \
+            problem(r#"{"mcpServers": {"gh": {"command": "x", "bogus": []}}}"#),
+            "mcpServers.gh.bogus: unknown key (allowed here: name, type, enabled, poolSize, minConnections, \
              acquireTimeout, idleTimeout, maxConcurrency, maxLifetime, maxCalls, maxRssBytes, share, callTimeout, initTimeout, command, args, cwd, env, url, transport, headers, caFile)"
         );
         assert_eq!(

@@ -14,6 +14,8 @@ pub struct Config {
     pub servers: Vec<ServerConfig>,
     /// The file this came from, if any.
     pub source: Option<PathBuf>,
+    /// What is worth a word but not an error (a client's config pasted whole: keys ignored).
+    pub notes: Vec<String>,
 }
 
 /// The `gateway` section: how clients reach us and how hard we protect ourselves.

@@ -173,6 +173,28 @@ impl Gateway {
         });
         let config_path = dir.join("config.json");
         std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+        Self::spawn(dir, config_path, auth_token, env, args)
+    }
+
+    /// Starts the gateway on a config file written verbatim (`name` in its own directory, e.g. a
+    /// client's `claude_desktop_config.json`), on port 0 by `--port 0`.
+    pub fn start_file(name: &str, text: &str, args: &[&str]) -> Gateway {
+        let dir = temp_dir("gw");
+        let config_path = dir.join(name);
+        std::fs::create_dir_all(config_path.parent().unwrap()).unwrap();
+        std::fs::write(&config_path, text).unwrap();
+        let mut all = vec!["--port", "0"];
+        all.extend_from_slice(args);
+        Self::spawn(dir, config_path, None, &[], &all)
+    }
+
+    fn spawn(
+        dir: PathBuf,
+        config_path: PathBuf,
+        auth_token: Option<String>,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Gateway {
         let mut command = Command::new(gateway_binary());
         command
             .arg("--config")
@@ -287,6 +309,16 @@ impl Gateway {
     }
 
     /// The full `/health` document (with the bearer token when one is configured).
+    /// The exposed tool names, from `GET /tools`.
+    pub fn tool_names(&self) -> Vec<String> {
+        self.get("/tools").json()["tools"]
+            .as_array()
+            .expect("GET /tools lists tools")
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+
     pub fn health(&self) -> Value {
         match &self.auth_token {
             Some(token) => {
