@@ -150,6 +150,14 @@ pub fn serve(config: Config, overrides: Overrides) -> Result<(), String> {
     // Held until `serve` returns; when the process ends, however, the guard cleans up after it.
     let _guard = crate::downstream::process::start_guard()
         .map_err(|e| format!("cannot start the process guard: {e}"))?;
+    #[cfg(not(target_os = "linux"))]
+    if config
+        .servers
+        .iter()
+        .any(|s| s.pool.recycle.max_rss_bytes.is_some())
+    {
+        log::warn!("maxRssBytes is not supported on this system (it reads /proc): it is ignored");
+    }
     let socket_addr = listen_address(&config.gateway)?;
     let exposure_note = exposure(&config.gateway, socket_addr.ip())?;
     if let Some(note) = &exposure_note {

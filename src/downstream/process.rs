@@ -75,6 +75,8 @@ pub fn spawn(local: &LocalServer) -> io::Result<Child> {
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe syscalls.
     unsafe {
         command.pre_exec(move || {
+            // Linux only: elsewhere the guard process (and the process-group signals) must do.
+            #[cfg(target_os = "linux")]
             if libc::prctl(
                 libc::PR_SET_PDEATHSIG,
                 libc::SIGKILL as libc::c_ulong,
@@ -92,15 +94,20 @@ pub fn spawn(local: &LocalServer) -> io::Result<Child> {
             // Fds the gateway inherited from its own parent (or any opened without O_CLOEXEC) must
             // not reach the child: mark everything above 2 close-on-exec. std's exec-error pipe is
             // already close-on-exec, so it keeps working.
-            const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
-            if libc::syscall(
-                libc::SYS_close_range,
-                3 as libc::c_uint,
-                libc::c_uint::MAX,
-                CLOSE_RANGE_CLOEXEC,
-            ) != 0
-            {
-                // Kernels before 5.11: walk the fd table up to the soft limit.
+            #[cfg(target_os = "linux")]
+            let marked = {
+                const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+                libc::syscall(
+                    libc::SYS_close_range,
+                    3 as libc::c_uint,
+                    libc::c_uint::MAX,
+                    CLOSE_RANGE_CLOEXEC,
+                ) == 0
+            };
+            #[cfg(not(target_os = "linux"))]
+            let marked = false;
+            if !marked {
+                // Kernels before 5.11, and other systems: walk the fd table up to the soft limit.
                 let max = libc::sysconf(libc::_SC_OPEN_MAX).clamp(0, 1 << 20) as libc::c_int;
                 for fd in 3..max {
                     let flags = libc::fcntl(fd, libc::F_GETFD);
@@ -119,6 +126,29 @@ pub fn spawn(local: &LocalServer) -> io::Result<Child> {
     command.spawn()
 }
 
+/// A pipe whose both ends are close-on-exec, so no child but the guard (which gets the read end
+/// as its stdin) ever holds them.
+fn cloexec_pipe() -> io::Result<[libc::c_int; 2]> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 fills the two-element array.
+    #[cfg(target_os = "linux")]
+    let made = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } == 0;
+    // SAFETY: pipe fills the array; fcntl on the two fds it made. No other thread forks before
+    // the guard starts (it is started first), so nothing can inherit them in between.
+    #[cfg(not(target_os = "linux"))]
+    let made = unsafe {
+        libc::pipe(fds.as_mut_ptr()) == 0
+            && fds
+                .iter()
+                .all(|&fd| libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) == 0)
+    };
+    if made {
+        Ok(fds)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// The gateway's end of the guard's lifeline: held (open) as long as the gateway lives.
 #[derive(Debug)]
 pub struct Guard {
@@ -129,13 +159,13 @@ pub struct Guard {
 /// before the first server is spawned (those spawned before are not marked).
 pub fn start_guard() -> io::Result<Guard> {
     use std::os::fd::FromRawFd;
+    #[cfg(not(target_os = "linux"))]
+    log::warn!(
+        "on this system (no /proc, no PR_SET_PDEATHSIG) server processes that outlive a killed gateway \
+         are not found and stopped; a graceful stop still stops them all"
+    );
     let instance = crate::upstream::session::random_id()?;
-    let mut fds = [0 as libc::c_int; 2];
-    // SAFETY: pipe2 fills the two-element array; both ends are close-on-exec, so no child but
-    // the guard (which gets the read end as its stdin) ever holds them.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let fds = cloexec_pipe()?;
     // SAFETY: the fds were just created and are owned by nobody else.
     let (read, write) = unsafe {
         (

@@ -198,11 +198,26 @@ impl Sessions {
 /// 128 random bits from the OS, as 32 hex digits.
 pub fn random_id() -> std::io::Result<String> {
     let mut bytes = [0u8; 16];
+    random_bytes(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Fills `bytes` from the OS's random source (`getrandom`; `getentropy` where there is none).
+pub fn random_bytes(bytes: &mut [u8]) -> std::io::Result<()> {
     let mut filled = 0;
     while filled < bytes.len() {
-        // SAFETY: getrandom writes at most len bytes into the buffer we own.
-        let n = unsafe {
-            libc::getrandom(bytes[filled..].as_mut_ptr().cast(), bytes.len() - filled, 0)
+        let want = bytes.len() - filled;
+        // SAFETY: getrandom writes at most `want` bytes into the buffer we own.
+        #[cfg(target_os = "linux")]
+        let n = unsafe { libc::getrandom(bytes[filled..].as_mut_ptr().cast(), want, 0) };
+        // SAFETY: getentropy fills exactly `len` (at most 256) bytes of the buffer we own.
+        #[cfg(not(target_os = "linux"))]
+        let n = {
+            let len = want.min(256);
+            match unsafe { libc::getentropy(bytes[filled..].as_mut_ptr().cast(), len) } {
+                0 => len as isize,
+                _ => -1,
+            }
         };
         if n < 0 {
             let e = std::io::Error::last_os_error();
@@ -213,7 +228,7 @@ pub fn random_id() -> std::io::Result<String> {
             filled += n as usize;
         }
     }
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(())
 }
 
 #[cfg(test)]
