@@ -192,7 +192,7 @@ pub fn serve(config: Config, overrides: Overrides) -> Result<(), String> {
         &format!("http://{local}"),
     );
 
-    let router = Router::new(
+    let mut router = Router::new(
         backend.catalog.snapshot(),
         backend.jobs.clone(),
         backend.control.clone(),
@@ -206,6 +206,9 @@ pub fn serve(config: Config, overrides: Overrides) -> Result<(), String> {
                 .collect(),
         ),
     );
+    if let Some(dir) = &config.gateway.state_dir {
+        router.sign_sessions(dir);
+    }
     let settings = Settings::from_gateway(&config.gateway);
     let mut reactor =
         Reactor::new(poll, listener, mailbox, router, settings).map_err(|e| e.to_string())?;

@@ -73,7 +73,16 @@ fn streamable_http_session_initializes_lists_calls_and_streams_progress() {
     let gw = Gateway::start(one_demo());
     gw.wait_up();
     let mut session = gw.mcp();
-    assert_eq!(session.session_id.len(), 32);
+    // A signed id (restart-proof: tests/restart.rs), in visible ASCII as the spec requires.
+    assert!(
+        session.session_id.starts_with("g1."),
+        "{}",
+        session.session_id
+    );
+    assert!(session
+        .session_id
+        .bytes()
+        .all(|b| (0x21..=0x7e).contains(&b)));
     let list = session.request("tools/list", json!({}));
     assert_eq!(list.http.header("content-type"), Some("application/json"));
     assert!(list.response()["result"]["tools"]

@@ -134,8 +134,12 @@ fn health_sessions(gw: &Gateway) -> u64 {
     gw.health()["sessions"].as_u64().unwrap()
 }
 
-fn is_hex_id(id: &str) -> bool {
-    id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit())
+/// A signed session id (`g1.<payload>.<mac>`, restart-proof: tests/restart.rs), all visible ASCII
+/// as the spec requires of session ids.
+fn is_session_id(id: &str) -> bool {
+    id.starts_with("g1.")
+        && id.split('.').count() == 3
+        && id.bytes().all(|b| (0x21..=0x7e).contains(&b))
 }
 
 fn connect(gw: &Gateway) -> TcpStream {
@@ -486,13 +490,13 @@ fn invalid_message_with_an_id_is_200_with_the_error_for_that_id() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn initialize_creates_a_session_with_a_32_hex_id() {
+fn initialize_creates_a_session_with_a_signed_id() {
     let gw = gateway();
     assert_eq!(health_sessions(&gw), 0);
     let a = open_session(&gw, "/mcp", &[]);
     let b = open_session(&gw, "/mcp", &[]);
-    assert!(is_hex_id(&a), "{a}");
-    assert!(is_hex_id(&b), "{b}");
+    assert!(is_session_id(&a), "{a}");
+    assert!(is_session_id(&b), "{b}");
     assert_ne!(a, b);
     assert_eq!(health_sessions(&gw), 2);
 }
@@ -712,7 +716,7 @@ fn initialize_ignores_a_stale_session_header() {
             .header("mcp-session-id")
             .expect("a new session")
             .to_string();
-        assert!(is_hex_id(&id));
+        assert!(is_session_id(&id));
         assert_ne!(id, stale);
         let ping = post_mcp(&gw, Some(&id), &[], &rpc(json!(1), "ping", json!({})));
         assert_eq!(ping.status, 200);
@@ -1016,7 +1020,7 @@ fn list_changed_arrives_on_the_get_stream_when_a_slow_server_comes_up() {
 fn post_sse_works_as_streamable_http() {
     let gw = gateway();
     let id = open_session(&gw, "/sse", &[]);
-    assert!(is_hex_id(&id));
+    assert!(is_session_id(&id));
     let headers = [JSON_BODY, ACCEPT_BOTH, ("Mcp-Session-Id", id.as_str())];
     let call = post(&gw, "/sse", &headers, &echo_call(1, "via /sse"));
     assert_eq!(call.status, 200, "{}", call.text());

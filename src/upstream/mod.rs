@@ -26,6 +26,7 @@ pub mod mcp;
 pub mod redact;
 mod rest;
 pub mod session;
+mod signed;
 mod sse;
 mod streamable;
 
@@ -202,6 +203,9 @@ pub struct Router {
     servers: Servers,
     settings: Settings,
     reloads: Reloads,
+    /// Signs Streamable HTTP session ids so they outlive this process (`signed`); None without a
+    /// state dir.
+    signer: Option<signed::Signer>,
     started: Instant,
     /// Jobs dispatched and not yet answered.
     pub in_flight: usize,
@@ -232,6 +236,7 @@ impl Router {
             live,
             settings,
             reloads: Reloads::default(),
+            signer: None,
             started: Instant::now(),
             in_flight: 0,
             conn_calls: HashMap::new(),
@@ -371,6 +376,15 @@ impl Router {
                 uri: key.1,
                 subscribe: after > 0,
             });
+        }
+    }
+
+    /// Makes Streamable HTTP sessions restart-proof with the key in `state_dir` (made there if
+    /// missing). A key that cannot be had is logged: sessions then end with the process.
+    pub fn sign_sessions(&mut self, state_dir: &std::path::Path) {
+        match signed::Signer::load_or_create(state_dir) {
+            Ok(signer) => self.signer = Some(signer),
+            Err(e) => log::warn!("{e}; sessions will not survive a restart"),
         }
     }
 

@@ -49,6 +49,8 @@ pub struct Session {
     pub subscriptions: HashSet<String>,
     /// `logging/setLevel` of the client, as a rank in `mcp::LOG_LEVELS`; None: no log messages.
     pub log_level: Option<usize>,
+    /// For a session with a signed id (`signed`): when it was opened (Unix seconds).
+    pub opened: Option<u64>,
 }
 
 /// A server's request waiting for this client's answer.
@@ -121,7 +123,13 @@ pub struct Sessions {
     slab: Slab<Session>,
     by_id: HashMap<String, usize>,
     next_gen: u64,
+    /// Signed ids of sessions that ended here (DELETE, expiry), with when they were opened: never
+    /// restored from their id (`signed`) while this process runs.
+    ended: HashMap<String, u64>,
 }
+
+/// Ended signed ids kept before the ones past `signed::MAX_AGE` are dropped.
+const ENDED_PRUNE_AT: usize = 1 << 16;
 
 impl Sessions {
     /// Opens a session; returns its slot.
@@ -149,6 +157,7 @@ impl Sessions {
             next_ask: 0,
             subscriptions: HashSet::new(),
             log_level: None,
+            opened: None,
         });
         self.by_id.insert(id, key);
         Ok(Slot { key, gen })
@@ -176,8 +185,51 @@ impl Sessions {
         self.get(slot)?;
         let mut session = self.slab.remove(slot.key);
         self.by_id.remove(&session.id);
+        if let Some(opened) = session.opened {
+            if self.ended.len() >= ENDED_PRUNE_AT {
+                let oldest =
+                    super::signed::unix_now().saturating_sub(super::signed::MAX_AGE.as_secs());
+                self.ended.retain(|_, opened| *opened >= oldest);
+            }
+            self.ended.insert(session.id.clone(), opened);
+        }
         session.abandon();
         Some(session)
+    }
+
+    /// Gives an open session a new public id (a signed one, once `initialize` told what goes
+    /// into it); `opened` is when it was opened, for a signed id.
+    pub fn rename(&mut self, slot: Slot, id: String, opened: Option<u64>) {
+        let Some(session) = self.slab.get_mut(slot.key).filter(|s| s.gen == slot.gen) else {
+            return;
+        };
+        self.by_id.remove(&session.id);
+        session.id = id.clone();
+        session.opened = opened;
+        self.by_id.insert(id, slot.key);
+    }
+
+    /// Whether a session with this id ended here.
+    pub fn ended_here(&self, id: &str) -> bool {
+        self.ended.contains_key(id)
+    }
+
+    /// Serves a Streamable HTTP session this process has not seen, from its signed id: initialized
+    /// with what its `initialize` negotiated.
+    pub fn restore(
+        &mut self,
+        id: &str,
+        claims: super::signed::Claims,
+        now: Instant,
+    ) -> std::io::Result<Slot> {
+        let slot = self.open(Transport::Streamable, None, now)?;
+        self.rename(slot, id.to_owned(), Some(claims.opened));
+        let session = &mut self.slab[slot.key];
+        session.initialized = true;
+        session.used = true;
+        session.protocol_version = Some(claims.protocol_version);
+        session.client_capabilities = claims.capabilities;
+        Ok(slot)
     }
 
     pub fn len(&self) -> usize {

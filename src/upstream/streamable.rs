@@ -112,6 +112,12 @@ impl Router {
         };
         let action = mcp::handle(&registry, state, message, origin);
         let accepted = state.protocol_version.is_some();
+        let mut id_header = id_header;
+        if accepted {
+            if let Some(id) = self.signed_id(session) {
+                id_header[0].1 = id;
+            }
+        }
         match action {
             mcp::Action::Reply(json) if accepted => {
                 log::debug!("session {} opened (Streamable HTTP)", id_header[0].1);
@@ -201,7 +207,7 @@ impl Router {
     }
 
     /// The Streamable HTTP session a request names.
-    fn session_of(&self, req: &Request) -> Result<Slot, Response> {
+    fn session_of(&mut self, req: &Request) -> Result<Slot, Response> {
         let Some(id) = req.header("mcp-session-id") else {
             return Err(Response::rpc_error(
                 400,
@@ -209,20 +215,56 @@ impl Router {
                 "missing the Mcp-Session-Id header; send initialize first to get one",
             ));
         };
+        let found = self.sessions.find(id).filter(|slot| {
+            self.sessions
+                .get(*slot)
+                .is_some_and(|s| s.transport == Transport::Streamable)
+        });
+        found.or_else(|| self.restore(id)).ok_or_else(|| {
+            Response::rpc_error(
+                404,
+                codes::INVALID_REQUEST,
+                "unknown or expired session: initialize again to get a new one",
+            )
+        })
+    }
+
+    /// A session opened before this process started (or on a replica with the same key), from
+    /// its signed id (`signed`).
+    fn restore(&mut self, id: &str) -> Option<Slot> {
+        let claims = self
+            .signer
+            .as_ref()?
+            .verify(id, std::time::SystemTime::now())?;
+        if self.sessions.ended_here(id) || self.session_cap().is_some() {
+            return None;
+        }
+        let slot = self.sessions.restore(id, claims, Instant::now()).ok()?;
+        log::info!(
+            "session {}… restored from its signed id",
+            &id[..id.len().min(12)]
+        );
+        Some(slot)
+    }
+
+    /// Gives a session that just initialized its signed id; None without a key.
+    fn signed_id(&mut self, session: Slot) -> Option<String> {
+        let state = self.sessions.get(session)?;
+        let claims = super::signed::Claims {
+            protocol_version: state.protocol_version.clone()?,
+            capabilities: state.client_capabilities.clone(),
+            opened: super::signed::unix_now(),
+        };
+        let id = match self.signer.as_ref()?.issue(&claims) {
+            Ok(id) => id,
+            Err(e) => {
+                log::warn!("cannot sign a session id ({e}): this session ends with the process");
+                return None;
+            }
+        };
         self.sessions
-            .find(id)
-            .filter(|slot| {
-                self.sessions
-                    .get(*slot)
-                    .is_some_and(|s| s.transport == Transport::Streamable)
-            })
-            .ok_or_else(|| {
-                Response::rpc_error(
-                    404,
-                    codes::INVALID_REQUEST,
-                    "unknown or expired session: initialize again to get a new one",
-                )
-            })
+            .rename(session, id.clone(), Some(claims.opened));
+        Some(id)
     }
 }
 
