@@ -41,7 +41,7 @@ BINARY ?=
 INSTALL ?= install
 INSTALLED_BINARY := $(or $(BINARY),target/release/mcp-gateway)
 
-.PHONY: all build release install uninstall run test lint interop-deps bench bench-peers peer-deps clean fuzz fuzz-deps
+.PHONY: all build release install uninstall run test lint interop-deps haproxy-dep bench bench-peers peer-deps clean fuzz fuzz-deps
 
 all: build
 
@@ -122,7 +122,15 @@ lint:
 
 interop-deps: $(VENV)/.mcp-$(PY_MCP_VERSION) $(INTEROP)/.everything-$(EVERYTHING_VERSION) \
 	$(INTEROP)/.npm-servers-$(MEMORY_VERSION)-$(FILESYSTEM_VERSION)-$(THINKING_VERSION) \
-	$(SERVERS_VENV)/.servers-$(TIME_VERSION)-$(FETCH_VERSION)-$(GIT_VERSION)
+	$(SERVERS_VENV)/.servers-$(TIME_VERSION)-$(FETCH_VERSION)-$(GIT_VERSION) haproxy-dep
+
+# tests/scale.rs puts two gateways behind haproxy: the Debian package, installed when missing
+# (as root, or through sudo).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+haproxy-dep:
+	@command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || \
+		$(SUDO) apt-get install -y -q haproxy || \
+		{ $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q haproxy; }
 
 $(VENV)/.mcp-$(PY_MCP_VERSION):
 	rm -rf $(VENV)

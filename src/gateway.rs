@@ -206,8 +206,12 @@ pub fn serve(config: Config, overrides: Overrides) -> Result<(), String> {
                 .collect(),
         ),
     );
-    if let Some(dir) = &config.gateway.state_dir {
-        router.sign_sessions(dir);
+    let session_key = config.gateway.session_key_file.clone().or_else(|| {
+        let dir = config.gateway.state_dir.as_ref()?;
+        Some(dir.join(crate::upstream::signed::KEY_FILE))
+    });
+    if let Some(key) = &session_key {
+        router.sign_sessions(key);
     }
     let settings = Settings::from_gateway(&config.gateway);
     let mut reactor =

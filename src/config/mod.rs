@@ -16,6 +16,7 @@ mod locate;
 mod resolve;
 mod schema;
 mod secret;
+pub use secret::check_private;
 mod syntax;
 pub mod types;
 

@@ -78,6 +78,7 @@ const GATEWAY_KEYS: &[&str] = &[
     "maxMemoryBytes",
     "allowedHosts",
     "watchConfig",
+    "sessionKeyFile",
 ];
 const GATEWAY_HINTS: &[(&str, &str)] = &[
     ("bind", "did you mean \"host\"?"),
@@ -266,6 +267,7 @@ fn gateway(c: &mut Checker, v: Option<&Value>) -> GatewayConfig {
         max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
         allowed_hosts: Vec::new(),
         watch_config: true,
+        session_key_file: None,
     };
     const P: &str = "gateway";
     let Some(obj) = v.and_then(|v| c.object(v, P, "an object")) else {
@@ -329,6 +331,7 @@ fn gateway(c: &mut Checker, v: Option<&Value>) -> GatewayConfig {
     g.watch_config = c
         .field(obj, P, "watchConfig", Checker::boolean)
         .unwrap_or(true);
+    g.session_key_file = c.field(obj, P, "sessionKeyFile", file_path);
     g.page_size = c
         .field(obj, P, "pageSize", |c, v, p| c.count(v, p, 1, 100_000))
         .unwrap_or(g.page_size);
@@ -1725,7 +1728,7 @@ mod tests {
             "gateway.zzzz: unknown key (allowed here: host, port, cors, workers, maxBodyBytes, maxMessageBytes, \
              maxClients, callTimeout, keepaliveInterval, shutdownTimeout, sessionTimeout, authToken, \
              authTokenFile, allowUnauthenticated, allowedOrigins, pageSize, stateDir, maxSessions, maxInFlightPerSession, maxQueuedBytes, \
-             maxMemoryBytes, allowedHosts, watchConfig)"
+             maxMemoryBytes, allowedHosts, watchConfig, sessionKeyFile)"
         );
     }
 

@@ -2,8 +2,10 @@
 //! and out of the process environment.
 //!
 //! The file's content, trimmed of surrounding whitespace (a trailing newline is the usual case), is
-//! the token. A file that group or others may read is refused: a token anyone on the machine can
-//! read protects nothing. An empty file is refused too (it would silently mean "no token").
+//! the token. A file that others may read, or anyone but its owner write, is refused
+//! (`check_private`): a token anyone on the machine can read protects nothing. Read by its group is
+//! allowed: that is how Kubernetes hands a Secret to a non-root container (`fsGroup`, mode 0440).
+//! An empty file is refused too (it would silently mean "no token").
 
 use std::path::Path;
 
@@ -14,22 +16,31 @@ pub(super) fn read_token_file(path: &Path) -> Result<String, String> {
     if !metadata.is_file() {
         return Err(format!("{shown} is not a regular file"));
     }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = metadata.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(format!(
-                "{shown} may be read by group or others (mode {mode:04o}); make it private with `chmod 600 {shown}`"
-            ));
-        }
-    }
+    check_private(path, &metadata)?;
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
     let token = text.trim();
     if token.is_empty() {
         return Err(format!("{shown} is empty; write the token in it"));
     }
     Ok(token.to_owned())
+}
+
+/// Refuses a secret file (a token, a key) that others may read or anyone but its owner may write.
+pub fn check_private(path: &Path, metadata: &std::fs::Metadata) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = metadata.permissions().mode() & 0o777;
+        if mode & 0o027 != 0 {
+            let shown = path.display();
+            return Err(format!(
+                "{shown} may be read by others or changed by its group (mode {mode:04o}); make it private with `chmod 600 {shown}`"
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, metadata);
+    Ok(())
 }
 
 #[cfg(all(test, unix))]
@@ -52,12 +63,15 @@ mod tests {
         assert_eq!(read_token_file(&path).unwrap(), "s3cret");
         let path = write(&dir, "owner-only", "t", 0o400);
         assert_eq!(read_token_file(&path).unwrap(), "t");
+        // A Kubernetes Secret for a non-root container: its group may read it.
+        let path = write(&dir, "group-read", "k", 0o440);
+        assert_eq!(read_token_file(&path).unwrap(), "k");
     }
 
     #[test]
     fn a_file_others_may_read_is_refused_with_the_fix() {
         let dir = ScratchDir::new("secret-mode");
-        for mode in [0o644, 0o640, 0o604, 0o660] {
+        for mode in [0o644, 0o604, 0o660, 0o602] {
             let path = write(&dir, "token", "s3cret\n", mode);
             let error = read_token_file(&path).unwrap_err();
             assert!(

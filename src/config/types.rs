@@ -75,6 +75,9 @@ pub struct GatewayConfig {
     pub max_memory_bytes: usize,
     /// `gateway.allowedHosts`: `Host` names (optionally with `:port`) accepted besides loopback ones.
     pub allowed_hosts: Vec<String>,
+    /// `gateway.sessionKeyFile`: the key that signs session ids (default `<stateDir>/session-key`);
+    /// replicas given one file share sessions. Made (0600) when missing.
+    pub session_key_file: Option<PathBuf>,
     /// `gateway.watchConfig`, default true: reload when the config file changes (checked once a
     /// second). SIGHUP and `mcp-gateway reload` reload whatever it says.
     pub watch_config: bool,

@@ -26,7 +26,7 @@ pub mod mcp;
 pub mod redact;
 mod rest;
 pub mod session;
-mod signed;
+pub mod signed;
 mod sse;
 mod streamable;
 
@@ -379,10 +379,10 @@ impl Router {
         }
     }
 
-    /// Makes Streamable HTTP sessions restart-proof with the key in `state_dir` (made there if
+    /// Makes Streamable HTTP sessions restart-proof with the key in the file `key` (made if
     /// missing). A key that cannot be had is logged: sessions then end with the process.
-    pub fn sign_sessions(&mut self, state_dir: &std::path::Path) {
-        match signed::Signer::load_or_create(state_dir) {
+    pub fn sign_sessions(&mut self, key: &std::path::Path) {
+        match signed::Signer::load_or_create(key) {
             Ok(signer) => self.signer = Some(signer),
             Err(e) => log::warn!("{e}; sessions will not survive a restart"),
         }

@@ -5,9 +5,9 @@
 //! The id is `g1.<payload>.<mac>`: the payload (base64url JSON) holds the negotiated protocol
 //! version, the client's capabilities (what decides whether servers may ask it things), and when
 //! the session was opened; the mac is HMAC-SHA256 over `g1.<payload>` with the key, cut to 128
-//! bits. The key is 32 random bytes, hex, in `<stateDir>/session-key` (0600; made on first start;
-//! a key readable by group or others is refused, like `authTokenFile`). Replicas that share it
-//! share sessions.
+//! bits. The key is 32 random bytes, hex, in `gateway.sessionKeyFile` (default
+//! `<stateDir>/session-key`; 0600, made on first start; a key others may read is refused, like
+//! `authTokenFile`). Replicas that share it share sessions.
 //!
 //! Invariants: a restored session is exactly as trusted as a new one (the token only carries what
 //! the client itself said in `initialize`; `authToken` is still checked on every request); an id
@@ -53,13 +53,14 @@ impl Signer {
         }
     }
 
-    /// The key of `state_dir`, made (32 random bytes, 0600) when there is none. Errors are
-    /// sentences for the log.
-    pub fn load_or_create(state_dir: &Path) -> Result<Signer, String> {
-        let path = state_dir.join(KEY_FILE);
-        match std::fs::read_to_string(&path) {
+    /// The key in the file at `path`, made (32 random bytes, 0600) when there is none. Errors
+    /// are sentences for the log.
+    pub fn load_or_create(path: &Path) -> Result<Signer, String> {
+        match std::fs::read_to_string(path) {
             Ok(text) => {
-                check_private(&path)?;
+                let metadata = std::fs::metadata(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                crate::config::check_private(path, &metadata)?;
                 let secret = from_hex(text.trim()).filter(|s| s.len() >= 32).ok_or_else(|| {
                     format!(
                         "{} is not a session key (64 or more hex digits); delete it to have a new one made",
@@ -72,9 +73,15 @@ impl Signer {
                 let mut secret = [0u8; 32];
                 super::session::random_bytes(&mut secret)
                     .map_err(|e| format!("cannot make a session key: {e}"))?;
-                write_private(&path, &to_hex(&secret))?;
-                log::info!("made a new session key in {}", path.display());
-                Ok(Signer::new(&secret))
+                match write_private(path, &to_hex(&secret)) {
+                    Ok(()) => {
+                        log::info!("made a new session key in {}", path.display());
+                        Ok(Signer::new(&secret))
+                    }
+                    // Another replica made it at the same moment: use theirs.
+                    Err(_) if path.exists() => Signer::load_or_create(path),
+                    Err(e) => Err(e),
+                }
             }
             Err(e) => Err(format!("cannot read {}: {e}", path.display())),
         }
@@ -144,23 +151,6 @@ pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-fn check_private(path: &Path) -> Result<(), String> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
-        .permissions()
-        .mode();
-    if mode & 0o077 != 0 {
-        return Err(format!(
-            "{} may be read by others (mode {:o}): whoever reads it can forge session ids; run chmod 600 {}",
-            path.display(),
-            mode & 0o777,
-            path.display()
-        ));
-    }
-    Ok(())
 }
 
 fn write_private(path: &Path, text: &str) -> Result<(), String> {
@@ -285,20 +275,20 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = std::env::temp_dir().join(format!("mcp-gw-key-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let first = Signer::load_or_create(&dir).unwrap();
         let path = dir.join(KEY_FILE);
+        let first = Signer::load_or_create(&path).unwrap();
         assert_eq!(
             std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600
         );
         let id = first.issue(&claims()).unwrap();
-        let again = Signer::load_or_create(&dir).unwrap();
+        let again = Signer::load_or_create(&path).unwrap();
         assert!(
             again.verify(&id, SystemTime::now()).is_some(),
             "the same key"
         );
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(Signer::load_or_create(&dir)
+        assert!(Signer::load_or_create(&path)
             .unwrap_err()
             .contains("chmod 600"));
         std::fs::remove_dir_all(&dir).unwrap();
