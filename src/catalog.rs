@@ -124,6 +124,7 @@ impl Catalog {
             body,
             last: true,
             done: None,
+            finished: None,
         });
     }
 

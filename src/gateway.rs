@@ -200,7 +200,7 @@ pub fn serve(config: Config) -> Result<(), String> {
         Backend::start(&config, sink.clone()).map_err(|e| format!("cannot start: {e}"))?;
     crate::signals::watch(sink).map_err(|e| format!("cannot watch signals: {e}"))?;
 
-    let router = Router::new(
+    let mut router = Router::new(
         backend.catalog.snapshot(),
         backend.jobs.clone(),
         backend.control.clone(),
@@ -218,6 +218,15 @@ pub fn serve(config: Config) -> Result<(), String> {
             notes: exposure_note.into_iter().collect(),
         },
     );
+    // Opened before the listener serves anyone: a path that cannot work fails the start.
+    let audit_writer = match &config.gateway.audit {
+        Some(audit) => {
+            let (log, writer) = crate::audit::start(audit)?;
+            router.set_audit(log);
+            Some(writer)
+        }
+        None => None,
+    };
     let settings = Settings {
         limits: Limits {
             max_head_bytes: 16 * 1024,
@@ -245,6 +254,12 @@ pub fn serve(config: Config) -> Result<(), String> {
     let result = reactor.run();
     let hurry = *result.as_ref().unwrap_or(&true);
     backend.shutdown(hurry);
+    // The router (with the queue's only sender) goes with the reactor: the writer then writes
+    // what is queued and ends.
+    drop(reactor);
+    if let Some(writer) = audit_writer {
+        writer.finish();
+    }
     log::info!("stopped");
     result
         .map(|_| ())

@@ -64,6 +64,10 @@ impl Worker {
         for message in self.jobs.iter() {
             match message {
                 WorkerMsg::Submit(job) => {
+                    if let Some(audit) = &job.meter.audit {
+                        // Hashing the arguments is O(their size): here, not on the reactor.
+                        audit.measure(&job.params);
+                    }
                     let pool = &self.carrier.pools[job.server];
                     match pool.submit(job, Instant::now()) {
                         Submit::Run(job, claim) => self.serve(job, claim),

@@ -73,6 +73,29 @@ pub struct GatewayConfig {
     pub max_memory_bytes: usize,
     /// `gateway.allowedHosts`: `Host` names (optionally with `:port`) accepted besides loopback ones.
     pub allowed_hosts: Vec<String>,
+    /// `gateway.auditLog` with `auditLogMaxBytes` and `auditArguments`; default None: no audit log.
+    pub audit: Option<AuditConfig>,
+}
+
+/// The audit log: one JSON line per forwarded call (`audit`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditConfig {
+    /// `gateway.auditLog`: a file path, or `"stderr"`.
+    pub target: AuditTarget,
+    /// `gateway.auditLogMaxBytes`, default 10 MiB: a file is rotated before it would grow past
+    /// this (`PATH.1` … `PATH.3` kept).
+    pub max_bytes: u64,
+    /// `gateway.auditArguments`, default false: write argument values, not only their hash.
+    pub arguments: bool,
+}
+
+/// Where audit lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditTarget {
+    /// `"stderr"`: beside the log lines.
+    Stderr,
+    /// A file, appended to (created 0600).
+    File(PathBuf),
 }
 
 /// Cross-origin policy for browser clients.

@@ -1042,6 +1042,7 @@ mod tests {
             created,
             session: None,
             control: Default::default(),
+            meter: Default::default(),
         }
     }
 

@@ -508,6 +508,7 @@ impl Reactor {
                     mut body,
                     last,
                     done,
+                    finished,
                 } => {
                     if last && body.len() > self.settings.max_queued_bytes {
                         (status, body) = self.too_large(body.len(), done.as_ref());
@@ -518,7 +519,7 @@ impl Reactor {
                         }
                     }
                     if last {
-                        self.router.answered(done, to);
+                        self.router.answered(done, to, finished);
                     }
                     match to {
                         ReplyTo::Conn(slot) => {

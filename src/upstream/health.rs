@@ -9,9 +9,22 @@
 
 use super::{Response, Router};
 use crate::config::ServerKind;
+use crate::pool::Status;
 use serde_json::{json, Value};
 
 impl Router {
+    /// What `/health` and `/metrics` say of a server whose pool says `pooled`: "up" means
+    /// callable, so the pool has a handle AND the router already routes the server's tools. The
+    /// listing reaches the reactor through its mailbox, after the pool's counters have flipped,
+    /// so until then the server is still "starting".
+    pub(super) fn server_status(&self, index: usize, pooled: Status) -> Status {
+        let listed = matches!(self.registry.server_capabilities.get(index), Some(Some(_)));
+        if pooled == Status::Up && !listed {
+            return Status::Starting;
+        }
+        pooled
+    }
+
     pub(super) fn health(&self, full: bool) -> Response {
         let mut all_up = true;
         let servers: Vec<Value> = self
@@ -21,13 +34,7 @@ impl Router {
             .enumerate()
             .map(|(index, (config, pool))| {
                 let mut stats = pool.stats();
-                // "up" means callable: the pool has a handle AND the router already routes the
-                // server's tools. The listing reaches the reactor through its mailbox, after the
-                // pool's counters have flipped, so until then the server is still "starting".
-                let listed = matches!(self.registry.server_capabilities.get(index), Some(Some(_)));
-                if stats.status == crate::pool::Status::Up && !listed {
-                    stats.status = crate::pool::Status::Starting;
-                }
+                stats.status = self.server_status(index, stats.status);
                 if config.enabled && stats.status != crate::pool::Status::Up {
                     all_up = false;
                 }
@@ -98,6 +105,11 @@ impl Router {
             "servers": servers,
             "collisions": self.registry.collisions.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "notes": self.settings.notes.iter().chain(&self.registry.notes).collect::<Vec<_>>(),
+            "audit": self.audit.as_ref().map(|audit| {
+                let c = &audit.counters;
+                let load = |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
+                json!({"written": load(&c.written), "dropped": load(&c.dropped), "failed": load(&c.failed)})
+            }),
         });
         Response::json(code, body.to_string().into_bytes())
     }
