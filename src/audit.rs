@@ -219,7 +219,11 @@ fn start_with(settings: &Settings, queue: usize) -> Result<(AuditLog, Writer), S
         let counters = counters.clone();
         std::thread::Builder::new()
             .name("audit".into())
-            .spawn(move || write_lines(rx, sink, &counters))
+            .spawn(move || {
+                let mut sink = sink;
+                // A panic loses the lines of its batch, not the log.
+                crate::panics::restart_on_panic("audit", || write_lines(&rx, &mut sink, &counters))
+            })
             .map_err(|e| format!("cannot start the audit log writer: {e}"))?
     };
     let log = AuditLog {
@@ -252,7 +256,7 @@ enum Sink {
 /// Lines written in one batch at most, so rotation is checked often enough.
 const BATCH: usize = 256;
 
-fn write_lines(rx: Receiver<Line>, mut sink: Sink, counters: &Counters) {
+fn write_lines(rx: &Receiver<Line>, sink: &mut Sink, counters: &Counters) {
     let mut batch = Vec::with_capacity(64 * 1024);
     let mut last_complaint: Option<std::time::Instant> = None;
     while let Ok(first) = rx.recv() {
@@ -269,33 +273,21 @@ fn write_lines(rx: Receiver<Line>, mut sink: Sink, counters: &Counters) {
             format_line(&mut batch, &line.call, &line.ended);
             if let Sink::File {
                 size, max_bytes, ..
-            } = &sink
+            } = sink
             {
                 // This line would take the file past its cap: write what came before, rotate.
                 // (A line longer than the cap still gets a file of its own.)
                 if *size + batch.len() as u64 > *max_bytes && (*size > 0 || before > 0) {
                     let tail = batch.split_off(before);
-                    flush(
-                        &mut sink,
-                        &mut batch,
-                        pending,
-                        counters,
-                        &mut last_complaint,
-                    );
-                    rotate(&mut sink, counters, &mut last_complaint);
+                    flush(sink, &mut batch, pending, counters, &mut last_complaint);
+                    rotate(sink, counters, &mut last_complaint);
                     batch = tail;
                     pending = 0;
                 }
             }
             pending += 1;
         }
-        flush(
-            &mut sink,
-            &mut batch,
-            pending,
-            counters,
-            &mut last_complaint,
-        );
+        flush(sink, &mut batch, pending, counters, &mut last_complaint);
     }
 }
 
