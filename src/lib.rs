@@ -20,6 +20,7 @@
 //!  PR_SET_PDEATHSIG needs), runs each handshake on a short-lived thread, stops and reaps children.
 //!  [rstream-<srv>]: one per remote handle: its server→client stream and its queue of sends.
 //!  [signals]: sigwait for SIGTERM/SIGINT → graceful stop (SIGHUP logged, ignored).
+//!  [audit]: with `gateway.auditLog`, writes and rotates the audit lines the reactor queues.
 //! ```
 //!
 //! # Modules

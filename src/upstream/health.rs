@@ -25,6 +25,16 @@ impl Router {
         pooled
     }
 
+    /// Open sessions: (Streamable HTTP, legacy SSE).
+    pub(super) fn sessions_by_transport(&self) -> (usize, usize) {
+        let legacy = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.transport == super::session::Transport::LegacySse)
+            .count();
+        (self.sessions.len() - legacy, legacy)
+    }
+
     pub(super) fn health(&self, full: bool) -> Response {
         let mut all_up = true;
         let servers: Vec<Value> = self
@@ -86,18 +96,14 @@ impl Router {
         if !full {
             return Response::json(code, json!({ "status": status }).to_string().into_bytes());
         }
-        let legacy = self
-            .sessions
-            .iter()
-            .filter(|(_, s)| s.transport == super::session::Transport::LegacySse)
-            .count();
+        let (streamable, legacy) = self.sessions_by_transport();
         let body = json!({
             "status": status,
             "version": env!("CARGO_PKG_VERSION"),
             "uptimeSeconds": self.started.elapsed().as_secs(),
             "sessions": self.sessions.len(),
             "sessionsByTransport": {
-                "streamableHttp": self.sessions.len() - legacy,
+                "streamableHttp": streamable,
                 "legacySse": legacy,
             },
             "inFlight": self.in_flight,

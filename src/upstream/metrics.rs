@@ -236,13 +236,9 @@ impl Router {
             "gauge",
             "Open MCP sessions by transport and protocol era.",
         );
-        let legacy = self
-            .sessions
-            .iter()
-            .filter(|(_, s)| s.transport == Transport::LegacySse)
-            .count();
+        let (streamable, legacy) = self.sessions_by_transport();
         for (transport, count) in [
-            (Transport::Streamable, self.sessions.len() - legacy),
+            (Transport::Streamable, streamable),
             (Transport::LegacySse, legacy),
         ] {
             out.sample(

@@ -4,7 +4,7 @@
 //! (respond now, wait for a worker's answer, or turn the connection into an SSE stream). Bytes for
 //! *other* connections (events on a session's stream) and streams to end go to the outbox, which the
 //! reactor drains after every call. Everything here runs on the reactor thread: no blocking, no locks
-//! but the pool stats' last-error string read by `/health`.
+//! but the pools' short ones read by `/health` and `/metrics` (last error, handles' load).
 //!
 //! Every request first passes the host check (`gate`): HTTP/1.1 without `Host` is 400; on a gateway listening
 //! on loopback (or with `gateway.allowedHosts` set) a `Host` that is neither a loopback name or
