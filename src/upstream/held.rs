@@ -127,7 +127,7 @@ impl Router {
                 code,
             } => {
                 let error = crate::metrics::ErrorType::of_code(code);
-                self.refused(method, target, Some(session), to, code, error);
+                self.refused(method, target, Some(session), code, error);
                 self.answer(to, reply);
             }
             mcp::Action::Dispatch(mut job) => {
@@ -147,7 +147,7 @@ impl Router {
                     let target = job.meter.target.take();
                     let unavailable = crate::metrics::ErrorType::Unavailable;
                     let code = codes::SERVER_UNAVAILABLE;
-                    self.refused(job.method, target, Some(session), to, code, unavailable);
+                    self.refused(job.method, target, Some(session), code, unavailable);
                     self.answer(to, json);
                 }
             }

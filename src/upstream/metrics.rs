@@ -14,7 +14,7 @@
 use super::session::Transport;
 use super::{Response, Router};
 use crate::audit::{self, AuditLog};
-use crate::job::{Finished, Job, ReplyTo, Slot};
+use crate::job::{Finished, Job, Slot};
 use crate::metrics::{Ended, ErrorType, Exposition, Method, ToolLabel};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -40,7 +40,7 @@ impl Router {
         }
         if let Some(keep_arguments) = self.audit.as_ref().map(|a| a.arguments) {
             let server = self.servers.get(job.server).map(|s| s.name.clone());
-            let client = self.audit_client(job.to, job.session);
+            let client = self.audit_client(job.session);
             let mut call = audit::Call::new(client, server, job.method, target);
             call.keep_arguments = keep_arguments;
             job.meter.audit = Some(Arc::new(call));
@@ -48,9 +48,9 @@ impl Router {
     }
 
     /// Who is calling, for the audit line.
-    fn audit_client(&self, to: ReplyTo, session: Option<Slot>) -> audit::Client {
+    fn audit_client(&self, session: Option<Slot>) -> audit::Client {
+        // Without a session: `POST /tools/call` (the one caller that has none).
         let Some(session) = session.and_then(|s| self.sessions.get(s)) else {
-            debug_assert!(matches!(to, ReplyTo::Conn(_)));
             return audit::Client {
                 transport: "rest",
                 ..Default::default()
@@ -82,7 +82,6 @@ impl Router {
         method: &'static str,
         target: Option<String>,
         session: Option<Slot>,
-        to: ReplyTo,
         code: i64,
         error: ErrorType,
     ) {
@@ -102,7 +101,7 @@ impl Router {
         };
         self.metrics.record(&ended, "");
         if let Some(audit) = &self.audit {
-            let client = self.audit_client(to, session);
+            let client = self.audit_client(session);
             let call = audit::Call::new(client, None, method, target);
             audit.log(Arc::new(call), ended);
         }

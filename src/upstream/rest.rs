@@ -73,14 +73,7 @@ impl Router {
             let message = format!("unknown tool: {name} (GET /tools lists them)");
             let code = codes::INVALID_PARAMS;
             let error = crate::metrics::ErrorType::of_code(code);
-            self.refused(
-                "tools/call",
-                Some(name),
-                None,
-                ReplyTo::Conn(conn),
-                code,
-                error,
-            );
+            self.refused("tools/call", Some(name), None, code, error);
             return Some(Response::error(404, code, &message));
         };
         let mut params = Params::default();
