@@ -9,7 +9,8 @@
 //! In process: the per-call work the gateway added (classifying an answer on its carrier,
 //! labelling and recording it on the reactor), and rendering `/metrics` for a few hundred series.
 //! End to end: keep-alive `POST /tools/call` of the demo's `echo` from 4 client threads against a
-//! release gateway, as is, with `/metrics` scraped every 100 ms, and with the audit log on; with
+//! release gateway (its demo offering 100 more tools, each called once first, so that `/metrics` has
+//! 100+ series), as is, with `/metrics` scraped every 100 ms, and with the audit log on; with
 //! `--base-…`, the same load against a build without metrics first, rounds interleaved. Prints
 //! figures; asserts nothing. Read ratios within one run: these machines are noisy.
 
@@ -61,23 +62,27 @@ fn main() {
         for (i, (name, g, d, variant)) in variants.iter().enumerate() {
             let run = end_to_end(g, d, *variant, calls);
             eprintln!(
-                "round {round} {name:<24} {:>8.0} calls/s  p50 {:>6.1} µs  p99 {:>7.1} µs  scrapes {}",
-                run.throughput, run.p50_us, run.p99_us, run.scrapes
+                "round {round} {name:<24} {:>8.0} calls/s  p50 {:>6.1} µs  p99 {:>7.1} µs  gateway CPU {:>5.1} µs/call  scrapes {}",
+                run.throughput, run.p50_us, run.p99_us, run.cpu_us_per_call, run.scrapes
             );
             results[i].push(run);
         }
     }
     println!("\nmedian of {rounds} rounds, {calls} calls each, 4 client threads:");
     let first = median(&results[0], |r| r.throughput);
+    let first_cpu = median(&results[0], |r| r.cpu_us_per_call);
     for (i, (name, ..)) in variants.iter().enumerate() {
         let throughput = median(&results[i], |r| r.throughput);
+        let cpu = median(&results[i], |r| r.cpu_us_per_call);
         println!(
-            "{name:<24} {throughput:>8.0} calls/s ({:.3}× the first row)  p50 {:>6.1} µs  p99 {:>7.1} µs",
+            "{name:<24} {throughput:>8.0} calls/s ({:.3}×)  p50 {:>6.1} µs  p99 {:>7.1} µs  gateway CPU {cpu:>5.1} µs/call ({:.3}×)",
             throughput / first,
             median(&results[i], |r| r.p50_us),
             median(&results[i], |r| r.p99_us),
+            cpu / first_cpu,
         );
     }
+    println!("(× = against the first row)");
 }
 
 fn median(runs: &[Run], f: impl Fn(&Run) -> f64) -> f64 {
@@ -152,8 +157,14 @@ fn in_process() {
         metrics.write(&mut out);
         bytes = out.finish().len();
     }
+    let mut out = Exposition::default();
+    metrics.write(&mut out);
+    let series = out.finish().matches("_count{").count();
     per_op(
-        &format!("render the histogram, 150 series ({} KiB)", bytes / 1024),
+        &format!(
+            "render the histogram, {series} series ({} KiB)",
+            bytes / 1024
+        ),
         renders,
         t,
     );
@@ -165,6 +176,8 @@ fn in_process() {
     per_op("hash 1 KiB of arguments (audit, worker)", 200_000, t);
 }
 
+const EXTRA_TOOLS: usize = 100;
+
 #[derive(Debug, Clone, Copy)]
 enum Variant {
     Plain,
@@ -174,6 +187,8 @@ enum Variant {
 
 #[derive(Debug, Clone)]
 struct Run {
+    /// CPU time of the gateway process (all its threads, not its children) per call.
+    cpu_us_per_call: f64,
     throughput: f64,
     p50_us: f64,
     p99_us: f64,
@@ -206,9 +221,15 @@ fn start(gateway: &str, demo: &str, audit: bool) -> Gw {
     if audit {
         gateway_section["auditLog"] = dir.join("audit.jsonl").to_string_lossy().into();
     }
+    // 100 more tools, each called once before the load: a page of 100+ series to scrape.
+    let mut command = vec![demo.to_string()];
+    for i in 0..EXTRA_TOOLS {
+        command.push("--extra-tool".into());
+        command.push(format!("tool_{i}"));
+    }
     let config = serde_json::json!({
         "gateway": gateway_section,
-        "servers": [{"name": "demo", "command": [demo]}],
+        "servers": [{"name": "demo", "command": command}],
     });
     let path = dir.join("config.json");
     std::fs::write(&path, config.to_string()).unwrap();
@@ -237,6 +258,24 @@ fn start(gateway: &str, demo: &str, audit: bool) -> Gw {
     };
     std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
     Gw { child, port, dir }
+}
+
+/// User + system CPU time of a process so far (Linux: `/proc/PID/stat`, in clock ticks).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    // SAFETY: sysconf only reads a constant.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks(11) + ticks(12)) / per_second
 }
 
 /// One keep-alive connection.
@@ -310,6 +349,10 @@ fn end_to_end(gateway: &str, demo: &str, variant: Variant, calls: usize) -> Run 
     for _ in 0..500 {
         warm.exchange(&call);
     }
+    for i in 0..EXTRA_TOOLS {
+        let body = format!(r#"{{"name":"tool_{i}","arguments":{{"text":"x"}}}}"#);
+        assert_eq!(warm.exchange(&post("/tools/call", &body)).0, 200);
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let scraper = matches!(variant, Variant::Scrape).then(|| {
         let stop = stop.clone();
@@ -329,6 +372,7 @@ fn end_to_end(gateway: &str, demo: &str, variant: Variant, calls: usize) -> Run 
         })
     });
     let threads = 4;
+    let cpu_before = cpu_seconds(gw.child.id());
     let started = Instant::now();
     let workers: Vec<_> = (0..threads)
         .map(|_| {
@@ -352,11 +396,13 @@ fn end_to_end(gateway: &str, demo: &str, variant: Variant, calls: usize) -> Run 
         .flat_map(|w| w.join().unwrap())
         .collect();
     let seconds = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(gw.child.id()) - cpu_before;
     stop.store(true, Ordering::Relaxed);
     let scrapes = scraper.map_or(0, |s| s.join().unwrap());
     latencies.sort();
     let at = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize].as_secs_f64() * 1e6;
     Run {
+        cpu_us_per_call: cpu * 1e6 / latencies.len() as f64,
         throughput: latencies.len() as f64 / seconds,
         p50_us: at(0.5),
         p99_us: at(0.99),

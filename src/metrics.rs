@@ -29,6 +29,27 @@ pub const BUCKETS: [f64; 16] = [
     0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
 ];
 
+/// The `le` label of each bucket, `+Inf` last, as the text format writes it.
+const BUCKET_LABELS: [&str; 17] = [
+    ",le=\"0.001\"} ",
+    ",le=\"0.005\"} ",
+    ",le=\"0.01\"} ",
+    ",le=\"0.02\"} ",
+    ",le=\"0.05\"} ",
+    ",le=\"0.1\"} ",
+    ",le=\"0.2\"} ",
+    ",le=\"0.5\"} ",
+    ",le=\"1\"} ",
+    ",le=\"2\"} ",
+    ",le=\"5\"} ",
+    ",le=\"10\"} ",
+    ",le=\"30\"} ",
+    ",le=\"60\"} ",
+    ",le=\"120\"} ",
+    ",le=\"300\"} ",
+    ",le=\"+Inf\"} ",
+];
+
 /// The same bounds in microseconds, for recording without floating point.
 const BUCKET_MICROS: [u64; 16] = [
     1_000,
@@ -306,34 +327,32 @@ impl CallMetrics {
             "Duration of the MCP requests the gateway forwarded to a server, from arrival to answer.",
         );
         let mut errors: BTreeMap<(u32, ErrorType), u64> = BTreeMap::new();
+        let mut labels = String::new();
         for (key, series) in &self.series {
-            let labels = [
-                ("mcp_method_name", key.method.label()),
-                ("gen_ai_tool_name", self.tool_name(key.tool)),
-                ("error_type", key.error.label()),
-                ("server", server(key.server as usize)),
-            ];
+            // The labels are escaped once per series, not once per line: a scrape of a few
+            // hundred series is mostly this loop.
+            labels.clear();
+            write_labels(
+                &mut labels,
+                &[
+                    ("mcp_method_name", key.method.label()),
+                    ("gen_ai_tool_name", self.tool_name(key.tool)),
+                    ("error_type", key.error.label()),
+                    ("server", server(key.server as usize)),
+                ],
+            );
             let mut cumulative = 0;
             for (i, count) in series.buckets.iter().enumerate() {
                 cumulative += count;
-                let le = BUCKETS.get(i).map_or("+Inf".to_string(), |b| b.to_string());
-                out.sample_with(
-                    "mcp_server_operation_duration_seconds_bucket",
-                    &labels,
-                    ("le", &le),
-                    cumulative as f64,
-                );
+                out.histogram_line("_bucket{", &labels, Some(BUCKET_LABELS[i]), cumulative);
             }
-            out.sample(
-                "mcp_server_operation_duration_seconds_sum",
-                &labels,
-                series.sum_micros as f64 / 1e6,
+            let _ = write!(
+                out.out,
+                "mcp_server_operation_duration_seconds_sum{{{labels}}} {}.{:06}\n",
+                series.sum_micros / 1_000_000,
+                series.sum_micros % 1_000_000
             );
-            out.sample(
-                "mcp_server_operation_duration_seconds_count",
-                &labels,
-                cumulative as f64,
-            );
+            out.histogram_line("_count{", &labels, None, cumulative);
             if key.error != ErrorType::None {
                 *errors.entry((key.server, key.error)).or_default() += cumulative;
             }
@@ -395,40 +414,24 @@ impl Exposition {
     }
 
     pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
-        self.write_sample(name, labels, None, value);
+        self.write_sample(name, labels, value);
     }
 
-    /// A sample with one more label after `labels` (a bucket's `le`).
-    pub fn sample_with(
-        &mut self,
-        name: &str,
-        labels: &[(&str, &str)],
-        extra: (&str, &str),
-        value: f64,
-    ) {
-        self.write_sample(name, labels, Some(extra), value);
+    /// One line of the call histogram: `suffix` is `_bucket{` or `_count{`, `labels` already
+    /// written by `write_labels`, `le` the bucket's closing part (else `} `).
+    fn histogram_line(&mut self, suffix: &str, labels: &str, le: Option<&str>, value: u64) {
+        self.out.push_str("mcp_server_operation_duration_seconds");
+        self.out.push_str(suffix);
+        self.out.push_str(labels);
+        self.out.push_str(le.unwrap_or("} "));
+        let _ = writeln!(self.out, "{value}");
     }
 
-    fn write_sample(
-        &mut self,
-        name: &str,
-        labels: &[(&str, &str)],
-        extra: Option<(&str, &str)>,
-        value: f64,
-    ) {
+    fn write_sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
         self.out.push_str(name);
-        let mut all = labels.iter().copied().chain(extra).peekable();
-        if all.peek().is_some() {
+        if !labels.is_empty() {
             self.out.push('{');
-            for (i, (key, value)) in all.enumerate() {
-                if i > 0 {
-                    self.out.push(',');
-                }
-                self.out.push_str(key);
-                self.out.push_str("=\"");
-                escape_label(&mut self.out, value);
-                self.out.push('"');
-            }
+            write_labels(&mut self.out, labels);
             self.out.push('}');
         }
         self.out.push(' ');
@@ -445,8 +448,25 @@ impl Exposition {
     }
 }
 
+/// `key="value",…` with the values escaped.
+fn write_labels(out: &mut String, labels: &[(&str, &str)]) {
+    for (i, (key, value)) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(key);
+        out.push_str("=\"");
+        escape_label(out, value);
+        out.push('"');
+    }
+}
+
 /// A label value as the text format wants it: `\`, `"` and newline escaped.
 fn escape_label(out: &mut String, value: &str) {
+    if !value.contains(['\\', '"', '\n']) {
+        out.push_str(value);
+        return;
+    }
     for c in value.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
@@ -558,7 +578,7 @@ mod tests {
         assert!(line(&format!(
             "mcp_server_operation_duration_seconds_sum{{{ok}}}"
         ))
-        .ends_with(" 400.015"));
+        .ends_with(" 400.015000"));
         assert!(
             line(r#"mcp_gateway_call_errors_total{server="srv0",error_type="tool_error"}"#)
                 .ends_with(" 1")
