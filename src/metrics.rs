@@ -346,9 +346,9 @@ impl CallMetrics {
                 cumulative += count;
                 out.histogram_line("_bucket{", &labels, Some(BUCKET_LABELS[i]), cumulative);
             }
-            let _ = write!(
+            let _ = writeln!(
                 out.out,
-                "mcp_server_operation_duration_seconds_sum{{{labels}}} {}.{:06}\n",
+                "mcp_server_operation_duration_seconds_sum{{{labels}}} {}.{:06}",
                 series.sum_micros / 1_000_000,
                 series.sum_micros % 1_000_000
             );
