@@ -279,3 +279,59 @@ fn stderr_is_a_target_and_a_path_that_cannot_work_stops_the_start() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("server demo: up"));
 }
+
+#[test]
+fn the_official_python_sdk_client_is_audited_over_both_transports() {
+    for (transport, path, label) in [
+        ("streamable", "/mcp", "streamable_http"),
+        ("sse", "/sse", "legacy_sse"),
+    ] {
+        let gw = Gateway::start(json!({
+            "gateway": {"auditLog": "audit.jsonl"},
+            "servers": [demo("demo", &[])],
+            "mapping": {"demo": {"prefix": "demo_"}},
+        }));
+        gw.wait_up();
+        let url = format!("http://{}{path}", gw.addr());
+        util::run_interop_script(&gw, "client.py", &[transport, &url]);
+        let path = gw.dir.join("audit.jsonl");
+        // Every forwarded call has ended before the script did.
+        let calls = gw.health()["servers"][0]["calls"].as_u64().unwrap() as usize;
+        let got = wait_lines(&path, calls + 1);
+        for line in &got {
+            assert_eq!(line["client"]["transport"], label, "{line}");
+            assert!(
+                line["client"]["name"]
+                    .as_str()
+                    .is_some_and(|n| !n.is_empty()),
+                "{line}"
+            );
+            assert_eq!(
+                line["client"]["session"].as_str().map(str::len),
+                Some(8),
+                "{line}"
+            );
+        }
+        let has = |method: &str, outcome: &str, field: &str, name: &str| {
+            got.iter()
+                .any(|l| l["method"] == method && l["outcome"] == outcome && l[field] == name)
+        };
+        assert!(has("tools/call", "ok", "tool", "demo_echo"), "{got:#?}");
+        assert!(
+            has("tools/call", "isError", "tool", "demo_fail"),
+            "{got:#?}"
+        );
+        assert!(
+            got.iter().any(|l| l["outcome"] == "error"
+                && l["errorCode"] == -32602
+                && l["server"].is_null()),
+            "the unknown tool: {got:#?}"
+        );
+        assert!(got
+            .iter()
+            .any(|l| l["method"] == "prompts/get" && l["prompt"].is_string()));
+        assert!(got
+            .iter()
+            .any(|l| l["method"] == "resources/read" && l["uri"].is_string()));
+    }
+}

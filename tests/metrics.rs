@@ -107,6 +107,8 @@ fn the_histogram_counts_calls_by_tool_error_type_and_server() {
     let unknown = call(&mut session, "no_such_tool", json!({}));
     assert_eq!(unknown["error"]["code"], -32602);
     assert_eq!(gw.call("echo", json!({"text": "rest"})).status, 200);
+    let mut legacy = gw.sse();
+    legacy.initialize();
 
     let after = Scrape::of(&gw);
     assert_eq!(after.calls("echo", "", "demo"), 4.0, "3 MCP + 1 REST");
@@ -174,6 +176,13 @@ fn the_histogram_counts_calls_by_tool_error_type_and_server() {
     );
     assert_eq!(
         after.value(
+            "mcp_gateway_sessions",
+            &[("transport", "legacy_sse"), ("era", "2025-11-25")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        before.value(
             "mcp_gateway_sessions",
             &[("transport", "legacy_sse"), ("era", "2025-11-25")]
         ),
