@@ -28,12 +28,6 @@ fn wait_lines(path: &Path, count: usize) -> Vec<Value> {
     )
 }
 
-fn call(session: &mut util::McpSession, name: &str, arguments: Value) -> Value {
-    let reply = session.request("tools/call", json!({"name": name, "arguments": arguments}));
-    assert_eq!(reply.http.status, 200, "{}", reply.http.text());
-    reply.response().clone()
-}
-
 /// `2026-12-01T12:00:55.123Z`.
 fn is_rfc3339_utc(time: &str) -> bool {
     let b = time.as_bytes();
@@ -62,18 +56,18 @@ fn one_line_per_call_with_who_what_and_how_it_ended() {
     gw.wait_up();
     let path = gw.dir.join("audit.jsonl");
     let mut session = gw.mcp();
-    let ok = call(&mut session, "echo", json!({"text": "top-secret-value"}));
+    let ok = session.call_tool("echo", json!({"text": "top-secret-value"}));
     assert_eq!(ok["result"]["content"][0]["text"], "top-secret-value");
     assert_eq!(
-        call(&mut session, "fail", json!({}))["result"]["isError"],
+        session.call_tool("fail", json!({}))["result"]["isError"],
         true
     );
     assert_eq!(
-        call(&mut session, "nope", json!({}))["error"]["code"],
+        session.call_tool("nope", json!({}))["error"]["code"],
         -32602
     );
     assert_eq!(
-        call(&mut session, "flaky_crash", json!({}))["error"]["code"],
+        session.call_tool("flaky_crash", json!({}))["error"]["code"],
         -32603
     );
     wait_for(Duration::from_secs(20), "flaky down", || {
@@ -81,7 +75,7 @@ fn one_line_per_call_with_who_what_and_how_it_ended() {
         (h["status"] == "down" && h["restarts"].as_u64() >= Some(6) && h["pool"]["starting"] == 0)
             .then_some(())
     });
-    let down = call(&mut session, "flaky_echo", json!({"text": "anyone?"}));
+    let down = session.call_tool("flaky_echo", json!({"text": "anyone?"}));
     assert_eq!(down["error"]["code"], -32000, "{down}");
     assert_eq!(gw.call("echo", json!({"text": "by rest"})).status, 200);
 
@@ -191,11 +185,7 @@ fn files_rotate_by_size_keeping_three_old_ones() {
     gw.wait_up();
     let mut session = gw.mcp();
     for i in 0..80 {
-        call(
-            &mut session,
-            "echo",
-            json!({"text": format!("call-{i:03}")}),
-        );
+        session.call_tool("echo", json!({"text": format!("call-{i:03}")}));
     }
     let path = gw.dir.join("audit.jsonl");
     wait_for(Duration::from_secs(10), "the 80th line", || {

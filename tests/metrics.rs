@@ -80,12 +80,6 @@ fn series<'a>(tool: &'a str, error: &'a str, server: &'a str) -> Vec<(&'a str, &
     ]
 }
 
-fn call(session: &mut util::McpSession, name: &str, arguments: Value) -> Value {
-    let reply = session.request("tools/call", json!({"name": name, "arguments": arguments}));
-    assert_eq!(reply.http.status, 200, "{}", reply.http.text());
-    reply.response().clone()
-}
-
 #[test]
 fn the_histogram_counts_calls_by_tool_error_type_and_server() {
     let gw = Gateway::start(json!({"servers": [demo("demo", &[])]}));
@@ -99,12 +93,12 @@ fn the_histogram_counts_calls_by_tool_error_type_and_server() {
 
     let mut session = gw.mcp();
     for i in 0..3 {
-        let answer = call(&mut session, "echo", json!({"text": format!("hi {i}")}));
+        let answer = session.call_tool("echo", json!({"text": format!("hi {i}")}));
         assert_eq!(answer["result"]["content"][0]["text"], format!("hi {i}"));
     }
-    let failed = call(&mut session, "fail", json!({}));
+    let failed = session.call_tool("fail", json!({}));
     assert_eq!(failed["result"]["isError"], true);
-    let unknown = call(&mut session, "no_such_tool", json!({}));
+    let unknown = session.call_tool("no_such_tool", json!({}));
     assert_eq!(unknown["error"]["code"], -32602);
     assert_eq!(gw.call("echo", json!({"text": "rest"})).status, 200);
     let mut legacy = gw.sse();
@@ -207,10 +201,10 @@ fn labels_stay_bounded_under_calls_to_a_thousand_unknown_tools() {
     gw.wait_up();
     let mut session = gw.mcp();
     for i in 0..1000 {
-        let answer = call(&mut session, &format!("made_up_{i}"), json!({}));
+        let answer = session.call_tool(&format!("made_up_{i}"), json!({}));
         assert_eq!(answer["error"]["code"], -32602);
     }
-    call(&mut session, "echo", json!({"text": "known"}));
+    session.call_tool("echo", json!({"text": "known"}));
     let scrape = Scrape::of(&gw);
     assert_eq!(scrape.calls("other", "-32602", ""), 1000.0);
     let tools: BTreeSet<String> = scrape
