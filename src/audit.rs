@@ -83,7 +83,7 @@ impl Call {
             profile: DEFAULT_PROFILE.to_string(),
             server,
             method,
-            target,
+            target: target.map(bounded),
             keep_arguments: false,
             measured: OnceLock::new(),
         }
@@ -106,6 +106,18 @@ impl Call {
         };
         let _ = self.measured.set(measured);
     }
+}
+
+/// Longest tool name, prompt name or URI written as is; longer ones (only a client's unknown
+/// names can be) are cut, marked with `…`.
+const MAX_TARGET_CHARS: usize = 1024;
+
+fn bounded(mut target: String) -> String {
+    if let Some((cut, _)) = target.char_indices().nth(MAX_TARGET_CHARS) {
+        target.truncate(cut);
+        target.push('…');
+    }
+    target
 }
 
 fn serialized_len(params: &crate::rpc::Params) -> usize {
@@ -564,6 +576,15 @@ mod tests {
             (&failed["outcome"], &failed["errorCode"]),
             (&"error".into(), &(-32602).into())
         );
+    }
+
+    #[test]
+    fn long_names_are_cut() {
+        assert_eq!(bounded("echo".into()), "echo");
+        let long = "é".repeat(MAX_TARGET_CHARS + 5);
+        let cut = bounded(long);
+        assert_eq!(cut.chars().count(), MAX_TARGET_CHARS + 1);
+        assert!(cut.ends_with('…'));
     }
 
     #[test]
