@@ -8,6 +8,8 @@ INTEROP := target/interop
 VENV := $(INTEROP)/venv
 # Pinned so a new release cannot change what the interop tests mean.
 PY_MCP_VERSION := 2.3.0
+# The official Prometheus client: tests/metrics.rs parses /metrics with its text parser.
+PROMETHEUS_CLIENT_VERSION := 0.26.0
 EVERYTHING_VERSION := 2026.8.31
 # Real third-party servers behind the gateway in tests/multiplex.rs and `make bench` (npm ones beside
 # server-everything; PyPI ones in their own venv, so their `mcp` pin cannot clash with the SDK's).
@@ -120,7 +122,8 @@ lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-interop-deps: $(VENV)/.mcp-$(PY_MCP_VERSION) $(INTEROP)/.everything-$(EVERYTHING_VERSION) \
+interop-deps: $(VENV)/.mcp-$(PY_MCP_VERSION) $(VENV)/.prometheus-client-$(PROMETHEUS_CLIENT_VERSION) \
+	$(INTEROP)/.everything-$(EVERYTHING_VERSION) \
 	$(INTEROP)/.npm-servers-$(MEMORY_VERSION)-$(FILESYSTEM_VERSION)-$(THINKING_VERSION) \
 	$(SERVERS_VENV)/.servers-$(TIME_VERSION)-$(FETCH_VERSION)-$(GIT_VERSION) haproxy-dep
 
@@ -136,6 +139,12 @@ $(VENV)/.mcp-$(PY_MCP_VERSION):
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check "mcp==$(PY_MCP_VERSION)"
+	touch $@
+
+# Into the SDK's venv (after it: that rule starts the venv afresh).
+$(VENV)/.prometheus-client-$(PROMETHEUS_CLIENT_VERSION): $(VENV)/.mcp-$(PY_MCP_VERSION)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check \
+		"prometheus-client==$(PROMETHEUS_CLIENT_VERSION)"
 	touch $@
 
 $(INTEROP)/.everything-$(EVERYTHING_VERSION):

@@ -182,6 +182,7 @@ impl Catalog {
             body,
             last: true,
             done: None,
+            finished: None,
         });
     }
 

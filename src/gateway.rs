@@ -213,6 +213,15 @@ pub fn serve(config: Config, overrides: Overrides) -> Result<(), String> {
     if let Some(key) = &session_key {
         router.sign_sessions(key);
     }
+    // Opened before the listener serves anyone: a path that cannot work fails the start.
+    let audit_writer = match &config.gateway.audit {
+        Some(audit) => {
+            let (log, writer) = crate::audit::start(audit)?;
+            router.set_audit(log);
+            Some(writer)
+        }
+        None => None,
+    };
     let settings = Settings::from_gateway(&config.gateway);
     let mut reactor =
         Reactor::new(poll, listener, mailbox, router, settings).map_err(|e| e.to_string())?;
@@ -229,6 +238,12 @@ pub fn serve(config: Config, overrides: Overrides) -> Result<(), String> {
     let result = reactor.run();
     let hurry = *result.as_ref().unwrap_or(&true);
     backend.shutdown(hurry);
+    // The router (with the queue's only sender) goes with the reactor: the writer then writes
+    // what is queued and ends.
+    drop(reactor);
+    if let Some(writer) = audit_writer {
+        writer.finish();
+    }
     log::info!("stopped");
     result
         .map(|_| ())

@@ -5,6 +5,7 @@
 //! The reactor is woken through a `mio::Waker` after each send: the waker is the doorbell, the channel
 //! the mailbox.
 
+use crate::metrics::{self, Ended, ErrorType, ToolLabel};
 use crate::registry::Snapshot;
 use crate::rpc::{self, codes, Id};
 use crossbeam_channel::Sender;
@@ -58,6 +59,28 @@ pub struct Job {
     pub created: Instant,
     /// Shared with the reactor, which cancels through it.
     pub control: Arc<CallControl>,
+    /// How the call is counted (`/metrics`) and logged (the audit log).
+    pub meter: Meter,
+}
+
+/// How a call is counted and logged: set where the reactor makes the job (`Router::dispatch`),
+/// carried with the outcome's route, back to the reactor with the final answer (`Finished`).
+#[derive(Debug, Clone, Default)]
+pub struct Meter {
+    /// The tool, prompt or resource URI the call names, as the client wrote it; the router takes
+    /// it when it dispatches (for the tool label and the audit line).
+    pub target: Option<String>,
+    /// `gen_ai_tool_name` (a `tools/call` the registry routed), else `ToolLabel::NONE`.
+    pub tool: ToolLabel,
+    /// The call's audit line in the making, when `gateway.auditLog` is set.
+    pub audit: Option<Arc<crate::audit::Call>>,
+}
+
+/// A call's end as the reactor records it.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub ended: Ended,
+    pub audit: Option<Arc<crate::audit::Call>>,
 }
 
 impl Job {
@@ -78,6 +101,10 @@ impl Job {
             to: self.to,
             answer: self.answer.clone(),
             done: self.key(),
+            server: self.server,
+            method: self.method,
+            created: self.created,
+            meter: self.meter.clone(),
         }
     }
 }
@@ -89,6 +116,29 @@ pub struct Route {
     pub answer: Answer,
     /// With the final message of an MCP call: which call ended.
     pub done: Option<CallKey>,
+    pub server: usize,
+    pub method: &'static str,
+    /// When the reactor made the job: the call's duration counts from here.
+    pub created: Instant,
+    pub meter: Meter,
+}
+
+impl Route {
+    /// What the reactor records of the call ending now.
+    fn finished(&self, error: ErrorType, code: Option<i64>, answer_bytes: usize) -> Finished {
+        Finished {
+            ended: Ended {
+                method: metrics::Method::of(self.method),
+                tool: self.meter.tool,
+                server: self.server,
+                elapsed: self.created.elapsed(),
+                error,
+                code,
+                answer_bytes,
+            },
+            audit: self.meter.audit.clone(),
+        }
+    }
 }
 
 /// A client's request in flight: its session and its own id.
@@ -215,6 +265,16 @@ impl Failure {
         }
     }
 
+    /// The `error_type` of a call that ended so.
+    pub fn error_type(&self) -> ErrorType {
+        match self {
+            Failure::Unavailable(_) => ErrorType::Unavailable,
+            Failure::Timeout(_) => ErrorType::Timeout,
+            Failure::BadGateway(_) => ErrorType::BadGateway,
+            Failure::Internal(_) => ErrorType::Internal,
+        }
+    }
+
     pub fn message(&self) -> &str {
         match self {
             Failure::Unavailable(m)
@@ -239,6 +299,8 @@ pub enum ToReactor {
         last: bool,
         /// With the final message of an MCP call: which call ended.
         done: Option<CallKey>,
+        /// With the final message of a job: how it ended, for `/metrics` and the audit log.
+        finished: Option<Finished>,
     },
     /// A server asks the client something during a call (sampling, elicitation, roots). The answer
     /// goes to `reply` as `Signal::ClientAnswer`.
@@ -290,6 +352,11 @@ impl ReactorSink {
 
     /// Sends the final outcome of a call the server answered.
     pub fn answer(&self, route: &Route, outcome: Result<&str, &str>) {
+        let (error, code) = metrics::classify(outcome);
+        let size = match outcome {
+            Ok(raw) | Err(raw) => raw.len(),
+        };
+        let finished = route.finished(error, code, size);
         let (status, body) = match (&route.answer, outcome) {
             (Answer::JsonRpc(id), Ok(result)) => (200, rpc::result_response(id.json(), result)),
             (Answer::JsonRpc(id), Err(error)) => (200, rpc::raw_error_response(id.json(), error)),
@@ -302,6 +369,7 @@ impl ReactorSink {
             body,
             last: true,
             done: route.done.clone(),
+            finished: Some(finished),
         });
     }
 
@@ -313,6 +381,7 @@ impl ReactorSink {
             body,
             last: false,
             done: None,
+            finished: None,
         });
     }
 
@@ -327,12 +396,14 @@ impl ReactorSink {
             ),
             _ => Vec::new(),
         };
+        let finished = route.finished(ErrorType::Cancelled, Some(codes::REQUEST_CANCELLED), 0);
         self.send(ToReactor::Reply {
             to: route.to,
             status: 200,
             body,
             last: true,
             done: route.done.clone(),
+            finished: Some(finished),
         });
     }
 
@@ -344,12 +415,14 @@ impl ReactorSink {
             Answer::Rest => (failure.status(), None),
         };
         let body = failure.body(id);
+        let finished = route.finished(failure.error_type(), Some(failure.code()), 0);
         self.send(ToReactor::Reply {
             to: route.to,
             status,
             body,
             last: true,
             done: route.done.clone(),
+            finished: Some(finished),
         });
     }
 }

@@ -21,6 +21,7 @@
 //!  [rstream-<srv>]: one per remote handle: its server→client stream and its queue of sends.
 //!  [signals]: sigwait for SIGTERM/SIGINT → graceful stop; SIGHUP → [config-watch], which also
 //!  looks at the config file once a second and hands a valid new config to the supervisor.
+//!  [audit]: with `gateway.auditLog`, writes and rotates the audit lines the reactor queues.
 //! ```
 //!
 //! # Modules
@@ -34,7 +35,10 @@
 //! - `pool`: one server's pool of handles, each carrying up to `maxConcurrency` calls.
 //! - `downstream`: handles of both kinds (children, remote sessions), a call in flight (`Flight`),
 //!   the child-I/O thread, the handshake.
-//! - `job`: the messages between threads (the bottom layer: it knows only `rpc` and `registry`).
+//! - `job`: the messages between threads (the bottom layer: it knows only `rpc`, `registry`,
+//!   `metrics` and `audit`).
+//! - `metrics`: the call histogram of `/metrics`, its bounded labels, the Prometheus text format.
+//! - `audit`: the audit log: one JSON line per forwarded call, written and rotated by its own thread.
 //! - `panics`: what a long-lived thread does when code under it panics.
 //! - `logging`: stderr log lines, text or one JSON object per line.
 //! - `status`: `mcp-gateway status`, a running gateway's `/health` as a table.
@@ -43,6 +47,7 @@
 //! - `supervisor`, `workers`, `signals`, `gateway`: the threads and their wiring.
 //! - `bridge`: `mcp-gateway bridge`, a stdio MCP server relaying to a running gateway.
 
+pub mod audit;
 pub mod bridge;
 pub mod catalog;
 pub mod config;
@@ -52,6 +57,7 @@ pub mod http;
 pub mod import;
 pub mod job;
 pub mod logging;
+pub mod metrics;
 pub mod panics;
 pub mod pool;
 pub mod reactor;

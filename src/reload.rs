@@ -12,8 +12,8 @@
 //! last reload was refused). A valid one goes to the supervisor (`Control::Reload`), which applies
 //! it as a diff. `--host`/`--port` given on the command line are applied to every new config as
 //! to the first; settings that need a new socket or a new thread (`host`, `port`, `workers`,
-//! `maxMessageBytes`, `stateDir`, `sessionKeyFile`) are reported as needing a restart and keep
-//! their running values.
+//! `maxMessageBytes`, `stateDir`, `sessionKeyFile`, the audit log's) are reported as needing a
+//! restart and keep their running values.
 //!
 //! This thread owns the config in force (as far as reloads are concerned) and the file's last
 //! seen state; nothing else reads the file after startup.
@@ -231,8 +231,15 @@ fn keep_running(running: &GatewayConfig, new: &mut GatewayConfig, changes: &mut 
     new.port = running.port;
     new.workers = running.workers;
     new.max_message_bytes = running.max_message_bytes;
+    if running.audit != new.audit {
+        changes.push(
+            "gateway.auditLog/auditLogMaxBytes/auditArguments changed: needs a restart (the audit log in force stays)"
+                .into(),
+        );
+    }
     new.state_dir = running.state_dir.clone();
     new.session_key_file = running.session_key_file.clone();
+    new.audit = running.audit.clone();
 }
 
 /// The `gateway` keys a reload changes and applies (tokens never printed).

@@ -71,6 +71,10 @@ impl Worker {
 
     /// Offers a new job to its server's pool (to the pool that replaced it, after a reload).
     fn submit(&self, mut job: Job) {
+        if let Some(audit) = &job.meter.audit {
+            // Hashing the arguments is O(their size): here, not on the reactor.
+            audit.measure(&job.params);
+        }
         let (mut pool, _) = self.carrier.servers.pool(job.server);
         loop {
             match pool.submit(job, Instant::now()) {

@@ -13,8 +13,9 @@ use serde_json::Value;
 
 use super::schema::{describe, quote, Checker, Env, Object};
 use super::types::{
-    Config, Cors, GatewayConfig, LocalServer, Mapping, PoolSettings, Recycle, RemoteServer,
-    RemoteTransport, ServerConfig, ServerKind, Share, StripPrefix, ToolFilter, ToolOverride,
+    AuditConfig, AuditTarget, Config, Cors, GatewayConfig, LocalServer, Mapping, PoolSettings,
+    Recycle, RemoteServer, RemoteTransport, ServerConfig, ServerKind, Share, StripPrefix,
+    ToolFilter, ToolOverride,
 };
 use super::{clients, key_path, secret, Problem};
 
@@ -32,6 +33,8 @@ const DEFAULT_MAX_SESSIONS: usize = 10_000;
 const DEFAULT_MAX_IN_FLIGHT_PER_SESSION: usize = 64;
 const DEFAULT_MAX_QUEUED_BYTES: usize = 32 << 20;
 const DEFAULT_MAX_MEMORY_BYTES: usize = 256 << 20;
+/// `gateway.auditLogMaxBytes`: 10 MiB per audit file.
+const DEFAULT_AUDIT_LOG_MAX_BYTES: u64 = 10 << 20;
 const DEFAULT_MIN_CONNECTIONS: usize = 1;
 const DEFAULT_MAX_CONNECTIONS: usize = 5;
 const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -79,6 +82,9 @@ const GATEWAY_KEYS: &[&str] = &[
     "allowedHosts",
     "watchConfig",
     "sessionKeyFile",
+    "auditLog",
+    "auditLogMaxBytes",
+    "auditArguments",
 ];
 const GATEWAY_HINTS: &[(&str, &str)] = &[
     ("bind", "did you mean \"host\"?"),
@@ -268,6 +274,7 @@ fn gateway(c: &mut Checker, v: Option<&Value>) -> GatewayConfig {
         allowed_hosts: Vec::new(),
         watch_config: true,
         session_key_file: None,
+        audit: None,
     };
     const P: &str = "gateway";
     let Some(obj) = v.and_then(|v| c.object(v, P, "an object")) else {
@@ -380,7 +387,49 @@ fn gateway(c: &mut Checker, v: Option<&Value>) -> GatewayConfig {
     }) {
         g.allowed_hosts = hosts;
     }
+    g.audit = audit(c, obj);
     g
+}
+
+/// `gateway.auditLog` ("stderr" or a path), `auditLogMaxBytes`, `auditArguments`.
+fn audit(c: &mut Checker, obj: &Object) -> Option<AuditConfig> {
+    const P: &str = "gateway";
+    let target = c.field(obj, P, "auditLog", |c, v, p| {
+        if v.as_str() == Some("stderr") {
+            return Some(AuditTarget::Stderr);
+        }
+        let path = file_path(c, v, p)?;
+        if path.as_os_str().to_string_lossy().ends_with('/') {
+            c.report(
+                p,
+                format!(
+                    "{} names a directory; name the file to write",
+                    path.display()
+                ),
+            );
+            return None;
+        }
+        Some(AuditTarget::File(path))
+    });
+    let max_bytes = c.field(obj, P, "auditLogMaxBytes", |c, v, p| {
+        c.integer(v, p, 4096, u64::MAX >> 1)
+    });
+    let arguments = c.field(obj, P, "auditArguments", Checker::boolean);
+    if target.is_none() && !obj.contains_key("auditLog") {
+        for key in ["auditLogMaxBytes", "auditArguments"] {
+            if obj.contains_key(key) {
+                c.report(
+                    &format!("gateway.{key}"),
+                    "has no effect without gateway.auditLog (a file path, or \"stderr\")",
+                );
+            }
+        }
+    }
+    Some(AuditConfig {
+        target: target?,
+        max_bytes: max_bytes.unwrap_or(DEFAULT_AUDIT_LOG_MAX_BYTES),
+        arguments: arguments.unwrap_or(false),
+    })
 }
 
 /// `$XDG_STATE_HOME/mcp-gateway`, else `$HOME/.local/state/mcp-gateway` (relative values ignored,
@@ -1426,6 +1475,52 @@ mod tests {
     }
 
     #[test]
+    fn audit_log_keys() {
+        assert_eq!(parse("{}").gateway.audit, None);
+        let g = parse(r#"{"gateway": {"auditLog": "stderr"}}"#).gateway;
+        assert_eq!(
+            g.audit,
+            Some(AuditConfig {
+                target: AuditTarget::Stderr,
+                max_bytes: 10 << 20,
+                arguments: false
+            })
+        );
+        let g = parse(
+            r#"{"gateway": {"auditLog": "/var/log/gw/audit.jsonl", "auditLogMaxBytes": 65536,
+                "auditArguments": true}}"#,
+        )
+        .gateway;
+        assert_eq!(
+            g.audit,
+            Some(AuditConfig {
+                target: AuditTarget::File("/var/log/gw/audit.jsonl".into()),
+                max_bytes: 65536,
+                arguments: true
+            })
+        );
+        assert_eq!(
+            problem(r#"{"gateway": {"auditArguments": true}}"#),
+            "gateway.auditArguments: has no effect without gateway.auditLog (a file path, or \"stderr\")"
+        );
+        assert_eq!(
+            problem(r#"{"gateway": {"auditLog": "a.log", "auditLogMaxBytes": 10}}"#),
+            "gateway.auditLogMaxBytes: expected an integer from 4096 to 9223372036854775807, found 10"
+        );
+        assert_eq!(
+            problem(r#"{"gateway": {"auditLog": ""}}"#),
+            "gateway.auditLog: must not be empty"
+        );
+        assert_eq!(
+            problem(r#"{"gateway": {"auditLog": "/var/log/"}}"#),
+            "gateway.auditLog: /var/log/ names a directory; name the file to write"
+        );
+        assert!(
+            problem(r#"{"gateway": {"auditLog": true}}"#).starts_with("gateway.auditLog: expected")
+        );
+    }
+
+    #[test]
     fn token_file_and_unauthenticated_keys() {
         let g = parse("{}").gateway;
         assert_eq!((g.auth_token_file, g.allow_unauthenticated), (None, false));
@@ -1728,7 +1823,7 @@ mod tests {
             "gateway.zzzz: unknown key (allowed here: host, port, cors, workers, maxBodyBytes, maxMessageBytes, \
              maxClients, callTimeout, keepaliveInterval, shutdownTimeout, sessionTimeout, authToken, \
              authTokenFile, allowUnauthenticated, allowedOrigins, pageSize, stateDir, maxSessions, maxInFlightPerSession, maxQueuedBytes, \
-             maxMemoryBytes, allowedHosts, watchConfig, sessionKeyFile)"
+             maxMemoryBytes, allowedHosts, watchConfig, sessionKeyFile, auditLog, auditLogMaxBytes, auditArguments)"
         );
     }
 

@@ -81,6 +81,29 @@ pub struct GatewayConfig {
     /// `gateway.watchConfig`, default true: reload when the config file changes (checked once a
     /// second). SIGHUP and `mcp-gateway reload` reload whatever it says.
     pub watch_config: bool,
+    /// `gateway.auditLog` with `auditLogMaxBytes` and `auditArguments`; default None: no audit log.
+    pub audit: Option<AuditConfig>,
+}
+
+/// The audit log: one JSON line per forwarded call (`audit`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditConfig {
+    /// `gateway.auditLog`: a file path, or `"stderr"`.
+    pub target: AuditTarget,
+    /// `gateway.auditLogMaxBytes`, default 10 MiB: a file is rotated before it would grow past
+    /// this (`PATH.1` … `PATH.3` kept).
+    pub max_bytes: u64,
+    /// `gateway.auditArguments`, default false: write argument values, not only their hash.
+    pub arguments: bool,
+}
+
+/// Where audit lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditTarget {
+    /// `"stderr"`: beside the log lines.
+    Stderr,
+    /// A file, appended to (created 0600).
+    File(PathBuf),
 }
 
 /// Cross-origin policy for browser clients.

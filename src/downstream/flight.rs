@@ -311,6 +311,7 @@ mod tests {
             created: Instant::now(),
             session: None,
             control: Default::default(),
+            meter: Default::default(),
         }
     }
 

@@ -1078,6 +1078,7 @@ mod tests {
             created,
             session: None,
             control: Default::default(),
+            meter: Default::default(),
         }
     }
 

@@ -527,6 +527,7 @@ impl Reactor {
                     mut body,
                     last,
                     done,
+                    finished,
                 } => {
                     if last && body.len() > self.settings.max_queued_bytes {
                         (status, body) = self.too_large(body.len(), done.as_ref());
@@ -537,7 +538,7 @@ impl Reactor {
                         }
                     }
                     if last {
-                        self.router.answered(done, to);
+                        self.router.answered(done, to, finished);
                     }
                     match to {
                         ReplyTo::Conn(slot) => {

@@ -9,9 +9,32 @@
 
 use super::{Response, Router};
 use crate::config::ServerKind;
+use crate::pool::Status;
 use serde_json::{json, Value};
 
 impl Router {
+    /// What `/health` and `/metrics` say of a server whose pool says `pooled`: "up" means
+    /// callable, so the pool has a handle AND the router already routes the server's tools. The
+    /// listing reaches the reactor through its mailbox, after the pool's counters have flipped,
+    /// so until then the server is still "starting".
+    pub(super) fn server_status(&self, index: usize, pooled: Status) -> Status {
+        let listed = matches!(self.registry.server_capabilities.get(index), Some(Some(_)));
+        if pooled == Status::Up && !listed {
+            return Status::Starting;
+        }
+        pooled
+    }
+
+    /// Open sessions: (Streamable HTTP, legacy SSE).
+    pub(super) fn sessions_by_transport(&self) -> (usize, usize) {
+        let legacy = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.transport == super::session::Transport::LegacySse)
+            .count();
+        (self.sessions.len() - legacy, legacy)
+    }
+
     pub(super) fn health(&self, full: bool) -> Response {
         let mut all_up = true;
         let servers: Vec<Value> = self
@@ -19,13 +42,7 @@ impl Router {
             .in_force()
             .map(|(index, config, pool)| {
                 let mut stats = pool.stats();
-                // "up" means callable: the pool has a handle AND the router already routes the
-                // server's tools. The listing reaches the reactor through its mailbox, after the
-                // pool's counters have flipped, so until then the server is still "starting".
-                let listed = matches!(self.registry.server_capabilities.get(index), Some(Some(_)));
-                if stats.status == crate::pool::Status::Up && !listed {
-                    stats.status = crate::pool::Status::Starting;
-                }
+                stats.status = self.server_status(index, stats.status);
                 if config.enabled && stats.status != crate::pool::Status::Up {
                     all_up = false;
                 }
@@ -77,18 +94,14 @@ impl Router {
         if !full {
             return Response::json(code, json!({ "status": status }).to_string().into_bytes());
         }
-        let legacy = self
-            .sessions
-            .iter()
-            .filter(|(_, s)| s.transport == super::session::Transport::LegacySse)
-            .count();
+        let (streamable, legacy) = self.sessions_by_transport();
         let body = json!({
             "status": status,
             "version": env!("CARGO_PKG_VERSION"),
             "uptimeSeconds": self.started.elapsed().as_secs(),
             "sessions": self.sessions.len(),
             "sessionsByTransport": {
-                "streamableHttp": self.sessions.len() - legacy,
+                "streamableHttp": streamable,
                 "legacySse": legacy,
             },
             "inFlight": self.in_flight,
@@ -102,6 +115,11 @@ impl Router {
                 "last": self.reloads.last.as_ref().map(|(summary, _)| summary),
                 "lastApplied": self.reloads.last.as_ref().map(|(_, applied)| applied),
             },
+            "audit": self.audit.as_ref().map(|audit| {
+                let c = &audit.counters;
+                let load = |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
+                json!({"written": load(&c.written), "dropped": load(&c.dropped), "failed": load(&c.failed)})
+            }),
         });
         Response::json(code, body.to_string().into_bytes())
     }

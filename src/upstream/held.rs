@@ -118,7 +118,17 @@ impl Router {
         };
         match mcp::handle(&registry, state, message, origin) {
             mcp::Action::Reply(json) => self.answer(to, json),
-            mcp::Action::Dispatch(job) => {
+            mcp::Action::Refused {
+                reply,
+                method,
+                target,
+                code,
+            } => {
+                let error = crate::metrics::ErrorType::of_code(code);
+                self.refused(method, target, Some(session), code, error);
+                self.answer(to, reply);
+            }
+            mcp::Action::Dispatch(mut job) => {
                 let running = state.calls.len();
                 let max = self.settings.max_in_flight_per_session;
                 if running < max {
@@ -132,6 +142,10 @@ impl Router {
                         codes::SERVER_UNAVAILABLE,
                         &message,
                     );
+                    let target = job.meter.target.take();
+                    let unavailable = crate::metrics::ErrorType::Unavailable;
+                    let code = codes::SERVER_UNAVAILABLE;
+                    self.refused(job.method, target, Some(session), code, unavailable);
                     self.answer(to, json);
                 }
             }

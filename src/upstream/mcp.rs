@@ -19,6 +19,15 @@ use std::time::Instant;
 pub enum Action {
     /// Send this JSON-RPC message back to the client.
     Reply(Vec<u8>),
+    /// Send this error back: a call the gateway refused itself before any server saw it (an
+    /// unknown tool, bad arguments). Counted in `/metrics` and the audit log like a forwarded call.
+    Refused {
+        reply: Vec<u8>,
+        method: &'static str,
+        /// The tool name as the client wrote it.
+        target: Option<String>,
+        code: i64,
+    },
     /// Send the job to the workers; its answer comes later.
     Dispatch(Box<Job>),
     /// The session (un)subscribed `uri` of `server` (already recorded in the session); answer with
@@ -186,6 +195,15 @@ fn initialize(registry: &Snapshot, session: &mut Session, params: &Params) -> Ou
         Some(Value::Object(capabilities)) => capabilities,
         _ => Map::new(),
     };
+    if let Some(info) = params.get("clientInfo") {
+        // Bounded: an audit line is no place for a client's essay.
+        let field = |key: &str| {
+            info.get(key)
+                .and_then(Value::as_str)
+                .map(|s| s.chars().take(128).collect::<String>())
+        };
+        session.client_info = (field("name"), field("version"));
+    }
     let offered = registry.capabilities;
     let mut capabilities = Map::new();
     capabilities.insert("tools".into(), json!({"listChanged": true}));
@@ -233,6 +251,16 @@ impl Call<'_> {
         self.reply(Err((code, message)))
     }
 
+    /// Like `fail`, for a call the gateway counts although no server saw it.
+    fn refuse(&self, method: &'static str, target: String, code: i64, message: String) -> Action {
+        Action::Refused {
+            reply: rpc::error_response(Some(self.id.json()), code, &message),
+            method,
+            target: Some(target),
+            code,
+        }
+    }
+
     fn list(&self, kind: ListKind) -> Outcome {
         self.registry
             .page(kind, self.params.get("cursor").as_ref())
@@ -261,7 +289,13 @@ impl Call<'_> {
     }
 
     /// A job for `server`, carrying the (rewritten) params.
-    fn forward(self, server: usize, method: &'static str, params: Params) -> Action {
+    fn forward(
+        self,
+        server: usize,
+        method: &'static str,
+        params: Params,
+        target: Option<String>,
+    ) -> Action {
         let progress_token = params
             .get("_meta")
             .and_then(|mut m| m.get_mut("progressToken").map(Value::take))
@@ -276,6 +310,10 @@ impl Call<'_> {
             progress_token,
             created: self.origin.now,
             control: Default::default(),
+            meter: crate::job::Meter {
+                target,
+                ..Default::default()
+            },
         }))
     }
 
@@ -286,21 +324,20 @@ impl Call<'_> {
         };
         let arguments = self.params.raw("arguments").map(|raw| raw.get());
         if !matches!(arguments, None | Some("null")) && !self.params.is_object("arguments") {
-            return self.fail(
-                codes::INVALID_PARAMS,
-                "Invalid params: \"arguments\" must be an object".into(),
-            );
+            let message = "Invalid params: \"arguments\" must be an object".to_string();
+            return self.refuse("tools/call", name, codes::INVALID_PARAMS, message);
         }
         let Some(tool) = self.registry.route(&name) else {
             if self.origin.may_hold {
                 return Action::Hold;
             }
-            return self.fail(codes::INVALID_PARAMS, format!("Unknown tool: {name}"));
+            let message = format!("Unknown tool: {name}");
+            return self.refuse("tools/call", name, codes::INVALID_PARAMS, message);
         };
         let (server, original) = (tool.server, tool.original.clone());
         let mut params = std::mem::take(&mut self.params);
         params.set("name", &Value::String(original));
-        self.forward(server, "tools/call", params)
+        self.forward(server, "tools/call", params, Some(name))
     }
 
     fn prompt(mut self) -> Action {
@@ -317,7 +354,7 @@ impl Call<'_> {
         let (server, original) = (prompt.server, prompt.original.clone());
         let mut params = std::mem::take(&mut self.params);
         params.set("name", &Value::String(original));
-        self.forward(server, "prompts/get", params)
+        self.forward(server, "prompts/get", params, Some(name))
     }
 
     fn read_resource(mut self) -> Action {
@@ -328,7 +365,7 @@ impl Call<'_> {
         match self.registry.route_uri(&uri) {
             Some(server) => {
                 let params = std::mem::take(&mut self.params);
-                self.forward(server, "resources/read", params)
+                self.forward(server, "resources/read", params, Some(uri))
             }
             None if self.origin.may_hold => Action::Hold,
             None => self.resource_not_found(&uri),
@@ -366,7 +403,7 @@ impl Call<'_> {
         match target {
             Some(server) => {
                 let params = std::mem::take(&mut self.params);
-                self.forward(server, "completion/complete", params)
+                self.forward(server, "completion/complete", params, None)
             }
             None => self.fail(
                 codes::INVALID_PARAMS,

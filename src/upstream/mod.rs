@@ -4,7 +4,7 @@
 //! (respond now, wait for a worker's answer, or turn the connection into an SSE stream). Bytes for
 //! *other* connections (events on a session's stream) and streams to end go to the outbox, which the
 //! reactor drains after every call. Everything here runs on the reactor thread: no blocking, no locks
-//! but the pool stats' last-error string read by `/health`.
+//! but the pools' short ones read by `/health` and `/metrics` (last error, handles' load).
 //!
 //! Every request first passes the host check (`gate`): HTTP/1.1 without `Host` is 400; on a gateway listening
 //! on loopback (or with `gateway.allowedHosts` set) a `Host` that is neither a loopback name or
@@ -23,6 +23,7 @@ mod gate;
 mod health;
 mod held;
 pub mod mcp;
+mod metrics;
 pub mod redact;
 mod rest;
 pub mod session;
@@ -213,6 +214,10 @@ pub struct Router {
     conn_calls: HashMap<Slot, ConnCall>,
     outbox: Vec<Outgoing>,
     pub shutting_down: bool,
+    /// The call histogram of `/metrics` (`metrics.rs`).
+    metrics: crate::metrics::CallMetrics,
+    /// `gateway.auditLog`, when set.
+    audit: Option<crate::audit::AuditLog>,
 }
 
 impl Router {
@@ -242,6 +247,8 @@ impl Router {
             conn_calls: HashMap::new(),
             outbox: Vec::new(),
             shutting_down: false,
+            metrics: Default::default(),
+            audit: None,
         }
     }
 
@@ -272,13 +279,13 @@ impl Router {
             "/mcp" => &[Method::Get, Method::Post, Method::Delete],
             "/sse" => &[Method::Get, Method::Head, Method::Post],
             "/messages" | "/tools/call" => &[Method::Post],
-            "/tools" | "/health" | "/" => &[Method::Get, Method::Head],
+            "/tools" | "/health" | "/metrics" | "/" => &[Method::Get, Method::Head],
             _ => {
                 return Outcome::Respond(Response::error(
                     404,
                     rpc::codes::INVALID_REQUEST,
                     &format!(
-                        "no endpoint at {path}; the gateway serves /mcp, /sse, /messages, /tools, /tools/call and /health"
+                        "no endpoint at {path}; the gateway serves /mcp, /sse, /messages, /tools, /tools/call, /health and /metrics"
                     ),
                 ))
             }
@@ -333,12 +340,14 @@ impl Router {
             )),
             ("/tools/call", _) => self.rest_call(conn, req, now),
             ("/health", _) => Outcome::Respond(self.health(self.authorized(req))),
+            ("/metrics", _) => Outcome::Respond(self.metrics()),
             _ => Outcome::Respond(index()),
         }
     }
 
     /// Sends a job to the workers and counts it as in flight; an MCP call becomes cancellable.
-    pub(super) fn dispatch(&mut self, job: crate::job::Job) {
+    pub(super) fn dispatch(&mut self, mut job: crate::job::Job) {
+        self.meter(&mut job);
         self.in_flight += 1;
         if let ReplyTo::Conn(conn) = job.to {
             let id = match &job.answer {
@@ -402,6 +411,7 @@ impl Router {
             }
             None => self.reloads.refused += 1,
         }
+        crate::metrics::record_reload(gateway.is_some());
         self.reloads.last = Some((summary, gateway.is_some()));
     }
 
@@ -522,8 +532,16 @@ impl Router {
         answers
     }
 
-    /// A worker's final answer arrived (for `to`).
-    pub fn answered(&mut self, done: Option<CallKey>, to: ReplyTo) {
+    /// A worker's final answer arrived (for `to`); `finished` says how a job ended.
+    pub fn answered(
+        &mut self,
+        done: Option<CallKey>,
+        to: ReplyTo,
+        finished: Option<crate::job::Finished>,
+    ) {
+        if let Some(finished) = finished {
+            self.finish(finished);
+        }
         self.in_flight = self.in_flight.saturating_sub(1);
         if let ReplyTo::Conn(conn) = to {
             self.conn_calls.remove(&conn);
@@ -552,6 +570,7 @@ fn index() -> Response {
                 "tools": "/tools",
                 "call": "/tools/call",
                 "health": "/health",
+                "metrics": "/metrics",
             }
         })
         .to_string()

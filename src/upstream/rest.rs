@@ -70,11 +70,11 @@ impl Router {
                 );
                 return None;
             }
-            return Some(Response::error(
-                404,
-                codes::INVALID_PARAMS,
-                &format!("unknown tool: {name} (GET /tools lists them)"),
-            ));
+            let message = format!("unknown tool: {name} (GET /tools lists them)");
+            let code = codes::INVALID_PARAMS;
+            let error = crate::metrics::ErrorType::of_code(code);
+            self.refused("tools/call", Some(name), None, code, error);
+            return Some(Response::error(404, code, &message));
         };
         let mut params = Params::default();
         params.set("name", &Value::String(tool.original.clone()));
@@ -89,6 +89,10 @@ impl Router {
             progress_token: None,
             created,
             control: Default::default(),
+            meter: crate::job::Meter {
+                target: Some(name),
+                ..Default::default()
+            },
         };
         self.dispatch(job);
         None

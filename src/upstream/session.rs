@@ -20,6 +20,16 @@ pub enum Transport {
     Streamable,
 }
 
+impl Transport {
+    /// Its `transport` label in `/metrics` and the audit log.
+    pub fn label(self) -> &'static str {
+        match self {
+            Transport::LegacySse => "legacy_sse",
+            Transport::Streamable => "streamable_http",
+        }
+    }
+}
+
 /// One client session.
 #[derive(Debug)]
 pub struct Session {
@@ -40,6 +50,8 @@ pub struct Session {
     pub used: bool,
     /// What the client said it can do in `initialize` (sampling, elicitation, roots).
     pub client_capabilities: Map<String, Value>,
+    /// `clientInfo.name` and `.version` from `initialize` (for the audit log).
+    pub client_info: (Option<String>, Option<String>),
     /// The client's requests in flight, by its own id: how `notifications/cancelled` finds them.
     pub calls: HashMap<Id, Arc<CallControl>>,
     /// Requests of servers forwarded to this client, by the id the gateway gave them.
@@ -152,6 +164,7 @@ impl Sessions {
             last_seen: now,
             used: false,
             client_capabilities: Map::new(),
+            client_info: (None, None),
             calls: HashMap::new(),
             asks: HashMap::new(),
             next_ask: 0,

@@ -796,6 +796,13 @@ impl McpSession {
         self.post(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
     }
 
+    /// `tools/call` with a fresh id; the JSON-RPC response (asserting HTTP 200).
+    pub fn call_tool(&mut self, name: &str, arguments: Value) -> Value {
+        let reply = self.request("tools/call", json!({"name": name, "arguments": arguments}));
+        assert_eq!(reply.http.status, 200, "{}", reply.http.text());
+        reply.response().clone()
+    }
+
     /// `DELETE /mcp`.
     pub fn delete(&self) -> HttpResponse {
         http_request(
