@@ -12,6 +12,8 @@
 mod expand;
 pub use expand::PROCESS_DIR;
 mod locate;
+mod profiles;
+pub use profiles::MIN_TOOL_NAME_LENGTH;
 mod resolve;
 mod schema;
 mod secret;

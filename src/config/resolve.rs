@@ -52,6 +52,7 @@ const TOP_KEYS: &[&str] = &[
     "mcpServers",
     "mapping",
     "toolFilters",
+    "profiles",
     "$schema",
 ];
 const GATEWAY_KEYS: &[&str] = &[
@@ -193,6 +194,13 @@ pub(super) fn config(root: &Value, env: Env) -> Result<Config, Vec<Problem>> {
         });
     }
 
+    let names: Vec<&str> = servers
+        .entries
+        .iter()
+        .filter_map(|e| e.name.as_deref())
+        .collect();
+    let profiles = super::profiles::read(&mut c, top.get("profiles"), &names);
+
     let problems = c.into_problems();
     if !problems.is_empty() {
         return Err(problems);
@@ -205,6 +213,7 @@ pub(super) fn config(root: &Value, env: Env) -> Result<Config, Vec<Problem>> {
     Ok(Config {
         gateway,
         servers,
+        profiles,
         source: None,
     })
 }
