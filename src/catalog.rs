@@ -5,7 +5,7 @@
 //! logged once, when they first appear. With a state directory, each server's listing starts from
 //! its manifest of the last run (`manifest`) and every change is written back there.
 
-use crate::config::ServerConfig;
+use crate::config::{Profile, ServerConfig};
 use crate::job::{ReactorSink, ToReactor};
 use crate::registry::{manifest, Listing, Snapshot};
 use std::path::PathBuf;
@@ -13,6 +13,8 @@ use std::sync::{Arc, Mutex};
 
 pub struct Catalog {
     servers: Arc<[ServerConfig]>,
+    /// Each snapshot carries every profile's view, built here with it (off the reactor).
+    profiles: Arc<[Profile]>,
     page_size: usize,
     state_dir: Option<PathBuf>,
     state: Mutex<State>,
@@ -28,6 +30,7 @@ impl Catalog {
     /// Starts from the manifests in `state_dir`, for the servers that have one.
     pub fn new(
         servers: Arc<[ServerConfig]>,
+        profiles: Arc<[Profile]>,
         page_size: usize,
         state_dir: Option<PathBuf>,
         sink: ReactorSink,
@@ -45,9 +48,12 @@ impl Catalog {
                 Some(Arc::new(listing))
             })
             .collect();
-        let snapshot = Arc::new(Snapshot::build(&servers, &listings, page_size));
+        let snapshot = Arc::new(Snapshot::build_for(
+            &servers, &listings, page_size, &profiles,
+        ));
         Catalog {
             servers,
+            profiles,
             page_size,
             state_dir,
             state: Mutex::new(State { listings, snapshot }),
@@ -89,7 +95,12 @@ impl Catalog {
             }
         }
         st.listings[server] = Some(Arc::new(listing));
-        let snapshot = Arc::new(Snapshot::build(&self.servers, &st.listings, self.page_size));
+        let snapshot = Arc::new(Snapshot::build_for(
+            &self.servers,
+            &st.listings,
+            self.page_size,
+            &self.profiles,
+        ));
         for collision in &snapshot.collisions {
             if !st.snapshot.collisions.contains(collision) {
                 log::warn!("name collision: {collision}");

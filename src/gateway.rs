@@ -65,6 +65,7 @@ impl Backend {
             .into();
         let catalog = Arc::new(Catalog::new(
             servers.clone(),
+            config.profiles.clone().into(),
             config.gateway.page_size,
             config.gateway.state_dir.clone(),
             sink.clone(),

@@ -13,6 +13,8 @@
 pub mod manifest;
 mod namespace;
 pub mod naming;
+pub mod profile;
+pub mod search;
 mod uri;
 
 pub use namespace::{Collision, Named, Namespace};
@@ -114,6 +116,9 @@ pub struct Snapshot {
     pub templates: Vec<Located>,
     uri_routes: HashMap<String, usize>,
     template_routes: Vec<(usize, UriTemplate, String)>,
+    /// On a profile's view: the servers whose resources it offers (routes stay those of the full
+    /// snapshot, so a URI another server lists is never guessed to be one of these).
+    uri_servers: Option<Vec<bool>>,
     pub collisions: Vec<Collision>,
     /// Problems that are not collisions (renames of missing tools, malformed definitions).
     pub notes: Vec<String>,
@@ -126,6 +131,10 @@ pub struct Snapshot {
     pages: [Vec<String>; 4],
     /// `{"tools":[{name, description, inputSchema, server, ...}]}`: the `GET /tools` body.
     pub rest_body: String,
+    /// On a profile's view: its name, how it lists tools, its search index (`profile`).
+    pub exposure: profile::Exposure,
+    /// Every profile's view, in config order; empty on the views themselves.
+    pub views: Vec<Arc<Snapshot>>,
 }
 
 impl Snapshot {
@@ -141,6 +150,17 @@ impl Snapshot {
     /// The server that serves a resource URI: the one that listed it, else the first whose template
     /// matches, else the only server offering resources at all.
     pub fn route_uri(&self, uri: &str) -> Option<usize> {
+        self.route_any_uri(uri).filter(|&server| self.serves_uris_of(server))
+    }
+
+    /// Whether this snapshot (a profile's view) offers the resources of `server`.
+    fn serves_uris_of(&self, server: usize) -> bool {
+        self.uri_servers
+            .as_ref()
+            .is_none_or(|mask| mask.get(server).copied().unwrap_or(false))
+    }
+
+    fn route_any_uri(&self, uri: &str) -> Option<usize> {
         if let Some(&server) = self.uri_routes.get(uri) {
             return Some(server);
         }
@@ -164,6 +184,7 @@ impl Snapshot {
             .iter()
             .find(|(_, _, raw)| raw == template)
             .map(|(server, _, _)| *server)
+            .filter(|&server| self.serves_uris_of(server))
             .or_else(|| self.route_uri(template))
     }
 
@@ -202,6 +223,20 @@ impl Snapshot {
             .into_iter()
             .filter(|&kind| self.pages[kind as usize] != older.pages[kind as usize])
             .collect()
+    }
+
+    /// Builds the merged view and every profile's view of it.
+    pub fn build_for(
+        servers: &[ServerConfig],
+        listings: &[Option<Arc<Listing>>],
+        page_size: usize,
+        profiles: &[crate::config::Profile],
+    ) -> Snapshot {
+        let mut snap = Snapshot::build(servers, listings, page_size);
+        snap.views = snap.build_views(servers, profiles, page_size.max(1));
+        let notes: Vec<String> = snap.views.iter().flat_map(|v| v.notes.clone()).collect();
+        snap.notes.extend(notes);
+        snap
     }
 
     /// Builds the merged view. `listings[i]` is server `i`'s offer, or None when it never listed
