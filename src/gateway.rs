@@ -340,6 +340,24 @@ pub fn check(mut config: Config) -> Result<bool, String> {
             tool.name, backend.servers[tool.server].name, tool.original
         );
     }
+    println!("profiles (tokens estimated as definition bytes / 4):");
+    for view in &snapshot.views {
+        let figures = crate::upstream::profiles::summary(view);
+        let listed = match figures["listed"].as_str() {
+            Some("search") => format!(
+                ", listed as 3 search tools, ~{} tokens",
+                figures["listedTokens"]
+            ),
+            _ => String::new(),
+        };
+        println!(
+            "  {:<20} {} tools, ~{} tokens (toolExposure {}{listed})",
+            view.exposure.profile,
+            figures["tools"],
+            figures["estimatedTokens"],
+            view.exposure.mode.as_str(),
+        );
+    }
     if !snapshot.collisions.is_empty() {
         println!("collisions:");
         for collision in &snapshot.collisions {

@@ -96,6 +96,8 @@ impl Router {
             "inFlight": self.in_flight,
             "tools": self.registry.tools.items.len(),
             "servers": servers,
+            "profiles": self.profiles_health(),
+            "profileTokens": "estimated as the bytes of the tool definitions / 4",
             "collisions": self.registry.collisions.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "notes": self.settings.notes.iter().chain(&self.registry.notes).collect::<Vec<_>>(),
         });

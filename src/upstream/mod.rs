@@ -23,8 +23,10 @@ mod gate;
 mod health;
 mod held;
 pub mod mcp;
+pub mod profiles;
 pub mod redact;
 mod rest;
+mod search;
 pub mod session;
 mod sse;
 mod streamable;
@@ -228,7 +230,8 @@ impl Router {
     }
 
     fn route(&mut self, conn: Slot, req: &Request, now: Instant) -> Outcome {
-        let path = req.path.as_str();
+        // `/mcp/<profile>` is `/mcp` for that profile (see `profiles`).
+        let (path, _) = profiles::split_path(&req.path);
         let allowed: &[Method] = match path {
             "/mcp" => &[Method::Get, Method::Post, Method::Delete],
             "/sse" => &[Method::Get, Method::Head, Method::Post],
@@ -239,7 +242,7 @@ impl Router {
                     404,
                     rpc::codes::INVALID_REQUEST,
                     &format!(
-                        "no endpoint at {path}; the gateway serves /mcp, /sse, /messages, /tools, /tools/call and /health"
+                        "no endpoint at {path}; the gateway serves /mcp, /sse, /messages, /tools, /tools/call and /health (and /mcp/<profile>, /sse/<profile>)"
                     ),
                 ))
             }
@@ -273,6 +276,11 @@ impl Router {
                 )
             });
         }
+        if path != "/health" && path != "/" {
+            if let Some(refusal) = self.check_profile(req, path.starts_with("/tools")) {
+                return Outcome::Respond(refusal);
+            }
+        }
         match (path, &req.method) {
             // A client configured with the old URL that tries the new transport first gets it.
             ("/mcp" | "/sse", Method::Post) => self.mcp_post(conn, req, now),
@@ -290,11 +298,14 @@ impl Router {
             ("/messages", _) => Outcome::Respond(self.post_message(req, now)),
             ("/tools", _) => Outcome::Respond(Response::json(
                 200,
-                self.registry.rest_body.clone().into_bytes(),
+                self.view(&profiles::requested(req))
+                    .rest_body
+                    .clone()
+                    .into_bytes(),
             )),
             ("/tools/call", _) => self.rest_call(conn, req, now),
             ("/health", _) => Outcome::Respond(self.health(self.authorized(req))),
-            _ => Outcome::Respond(index()),
+            _ => Outcome::Respond(index(&self.registry.profile_names())),
         }
     }
 
@@ -474,7 +485,7 @@ impl Router {
 }
 
 /// `GET /`: what this is and where to go.
-fn index() -> Response {
+fn index(profiles: &[&str]) -> Response {
     Response::json(
         200,
         serde_json::json!({
@@ -487,6 +498,12 @@ fn index() -> Response {
                 "tools": "/tools",
                 "call": "/tools/call",
                 "health": "/health",
+            },
+            "profiles": profiles,
+            "profileEndpoints": {
+                "mcp": "/mcp/<profile>",
+                "sse": "/sse/<profile>",
+                "tools": "/tools?profile=<profile>",
             }
         })
         .to_string()

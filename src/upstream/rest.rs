@@ -38,7 +38,8 @@ impl Router {
                 return Outcome::Respond(Response::error(400, codes::INVALID_PARAMS, &message))
             }
         };
-        match self.rest_dispatch(conn, name, arguments, now, now) {
+        let profile = super::profiles::requested(req);
+        match self.rest_dispatch((conn, profile, name, arguments), now, now) {
             Some(refusal) => Outcome::Respond(refusal),
             None => Outcome::Await {
                 headers: Vec::new(),
@@ -51,17 +52,17 @@ impl Router {
     /// starting. `Some` is the answer to send now.
     pub(super) fn rest_dispatch(
         &mut self,
-        conn: Slot,
-        name: String,
-        arguments: Box<RawValue>,
+        (conn, profile, name, arguments): RestCall,
         created: Instant,
         now: Instant,
     ) -> Option<Response> {
-        let Some(tool) = self.registry.route(&name) else {
+        let view = self.view(&profile);
+        let Some(tool) = view.route(&name) else {
             if let Some(deadline) = self.hold_deadline(created, now) {
                 self.hold(
                     Held::Rest {
                         conn,
+                        profile,
                         name,
                         arguments,
                         created,
@@ -94,6 +95,9 @@ impl Router {
         None
     }
 }
+
+/// A REST call: the connection waiting, the profile, the tool's name and its arguments as written.
+pub(super) type RestCall = (Slot, String, String, Box<RawValue>);
 
 /// `{"name": string, "arguments"?: object|null}` → (name, arguments exactly as written).
 fn parse_call(body: &Params) -> Result<(String, Box<RawValue>), String> {

@@ -49,6 +49,10 @@ pub struct Session {
     pub subscriptions: HashSet<String>,
     /// `logging/setLevel` of the client, as a rank in `mcp::LOG_LEVELS`; None: no log messages.
     pub log_level: Option<usize>,
+    /// The profile whose URL opened the session: the only one it may be used through.
+    pub profile: String,
+    /// The client's `clientInfo` names one that searches tools itself (`toolExposure: auto`).
+    pub client_searches: bool,
 }
 
 /// A server's request waiting for this client's answer.
@@ -149,6 +153,8 @@ impl Sessions {
             next_ask: 0,
             subscriptions: HashSet::new(),
             log_level: None,
+            profile: super::profiles::DEFAULT_PROFILE.to_string(),
+            client_searches: false,
         });
         self.by_id.insert(id, key);
         Ok(Slot { key, gen })

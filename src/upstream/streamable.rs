@@ -79,10 +79,14 @@ impl Router {
                 Err(refusal) => return respond(refusal),
             }
         };
+        let view = self.view(&super::profiles::requested(req));
         let state = self
             .sessions
             .get_mut(session)
             .expect("found or opened above");
+        if initialize {
+            state.profile = view.exposure.profile.clone();
+        }
         state.last_seen = now;
         state.used |= !initialize;
         let id_header = vec![(SESSION_HEADER, state.id.clone())];
@@ -103,7 +107,7 @@ impl Router {
                 })
             };
         }
-        let registry = self.registry.clone();
+        let registry = view;
         let origin = mcp::Origin {
             session,
             to: ReplyTo::Conn(conn),
@@ -222,6 +226,10 @@ impl Router {
                     codes::INVALID_REQUEST,
                     "unknown or expired session: initialize again to get a new one",
                 )
+            })
+            .and_then(|slot| match self.profile_mismatch(slot, req) {
+                Some(refusal) => Err(refusal),
+                None => Ok(slot),
             })
     }
 }
