@@ -150,7 +150,8 @@ impl Snapshot {
     /// The server that serves a resource URI: the one that listed it, else the first whose template
     /// matches, else the only server offering resources at all.
     pub fn route_uri(&self, uri: &str) -> Option<usize> {
-        self.route_any_uri(uri).filter(|&server| self.serves_uris_of(server))
+        self.route_any_uri(uri)
+            .filter(|&server| self.serves_uris_of(server))
     }
 
     /// Whether this snapshot (a profile's view) offers the resources of `server`.

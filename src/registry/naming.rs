@@ -192,9 +192,16 @@ mod tests {
         let long = "a_rather_long_tool_name_indeed";
         let short = shorten(long, 16, long);
         assert_eq!(short.len(), 16);
-        assert!(short.starts_with("a_rathe_") && is_valid_name(&short), "{short}");
+        assert!(
+            short.starts_with("a_rathe_") && is_valid_name(&short),
+            "{short}"
+        );
         assert_eq!(short, shorten(long, 16, long), "stable");
-        assert_ne!(short, shorten(long, 16, "srv/other"), "another key, another hash");
+        assert_ne!(
+            short,
+            shorten(long, 16, "srv/other"),
+            "another key, another hash"
+        );
     }
 
     #[test]

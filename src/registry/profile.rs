@@ -91,7 +91,12 @@ impl Snapshot {
     fn view_of(&self, servers: &[ServerConfig], profile: &Profile, page_size: usize) -> Snapshot {
         let member: Vec<bool> = servers
             .iter()
-            .map(|s| profile.servers.as_ref().is_none_or(|list| list.contains(&s.name)))
+            .map(|s| {
+                profile
+                    .servers
+                    .as_ref()
+                    .is_none_or(|list| list.contains(&s.name))
+            })
             .collect();
         let within = |server: usize| member.get(server).copied().unwrap_or(false);
         let mut view = Snapshot {
@@ -307,8 +312,14 @@ mod tests {
         assert_eq!(names(everything), names(&snap));
         let only_b = snap.view("only-b").unwrap();
         assert_eq!(names(only_b), ["b_echo"]);
-        assert_eq!(only_b.route("b_echo").map(|t| t.original.as_str()), Some("echo"));
-        assert!(only_b.route("echo").is_none(), "outside the profile: unknown");
+        assert_eq!(
+            only_b.route("b_echo").map(|t| t.original.as_str()),
+            Some("echo")
+        );
+        assert!(
+            only_b.route("echo").is_none(),
+            "outside the profile: unknown"
+        );
         assert!(only_b.route_prompt("b_hello").is_none() && !only_b.capabilities.prompts);
         assert_eq!(only_b.route_uri("b://two"), Some(1));
         assert_eq!(only_b.route_uri("a://one"), None, "resources by server");
@@ -339,8 +350,14 @@ mod tests {
         let short = snap.view("short").unwrap();
         let exposed = names(short);
         assert_eq!(exposed[1], "echo");
-        assert!(exposed[0].len() <= 20 && naming::is_valid_name(exposed[0]), "{exposed:?}");
-        assert_eq!(short.route(exposed[0]).map(|t| t.original.as_str()), Some(long));
+        assert!(
+            exposed[0].len() <= 20 && naming::is_valid_name(exposed[0]),
+            "{exposed:?}"
+        );
+        assert_eq!(
+            short.route(exposed[0]).map(|t| t.original.as_str()),
+            Some(long)
+        );
         let page: Value = serde_json::from_str(short.page(ListKind::Tools, None).unwrap()).unwrap();
         assert_eq!(page["tools"][0]["name"], exposed[0]);
         assert!(snap.view("default").unwrap().route(long).is_some());
@@ -353,17 +370,37 @@ mod tests {
             "profiles": {"s": {"toolExposure": "search"}, "auto": {"toolExposure": "auto", "maxTools": 2}}
         }));
         let build = |tools: &[&str]| {
-            Snapshot::build_for(&config.servers, &[listing(tools, &[], &[])], 100, &config.profiles)
+            Snapshot::build_for(
+                &config.servers,
+                &[listing(tools, &[], &[])],
+                100,
+                &config.profiles,
+            )
         };
         let two = build(&["x", "y"]);
         assert!(!two.view("default").unwrap().searching(false));
         assert!(two.view("s").unwrap().searching(true));
-        assert!(!two.view("auto").unwrap().searching(false), "within maxTools");
+        assert!(
+            !two.view("auto").unwrap().searching(false),
+            "within maxTools"
+        );
         let three = build(&["x", "y", "z"]);
-        assert!(three.view("auto").unwrap().searching(false), "above maxTools");
-        assert!(!three.view("auto").unwrap().searching(true), "a client that searches itself");
-        let page: Value = serde_json::from_str(&three.view("s").unwrap().exposure.search_page).unwrap();
-        let listed: Vec<&str> = page["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+        assert!(
+            three.view("auto").unwrap().searching(false),
+            "above maxTools"
+        );
+        assert!(
+            !three.view("auto").unwrap().searching(true),
+            "a client that searches itself"
+        );
+        let page: Value =
+            serde_json::from_str(&three.view("s").unwrap().exposure.search_page).unwrap();
+        let listed: Vec<&str> = page["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
         assert_eq!(listed, SEARCH_TOOLS);
         assert!(searches_tools_itself("claude-code") && searches_tools_itself("Claude Code"));
         assert!(!searches_tools_itself("cursor"));

@@ -172,10 +172,14 @@ mod tests {
 
     fn catalog() -> Vec<Def> {
         vec![
-            def(json!({"name": "read_file", "description": "Read the contents of a file from disk",
-                       "inputSchema": {"type": "object", "properties": {"path": {}}}})),
-            def(json!({"name": "write_file", "description": "Write text to a file",
-                       "inputSchema": {"type": "object", "properties": {"path": {}, "content": {}}}})),
+            def(
+                json!({"name": "read_file", "description": "Read the contents of a file from disk",
+                       "inputSchema": {"type": "object", "properties": {"path": {}}}}),
+            ),
+            def(
+                json!({"name": "write_file", "description": "Write text to a file",
+                       "inputSchema": {"type": "object", "properties": {"path": {}, "content": {}}}}),
+            ),
             def(json!({"name": "getWeather", "title": "Weather forecast",
                        "description": "Forecast for a city", "inputSchema": {"properties": {"city": {}}}})),
             def(json!({"name": "echo", "description": "Echoes back the input"})),
@@ -196,8 +200,16 @@ mod tests {
         let index = Index::build(&tools);
         assert_eq!(index.len(), 4);
         assert_eq!(names(&index, &tools, "forecast")[0], "getWeather");
-        assert_eq!(names(&index, &tools, "weather")[0], "getWeather", "camelCase split");
-        assert_eq!(names(&index, &tools, "city")[0], "getWeather", "a parameter name");
+        assert_eq!(
+            names(&index, &tools, "weather")[0],
+            "getWeather",
+            "camelCase split"
+        );
+        assert_eq!(
+            names(&index, &tools, "city")[0],
+            "getWeather",
+            "a parameter name"
+        );
         let files = names(&index, &tools, "read files");
         assert_eq!(files[0], "read_file", "plural and name words: {files:?}");
         assert!(files.contains(&"write_file".to_string()));
@@ -222,6 +234,9 @@ mod tests {
         assert_eq!(one_line("", 80), "");
         let long = "word ".repeat(40);
         let short = one_line(&long, 30);
-        assert!(short.ends_with('…') && short.chars().count() <= 31, "{short}");
+        assert!(
+            short.ends_with('…') && short.chars().count() <= 31,
+            "{short}"
+        );
     }
 }

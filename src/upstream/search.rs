@@ -97,10 +97,16 @@ pub fn unwrap_call(params: &mut Params) -> Result<String, (i64, String)> {
     let invalid = |message: &str| (codes::INVALID_PARAMS, format!("Invalid params: {message}"));
     let inner = match params.object("arguments") {
         Some(Ok(inner)) => inner,
-        _ => return Err(invalid("call_tool needs arguments {\"name\": ..., \"arguments\": {...}}")),
+        _ => {
+            return Err(invalid(
+                "call_tool needs arguments {\"name\": ..., \"arguments\": {...}}",
+            ))
+        }
     };
     let Some(name) = inner.str("name") else {
-        return Err(invalid("call_tool needs a string \"name\": the tool to run"));
+        return Err(invalid(
+            "call_tool needs a string \"name\": the tool to run",
+        ));
     };
     match inner.raw("arguments") {
         None => params.set("arguments", &json!({})),
@@ -138,8 +144,10 @@ mod tests {
 
     #[test]
     fn call_tool_becomes_the_direct_call() {
-        let mut p = params(json!({"name": "call_tool", "arguments": {"name": "echo", "arguments": {"text": "hi"}},
-                                  "_meta": {"progressToken": 7}}));
+        let mut p = params(
+            json!({"name": "call_tool", "arguments": {"name": "echo", "arguments": {"text": "hi"}},
+                                  "_meta": {"progressToken": 7}}),
+        );
         assert_eq!(unwrap_call(&mut p).unwrap(), "echo");
         assert_eq!(p.str("name").as_deref(), Some("echo"));
         assert_eq!(p.get("arguments"), Some(json!({"text": "hi"})));
@@ -147,7 +155,11 @@ mod tests {
         let mut bare = params(json!({"name": "call_tool", "arguments": {"name": "echo"}}));
         unwrap_call(&mut bare).unwrap();
         assert_eq!(bare.get("arguments"), Some(json!({})));
-        for bad in [json!({}), json!({"arguments": {"name": 3}}), json!({"arguments": {"name": "x", "arguments": [1]}})] {
+        for bad in [
+            json!({}),
+            json!({"arguments": {"name": 3}}),
+            json!({"arguments": {"name": "x", "arguments": [1]}}),
+        ] {
             let (code, message) = unwrap_call(&mut params(bad.clone())).unwrap_err();
             assert_eq!(code, codes::INVALID_PARAMS, "{bad}: {message}");
         }
@@ -160,10 +172,15 @@ mod tests {
             let out: Value = serde_json::from_str(&find(&view, &params(bad))).unwrap();
             assert_eq!(out["isError"], true);
         }
-        let none: Value = serde_json::from_str(&find(&view, &params(json!({"arguments": {"query": "x"}})))).unwrap();
+        let none: Value =
+            serde_json::from_str(&find(&view, &params(json!({"arguments": {"query": "x"}}))))
+                .unwrap();
         assert_eq!(none["structuredContent"]["tools"], json!([]));
-        let out: Value =
-            serde_json::from_str(&describe(&view, &params(json!({"arguments": {"names": ["x"]}})))).unwrap();
+        let out: Value = serde_json::from_str(&describe(
+            &view,
+            &params(json!({"arguments": {"names": ["x"]}})),
+        ))
+        .unwrap();
         assert_eq!(out["isError"], true);
     }
 }
