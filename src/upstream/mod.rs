@@ -26,7 +26,7 @@ pub mod mcp;
 pub mod profiles;
 pub mod redact;
 mod rest;
-mod search;
+pub mod search;
 pub mod session;
 mod sse;
 mod streamable;
