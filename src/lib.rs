@@ -26,9 +26,11 @@
 //! - `config`: the file format, validation with JSON paths, `${VAR}` expansion, lookup, `init`.
 //! - `http`: sans-IO HTTP/1.1 request reading, response writing, SSE framing.
 //! - `reactor`: the event loop and connection state machine.
-//! - `upstream`: the endpoints clients use (legacy SSE, REST, health) and the session table.
+//! - `upstream`: the endpoints clients use (legacy SSE, REST, health), profiles in the URL, the
+//!   search tools, and the session table.
 //! - `rpc`: JSON-RPC messages, ids, error codes.
-//! - `registry`: naming rules, the merged, routable snapshot of all servers' tools, manifests.
+//! - `registry`: naming rules, the merged, routable snapshot of all servers' tools with each
+//!   profile's view and search index, manifests.
 //! - `catalog`: every server's latest listing, and the one place that publishes snapshots.
 //! - `pool`: one server's pool of handles, each carrying up to `maxConcurrency` calls.
 //! - `downstream`: handles of both kinds (children, remote sessions), a call in flight (`Flight`),
