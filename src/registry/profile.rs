@@ -32,7 +32,7 @@ pub struct Exposure {
     pub mode: ToolExposure,
     /// `maxTools`: the `auto` threshold.
     pub max_tools: usize,
-    /// BM25 over the view's tools, in `tools.items` order.
+    /// BM25 over the view's tools, in `tools.items` order (empty with `toolExposure: all`).
     pub index: Index,
     /// The `tools/list` result in search mode: the three search tools.
     pub search_page: String,
@@ -185,7 +185,11 @@ impl Snapshot {
             profile: profile.name.clone(),
             mode: profile.tool_exposure,
             max_tools: profile.max_tools,
-            index: Index::build(view.tools.definitions()),
+            // A profile that never searches needs no index.
+            index: match profile.tool_exposure {
+                ToolExposure::All => Index::default(),
+                _ => Index::build(view.tools.definitions()),
+            },
             search_page: json!({ "tools": search_tools }).to_string(),
             catalog_bytes,
             search_bytes: search_tools.iter().map(|t| t.to_string().len()).sum(),
@@ -331,7 +335,7 @@ mod tests {
         let rest: Value = serde_json::from_str(&echoes.rest_body).unwrap();
         assert_eq!(rest["tools"].as_array().unwrap().len(), 2);
         assert!(snap.view("nope").is_none());
-        assert!(echoes.exposure.catalog_bytes > 0 && echoes.exposure.index.len() == 2);
+        assert!(echoes.exposure.catalog_bytes > 0 && echoes.exposure.index.is_empty());
     }
 
     #[test]
