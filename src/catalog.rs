@@ -3,13 +3,17 @@
 //! Handshake threads report each new handle's listings here; a rebuild happens only when a server's
 //! list really changed, and the new snapshot goes to the reactor whole. New collisions and notes are
 //! logged once, when they first appear. With a state directory, each server's listing starts from
-//! its manifest of the last run (`manifest`) and every change is written back there.
+//! its manifest of the last run (`manifest`) and every change is written back there, and tool
+//! definitions are pinned (`registry::pin`): every build compares them with the recorded ones,
+//! records tools seen for the first time and leaves out the held ones. The `pins` thread rereads
+//! a pins file that changed on disk (`mcp-gateway approve`) and publishes the new snapshot.
 
-use crate::config::{Profile, ServerConfig};
+use crate::config::{Pin, Profile, ServerConfig};
 use crate::job::{ReactorSink, ToReactor};
-use crate::registry::{manifest, Listing, Snapshot};
-use std::path::PathBuf;
+use crate::registry::{manifest, pin, Listing, Snapshot};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 pub struct Catalog {
     servers: Arc<[ServerConfig]>,
@@ -24,6 +28,10 @@ pub struct Catalog {
 struct State {
     listings: Vec<Option<Arc<Listing>>>,
     snapshot: Arc<Snapshot>,
+    /// Each server's pins as last read (None: not read yet).
+    pins: Vec<Option<pin::Pins>>,
+    /// Each pins file's modification time and length when last read or written.
+    pin_stamps: Vec<Option<(SystemTime, u64)>>,
 }
 
 impl Catalog {
@@ -48,17 +56,142 @@ impl Catalog {
                 Some(Arc::new(listing))
             })
             .collect();
-        let snapshot = Arc::new(Snapshot::build_for(
-            &servers, &listings, page_size, &profiles,
-        ));
-        Catalog {
+        let count = servers.len();
+        let catalog = Catalog {
             servers,
             profiles,
             page_size,
             state_dir,
-            state: Mutex::new(State { listings, snapshot }),
+            state: Mutex::new(State {
+                listings,
+                snapshot: Arc::default(),
+                pins: vec![None; count],
+                pin_stamps: vec![None; count],
+            }),
             sink,
+        };
+        {
+            let mut st = catalog.lock();
+            st.snapshot = catalog.build(&mut st);
         }
+        catalog
+    }
+
+    /// Builds the snapshot of the current listings with their pins applied, logging what is new
+    /// (collisions, notes, changed definitions) against the current snapshot.
+    fn build(&self, st: &mut State) -> Arc<Snapshot> {
+        let mut listings = st.listings.clone();
+        let mut changed = Vec::new();
+        if let Some(dir) = &self.state_dir {
+            for (index, server) in self.servers.iter().enumerate() {
+                let Some(listing) = st.listings[index].clone() else {
+                    continue;
+                };
+                if server.pin == Pin::Off {
+                    continue;
+                }
+                let pins = match &mut st.pins[index] {
+                    Some(pins) => pins,
+                    slot @ None => match pin::load(dir, &server.name) {
+                        Ok(pins) => {
+                            st.pin_stamps[index] = stamp(dir, &server.name);
+                            slot.insert(pins)
+                        }
+                        Err(e) => {
+                            log::error!("server {}: pinning is off until its pins file is fixed or removed: {e}", server.name);
+                            continue;
+                        }
+                    },
+                };
+                let review = pin::review(index, server, pins, &listing);
+                if !review.record.is_empty() {
+                    pins.tools.extend(review.record);
+                    match pin::save(dir, &server.name, pins) {
+                        Ok(()) => st.pin_stamps[index] = stamp(dir, &server.name),
+                        Err(e) => log::warn!(
+                            "server {}: cannot record its tool definitions under {}: {e}",
+                            server.name,
+                            dir.display()
+                        ),
+                    }
+                }
+                if let Some(kept) = review.listing {
+                    listings[index] = Some(Arc::new(kept));
+                }
+                changed.extend(review.changed);
+            }
+        }
+        let snapshot = Snapshot::build_reviewed(
+            &self.servers,
+            &listings,
+            self.page_size,
+            &self.profiles,
+            changed,
+        );
+        for collision in &snapshot.collisions {
+            if !st.snapshot.collisions.contains(collision) {
+                log::warn!("name collision: {collision}");
+            }
+        }
+        for note in &snapshot.notes {
+            if !st.snapshot.notes.contains(note) {
+                log::warn!("{note}");
+            }
+        }
+        for change in &snapshot.changed_tools {
+            if !st.snapshot.changed_tools.contains(change) {
+                let server = &self.servers[change.server].name;
+                let what = if change.new {
+                    "is new"
+                } else {
+                    "changed its definition since it was pinned"
+                };
+                let held = if change.held {
+                    format!(
+                        "; withheld from clients until `mcp-gateway approve {server} {}`",
+                        change.tool
+                    )
+                } else {
+                    String::new()
+                };
+                log::warn!(
+                    "server {server}: tool \"{}\" {what} (`mcp-gateway diff {server}` shows how){held}",
+                    change.tool
+                );
+            }
+        }
+        Arc::new(snapshot)
+    }
+
+    /// Rereads the pins files that changed on disk; publishes a new snapshot when that changes
+    /// what awaits approval (`mcp-gateway approve`).
+    pub fn reread_pins(&self) {
+        let Some(dir) = &self.state_dir else {
+            return;
+        };
+        let mut st = self.lock();
+        let mut stale = false;
+        for (index, server) in self.servers.iter().enumerate() {
+            let now = stamp(dir, &server.name);
+            if server.pin != Pin::Off && now != st.pin_stamps[index] {
+                st.pins[index] = None;
+                stale = true;
+            }
+        }
+        if !stale {
+            return;
+        }
+        let snapshot = self.build(&mut st);
+        if snapshot.changed_tools == st.snapshot.changed_tools {
+            st.snapshot = snapshot;
+            return;
+        }
+        log::info!(
+            "pinned definitions changed on disk: {} tools differ from their pins now",
+            snapshot.changed_tools.len()
+        );
+        st.snapshot = snapshot.clone();
+        self.sink.send(ToReactor::Registry(snapshot));
     }
 
     /// The current snapshot.
@@ -95,22 +228,7 @@ impl Catalog {
             }
         }
         st.listings[server] = Some(Arc::new(listing));
-        let snapshot = Arc::new(Snapshot::build_for(
-            &self.servers,
-            &st.listings,
-            self.page_size,
-            &self.profiles,
-        ));
-        for collision in &snapshot.collisions {
-            if !st.snapshot.collisions.contains(collision) {
-                log::warn!("name collision: {collision}");
-            }
-        }
-        for note in &snapshot.notes {
-            if !st.snapshot.notes.contains(note) {
-                log::warn!("{note}");
-            }
-        }
+        let snapshot = self.build(&mut st);
         st.snapshot = snapshot.clone();
         // Sent under the lock so snapshots reach the reactor in the order they were built.
         self.sink.send(ToReactor::Registry(snapshot));
@@ -140,5 +258,29 @@ impl Catalog {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A pins file's modification time and length (None: no file).
+fn stamp(dir: &Path, server: &str) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(pin::path(dir, server)).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+/// Starts the `pins` thread, which looks for pins files changed on disk once a second (a stat per
+/// pinned server), when there is a state directory and a server with `pin` on.
+pub fn watch_pins(catalog: Arc<Catalog>) {
+    let pinned = catalog.servers.iter().any(|s| s.pin != Pin::Off);
+    if catalog.state_dir.is_none() || !pinned {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("pins".into())
+        .spawn(move || loop {
+            std::thread::sleep(Duration::from_secs(1));
+            catalog.reread_pins();
+        });
+    if let Err(e) = spawned {
+        log::warn!("cannot start the pins thread (approvals need a restart): {e}");
     }
 }

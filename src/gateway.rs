@@ -70,6 +70,7 @@ impl Backend {
             config.gateway.state_dir.clone(),
             sink.clone(),
         ));
+        crate::catalog::watch_pins(catalog.clone());
         for (index, pool) in pools.iter().enumerate() {
             if catalog.listing(index).is_some() {
                 pool.listed_already();

@@ -51,6 +51,7 @@ pub mod http;
 pub mod job;
 pub mod logging;
 pub mod panics;
+pub mod pins;
 pub mod pool;
 pub mod reactor;
 pub mod registry;

@@ -1,6 +1,6 @@
-//! The `mcp-gateway` command line: `serve` (the default), `check`, `init`, `bridge`, `status`, each with its
-//! own `--help`; `--log-format` for all. Started as `mcp-gateway-bridge` (a link to this binary),
-//! it is the bridge.
+//! The `mcp-gateway` command line: `serve` (the default), `check`, `init`, `bridge`, `status`,
+//! `diff`, `approve`, each with its own `--help`; `--log-format` for all. Started as
+//! `mcp-gateway-bridge` (a link to this binary), it is the bridge.
 //!
 //! Exit codes: 0 success; 1 a runtime failure (cannot listen, a server failed in `check`); 2 a usage
 //! or configuration error.
@@ -28,6 +28,11 @@ Usage:
   mcp-gateway status [URL] [--token TOKEN]
       What a running gateway is doing: each server's state, processes (pid, memory), calls in
       flight, calls, failures, last error and next retry; sessions by transport.
+  mcp-gateway diff [SERVER] [--config PATH]
+      How each pinned tool definition differs from what its server lists now, field by field.
+  mcp-gateway approve SERVER [TOOL...] [--config PATH]
+      Accept the current definitions of SERVER's tools (all, or those named); a running gateway
+      lists held tools again without a restart.
   mcp-gateway COMMAND --help      what one command does, in full
   mcp-gateway --version | --help
 
@@ -129,6 +134,34 @@ Arguments and options:
 Exit codes: 0 the gateway answered (whatever its state); 1 it could not be reached; 2 usage error.
 ";
 
+const DIFF_HELP: &str = "\
+mcp-gateway diff: how pinned tool definitions differ from what the servers list now.
+
+Usage: mcp-gateway diff [SERVER] [--config PATH] [--log-format text|json]
+
+The gateway records each tool's definition (name, title, description, input and output schema,
+annotations) the first time it sees it, under gateway.stateDir/pins. For every server with pin on
+(or only SERVER), prints each tool whose current definition (from the listing the gateway saved
+last) differs from its pin, field by field (- pinned, + now), tools not pinned yet, and pinned
+tools no longer listed.
+
+Exit codes: 0 every definition is the pinned one; 1 some differ (or an error); 2 usage or
+configuration error.
+";
+
+const APPROVE_HELP: &str = "\
+mcp-gateway approve: accept the current definitions of a server's tools.
+
+Usage: mcp-gateway approve SERVER [TOOL...] [--config PATH] [--log-format text|json]
+
+Records the definitions SERVER lists now (all its tools, or only the TOOLs named) as its pins.
+With pin: hold, the tools withheld because they changed (or, with pinNew, are new) are listed to
+clients again: a running gateway notices within a second, without a restart, and tells its
+sessions (notifications/tools/list_changed).
+
+Exit codes: 0 approved (or nothing to approve); 1 an error; 2 usage or configuration error.
+";
+
 /// What `mcp-gateway COMMAND --help` prints.
 fn help_for(command: &str) -> &'static str {
     match command {
@@ -136,6 +169,8 @@ fn help_for(command: &str) -> &'static str {
         "init" => INIT_HELP,
         "bridge" => BRIDGE_HELP,
         "status" => STATUS_HELP,
+        "diff" => DIFF_HELP,
+        "approve" => APPROVE_HELP,
         _ => SERVE_HELP,
     }
 }
@@ -268,9 +303,14 @@ fn run(args: Vec<String>) -> Result<ExitCode, Fail> {
         Some("init") => ("init", &args[1..]),
         Some("bridge") => ("bridge", &args[1..]),
         Some("status") => ("status", &args[1..]),
+        Some("diff") => ("diff", &args[1..]),
+        Some("approve") => ("approve", &args[1..]),
         Some("help" | "--help" | "-h") => {
             match args.get(1).map(String::as_str) {
-                Some(command @ ("serve" | "check" | "init" | "bridge" | "status")) => {
+                Some(
+                    command @ ("serve" | "check" | "init" | "bridge" | "status" | "diff"
+                    | "approve"),
+                ) => {
                     print!("{}", help_for(command))
                 }
                 Some(other) => {
@@ -308,6 +348,31 @@ fn run(args: Vec<String>) -> Result<ExitCode, Fail> {
             let env = |key: &str| std::env::var(key).ok();
             let options = status::Options::parse(rest, &env).map_err(Fail::Usage)?;
             print!("{}", status::run(&options).map_err(Fail::Runtime)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        "diff" => {
+            let options = parse_options(rest, &["--config", "-c"])?;
+            if let [_, extra, ..] = options.positional.as_slice() {
+                return Err(Fail::Usage(format!("unexpected argument {extra}")));
+            }
+            let config = load(&options)?;
+            let only = options.positional.first().map(String::as_str);
+            let diff = mcp_gateway::pins::diff(&config, only).map_err(Fail::Runtime)?;
+            print!("{}", diff.text);
+            Ok(if diff.differs {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        "approve" => {
+            let options = parse_options(rest, &["--config", "-c"])?;
+            let Some((server, tools)) = options.positional.split_first() else {
+                return Err(Fail::Usage("approve needs a SERVER".into()));
+            };
+            let config = load(&options)?;
+            let done = mcp_gateway::pins::approve(&config, server, tools).map_err(Fail::Runtime)?;
+            print!("{done}");
             Ok(ExitCode::SUCCESS)
         }
         "check" => {

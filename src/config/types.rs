@@ -105,6 +105,32 @@ pub struct ServerConfig {
     pub mapping: Mapping,
     /// From `toolFilters.<name>`; default: everything included.
     pub filters: ToolFilter,
+    /// `pin`, default warn: what a tool definition that changed since it was first seen does.
+    pub pin: Pin,
+    /// `pinNew`, default false: with `pin: hold`, tools never seen before wait for approval too.
+    pub pin_new: bool,
+}
+
+/// `pin` of a server: the guard against tool definitions that change under the clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pin {
+    /// `"off"`: definitions are not recorded.
+    Off,
+    /// `"warn"` (default): a changed definition is logged and listed in `/health`.
+    #[default]
+    Warn,
+    /// `"hold"`: and the changed tool is withheld from every client until approved.
+    Hold,
+}
+
+impl Pin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pin::Off => "off",
+            Pin::Warn => "warn",
+            Pin::Hold => "hold",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

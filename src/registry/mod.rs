@@ -13,6 +13,7 @@
 pub mod manifest;
 mod namespace;
 pub mod naming;
+pub mod pin;
 pub mod profile;
 pub mod search;
 mod uri;
@@ -135,12 +136,21 @@ pub struct Snapshot {
     pub exposure: profile::Exposure,
     /// Every profile's view, in config order; empty on the views themselves.
     pub views: Vec<Arc<Snapshot>>,
+    /// Tools whose definition is not the pinned one (`pin`), for `/health`.
+    pub changed_tools: Vec<pin::Changed>,
+    /// Exposed names of tools withheld until approved (`pin: hold`): (server, why).
+    withheld: HashMap<String, (usize, String)>,
 }
 
 impl Snapshot {
     /// Where a call to the tool `name` goes.
     pub fn route(&self, name: &str) -> Option<&Named> {
         self.tools.route(name)
+    }
+
+    /// Why a tool name is refused while its definition awaits approval (`pin: hold`).
+    pub fn withheld(&self, name: &str) -> Option<&str> {
+        self.withheld.get(name).map(|(_, why)| why.as_str())
     }
 
     pub fn route_prompt(&self, name: &str) -> Option<&Named> {
@@ -233,7 +243,42 @@ impl Snapshot {
         page_size: usize,
         profiles: &[crate::config::Profile],
     ) -> Snapshot {
+        Snapshot::build_reviewed(servers, listings, page_size, profiles, Vec::new())
+    }
+
+    /// Like `build_for`, with the tools whose definitions changed since they were pinned (the
+    /// held ones already left out of `listings`).
+    pub fn build_reviewed(
+        servers: &[ServerConfig],
+        listings: &[Option<Arc<Listing>>],
+        page_size: usize,
+        profiles: &[crate::config::Profile],
+        changed: Vec<pin::Changed>,
+    ) -> Snapshot {
         let mut snap = Snapshot::build(servers, listings, page_size);
+        for change in changed.iter().filter(|c| c.held) {
+            let server = &servers[change.server];
+            let hidden = server
+                .mapping
+                .tools
+                .iter()
+                .any(|(name, over)| *name == change.tool && over.hidden);
+            if hidden || !naming::passes(&server.filters, &change.tool) {
+                continue;
+            }
+            let name = naming::exposed_name(&server.mapping, &change.tool);
+            let why = if change.new {
+                "is new and awaits approval"
+            } else {
+                "changed its definition since it was pinned and awaits approval"
+            };
+            let message = format!(
+                "Tool {name} (\"{}\" of server {}) {why}: see `mcp-gateway diff {}`, then `mcp-gateway approve {} {}`",
+                change.tool, server.name, server.name, server.name, change.tool
+            );
+            snap.withheld.insert(name, (change.server, message));
+        }
+        snap.changed_tools = changed;
         snap.views = snap.build_views(servers, profiles, page_size.max(1));
         let notes: Vec<String> = snap.views.iter().flat_map(|v| v.notes.clone()).collect();
         snap.notes.extend(notes);

@@ -125,6 +125,12 @@ impl Snapshot {
             view.tool_counts[tool.server] += 1;
             view.tools.insert(renamed(tool, name));
         }
+        for (name, (server, why)) in &self.withheld {
+            if within(*server) {
+                let name = naming::shorten(name, max, name);
+                view.withheld.insert(name, (*server, why.clone()));
+            }
+        }
         if profile.prompts {
             for prompt in self.prompts.items.iter().filter(|p| within(p.server)) {
                 view.prompts.insert(renamed(prompt, prompt.name.clone()));

@@ -317,6 +317,9 @@ impl Call<'_> {
             );
         }
         let Some(tool) = self.registry.route(&name) else {
+            if let Some(why) = self.registry.withheld(&name) {
+                return self.fail(codes::INVALID_PARAMS, why.to_string());
+            }
             if self.origin.may_hold {
                 return Action::Hold;
             }

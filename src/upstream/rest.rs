@@ -58,6 +58,9 @@ impl Router {
     ) -> Option<Response> {
         let view = self.view(&profile);
         let Some(tool) = view.route(&name) else {
+            if let Some(why) = view.withheld(&name) {
+                return Some(Response::error(404, codes::INVALID_PARAMS, why));
+            }
             if let Some(deadline) = self.hold_deadline(created, now) {
                 self.hold(
                     Held::Rest {
