@@ -20,6 +20,7 @@
 //!  PR_SET_PDEATHSIG needs), runs each handshake on a short-lived thread, stops and reaps children.
 //!  [rstream-<srv>]: one per remote handle: its server→client stream and its queue of sends.
 //!  [signals]: sigwait for SIGTERM/SIGINT → graceful stop (SIGHUP logged, ignored).
+//!  [pins]: stats the pins files once a second; a changed one (approve) rebuilds the snapshot.
 //! ```
 //!
 //! # Modules
@@ -39,6 +40,7 @@
 //! - `panics`: what a long-lived thread does when code under it panics.
 //! - `logging`: stderr log lines, text or one JSON object per line.
 //! - `status`: `mcp-gateway status`, a running gateway's `/health` as a table.
+//! - `pins`: `mcp-gateway diff` and `approve`, pinned tool definitions against the saved listings.
 //! - `supervisor`, `workers`, `signals`, `gateway`: the threads and their wiring.
 //! - `bridge`: `mcp-gateway bridge`, a stdio MCP server relaying to a running gateway.
 
