@@ -105,13 +105,7 @@ fn a_changed_definition_is_reported_held_diffed_and_approved_without_a_restart()
     let (_, stream) = session.open_stream();
     let mut stream = stream.expect("the session's GET stream");
     let listed = session.request("tools/list", json!({}));
-    let names: Vec<&str> = listed.response()["result"]["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["add"]);
+    assert_eq!(listed.tool_names(), ["add"]);
     let refused = session.request(
         "tools/call",
         json!({"name": "echo", "arguments": {"text": "x"}}),

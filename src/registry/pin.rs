@@ -20,8 +20,6 @@ use super::{Def, Listing};
 use crate::config::{Pin, ServerConfig};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// The fields of a definition that are pinned.
@@ -179,12 +177,6 @@ pub fn load(state_dir: &Path, server: &str) -> Result<Pins, String> {
 
 /// Writes a server's pins whole.
 pub fn save(state_dir: &Path, server: &str, pins: &Pins) -> std::io::Result<()> {
-    let file = path(state_dir, server);
-    let dir = file.parent().expect("pins live in a directory");
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
     let tools: Map<String, Value> = pins
         .tools
         .iter()
@@ -194,16 +186,8 @@ pub fn save(state_dir: &Path, server: &str, pins: &Pins) -> std::io::Result<()> 
         })
         .collect();
     let body = serde_json::json!({"format": FORMAT, "server": server, "tools": tools});
-    let temp = dir.join(format!(".{server}.json.{}.tmp", std::process::id()));
-    let mut out = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&temp)?;
-    out.write_all(&serde_json::to_vec_pretty(&body).map_err(std::io::Error::other)?)?;
-    out.sync_all()?;
-    std::fs::rename(&temp, &file)
+    let bytes = serde_json::to_vec_pretty(&body).map_err(std::io::Error::other)?;
+    super::manifest::write_private(&path(state_dir, server), &bytes)
 }
 
 /// What changed between a recorded and a current definition, field by field, for people.
