@@ -98,6 +98,8 @@ impl Catalog {
                             slot.insert(pins)
                         }
                         Err(e) => {
+                            // Not read again until the file changes (`reread_pins`).
+                            st.pin_stamps[index] = stamp(dir, &server.name);
                             log::error!("server {}: pinning is off until its pins file is fixed or removed: {e}", server.name);
                             continue;
                         }
@@ -175,6 +177,7 @@ impl Catalog {
             let now = stamp(dir, &server.name);
             if server.pin != Pin::Off && now != st.pin_stamps[index] {
                 st.pins[index] = None;
+                st.pin_stamps[index] = now;
                 stale = true;
             }
         }
