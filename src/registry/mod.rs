@@ -505,15 +505,14 @@ fn paginate(kind: ListKind, items: &[&Def], page_size: usize) -> Vec<String> {
         .iter()
         .enumerate()
         .map(|(n, chunk)| {
-            let mut page = Map::new();
-            page.insert(kind.key().into(), serde_json::json!(chunk));
+            // Serialized from the definitions in place (no copy into a `Value` first).
+            let items = serde_json::to_string(chunk).expect("JSON values serialize");
+            let mut page = format!("{{\"{}\":{items}", kind.key());
             if n < last {
-                page.insert(
-                    "nextCursor".into(),
-                    Value::String(format!("{}-{}", kind.key(), n + 1)),
-                );
+                page.push_str(&format!(",\"nextCursor\":\"{}-{}\"", kind.key(), n + 1));
             }
-            Value::Object(page).to_string()
+            page.push('}');
+            page
         })
         .collect()
 }

@@ -36,7 +36,7 @@ pub struct Exposure {
     pub index: Index,
     /// The `tools/list` result in search mode: the three search tools.
     pub search_page: String,
-    /// Bytes of the catalog's definitions as `tools/list` sends them.
+    /// Bytes of the catalog as `tools/list` sends it (its pages).
     pub catalog_bytes: usize,
     /// Bytes of the three search tools' definitions.
     pub search_bytes: usize,
@@ -181,11 +181,7 @@ impl Snapshot {
             ..self.capabilities
         };
         view.serialize(servers, page_size);
-        let catalog_bytes = view
-            .tools
-            .definitions()
-            .map(|d| Value::Object(d.clone()).to_string().len())
-            .sum();
+        let catalog_bytes = view.pages_of(ListKind::Tools).iter().map(String::len).sum();
         let search_tools = search_tools(view.tools.items.len());
         view.exposure = Exposure {
             profile: profile.name.clone(),
@@ -203,7 +199,7 @@ impl Snapshot {
         view
     }
 
-    /// The pages of a list, for a view's `list_changed` comparison.
+    /// The pages of a list.
     pub fn pages_of(&self, kind: ListKind) -> &[String] {
         &self.pages[kind as usize]
     }
