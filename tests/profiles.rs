@@ -301,6 +301,8 @@ fn search_finds_describes_and_calls_like_a_direct_call() {
     let gw = start();
     let url = format!("http://{}/mcp/find", gw.addr());
     let checks = run_interop_script(&gw, "profiles.py", &["search", "streamable", &url]);
+    let instructions = by_check(&checks, "initialize")["instructions"].to_string();
+    assert!(instructions.contains("search_tools"), "{instructions}");
     let found = names(&by_check(&checks, "search")["names"]);
     assert_eq!(
         found[0], "demo_progress",

@@ -213,11 +213,16 @@ fn initialize(registry: &Snapshot, session: &mut Session, params: &Params) -> Ou
     if offered.completions {
         capabilities.insert("completions".into(), json!({}));
     }
+    let instructions = if registry.searching(session.client_searches) {
+        "mcp-gateway: the tools of several MCP servers behind one endpoint. Find the ones for a task with search_tools, get their input schemas with describe_tools, and run one with call_tool."
+    } else {
+        "mcp-gateway: the tools, prompts and resources of several MCP servers behind one endpoint."
+    };
     Ok(json!({
         "protocolVersion": version,
         "capabilities": capabilities,
         "serverInfo": {"name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION")},
-        "instructions": "mcp-gateway: the tools, prompts and resources of several MCP servers behind one endpoint.",
+        "instructions": instructions,
     })
     .to_string())
 }

@@ -30,7 +30,7 @@ async def open_session(transport, url, binary=None, client_name=None):
         streams = connect(transport, url)
     async with streams as (read, write):
         async with ClientSession(read, write, client_info=info) as session:
-            await session.initialize()
+            session.initialized_with = await session.initialize()
             yield session
 
 
@@ -66,6 +66,7 @@ async def view(transport, url, tool, arguments, outside, binary=None):
 
 async def search(transport, url):
     async with open_session(transport, url) as session:
+        report("initialize", instructions=session.initialized_with.instructions)
         listed = [t.name for t in (await session.list_tools()).tools]
         assert listed == ["search_tools", "describe_tools", "call_tool"], listed
         report("tools", names=listed)
