@@ -49,7 +49,8 @@ mcp-gateway serve: run the gateway in the foreground (the default command).
 Usage: mcp-gateway [serve] [--config PATH] [--host HOST] [--port PORT] [--log-format text|json]
 
 Serves every enabled server of the config on one endpoint: MCP over Streamable HTTP at /mcp,
-HTTP+SSE at /sse, REST at /tools, and /health. Logs on stderr (RUST_LOG sets the level, default
+HTTP+SSE at /sse, REST at /tools, and /health; each profile of the config at /mcp/<profile>,
+/sse/<profile> and /tools?profile=<profile>. Logs on stderr (RUST_LOG sets the level, default
 info). SIGTERM or SIGINT stops it gracefully (a second one skips the wait for running calls).
 
 Options:
