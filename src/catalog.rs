@@ -279,9 +279,11 @@ pub fn watch_pins(catalog: Arc<Catalog>) {
     }
     let spawned = std::thread::Builder::new()
         .name("pins".into())
-        .spawn(move || loop {
-            std::thread::sleep(Duration::from_secs(1));
-            catalog.reread_pins();
+        .spawn(move || {
+            crate::panics::restart_on_panic("pins", || loop {
+                std::thread::sleep(Duration::from_secs(1));
+                catalog.reread_pins();
+            })
         });
     if let Err(e) = spawned {
         log::warn!("cannot start the pins thread (approvals need a restart): {e}");

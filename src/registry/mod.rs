@@ -9,6 +9,11 @@
 //! the config keeps the name; a later one gets `<server>_<name>` (or, if that is taken too, a hashed
 //! name). Two servers listing the same resource URI: the first serves it. The reports appear in the
 //! log, `/health` and `mcp-gateway check`.
+//!
+//! A snapshot also carries every profile's view of itself (`profile`: a filtered `Snapshot` with its
+//! own pages, routes and search index, `search`), and the tools whose definitions differ from their
+//! pins (`pin`; the held ones are already absent from the listings it was built from, and keep a
+//! refusal that says why).
 
 pub mod manifest;
 mod namespace;
