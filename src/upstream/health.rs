@@ -103,7 +103,7 @@ impl Router {
                 "change": if c.new { "new" } else { "changed" },
                 "held": c.held,
             })).collect::<Vec<_>>(),
-            "profileTokens": "estimated as the bytes of the tool definitions / 4",
+            "profileTokens": "estimated as the bytes of each profile's tools/list answer / 4",
             "collisions": self.registry.collisions.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "notes": self.settings.notes.iter().chain(&self.registry.notes).collect::<Vec<_>>(),
         });

@@ -80,7 +80,12 @@ impl Router {
                     arguments,
                     created,
                 } => {
-                    let call = (conn, profile, name, arguments);
+                    let call = super::rest::RestCall {
+                        conn,
+                        profile,
+                        name,
+                        arguments,
+                    };
                     if let Some(refusal) = self.rest_dispatch(call, created, now) {
                         self.outbox.push(Outgoing::Answer {
                             conn,

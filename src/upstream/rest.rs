@@ -39,7 +39,13 @@ impl Router {
             }
         };
         let profile = super::profiles::requested(req);
-        match self.rest_dispatch((conn, profile, name, arguments), now, now) {
+        let call = RestCall {
+            conn,
+            profile,
+            name,
+            arguments,
+        };
+        match self.rest_dispatch(call, now, now) {
             Some(refusal) => Outcome::Respond(refusal),
             None => Outcome::Await {
                 headers: Vec::new(),
@@ -52,10 +58,16 @@ impl Router {
     /// starting. `Some` is the answer to send now.
     pub(super) fn rest_dispatch(
         &mut self,
-        (conn, profile, name, arguments): RestCall,
+        call: RestCall,
         created: Instant,
         now: Instant,
     ) -> Option<Response> {
+        let RestCall {
+            conn,
+            profile,
+            name,
+            arguments,
+        } = call;
         let view = self.view(&profile);
         let Some(tool) = view.route(&name) else {
             if let Some(why) = view.withheld(&name) {
@@ -99,8 +111,16 @@ impl Router {
     }
 }
 
-/// A REST call: the connection waiting, the profile, the tool's name and its arguments as written.
-pub(super) type RestCall = (Slot, String, String, Box<RawValue>);
+/// One `POST /tools/call`.
+pub(super) struct RestCall {
+    /// The connection waiting for the answer.
+    pub conn: Slot,
+    /// The profile whose tools it may call (`?profile=`).
+    pub profile: String,
+    pub name: String,
+    /// Exactly as the client wrote them.
+    pub arguments: Box<RawValue>,
+}
 
 /// `{"name": string, "arguments"?: object|null}` → (name, arguments exactly as written).
 fn parse_call(body: &Params) -> Result<(String, Box<RawValue>), String> {
