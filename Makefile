@@ -43,7 +43,7 @@ BINARY ?=
 INSTALL ?= install
 INSTALLED_BINARY := $(or $(BINARY),target/release/mcp-gateway)
 
-.PHONY: all build release install uninstall run test lint interop-deps haproxy-dep bench bench-peers peer-deps clean fuzz fuzz-deps
+.PHONY: all build release install uninstall run test lint interop-deps haproxy-dep bench bench-search bench-peers peer-deps clean fuzz fuzz-deps
 
 all: build
 
@@ -81,6 +81,11 @@ bench: interop-deps
 
 # The same, plus supergateway (npm), a FastMCP proxy (PyPI) and the Rust mcp-proxy crate in front of
 # the same demo server.
+# Tool search over a catalog of 1,000 tools (BM25 + the answer's JSON), and the cost of building the
+# profile views and index with each snapshot; results in target/bench/search.json.
+bench-search:
+	$(CARGO) bench --bench search
+
 bench-peers: interop-deps peer-deps
 	$(CARGO) bench --bench gateway -- --peers
 

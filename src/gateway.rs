@@ -53,10 +53,12 @@ impl Backend {
         let table = Servers::new(config.servers.clone(), pools);
         let catalog = Arc::new(Catalog::new(
             table.clone(),
+            config.profiles.clone().into(),
             config.gateway.page_size,
             config.gateway.state_dir.clone(),
             sink.clone(),
         ));
+        crate::catalog::watch_pins(catalog.clone());
         for (slot, _, pool) in table.in_force() {
             if catalog.listing(slot).is_some() {
                 pool.listed_already();
@@ -337,6 +339,24 @@ pub fn check(mut config: Config) -> Result<bool, String> {
         println!(
             "  {:<40} {}/{}",
             tool.name, table.configs[tool.server].name, tool.original
+        );
+    }
+    println!("profiles (tokens estimated as definition bytes / 4):");
+    for view in &snapshot.views {
+        let figures = crate::upstream::profiles::summary(view);
+        let listed = match figures["listed"].as_str() {
+            Some("search") => format!(
+                ", listed as 3 search tools, ~{} tokens",
+                figures["listedTokens"]
+            ),
+            _ => String::new(),
+        };
+        println!(
+            "  {:<20} {} tools, ~{} tokens (toolExposure {}{listed})",
+            view.exposure.profile,
+            figures["tools"],
+            figures["estimatedTokens"],
+            view.exposure.mode.as_str(),
         );
     }
     if !snapshot.collisions.is_empty() {

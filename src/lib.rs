@@ -22,15 +22,18 @@
 //!  [signals]: sigwait for SIGTERM/SIGINT → graceful stop; SIGHUP → [config-watch], which also
 //!  looks at the config file once a second and hands a valid new config to the supervisor.
 //!  [audit]: with `gateway.auditLog`, writes and rotates the audit lines the reactor queues.
+//!  [pins]: stats the pins files once a second; a changed one (approve) rebuilds the snapshot.
 //! ```
 //!
 //! # Modules
 //! - `config`: the file format, validation with JSON paths, `${VAR}` expansion, lookup, `init`.
 //! - `http`: sans-IO HTTP/1.1 request reading, response writing, SSE framing.
 //! - `reactor`: the event loop and connection state machine.
-//! - `upstream`: the endpoints clients use (legacy SSE, REST, health) and the session table.
+//! - `upstream`: the endpoints clients use (legacy SSE, REST, health), profiles in the URL, the
+//!   search tools, and the session table.
 //! - `rpc`: JSON-RPC messages, ids, error codes.
-//! - `registry`: naming rules, the merged, routable snapshot of all servers' tools, manifests.
+//! - `registry`: naming rules, the merged, routable snapshot of all servers' tools with each
+//!   profile's view and search index, manifests.
 //! - `catalog`: every server's latest listing, and the one place that publishes snapshots.
 //! - `pool`: one server's pool of handles, each carrying up to `maxConcurrency` calls.
 //! - `downstream`: handles of both kinds (children, remote sessions), a call in flight (`Flight`),
@@ -44,6 +47,7 @@
 //! - `status`: `mcp-gateway status`, a running gateway's `/health` as a table.
 //! - `import`: `mcp-gateway import`, a client's MCP config moved behind the gateway.
 //! - `reload`: the config watcher (SIGHUP, file changes), the pid file, `mcp-gateway reload`.
+//! - `pins`: `mcp-gateway diff` and `approve`, pinned tool definitions against the saved listings.
 //! - `supervisor`, `workers`, `signals`, `gateway`: the threads and their wiring.
 //! - `bridge`: `mcp-gateway bridge`, a stdio MCP server relaying to a running gateway.
 
@@ -59,6 +63,7 @@ pub mod job;
 pub mod logging;
 pub mod metrics;
 pub mod panics;
+pub mod pins;
 pub mod pool;
 pub mod reactor;
 pub mod registry;

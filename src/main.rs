@@ -1,6 +1,6 @@
-//! The `mcp-gateway` command line: `serve` (the default), `check`, `init`, `bridge`, `status`, each with its
-//! own `--help`; `--log-format` for all. Started as `mcp-gateway-bridge` (a link to this binary),
-//! it is the bridge.
+//! The `mcp-gateway` command line: `serve` (the default), `check`, `init`, `bridge`, `status`,
+//! `diff`, `approve`, each with its own `--help`; `--log-format` for all. Started as
+//! `mcp-gateway-bridge` (a link to this binary), it is the bridge.
 //!
 //! Exit codes: 0 success; 1 a runtime failure (cannot listen, a server failed in `check`); 2 a usage
 //! or configuration error.
@@ -34,6 +34,11 @@ Usage:
       The servers of a client's MCP config (Claude Desktop, Claude Code, Cursor, Cline, Roo,
       VS Code), for the gateway's config (--write merges them in), and the one entry that client
       needs instead.
+  mcp-gateway diff [SERVER] [--config PATH]
+      How each pinned tool definition differs from what its server lists now, field by field.
+  mcp-gateway approve SERVER [TOOL...] [--config PATH]
+      Accept the current definitions of SERVER's tools (all, or those named); a running gateway
+      lists held tools again without a restart.
   mcp-gateway COMMAND --help      what one command does, in full
   mcp-gateway --version | --help
 
@@ -50,7 +55,8 @@ mcp-gateway serve: run the gateway in the foreground (the default command).
 Usage: mcp-gateway [serve] [--config PATH] [--host HOST] [--port PORT] [--log-format text|json]
 
 Serves every enabled server of the config on one endpoint: MCP over Streamable HTTP at /mcp,
-HTTP+SSE at /sse, REST at /tools, and /health. Logs on stderr (RUST_LOG sets the level, default
+HTTP+SSE at /sse, REST at /tools, and /health; each profile of the config at /mcp/<profile>,
+/sse/<profile> and /tools?profile=<profile>. Logs on stderr (RUST_LOG sets the level, default
 info). SIGTERM or SIGINT stops it gracefully (a second one skips the wait for running calls).
 
 Options:
@@ -184,6 +190,34 @@ Exit codes: 0 done; 1 FILE cannot be read or its servers cannot be loaded, or th
 2 usage error.
 ";
 
+const DIFF_HELP: &str = "\
+mcp-gateway diff: how pinned tool definitions differ from what the servers list now.
+
+Usage: mcp-gateway diff [SERVER] [--config PATH] [--log-format text|json]
+
+The gateway records each tool's definition (name, title, description, input and output schema,
+annotations) the first time it sees it, under gateway.stateDir/pins. For every server with pin on
+(or only SERVER), prints each tool whose current definition (from the listing the gateway saved
+last) differs from its pin, field by field (- pinned, + now), tools not pinned yet, and pinned
+tools no longer listed.
+
+Exit codes: 0 every definition is the pinned one; 1 some differ (or an error); 2 usage or
+configuration error.
+";
+
+const APPROVE_HELP: &str = "\
+mcp-gateway approve: accept the current definitions of a server's tools.
+
+Usage: mcp-gateway approve SERVER [TOOL...] [--config PATH] [--log-format text|json]
+
+Records the definitions SERVER lists now (all its tools, or only the TOOLs named) as its pins.
+With pin: hold, the tools withheld because they changed (or, with pinNew, are new) are listed to
+clients again: a running gateway notices within a second, without a restart, and tells its
+sessions (notifications/tools/list_changed).
+
+Exit codes: 0 approved (or nothing to approve); 1 an error; 2 usage or configuration error.
+";
+
 /// What `mcp-gateway COMMAND --help` prints.
 fn help_for(command: &str) -> &'static str {
     match command {
@@ -193,6 +227,8 @@ fn help_for(command: &str) -> &'static str {
         "status" => STATUS_HELP,
         "reload" => RELOAD_HELP,
         "import" => IMPORT_HELP,
+        "diff" => DIFF_HELP,
+        "approve" => APPROVE_HELP,
         _ => SERVE_HELP,
     }
 }
@@ -338,11 +374,13 @@ fn run(args: Vec<String>) -> Result<ExitCode, Fail> {
         Some("status") => ("status", &args[1..]),
         Some("reload") => ("reload", &args[1..]),
         Some("import") => ("import", &args[1..]),
+        Some("diff") => ("diff", &args[1..]),
+        Some("approve") => ("approve", &args[1..]),
         Some("help" | "--help" | "-h") => {
             match args.get(1).map(String::as_str) {
                 Some(
                     command @ ("serve" | "check" | "init" | "bridge" | "status" | "reload"
-                    | "import"),
+                    | "import" | "diff" | "approve"),
                 ) => {
                     print!("{}", help_for(command))
                 }
@@ -381,6 +419,31 @@ fn run(args: Vec<String>) -> Result<ExitCode, Fail> {
             let env = |key: &str| std::env::var(key).ok();
             let options = status::Options::parse(rest, &env).map_err(Fail::Usage)?;
             print!("{}", status::run(&options).map_err(Fail::Runtime)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        "diff" => {
+            let options = parse_options(rest, &["--config", "-c"])?;
+            if let [_, extra, ..] = options.positional.as_slice() {
+                return Err(Fail::Usage(format!("unexpected argument {extra}")));
+            }
+            let config = load(&options)?;
+            let only = options.positional.first().map(String::as_str);
+            let diff = mcp_gateway::pins::diff(&config, only).map_err(Fail::Runtime)?;
+            print!("{}", diff.text);
+            Ok(if diff.differs {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        "approve" => {
+            let options = parse_options(rest, &["--config", "-c"])?;
+            let Some((server, tools)) = options.positional.split_first() else {
+                return Err(Fail::Usage("approve needs a SERVER".into()));
+            };
+            let config = load(&options)?;
+            let done = mcp_gateway::pins::approve(&config, server, tools).map_err(Fail::Runtime)?;
+            print!("{done}");
             Ok(ExitCode::SUCCESS)
         }
         "check" => {

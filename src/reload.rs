@@ -183,8 +183,12 @@ impl Watcher {
             .chain(config.notes.clone())
             .collect();
         changes.extend(applied_changes(&running.gateway, &config.gateway));
+        if config.profiles != running.profiles {
+            changes.push("profiles changed".into());
+        }
         let reload = Reload {
             servers: config.servers.clone(),
+            profiles: config.profiles.clone(),
             gateway: config.gateway.clone(),
             gateway_changes: changes,
             notes,

@@ -61,6 +61,7 @@ pub enum Control {
 /// A validated config to apply, from the reload thread.
 pub struct Reload {
     pub servers: Vec<ServerConfig>,
+    pub profiles: Vec<crate::config::Profile>,
     pub gateway: GatewayConfig,
     /// What changed in the `gateway` section (and what of it needs a restart), for the log line.
     pub gateway_changes: Vec<String>,
@@ -302,7 +303,12 @@ impl Running {
             let _ = self.sup.workers.send(WorkerMsg::Submit(job));
         }
         let page_size = reload.gateway.page_size;
-        for slot in self.sup.catalog.reload(table.clone(), &moved, page_size) {
+        let profiles = reload.profiles.clone().into();
+        for slot in self
+            .sup
+            .catalog
+            .reload(table.clone(), &moved, page_size, profiles)
+        {
             table.pools[slot].listed_already();
         }
         let summary = describe(&reload, &plan, &old, &table);

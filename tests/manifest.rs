@@ -38,13 +38,7 @@ fn after_a_restart_tools_are_listed_from_the_manifest_and_nothing_starts_until_a
     assert!(second.children().is_empty());
     let mut session = second.mcp();
     let listed = session.request("tools/list", json!({}));
-    let names: Vec<&str> = listed.response()["result"]["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
-    assert!(names.contains(&"echo"));
+    assert!(listed.tool_names().contains(&"echo"));
     assert!(second.children().is_empty(), "listing started nothing");
     // The first call starts it.
     let echo = second.call("echo", json!({"text": "woke up"}));

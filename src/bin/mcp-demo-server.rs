@@ -84,6 +84,8 @@
 //! * `--extra-tool NAME`: add a tool NAME that behaves like `echo` (repeatable; it has
 //!   no title and no annotations). NAME may not duplicate another offered tool.
 //! * `--tools LIST`: comma-separated built-in tools to offer (default: all).
+//! * `--describe TOOL=TEXT`: list tool TOOL with the description TEXT (repeatable): a server
+//!   whose definitions change between starts, for the gateway's pinning tests.
 //! * `--name NAME`: `serverInfo.name` (default: env `DEMO_SERVER_NAME`, else `mcp-demo-server`).
 //! * `--request-timeout MS`: how long roots/sample/elicit wait for the client (default 30000).
 //! * `-h/--help`, `-V/--version`.
@@ -202,6 +204,7 @@ Flags:
   --page-size N          list results are paginated N items per page (0 = no pagination)
   --extra-tool NAME      add a tool NAME that behaves like echo; repeatable
   --tools LIST           comma-separated built-in tools to offer (default: all)
+  --describe TOOL=TEXT   list TOOL with the description TEXT instead of its own; repeatable
   --name NAME            serverInfo.name (default: $DEMO_SERVER_NAME or mcp-demo-server)
   --request-timeout MS   how long roots/sample/elicit wait for the client (default 30000)
   -h, --help             print this help and exit
@@ -233,6 +236,8 @@ struct Config {
     tools: Option<Vec<String>>,
     name: Option<String>,
     request_timeout_ms: u64,
+    /// `--describe TOOL=TEXT`: descriptions listed instead of the tools' own.
+    descriptions: Vec<(String, String)>,
 }
 
 impl Config {
@@ -319,6 +324,15 @@ fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Cli, String> {
                     return Err(format!("{flag} needs a non-empty name"));
                 }
                 cfg.extra_tools.push(name);
+            }
+            "--describe" => {
+                let value = take_value(&flag, inline, &mut it)?;
+                match value.split_once('=') {
+                    Some((tool, text)) if !tool.is_empty() => {
+                        cfg.descriptions.push((tool.to_string(), text.to_string()))
+                    }
+                    _ => return Err(format!("{flag} takes TOOL=TEXT, not {value:?}")),
+                }
             }
             "--tools" => {
                 let list = take_value(&flag, inline, &mut it)?;
@@ -1570,6 +1584,12 @@ impl Server {
         let offered = cfg.offered_builtins();
         let mut tools: Vec<Value> = offered.iter().map(|n| builtin_tool_def(n)).collect();
         tools.extend(cfg.extra_tools.iter().map(|n| extra_tool_def(n)));
+        for tool in &mut tools {
+            let name = tool["name"].as_str().unwrap_or_default().to_string();
+            if let Some((_, text)) = cfg.descriptions.iter().find(|(t, _)| *t == name) {
+                tool["description"] = Value::String(text.clone());
+            }
+        }
         Arc::new(Server {
             out: Output::new(cfg.junk_every),
             cfg,

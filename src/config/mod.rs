@@ -6,13 +6,15 @@
 //! The rest of the gateway only sees the resolved types in [`types`].
 //!
 //! Inside: `syntax` reads the text (syntax errors, duplicate keys), `schema` is the toolkit of checked
-//! reads, `resolve` applies it section by section, `expand` does `${VAR}`, `secret` reads
-//! `gateway.authTokenFile`, and `locate` finds the file and writes the example for `mcp-gateway init`.
+//! reads, `resolve` applies it section by section (`profiles` the `profiles` section), `expand`
+//! does `${VAR}`, `secret` reads `gateway.authTokenFile`, and `locate` finds the file and writes the example for `mcp-gateway init`.
 
 mod clients;
 mod expand;
 pub use expand::PROCESS_DIR;
 mod locate;
+mod profiles;
+pub use profiles::MIN_TOOL_NAME_LENGTH;
 mod resolve;
 mod schema;
 mod secret;

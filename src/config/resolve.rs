@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::schema::{describe, quote, Checker, Env, Object};
 use super::types::{
-    AuditConfig, AuditTarget, Config, Cors, GatewayConfig, LocalServer, Mapping, PoolSettings,
+    AuditConfig, AuditTarget, Config, Cors, GatewayConfig, LocalServer, Mapping, Pin, PoolSettings,
     Recycle, RemoteServer, RemoteTransport, ServerConfig, ServerKind, Share, StripPrefix,
     ToolFilter, ToolOverride,
 };
@@ -55,6 +55,7 @@ const TOP_KEYS: &[&str] = &[
     "mcpServers",
     "mapping",
     "toolFilters",
+    "profiles",
     "$schema",
 ];
 const GATEWAY_KEYS: &[&str] = &[
@@ -121,6 +122,8 @@ const COMMON_SERVER_KEYS: &[&str] = &[
     "share",
     "callTimeout",
     "initTimeout",
+    "pin",
+    "pinNew",
 ];
 const SHARES: &[&str] = &["shared", "session", "call"];
 const SHARE_HINTS: &[(&str, &str)] = &[
@@ -231,6 +234,13 @@ pub(super) fn config(root: &Value, env: Env) -> Result<Config, Vec<Problem>> {
         });
     }
 
+    let names: Vec<&str> = servers
+        .entries
+        .iter()
+        .filter_map(|e| e.name.as_deref())
+        .collect();
+    let profiles = super::profiles::read(&mut c, top.get("profiles"), &names);
+
     let problems = c.into_problems();
     if !problems.is_empty() {
         return Err(problems);
@@ -243,6 +253,7 @@ pub(super) fn config(root: &Value, env: Env) -> Result<Config, Vec<Problem>> {
     Ok(Config {
         gateway,
         servers,
+        profiles,
         source: None,
         notes,
     })
@@ -759,6 +770,7 @@ fn server(
     let init_timeout = c
         .field(obj, path, "initTimeout", |c, v, p| c.millis(v, p, 1))
         .unwrap_or(DEFAULT_INIT_TIMEOUT);
+    let (pin, pin_new) = pin_settings(c, obj, path);
     let kind = match kind {
         Some(Kind::Local) => local(c, obj, path).map(ServerKind::Local),
         Some(Kind::Remote(implied)) => remote(c, obj, path, implied).map(ServerKind::Remote),
@@ -775,10 +787,46 @@ fn server(
             init_timeout,
             mapping: Mapping::default(),
             filters: ToolFilter::default(),
+            pin,
+            pin_new,
         }),
         _ => None,
     };
     Entry { name, config }
+}
+
+/// `pin` (default warn) and `pinNew` (default false, only with `pin: hold`).
+fn pin_settings(c: &mut Checker, obj: &Object, path: &str) -> (Pin, bool) {
+    let hints = [
+        ("on", "write \"warn\" or \"hold\""),
+        ("true", "write \"warn\" or \"hold\""),
+        ("block", "write \"hold\""),
+    ];
+    let pin = c
+        .field(obj, path, "pin", |c, v, p| {
+            c.choice(v, p, &["off", "warn", "hold"], &hints)
+        })
+        .map(|choice| match choice {
+            "off" => Pin::Off,
+            "hold" => Pin::Hold,
+            _ => Pin::Warn,
+        })
+        .unwrap_or_default();
+    let pin_new = c
+        .field(obj, path, "pinNew", Checker::boolean)
+        .unwrap_or(false);
+    if pin_new && pin != Pin::Hold && obj.contains_key("pin") {
+        c.report(
+            &key_path(path, "pinNew"),
+            "new tools wait for approval only with \"pin\": \"hold\"; set it, or remove pinNew",
+        );
+    } else if pin_new && pin != Pin::Hold {
+        c.report(
+            &key_path(path, "pinNew"),
+            "new tools wait for approval only with \"pin\": \"hold\" (the default is \"warn\"); add \"pin\": \"hold\"",
+        );
+    }
+    (pin, pin_new)
 }
 
 /// Server names and rename targets: `^[A-Za-z0-9_-]{1,64}$`.
@@ -2321,7 +2369,7 @@ mod tests {
         assert_eq!(
             problem(r#"{"mcpServers": {"gh": {"command": "x", "bogus": []}}}"#),
             "mcpServers.gh.bogus: unknown key (allowed here: name, type, enabled, poolSize, minConnections, \
-             acquireTimeout, idleTimeout, maxConcurrency, maxLifetime, maxCalls, maxRssBytes, share, callTimeout, initTimeout, command, args, cwd, env, url, transport, headers, caFile)"
+             acquireTimeout, idleTimeout, maxConcurrency, maxLifetime, maxCalls, maxRssBytes, share, callTimeout, initTimeout, pin, pinNew, command, args, cwd, env, url, transport, headers, caFile)"
         );
         assert_eq!(
             problem(r#"{"mcpServers": ["x"]}"#),

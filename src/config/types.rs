@@ -12,6 +12,9 @@ pub struct Config {
     pub gateway: GatewayConfig,
     /// Every server in file order, disabled ones included (`enabled == false`): `/health` lists them.
     pub servers: Vec<ServerConfig>,
+    /// `profiles` in file order, always with one named `default` (everything, unless the file
+    /// defines it).
+    pub profiles: Vec<Profile>,
     /// The file this came from, if any.
     pub source: Option<PathBuf>,
     /// What is worth a word but not an error (a client's config pasted whole: keys ignored).
@@ -133,6 +136,32 @@ pub struct ServerConfig {
     pub mapping: Mapping,
     /// From `toolFilters.<name>`; default: everything included.
     pub filters: ToolFilter,
+    /// `pin`, default warn: what a tool definition that changed since it was first seen does.
+    pub pin: Pin,
+    /// `pinNew`, default false: with `pin: hold`, tools never seen before wait for approval too.
+    pub pin_new: bool,
+}
+
+/// `pin` of a server: the guard against tool definitions that change under the clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pin {
+    /// `"off"`: definitions are not recorded.
+    Off,
+    /// `"warn"` (default): a changed definition is logged and listed in `/health`.
+    #[default]
+    Warn,
+    /// `"hold"`: and the changed tool is withheld from every client until approved.
+    Hold,
+}
+
+impl Pin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pin::Off => "off",
+            Pin::Warn => "warn",
+            Pin::Hold => "hold",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -260,4 +289,64 @@ pub struct ToolFilter {
     pub include: Vec<String>,
     /// Globs removed after `include`.
     pub exclude: Vec<String>,
+}
+
+/// One entry of `profiles`: a client-facing view of the servers' tools, served at `/mcp/<name>`,
+/// `/sse/<name>` and REST with `?profile=<name>`. The plain endpoints serve the profile `default`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    pub name: String,
+    /// `servers`: the servers whose tools, prompts and resources it offers; None = every server.
+    pub servers: Option<Vec<String>>,
+    /// `include` / `exclude`: globs over exposed tool names (as `GET /tools` shows them).
+    pub tools: ToolFilter,
+    /// `prompts`, default true.
+    pub prompts: bool,
+    /// `resources`, default true.
+    pub resources: bool,
+    /// `toolExposure`, default all.
+    pub tool_exposure: ToolExposure,
+    /// `maxTools`, default 128: above this many tools, `auto` exposure switches to search.
+    pub max_tools: usize,
+    /// `maxToolNameLength`, default 64: longer exposed names are shortened with a stable hash.
+    pub max_tool_name_length: usize,
+}
+
+impl Profile {
+    /// The profile the plain endpoints serve when the config defines no `default`: everything.
+    pub fn everything(name: &str) -> Profile {
+        Profile {
+            name: name.to_string(),
+            servers: None,
+            tools: ToolFilter::default(),
+            prompts: true,
+            resources: true,
+            tool_exposure: ToolExposure::All,
+            max_tools: 128,
+            max_tool_name_length: 64,
+        }
+    }
+}
+
+/// `toolExposure` of a profile: how its tools are listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ToolExposure {
+    /// `"all"`: every tool in `tools/list`.
+    #[default]
+    All,
+    /// `"search"`: `search_tools`, `describe_tools` and `call_tool` instead of the catalog.
+    Search,
+    /// `"auto"`: all while the profile has at most `maxTools` tools, search above (except for
+    /// clients that search tools themselves).
+    Auto,
+}
+
+impl ToolExposure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ToolExposure::All => "all",
+            ToolExposure::Search => "search",
+            ToolExposure::Auto => "auto",
+        }
+    }
 }

@@ -6,7 +6,7 @@
 //! subscriptions name servers by slot, so every one of them stays true across reloads. A reload
 //! appends slots for new and changed servers and retires the slots of changed and removed ones;
 //! `current` lists the slots in force, in config order. Only a server's surface (`mapping`,
-//! `toolFilters`) may change inside its slot: it never reaches a process.
+//! `toolFilters`, `pin`, `pinNew`) may change inside its slot: it never reaches a process.
 //!
 //! A `Servers` is a value: whoever holds one has a consistent view, and a newer table only adds to
 //! an older one (same slots, same pools, more after them). `LiveServers` is the one shared cell the
@@ -110,7 +110,7 @@ fn same_definition(a: &ServerConfig, b: &ServerConfig) -> bool {
 }
 
 fn same_surface(a: &ServerConfig, b: &ServerConfig) -> bool {
-    a.mapping == b.mapping && a.filters == b.filters
+    a.mapping == b.mapping && a.filters == b.filters && a.pin == b.pin && a.pin_new == b.pin_new
 }
 
 impl Servers {
@@ -188,6 +188,8 @@ impl Servers {
                 Fate::Resurfaced(slot) => {
                     configs[slot].mapping = server.mapping.clone();
                     configs[slot].filters = server.filters.clone();
+                    configs[slot].pin = server.pin;
+                    configs[slot].pin_new = server.pin_new;
                     current.push(slot);
                 }
                 Fate::Changed { .. } | Fate::Added => {

@@ -54,11 +54,6 @@ pub fn load(state_dir: &Path, server: &ServerConfig) -> Option<Listing> {
 /// Writes the listing; errors are for the log.
 pub fn save(state_dir: &Path, server: &ServerConfig, listing: &Listing) -> std::io::Result<()> {
     let file = path(state_dir, server);
-    let dir = file.parent().expect("manifests live in a directory");
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
     let body = json!({
         "format": FORMAT,
         "server": server.name,
@@ -68,6 +63,20 @@ pub fn save(state_dir: &Path, server: &ServerConfig, listing: &Listing) -> std::
         "resources": listing.resources,
         "templates": listing.templates,
     });
+    write_private(
+        &file,
+        &serde_json::to_vec(&body).map_err(std::io::Error::other)?,
+    )
+}
+
+/// Writes `file` whole (a temp file beside it, then rename), mode 0600 in a 0700 directory: what
+/// the state directory holds is never seen half-written or by others.
+pub(super) fn write_private(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = file.parent().expect("state files live in a directory");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
     let temp = dir.join(format!(
         ".{}.{}.tmp",
         file.file_name().unwrap_or_default().to_string_lossy(),
@@ -79,9 +88,9 @@ pub fn save(state_dir: &Path, server: &ServerConfig, listing: &Listing) -> std::
         .truncate(true)
         .mode(0o600)
         .open(&temp)?;
-    out.write_all(&serde_json::to_vec(&body).map_err(std::io::Error::other)?)?;
+    out.write_all(bytes)?;
     out.sync_all()?;
-    std::fs::rename(&temp, &file)
+    std::fs::rename(&temp, file)
 }
 
 /// A stable hash (FNV-1a, 64 bits) of what defines the server. Stable across runs and builds, which

@@ -9,10 +9,18 @@
 //! the config keeps the name; a later one gets `<server>_<name>` (or, if that is taken too, a hashed
 //! name). Two servers listing the same resource URI: the first serves it. The reports appear in the
 //! log, `/health` and `mcp-gateway check`.
+//!
+//! A snapshot also carries every profile's view of itself (`profile`: a filtered `Snapshot` with its
+//! own pages, routes and search index, `search`), and the tools whose definitions differ from their
+//! pins (`pin`; the held ones are already absent from the listings it was built from, and keep a
+//! refusal that says why).
 
 pub mod manifest;
 mod namespace;
 pub mod naming;
+pub mod pin;
+pub mod profile;
+pub mod search;
 mod uri;
 
 pub use namespace::{Collision, Named, Namespace};
@@ -114,6 +122,9 @@ pub struct Snapshot {
     pub templates: Vec<Located>,
     uri_routes: HashMap<String, usize>,
     template_routes: Vec<(usize, UriTemplate, String)>,
+    /// On a profile's view: the servers whose resources it offers (routes stay those of the full
+    /// snapshot, so a URI another server lists is never guessed to be one of these).
+    uri_servers: Option<Vec<bool>>,
     pub collisions: Vec<Collision>,
     /// Problems that are not collisions (renames of missing tools, malformed definitions).
     pub notes: Vec<String>,
@@ -126,12 +137,25 @@ pub struct Snapshot {
     pages: [Vec<String>; 4],
     /// `{"tools":[{name, description, inputSchema, server, ...}]}`: the `GET /tools` body.
     pub rest_body: String,
+    /// On a profile's view: its name, how it lists tools, its search index (`profile`).
+    pub exposure: profile::Exposure,
+    /// Every profile's view, in config order; empty on the views themselves.
+    pub views: Vec<Arc<Snapshot>>,
+    /// Tools whose definition is not the pinned one (`pin`), for `/health`.
+    pub changed_tools: Vec<pin::Changed>,
+    /// Exposed names of tools withheld until approved (`pin: hold`): (server, why).
+    withheld: HashMap<String, (usize, String)>,
 }
 
 impl Snapshot {
     /// Where a call to the tool `name` goes.
     pub fn route(&self, name: &str) -> Option<&Named> {
         self.tools.route(name)
+    }
+
+    /// Why a tool name is refused while its definition awaits approval (`pin: hold`).
+    pub fn withheld(&self, name: &str) -> Option<&str> {
+        self.withheld.get(name).map(|(_, why)| why.as_str())
     }
 
     pub fn route_prompt(&self, name: &str) -> Option<&Named> {
@@ -141,6 +165,18 @@ impl Snapshot {
     /// The server that serves a resource URI: the one that listed it, else the first whose template
     /// matches, else the only server offering resources at all.
     pub fn route_uri(&self, uri: &str) -> Option<usize> {
+        self.route_any_uri(uri)
+            .filter(|&server| self.serves_uris_of(server))
+    }
+
+    /// Whether this snapshot (a profile's view) offers the resources of `server`.
+    fn serves_uris_of(&self, server: usize) -> bool {
+        self.uri_servers
+            .as_ref()
+            .is_none_or(|mask| mask.get(server).copied().unwrap_or(false))
+    }
+
+    fn route_any_uri(&self, uri: &str) -> Option<usize> {
         if let Some(&server) = self.uri_routes.get(uri) {
             return Some(server);
         }
@@ -164,6 +200,7 @@ impl Snapshot {
             .iter()
             .find(|(_, _, raw)| raw == template)
             .map(|(server, _, _)| *server)
+            .filter(|&server| self.serves_uris_of(server))
             .or_else(|| self.route_uri(template))
     }
 
@@ -202,6 +239,58 @@ impl Snapshot {
             .into_iter()
             .filter(|&kind| self.pages[kind as usize] != older.pages[kind as usize])
             .collect()
+    }
+
+    /// Builds the merged view and every profile's view of it.
+    /// (Every server of `servers` in force, in order: a table without reloads.)
+    pub fn build_for(
+        servers: &[ServerConfig],
+        listings: &[Option<Arc<Listing>>],
+        page_size: usize,
+        profiles: &[crate::config::Profile],
+    ) -> Snapshot {
+        let current: Vec<usize> = (0..servers.len()).collect();
+        Snapshot::build_reviewed(servers, listings, &current, page_size, profiles, Vec::new())
+    }
+
+    /// Like `build_for`, with the tools whose definitions changed since they were pinned (the
+    /// held ones already left out of `listings`).
+    pub fn build_reviewed(
+        servers: &[ServerConfig],
+        listings: &[Option<Arc<Listing>>],
+        current: &[usize],
+        page_size: usize,
+        profiles: &[crate::config::Profile],
+        changed: Vec<pin::Changed>,
+    ) -> Snapshot {
+        let mut snap = Snapshot::build(servers, listings, current, page_size);
+        for change in changed.iter().filter(|c| c.held) {
+            let server = &servers[change.server];
+            let hidden = server
+                .mapping
+                .tools
+                .iter()
+                .any(|(name, over)| *name == change.tool && over.hidden);
+            if hidden || !naming::passes(&server.filters, &change.tool) {
+                continue;
+            }
+            let name = naming::exposed_name(&server.mapping, &change.tool);
+            let why = if change.new {
+                "is new and awaits approval"
+            } else {
+                "changed its definition since it was pinned and awaits approval"
+            };
+            let message = format!(
+                "Tool {name} (\"{}\" of server {}) {why}: see `mcp-gateway diff {}`, then `mcp-gateway approve {} {}`",
+                change.tool, server.name, server.name, server.name, change.tool
+            );
+            snap.withheld.insert(name, (change.server, message));
+        }
+        snap.changed_tools = changed;
+        snap.views = snap.build_views(servers, profiles, page_size.max(1));
+        let notes: Vec<String> = snap.views.iter().flat_map(|v| v.notes.clone()).collect();
+        snap.notes.extend(notes);
+        snap
     }
 
     /// Builds the merged view of the servers in force: `current` are their slots in config order
@@ -427,15 +516,14 @@ fn paginate(kind: ListKind, items: &[&Def], page_size: usize) -> Vec<String> {
         .iter()
         .enumerate()
         .map(|(n, chunk)| {
-            let mut page = Map::new();
-            page.insert(kind.key().into(), serde_json::json!(chunk));
+            // Serialized from the definitions in place (no copy into a `Value` first).
+            let items = serde_json::to_string(chunk).expect("JSON values serialize");
+            let mut page = format!("{{\"{}\":{items}", kind.key());
             if n < last {
-                page.insert(
-                    "nextCursor".into(),
-                    Value::String(format!("{}-{}", kind.key(), n + 1)),
-                );
+                page.push_str(&format!(",\"nextCursor\":\"{}-{}\"", kind.key(), n + 1));
             }
-            Value::Object(page).to_string()
+            page.push('}');
+            page
         })
         .collect()
 }

@@ -125,6 +125,12 @@ impl Namespace {
         });
     }
 
+    /// Adds an item whose exposed name is known to be free (a profile's view of a namespace).
+    pub(super) fn insert(&mut self, item: Named) {
+        self.by_name.insert(item.name.clone(), self.items.len());
+        self.items.push(item);
+    }
+
     /// The definitions, for listing.
     pub fn definitions(&self) -> impl Iterator<Item = &Map<String, Value>> {
         self.items.iter().map(|item| &item.definition)

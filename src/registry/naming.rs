@@ -59,6 +59,17 @@ pub fn hashed_name(base: &str, key: &str) -> String {
     format!("{head}_{:08x}", fnv1a(key.as_bytes()))
 }
 
+/// `name` fitted into `max` characters (a profile's `maxToolNameLength`) by the same rule as
+/// rule 4: when longer, its first `max - 9` characters, `_`, and 8 hex digits of a stable hash of
+/// `key` (the full name, unless that result is taken). `name` is valid (ASCII), `max` at least 10.
+pub fn shorten(name: &str, max: usize, key: &str) -> String {
+    if name.len() <= max {
+        return name.to_string();
+    }
+    let head = &name[..max.saturating_sub(9).min(name.len())];
+    format!("{head}_{:08x}", fnv1a(key.as_bytes()))
+}
+
 fn strip<'a>(mapping: &Mapping, original: &'a str) -> &'a str {
     let prefix = match &mapping.strip_prefix {
         StripPrefix::None => return original,
@@ -173,6 +184,24 @@ mod tests {
         assert_eq!(a, sanitize(&long_a), "shortening is deterministic");
         assert_eq!(sanitize(&a), a, "idempotent on valid names");
         assert_eq!(sanitize(&"y".repeat(64)), "y".repeat(64));
+    }
+
+    #[test]
+    fn shortening_to_a_budget() {
+        assert_eq!(shorten("echo", 16, "echo"), "echo");
+        let long = "a_rather_long_tool_name_indeed";
+        let short = shorten(long, 16, long);
+        assert_eq!(short.len(), 16);
+        assert!(
+            short.starts_with("a_rathe_") && is_valid_name(&short),
+            "{short}"
+        );
+        assert_eq!(short, shorten(long, 16, long), "stable");
+        assert_ne!(
+            short,
+            shorten(long, 16, "srv/other"),
+            "another key, another hash"
+        );
     }
 
     #[test]

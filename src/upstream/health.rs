@@ -107,6 +107,14 @@ impl Router {
             "inFlight": self.in_flight,
             "tools": self.registry.tools.items.len(),
             "servers": servers,
+            "profiles": self.profiles_health(),
+            "changedTools": self.registry.changed_tools.iter().map(|c| json!({
+                "server": self.servers.configs.get(c.server).map(|s| s.name.as_str()),
+                "tool": c.tool,
+                "change": if c.new { "new" } else { "changed" },
+                "held": c.held,
+            })).collect::<Vec<_>>(),
+            "profileTokens": "estimated as the bytes of each profile's tools/list answer / 4",
             "collisions": self.registry.collisions.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "notes": self.settings.notes.iter().chain(&self.registry.notes).collect::<Vec<_>>(),
             "reloads": {

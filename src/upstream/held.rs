@@ -21,6 +21,8 @@ pub enum Held {
     /// `POST /tools/call` waiting on connection `conn`.
     Rest {
         conn: Slot,
+        /// The profile whose tools it may call.
+        profile: String,
         name: String,
         /// Exactly as the client wrote them.
         arguments: Box<RawValue>,
@@ -71,11 +73,18 @@ impl Router {
             match held {
                 Held::Rest {
                     conn,
+                    profile,
                     name,
                     arguments,
                     created,
                 } => {
-                    if let Some(refusal) = self.rest_dispatch(conn, name, arguments, created, now) {
+                    let call = super::rest::RestCall {
+                        conn,
+                        profile,
+                        name,
+                        arguments,
+                    };
+                    if let Some(refusal) = self.rest_dispatch(call, created, now) {
                         self.outbox.push(Outgoing::Answer {
                             conn,
                             status: refusal.status,
@@ -104,7 +113,7 @@ impl Router {
         now: Instant,
     ) {
         let deadline = self.hold_deadline(created, now);
-        let registry = self.registry.clone();
+        let registry = self.session_view(session);
         let origin = mcp::Origin {
             session,
             to,

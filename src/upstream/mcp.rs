@@ -156,11 +156,14 @@ fn request(
     let reply = match method {
         "initialize" => initialize(registry, session, &call.params),
         "ping" => Ok("{}".to_string()),
+        "tools/list" if registry.searching(session.client_searches) => {
+            Ok(registry.exposure.search_page.clone())
+        }
         "tools/list" => call.list(ListKind::Tools),
         "prompts/list" => call.list(ListKind::Prompts),
         "resources/list" => call.list(ListKind::Resources),
         "resources/templates/list" => call.list(ListKind::Templates),
-        "tools/call" => return call.tool(),
+        "tools/call" => return call.tool(registry.searching(session.client_searches)),
         "prompts/get" => return call.prompt(),
         "resources/read" => return call.read_resource(),
         "completion/complete" => return call.complete(),
@@ -191,6 +194,12 @@ fn initialize(registry: &Snapshot, session: &mut Session, params: &Params) -> Ou
         LATEST_PROTOCOL_VERSION
     };
     session.protocol_version = Some(version.to_string());
+    session.client_searches = params
+        .get("clientInfo")
+        .as_ref()
+        .and_then(|info| info.get("name"))
+        .and_then(Value::as_str)
+        .is_some_and(crate::registry::profile::searches_tools_itself);
     session.client_capabilities = match params.get("capabilities") {
         Some(Value::Object(capabilities)) => capabilities,
         _ => Map::new(),
@@ -222,11 +231,16 @@ fn initialize(registry: &Snapshot, session: &mut Session, params: &Params) -> Ou
     if offered.completions {
         capabilities.insert("completions".into(), json!({}));
     }
+    let instructions = if registry.searching(session.client_searches) {
+        "mcp-gateway: the tools of several MCP servers behind one endpoint. Find the ones for a task with search_tools, get their input schemas with describe_tools, and run one with call_tool."
+    } else {
+        "mcp-gateway: the tools, prompts and resources of several MCP servers behind one endpoint."
+    };
     Ok(json!({
         "protocolVersion": version,
         "capabilities": capabilities,
         "serverInfo": {"name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION")},
-        "instructions": "mcp-gateway: the tools, prompts and resources of several MCP servers behind one endpoint.",
+        "instructions": instructions,
     })
     .to_string())
 }
@@ -317,17 +331,36 @@ impl Call<'_> {
         }))
     }
 
-    fn tool(mut self) -> Action {
-        let name = match self.string("name", "tools/call") {
+    /// `tools/call`; with `searching`, the three search tools are answered too (`search`).
+    fn tool(mut self, searching: bool) -> Action {
+        let mut name = match self.string("name", "tools/call") {
             Ok(name) => name,
             Err(refusal) => return refusal,
         };
+        if searching {
+            match name.as_str() {
+                "search_tools" => {
+                    return self.reply(Ok(super::search::find(self.registry, &self.params)))
+                }
+                "describe_tools" => {
+                    return self.reply(Ok(super::search::describe(self.registry, &self.params)))
+                }
+                "call_tool" => match super::search::unwrap_call(&mut self.params) {
+                    Ok(inner) => name = inner,
+                    Err(refusal) => return self.reply(Err(refusal)),
+                },
+                _ => {}
+            }
+        }
         let arguments = self.params.raw("arguments").map(|raw| raw.get());
         if !matches!(arguments, None | Some("null")) && !self.params.is_object("arguments") {
             let message = "Invalid params: \"arguments\" must be an object".to_string();
             return self.refuse("tools/call", name, codes::INVALID_PARAMS, message);
         }
         let Some(tool) = self.registry.route(&name) else {
+            if let Some(why) = self.registry.withheld(&name) {
+                return self.fail(codes::INVALID_PARAMS, why.to_string());
+            }
             if self.origin.may_hold {
                 return Action::Hold;
             }

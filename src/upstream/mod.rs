@@ -24,8 +24,10 @@ mod health;
 mod held;
 pub mod mcp;
 mod metrics;
+pub mod profiles;
 pub mod redact;
 mod rest;
+pub mod search;
 pub mod session;
 pub mod signed;
 mod sse;
@@ -274,7 +276,8 @@ impl Router {
     }
 
     fn route(&mut self, conn: Slot, req: &Request, now: Instant) -> Outcome {
-        let path = req.path.as_str();
+        // `/mcp/<profile>` is `/mcp` for that profile (see `profiles`).
+        let (path, _) = profiles::split_path(&req.path);
         let allowed: &[Method] = match path {
             "/mcp" => &[Method::Get, Method::Post, Method::Delete],
             "/sse" => &[Method::Get, Method::Head, Method::Post],
@@ -285,7 +288,7 @@ impl Router {
                     404,
                     rpc::codes::INVALID_REQUEST,
                     &format!(
-                        "no endpoint at {path}; the gateway serves /mcp, /sse, /messages, /tools, /tools/call, /health and /metrics"
+                        "no endpoint at {path}; the gateway serves /mcp, /sse, /messages, /tools, /tools/call, /health and /metrics (and /mcp/<profile>, /sse/<profile>)"
                     ),
                 ))
             }
@@ -319,6 +322,11 @@ impl Router {
                 )
             });
         }
+        if path != "/health" && path != "/" {
+            if let Some(refusal) = self.check_profile(req, path.starts_with("/tools")) {
+                return Outcome::Respond(refusal);
+            }
+        }
         match (path, &req.method) {
             // A client configured with the old URL that tries the new transport first gets it.
             ("/mcp" | "/sse", Method::Post) => self.mcp_post(conn, req, now),
@@ -336,12 +344,15 @@ impl Router {
             ("/messages", _) => Outcome::Respond(self.post_message(req, now)),
             ("/tools", _) => Outcome::Respond(Response::json(
                 200,
-                self.registry.rest_body.clone().into_bytes(),
+                self.view(&profiles::requested(req))
+                    .rest_body
+                    .clone()
+                    .into_bytes(),
             )),
             ("/tools/call", _) => self.rest_call(conn, req, now),
             ("/health", _) => Outcome::Respond(self.health(self.authorized(req))),
             ("/metrics", _) => Outcome::Respond(self.metrics()),
-            _ => Outcome::Respond(index()),
+            _ => Outcome::Respond(index(&self.registry.profile_names())),
         }
     }
 
@@ -557,7 +568,7 @@ impl Router {
 }
 
 /// `GET /`: what this is and where to go.
-fn index() -> Response {
+fn index(profiles: &[&str]) -> Response {
     Response::json(
         200,
         serde_json::json!({
@@ -571,6 +582,12 @@ fn index() -> Response {
                 "call": "/tools/call",
                 "health": "/health",
                 "metrics": "/metrics",
+            },
+            "profiles": profiles,
+            "profileEndpoints": {
+                "mcp": "/mcp/<profile>",
+                "sse": "/sse/<profile>",
+                "tools": "/tools?profile=<profile>",
             }
         })
         .to_string()

@@ -38,7 +38,14 @@ impl Router {
                 return Outcome::Respond(Response::error(400, codes::INVALID_PARAMS, &message))
             }
         };
-        match self.rest_dispatch(conn, name, arguments, now, now) {
+        let profile = super::profiles::requested(req);
+        let call = RestCall {
+            conn,
+            profile,
+            name,
+            arguments,
+        };
+        match self.rest_dispatch(call, now, now) {
             Some(refusal) => Outcome::Respond(refusal),
             None => Outcome::Await {
                 headers: Vec::new(),
@@ -51,17 +58,26 @@ impl Router {
     /// starting. `Some` is the answer to send now.
     pub(super) fn rest_dispatch(
         &mut self,
-        conn: Slot,
-        name: String,
-        arguments: Box<RawValue>,
+        call: RestCall,
         created: Instant,
         now: Instant,
     ) -> Option<Response> {
-        let Some(tool) = self.registry.route(&name) else {
+        let RestCall {
+            conn,
+            profile,
+            name,
+            arguments,
+        } = call;
+        let view = self.view(&profile);
+        let Some(tool) = view.route(&name) else {
+            if let Some(why) = view.withheld(&name) {
+                return Some(Response::error(404, codes::INVALID_PARAMS, why));
+            }
             if let Some(deadline) = self.hold_deadline(created, now) {
                 self.hold(
                     Held::Rest {
                         conn,
+                        profile,
                         name,
                         arguments,
                         created,
@@ -97,6 +113,17 @@ impl Router {
         self.dispatch(job);
         None
     }
+}
+
+/// One `POST /tools/call`.
+pub(super) struct RestCall {
+    /// The connection waiting for the answer.
+    pub conn: Slot,
+    /// The profile whose tools it may call (`?profile=`).
+    pub profile: String,
+    pub name: String,
+    /// Exactly as the client wrote them.
+    pub arguments: Box<RawValue>,
 }
 
 /// `{"name": string, "arguments"?: object|null}` → (name, arguments exactly as written).

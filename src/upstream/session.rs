@@ -63,6 +63,10 @@ pub struct Session {
     pub log_level: Option<usize>,
     /// For a session with a signed id (`signed`): when it was opened (Unix seconds).
     pub opened: Option<u64>,
+    /// The profile whose URL opened the session: the only one it may be used through.
+    pub profile: String,
+    /// The client's `clientInfo` names one that searches tools itself (`toolExposure: auto`).
+    pub client_searches: bool,
 }
 
 /// A server's request waiting for this client's answer.
@@ -171,6 +175,8 @@ impl Sessions {
             subscriptions: HashSet::new(),
             log_level: None,
             opened: None,
+            profile: super::profiles::DEFAULT_PROFILE.to_string(),
+            client_searches: false,
         });
         self.by_id.insert(id, key);
         Ok(Slot { key, gen })
@@ -242,6 +248,8 @@ impl Sessions {
         session.used = true;
         session.protocol_version = Some(claims.protocol_version);
         session.client_capabilities = claims.capabilities;
+        session.profile = claims.profile;
+        session.client_searches = claims.client_searches;
         Ok(slot)
     }
 

@@ -3,8 +3,9 @@
 //! key — serves it without the client seeing 404.
 //!
 //! The id is `g1.<payload>.<mac>`: the payload (base64url JSON) holds the negotiated protocol
-//! version, the client's capabilities (what decides whether servers may ask it things), and when
-//! the session was opened; the mac is HMAC-SHA256 over `g1.<payload>` with the key, cut to 128
+//! version, the client's capabilities (what decides whether servers may ask it things), the
+//! profile whose URL opened it (and whether its client searches tools itself), and when the
+//! session was opened; the mac is HMAC-SHA256 over `g1.<payload>` with the key, cut to 128
 //! bits. The key is 32 random bytes, hex, in `gateway.sessionKeyFile` (default
 //! `<stateDir>/session-key`; 0600, made on first start; a key others may read is refused, like
 //! `authTokenFile`). Replicas that share it share sessions.
@@ -36,6 +37,10 @@ const USED_CAPABILITIES: &[&str] = &["sampling", "elicitation", "roots"];
 pub struct Claims {
     pub protocol_version: String,
     pub capabilities: Map<String, Value>,
+    /// The profile whose URL opened the session (the only one it may be used through).
+    pub profile: String,
+    /// Its client searches tools itself (`toolExposure: auto` shows it every tool).
+    pub client_searches: bool,
     /// Seconds since the Unix epoch when the session was opened.
     pub opened: u64,
 }
@@ -104,6 +109,8 @@ impl Signer {
         let payload = json!({
             "v": claims.protocol_version,
             "c": capabilities,
+            "p": claims.profile,
+            "s": claims.client_searches,
             "t": claims.opened,
             "n": to_hex(&nonce),
         });
@@ -141,6 +148,8 @@ impl Signer {
         Some(Claims {
             protocol_version: payload["v"].as_str()?.to_owned(),
             capabilities: payload["c"].as_object()?.clone(),
+            profile: payload["p"].as_str()?.to_owned(),
+            client_searches: payload["s"].as_bool().unwrap_or(false),
             opened,
         })
     }
@@ -226,6 +235,8 @@ mod tests {
                 .as_object()
                 .unwrap()
                 .clone(),
+            profile: "default".into(),
+            client_searches: false,
             opened: unix_now(),
         }
     }

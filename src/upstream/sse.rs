@@ -30,13 +30,17 @@ impl Router {
                 ));
             }
         };
-        let id = &self.sessions.get(session).expect("just opened").id;
-        log::debug!("session {id} opened (legacy SSE)");
+        let profile = super::profiles::requested(req);
+        let state = self.sessions.get_mut(session).expect("just opened");
+        state.profile = profile.clone();
+        let id = state.id.clone();
+        log::debug!("session {id} opened (legacy SSE, profile {profile})");
         let cors = self.cors_headers(req);
         let cors: Vec<(&str, &str)> = cors.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let mut head = Vec::with_capacity(256);
         http::response::write_sse_head(&mut head, &cors);
-        let endpoint = format!("/messages?sessionId={id}");
+        let messages = super::profiles::path_for("/messages", &profile);
+        let endpoint = format!("{messages}?sessionId={id}");
         http::sse::write_event(&mut head, Some("endpoint"), None, endpoint.as_bytes());
         Outcome::Stream { head, session }
     }
@@ -63,6 +67,9 @@ impl Router {
                 "unknown session: it ended or never existed; open a new one with GET /sse",
             );
         };
+        if let Some(refusal) = self.profile_mismatch(session, req) {
+            return refusal;
+        }
         let message = match rpc::classify(&req.body) {
             Ok(message) => message,
             Err(invalid) if invalid.id.is_some() => {

@@ -79,10 +79,14 @@ impl Router {
                 Err(refusal) => return respond(refusal),
             }
         };
+        let view = self.view(&super::profiles::requested(req));
         let state = self
             .sessions
             .get_mut(session)
             .expect("found or opened above");
+        if initialize {
+            state.profile = view.exposure.profile.clone();
+        }
         state.last_seen = now;
         state.used |= !initialize;
         let id_header = vec![(SESSION_HEADER, state.id.clone())];
@@ -103,7 +107,7 @@ impl Router {
                 })
             };
         }
-        let registry = self.registry.clone();
+        let registry = view;
         let origin = mcp::Origin {
             session,
             to: ReplyTo::Conn(conn),
@@ -220,13 +224,17 @@ impl Router {
                 .get(*slot)
                 .is_some_and(|s| s.transport == Transport::Streamable)
         });
-        found.or_else(|| self.restore(id)).ok_or_else(|| {
+        let slot = found.or_else(|| self.restore(id)).ok_or_else(|| {
             Response::rpc_error(
                 404,
                 codes::INVALID_REQUEST,
                 "unknown or expired session: initialize again to get a new one",
             )
-        })
+        })?;
+        match self.profile_mismatch(slot, req) {
+            Some(refusal) => Err(refusal),
+            None => Ok(slot),
+        }
     }
 
     /// A session opened before this process started (or on a replica with the same key), from
@@ -253,6 +261,8 @@ impl Router {
         let claims = super::signed::Claims {
             protocol_version: state.protocol_version.clone()?,
             capabilities: state.client_capabilities.clone(),
+            profile: state.profile.clone(),
+            client_searches: state.client_searches,
             opened: super::signed::unix_now(),
         };
         let id = match self.signer.as_ref()?.issue(&claims) {

@@ -739,6 +739,16 @@ impl McpReply {
             .last()
             .expect("no JSON-RPC message in the answer")
     }
+
+    /// The names in a `tools/list` result.
+    pub fn tool_names(&self) -> Vec<&str> {
+        self.response()["result"]["tools"]
+            .as_array()
+            .expect("a tools/list result")
+            .iter()
+            .map(|t| t["name"].as_str().unwrap())
+            .collect()
+    }
 }
 
 impl McpSession {
