@@ -367,11 +367,16 @@ fn children_have_only_fds_0_1_2_even_when_the_gateway_inherited_more() {
             .all(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).ok() != gateway_exe);
         (!children.is_empty() && execed).then_some(children)
     });
+    // The kernel shows the new executable a moment before it closes the close-on-exec fds (std's
+    // exec-error pipe among them): a leak is an fd that stays, so look until the set settles.
     for pid in children {
-        assert_eq!(
-            open_fds(pid),
-            BTreeSet::from([0, 1, 2]),
-            "open fds of child {pid} (fd {LEAKED} is the gateway's inherited /dev/null)"
+        let settled = wait_until(Duration::from_secs(5), || {
+            open_fds(pid) == BTreeSet::from([0, 1, 2])
+        });
+        assert!(
+            settled,
+            "open fds of child {pid}: {:?} (fd {LEAKED} is the gateway's inherited /dev/null)",
+            open_fds(pid)
         );
     }
     let _ = std::fs::remove_dir_all(dir);
@@ -717,4 +722,18 @@ fn port_flag_0_overrides_the_config_and_the_log_names_the_chosen_port() {
     assert_eq!(status.code(), Some(0));
     drop(taken);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Whether `check` holds within `timeout` (looked at every 10 ms).
+fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let give_up = std::time::Instant::now() + timeout;
+    loop {
+        if check() {
+            return true;
+        }
+        if std::time::Instant::now() >= give_up {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
