@@ -30,6 +30,8 @@ pub struct Backend {
     pub servers: LiveServers,
     pub catalog: Arc<Catalog>,
     pub jobs: Sender<WorkerMsg>,
+    /// Calls to local servers go here from the reactor (workers carry remote ones).
+    pub child_io: ChildIo,
     pub control: Sender<Control>,
 }
 
@@ -83,9 +85,11 @@ impl Backend {
             })
         };
         let servers = LiveServers::new(table);
+        let (jobs, jobs_rx) = crossbeam_channel::unbounded();
         let carrier = Carrier {
             servers: servers.clone(),
             sink: sink.clone(),
+            workers: jobs.clone(),
         };
         let child_io = {
             let events = events.clone();
@@ -95,7 +99,6 @@ impl Backend {
                 Box::new(move |event| events(event)),
             )?
         };
-        let (jobs, jobs_rx) = crossbeam_channel::unbounded();
         Supervisor {
             servers: servers.clone(),
             maker,
@@ -111,12 +114,13 @@ impl Backend {
             .gateway
             .workers
             .unwrap_or_else(|| default_workers(&config.servers));
-        workers::start(count, jobs_rx, carrier, child_io)?;
+        workers::start(count, jobs_rx, carrier, child_io.clone())?;
         log::debug!("{count} workers");
         Ok(Backend {
             servers,
             catalog,
             jobs,
+            child_io,
             control,
         })
     }
@@ -208,6 +212,7 @@ pub fn serve(config: Config, overrides: Overrides) -> Result<(), String> {
                 .collect(),
         ),
     );
+    router.carry_local_calls(backend.child_io.clone());
     let session_key = config.gateway.session_key_file.clone().or_else(|| {
         let dir = config.gateway.state_dir.as_ref()?;
         Some(dir.join(crate::upstream::signed::KEY_FILE))

@@ -16,19 +16,13 @@ use crate::downstream::link::Link;
 use crate::downstream::remote::link::RemoteLink;
 use crate::downstream::{Inbound, Requester};
 use crate::job::{Inbox, Job};
-use crate::pool::{Handle, Submit};
+use crate::pool::Handle;
 use crossbeam_channel::Receiver;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Messages to the workers.
-pub enum WorkerMsg {
-    /// A new job from the reactor.
-    Submit(Job),
-    /// A parked job and its claim on a newly started handle.
-    Run(Job, Handle<Link>),
-}
+pub use crate::downstream::flight::WorkerMsg;
 
 const WORKER_STACK: usize = 512 * 1024;
 
@@ -69,26 +63,10 @@ impl Worker {
         }
     }
 
-    /// Offers a new job to its server's pool (to the pool that replaced it, after a reload).
-    fn submit(&self, mut job: Job) {
-        if let Some(audit) = &job.meter.audit {
-            // Hashing the arguments is O(their size): here, not on the reactor.
-            audit.measure(&job.params);
-        }
-        let (mut pool, _) = self.carrier.servers.pool(job.server);
-        loop {
-            match pool.submit(job, Instant::now()) {
-                Submit::Run(job, claim) => return self.serve(job, claim),
-                Submit::Parked => return,
-                Submit::Rejected(job, failure) => {
-                    return self.carrier.sink.fail(&job.route(), &failure)
-                }
-                Submit::Moved(moved, slot, successor) => {
-                    job = moved;
-                    job.server = slot;
-                    pool = successor;
-                }
-            }
+    /// Offers a new job to its server's pool and serves it if a handle has room.
+    fn submit(&self, job: Job) {
+        if let Some((job, claim)) = self.carrier.submit(job, Instant::now()) {
+            self.serve(job, claim);
         }
     }
 

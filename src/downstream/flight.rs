@@ -16,7 +16,7 @@ use super::link::{Link, ServerPool};
 use super::servers::LiveServers;
 use super::{CallError, Requester};
 use crate::job::{Failure, Inbox, Job, ReactorSink, Route, Slot, ToReactor};
-use crate::pool::Handle;
+use crate::pool::{Handle, Submit};
 use crate::rpc::{self, Params};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -24,15 +24,53 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What every carrier of flights needs: the servers' pools (to release claims) and
-/// `callTimeout`s, and the reactor's mailbox.
+/// `callTimeout`s, the reactor's mailbox, and the workers (who carry remote calls).
 #[derive(Clone)]
 pub struct Carrier {
     pub servers: LiveServers,
     pub sink: ReactorSink,
+    pub workers: crossbeam_channel::Sender<WorkerMsg>,
+}
+
+/// Messages to the workers.
+pub enum WorkerMsg {
+    /// A new job for a remote server, from the reactor.
+    Submit(Job),
+    /// A job and its claim on a handle: a parked job on a newly started one, or a call child
+    /// I/O took for a server a reload made remote.
+    Run(Job, Handle<Link>),
 }
 
 /// The next parked job and its claim, handed back by a release.
 pub type Next = Option<(Job, Handle<Link>)>;
+
+impl Carrier {
+    /// Offers a new job to its server's pool (to the pool that replaced it, after a reload):
+    /// returns the job with its claim when a handle has room; a parked job waits in the pool, a
+    /// refused one is answered here.
+    pub fn submit(&self, mut job: Job, now: Instant) -> Next {
+        if let Some(audit) = &job.meter.audit {
+            // Hashing the arguments is O(their size): on the carrier, never on the reactor.
+            audit.measure(&job.params);
+        }
+        let (mut pool, _) = self.servers.pool(job.server);
+        loop {
+            match pool.submit(job, now) {
+                Submit::Run(job, claim) => return Some((job, claim)),
+                Submit::Parked => return None,
+                Submit::Rejected(job, failure) => {
+                    self.sink.fail(&job.route(), &failure);
+                    return None;
+                }
+                Submit::Moved(moved, slot, successor) => {
+                    job = moved;
+                    job.server = slot;
+                    pool = successor;
+                }
+            }
+        }
+    }
+}
 
 /// One call in flight.
 pub struct Flight {
@@ -292,6 +330,7 @@ mod tests {
         let carrier = Carrier {
             servers: LiveServers::new(Servers::new(config, vec![Arc::new(pool)])),
             sink,
+            workers: crossbeam_channel::unbounded().0,
         };
         Rig {
             carrier,

@@ -34,7 +34,7 @@ mod sse;
 mod streamable;
 
 use crate::config::Cors;
-use crate::config::ServerConfig;
+use crate::config::{ServerConfig, ServerKind};
 use crate::downstream::servers::{LiveServers, Servers};
 use crate::http::{Method, Request};
 use crate::job::{Answer, CallControl, CallKey, Inbox, ReplyTo, Signal, Slot};
@@ -190,6 +190,9 @@ pub struct Router {
     pub registry: Arc<Snapshot>,
     pub sessions: Sessions,
     jobs: Sender<WorkerMsg>,
+    /// Where jobs for local servers go (child I/O offers them to their pools): a worker would
+    /// only pass them on.
+    child_io: Option<crate::downstream::child_io::ChildIo>,
     /// To the supervisor: downstream subscriptions and log level.
     control: Sender<Control>,
     /// How many sessions subscribe to each (server, URI): subscribed downstream while > 0.
@@ -234,6 +237,7 @@ impl Router {
             registry,
             sessions: Sessions::default(),
             jobs,
+            child_io: None,
             control,
             subscribers: HashMap::new(),
             last_update: HashMap::new(),
@@ -373,8 +377,17 @@ impl Router {
                 session.calls.insert(key.id, job.control.clone());
             }
         }
-        // The workers live as long as the reactor; a send can only fail during teardown.
-        let _ = self.jobs.send(WorkerMsg::Submit(job));
+        let local = matches!(
+            self.servers.configs.get(job.server).map(|s| &s.kind),
+            Some(ServerKind::Local(_))
+        );
+        match &self.child_io {
+            Some(child_io) if local => child_io.submit(job),
+            // The workers live as long as the reactor; a send can only fail during teardown.
+            _ => {
+                let _ = self.jobs.send(WorkerMsg::Submit(job));
+            }
+        }
     }
 
     pub(super) fn count_subscription(&mut self, server: usize, uri: String, subscribe: bool) {
@@ -397,6 +410,11 @@ impl Router {
                 subscribe: after > 0,
             });
         }
+    }
+
+    /// Sends jobs for local servers straight to child I/O.
+    pub fn carry_local_calls(&mut self, child_io: crate::downstream::child_io::ChildIo) {
+        self.child_io = Some(child_io);
     }
 
     /// Makes Streamable HTTP sessions restart-proof with the key in the file `key` (made if

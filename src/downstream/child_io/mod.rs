@@ -97,6 +97,8 @@ pub enum Command {
     },
     /// A client's call, with its claim on a child's handle.
     Call { job: Job, claim: Handle<Link> },
+    /// A client's call to a local server, straight from the reactor: offered to its pool here.
+    Submit(Job),
     /// The gateway's own request; the outcome goes to `reply`.
     Request {
         serial: u64,
@@ -188,6 +190,12 @@ impl ChildIo {
     /// Carries a client's call on a child.
     pub fn call(&self, job: Job, claim: Handle<Link>) {
         self.send(Command::Call { job, claim });
+    }
+
+    /// Offers a new job for a local server to its pool on this thread (one wake-up fewer than
+    /// through a worker, which has nothing to carry for a child).
+    pub fn submit(&self, job: Job) {
+        self.send(Command::Submit(job));
     }
 }
 
@@ -537,6 +545,7 @@ impl IoLoop {
                 stderr,
             } => self.attach(child, stdin, stdout, stderr, now),
             Command::Call { job, claim } => self.start_call(job, claim, now),
+            Command::Submit(job) => self.submit(job, now),
             Command::Request {
                 serial,
                 method,
@@ -689,6 +698,24 @@ impl IoLoop {
         child.enqueue(line, Some(id));
         self.timers
             .insert((deadline, Timer::Deadline { serial, call: id }));
+    }
+
+    /// A new job for a local server: started at once when its pool has room (a parked one comes
+    /// back through a release or a new handle).
+    fn submit(&mut self, job: Job, now: Instant) {
+        match self.carrier.submit(job, now) {
+            Some((job, claim)) if matches!(claim.member, Link::Stdio(_)) => {
+                self.start_call(job, claim, now)
+            }
+            // Moved to a server a reload made remote: a worker carries those.
+            Some((job, claim)) => {
+                let _ = self
+                    .carrier
+                    .workers
+                    .send(super::flight::WorkerMsg::Run(job, claim));
+            }
+            None => {}
+        }
     }
 
     fn queue_next(&mut self, next: Next) {
