@@ -323,7 +323,10 @@ impl Running {
                 let mut listing = (*current).clone();
                 for &kind in kinds {
                     match handshake::list(link.requester(), kind, deadline) {
-                        Ok(items) => *handshake::slot(&mut listing, kind) = items,
+                        Ok((items, cache)) => {
+                            *handshake::slot(&mut listing, kind) = items;
+                            listing.cache[kind as usize] = Some(cache);
+                        }
                         Err(e) => {
                             let label = link.requester().label();
                             log::warn!("{label}: listing its {} again: {e}", kind.key());

@@ -25,7 +25,8 @@
 //! `completion/complete` and `logging/setLevel`. Any other method gets -32601. Invalid
 //! JSON gets -32700 (id null). Valid JSON that is not a JSON-RPC message gets -32600.
 //! Notifications: `notifications/initialized`, `notifications/cancelled` (the cancelled
-//! request is stopped and gets no response), and any others are ignored.
+//! request is stopped and gets no response; `demo: cancelled request <id>` goes to stderr), and
+//! any others are ignored.
 //!
 //! Concurrency: tools that answer at once (echo, add, fail, env, pid, log,
 //! notify_changed, touch, crash and `--extra-tool` aliases) run on the reader thread.
@@ -86,6 +87,8 @@
 //! * `--tools LIST`: comma-separated built-in tools to offer (default: all).
 //! * `--name NAME`: `serverInfo.name` (default: env `DEMO_SERVER_NAME`, else `mcp-demo-server`).
 //! * `--request-timeout MS`: how long roots/sample/elicit wait for the client (default 30000).
+//! * `--cache-ttl MS`: put `ttlMs: MS` on list results (the caching hints of MCP 2026-07-28).
+//! * `--cache-private`: put `cacheScope: "private"` on list results.
 //! * `-h/--help`, `-V/--version`.
 //!
 //! Values can be given as `--flag VALUE` or `--flag=VALUE`. An unknown or malformed flag
@@ -204,6 +207,8 @@ Flags:
   --tools LIST           comma-separated built-in tools to offer (default: all)
   --name NAME            serverInfo.name (default: $DEMO_SERVER_NAME or mcp-demo-server)
   --request-timeout MS   how long roots/sample/elicit wait for the client (default 30000)
+  --cache-ttl MS         put ttlMs: MS on list results (MCP 2026-07-28 caching hints)
+  --cache-private        put cacheScope: \"private\" on list results
   -h, --help             print this help and exit
   -V, --version          print the version and exit
 
@@ -233,6 +238,10 @@ struct Config {
     tools: Option<Vec<String>>,
     name: Option<String>,
     request_timeout_ms: u64,
+    /// `--cache-ttl`: `ttlMs` on list results (caching hints, MCP 2026-07-28).
+    cache_ttl_ms: Option<u64>,
+    /// `--cache-private`: `cacheScope: "private"` on list results.
+    cache_private: bool,
 }
 
 impl Config {
@@ -334,6 +343,15 @@ fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Cli, String> {
                 cfg.tools = Some(tools);
             }
             "--name" => cfg.name = Some(take_value(&flag, inline, &mut it)?),
+            "--cache-ttl" => {
+                cfg.cache_ttl_ms = Some(parse_num(&flag, &take_value(&flag, inline, &mut it)?)?)
+            }
+            "--cache-private" => {
+                if inline.is_some() {
+                    return Err(format!("{flag} takes no value"));
+                }
+                cfg.cache_private = true;
+            }
             _ => return Err(format!("unknown flag: {flag}")),
         }
     }
@@ -1706,6 +1724,7 @@ impl Server {
             if let Some(id @ (Value::String(_) | Value::Number(_))) = params.get("requestId") {
                 let task = lock(&self.inflight).get(&id.to_string()).cloned();
                 if let Some(t) = task {
+                    note!("demo: cancelled request {id}");
                     t.cancel();
                 }
             }
@@ -1845,6 +1864,12 @@ impl Server {
         m.insert(key.into(), Value::Array(items[start..end].to_vec()));
         if let Some(n) = next {
             m.insert("nextCursor".into(), n.into());
+        }
+        if let Some(ttl) = self.cfg.cache_ttl_ms {
+            m.insert("ttlMs".into(), ttl.into());
+        }
+        if self.cfg.cache_private {
+            m.insert("cacheScope".into(), "private".into());
         }
         Ok(Value::Object(m))
     }

@@ -3,6 +3,7 @@
 
 use super::{CallError, Requester};
 use crate::registry::{ListKind, Listing};
+use crate::rpc::stamp::Cache;
 use serde_json::{json, Map, Value};
 use std::time::Instant;
 
@@ -51,7 +52,10 @@ pub fn handshake(child: &dyn Requester, deadline: Instant) -> Result<Ready, Stri
             continue;
         }
         match list(child, kind, deadline) {
-            Ok(items) => *slot(&mut listing, kind) = items,
+            Ok((items, cache)) => {
+                *slot(&mut listing, kind) = items;
+                listing.cache[kind as usize] = Some(cache);
+            }
             // A server without tools is no use; missing extras only lose the extras.
             Err(e) if kind == ListKind::Tools => return Err(e),
             Err(e) => log::warn!("{}: {e}; its {} are not listed", child.label(), kind.key()),
@@ -80,12 +84,12 @@ pub fn slot(listing: &mut Listing, kind: ListKind) -> &mut Vec<Map<String, Value
     }
 }
 
-/// Every page of one list.
+/// Every page of one list, and the caching hints of all of them together.
 pub fn list(
     child: &dyn Requester,
     kind: ListKind,
     deadline: Instant,
-) -> Result<Vec<Map<String, Value>>, String> {
+) -> Result<(Vec<Map<String, Value>>, Cache), String> {
     let method = match kind {
         ListKind::Tools => "tools/list",
         ListKind::Prompts => "prompts/list",
@@ -121,14 +125,16 @@ fn parse_initialize(result: &Value) -> Result<ServerInfo, String> {
     })
 }
 
-/// Fetches every page of a list method and returns the items under `key`.
+/// Fetches every page of a list method and returns the items under `key`, with the pages' caching
+/// hints merged (a server that gives none gets the revision's default: stale at once).
 fn list_all(
     child: &dyn Requester,
     method: &str,
     key: &str,
     deadline: Instant,
-) -> Result<Vec<Map<String, Value>>, String> {
+) -> Result<(Vec<Map<String, Value>>, Cache), String> {
     let mut items = Vec::new();
+    let mut cache: Option<Cache> = None;
     let mut cursor: Option<String> = None;
     for _ in 0..MAX_PAGES {
         let params = match &cursor {
@@ -141,6 +147,8 @@ fn list_all(
             .and_then(Value::as_array)
             .ok_or_else(|| format!("its {method} result has no \"{key}\" array"))?;
         items.extend(entries.iter().filter_map(|v| v.as_object().cloned()));
+        let hints = Cache::of(&page);
+        cache = Some(cache.map_or(hints, |c| c.merge(hints)));
         match page.get("nextCursor").and_then(Value::as_str) {
             Some(next) if !next.is_empty() => {
                 if cursor.as_deref() == Some(next) {
@@ -148,7 +156,7 @@ fn list_all(
                 }
                 cursor = Some(next.to_string());
             }
-            _ => return Ok(items),
+            _ => return Ok((items, cache.unwrap_or_default())),
         }
     }
     Err(format!("its {method} returned more than {MAX_PAGES} pages"))

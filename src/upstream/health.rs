@@ -79,19 +79,23 @@ impl Router {
         if !full {
             return Response::json(code, json!({ "status": status }).to_string().into_bytes());
         }
-        let legacy = self
-            .sessions
-            .iter()
-            .filter(|(_, s)| s.transport == super::session::Transport::LegacySse)
-            .count();
+        let count = |transport| {
+            self.sessions
+                .iter()
+                .filter(|(_, s)| s.transport == transport)
+                .count()
+        };
+        let legacy = count(super::session::Transport::LegacySse);
+        let listen = count(super::session::Transport::Listen);
         let body = json!({
             "status": status,
             "version": env!("CARGO_PKG_VERSION"),
             "uptimeSeconds": self.started.elapsed().as_secs(),
             "sessions": self.sessions.len(),
             "sessionsByTransport": {
-                "streamableHttp": self.sessions.len() - legacy,
+                "streamableHttp": self.sessions.len() - legacy - listen,
                 "legacySse": legacy,
+                "listen": listen,
             },
             "inFlight": self.in_flight,
             "tools": self.registry.tools.items.len(),

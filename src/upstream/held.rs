@@ -108,7 +108,7 @@ impl Router {
         let deadline = self.hold_deadline(created, now);
         let registry = self.registry.clone();
         let origin = mcp::Origin {
-            session,
+            session: Some(session),
             to,
             now: created,
             may_hold: deadline.is_some(),
@@ -125,7 +125,7 @@ impl Router {
                 let max = self.settings.max_in_flight_per_session;
                 if running < max {
                     self.dispatch(*job);
-                } else if let crate::job::Answer::JsonRpc(id) = &job.answer {
+                } else if let Some(id) = job.answer.id() {
                     let message = format!(
                         "too many requests in flight: this session already has {running} running (gateway.maxInFlightPerSession is {max}); wait for some to finish"
                     );

@@ -58,7 +58,8 @@ pub fn log_rank(level: &str) -> Option<usize> {
 /// Where a session's message came from and where its answers go.
 #[derive(Debug, Clone, Copy)]
 pub struct Origin {
-    pub session: Slot,
+    /// None for a request of the stateless (2026-07-28) era.
+    pub session: Option<Slot>,
     pub to: ReplyTo,
     /// When the request arrived (`acquireTimeout` counts from here, also for held requests).
     pub now: Instant,
@@ -186,6 +187,26 @@ fn initialize(registry: &Snapshot, session: &mut Session, params: &Params) -> Ou
         Some(Value::Object(capabilities)) => capabilities,
         _ => Map::new(),
     };
+    Ok(json!({
+        "protocolVersion": version,
+        "capabilities": capabilities(registry),
+        "serverInfo": server_info(),
+        "instructions": INSTRUCTIONS,
+    })
+    .to_string())
+}
+
+/// What the gateway tells clients about itself.
+pub const INSTRUCTIONS: &str =
+    "mcp-gateway: the tools, prompts and resources of several MCP servers behind one endpoint.";
+
+/// The gateway's `serverInfo`.
+pub fn server_info() -> Value {
+    json!({"name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION")})
+}
+
+/// The capabilities the gateway offers: what its servers offer, merged.
+pub fn capabilities(registry: &Snapshot) -> Map<String, Value> {
     let offered = registry.capabilities;
     let mut capabilities = Map::new();
     capabilities.insert("tools".into(), json!({"listChanged": true}));
@@ -204,13 +225,41 @@ fn initialize(registry: &Snapshot, session: &mut Session, params: &Params) -> Ou
     if offered.completions {
         capabilities.insert("completions".into(), json!({}));
     }
-    Ok(json!({
-        "protocolVersion": version,
-        "capabilities": capabilities,
-        "serverInfo": {"name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION")},
-        "instructions": "mcp-gateway: the tools, prompts and resources of several MCP servers behind one endpoint.",
-    })
-    .to_string())
+    capabilities
+}
+
+/// A call of the stateless (2026-07-28) era, which has no session: routed as a session's would
+/// be (unknown names are refused at once, never held). Methods other than the four calls are the
+/// caller's to answer.
+pub fn stateless_call(
+    registry: &Snapshot,
+    id: Id,
+    method: &str,
+    params: Params,
+    to: ReplyTo,
+    now: Instant,
+) -> Action {
+    let call = Call {
+        registry,
+        id,
+        params,
+        origin: Origin {
+            session: None,
+            to,
+            now,
+            may_hold: false,
+        },
+    };
+    match method {
+        "tools/call" => call.tool(),
+        "prompts/get" => call.prompt(),
+        "resources/read" => call.read_resource(),
+        "completion/complete" => call.complete(),
+        _ => call.fail(
+            codes::METHOD_NOT_FOUND,
+            format!("Method not found: {method}"),
+        ),
+    }
 }
 
 /// One request being turned into an answer or a job.
@@ -268,7 +317,7 @@ impl Call<'_> {
             .filter(|t| t.is_string() || t.is_i64() || t.is_u64());
         Action::Dispatch(Box::new(Job {
             to: self.origin.to,
-            session: Some(self.origin.session),
+            session: self.origin.session,
             answer: Answer::JsonRpc(self.id),
             server,
             method,

@@ -22,7 +22,9 @@ mod fanout;
 mod gate;
 mod health;
 mod held;
+mod listen;
 pub mod mcp;
+pub mod modern;
 pub mod redact;
 mod rest;
 pub mod session;
@@ -33,7 +35,7 @@ use crate::config::Cors;
 use crate::config::ServerConfig;
 use crate::downstream::link::ServerPool;
 use crate::http::{Method, Request};
-use crate::job::{Answer, CallControl, CallKey, Inbox, ReplyTo, Signal, Slot};
+use crate::job::{CallControl, CallKey, Inbox, ReplyTo, Signal, Slot};
 use crate::registry::{ListKind, Snapshot};
 use crate::rpc;
 use crate::rpc::Id;
@@ -302,10 +304,7 @@ impl Router {
     pub(super) fn dispatch(&mut self, job: crate::job::Job) {
         self.in_flight += 1;
         if let ReplyTo::Conn(conn) = job.to {
-            let id = match &job.answer {
-                Answer::JsonRpc(id) => Some(id.clone()),
-                Answer::Rest => None,
-            };
+            let id = job.answer.id().cloned();
             let control = job.control.clone();
             self.conn_calls.insert(conn, ConnCall { control, id });
         }
@@ -382,7 +381,7 @@ impl Router {
             return;
         };
         match s.transport {
-            Transport::LegacySse => {
+            Transport::LegacySse | Transport::Listen => {
                 let id = self.close_session(session).map(|s| s.id);
                 log::debug!("session {} closed", id.unwrap_or_default());
             }

@@ -18,6 +18,9 @@ pub enum Transport {
     LegacySse,
     /// `/mcp`: the session lives until `DELETE`, or until unused for `sessionTimeout`.
     Streamable,
+    /// A 2026-07-28 `subscriptions/listen` stream: a session only the gateway knows, living as
+    /// long as its stream, that receives what its filter lets through (`listen.rs`).
+    Listen,
 }
 
 /// One client session.
@@ -49,6 +52,8 @@ pub struct Session {
     pub subscriptions: HashSet<String>,
     /// `logging/setLevel` of the client, as a rank in `mcp::LOG_LEVELS`; None: no log messages.
     pub log_level: Option<usize>,
+    /// For a `subscriptions/listen` stream: what it was opened for.
+    pub listen: Option<super::listen::Filter>,
 }
 
 /// A server's request waiting for this client's answer.
@@ -149,6 +154,7 @@ impl Sessions {
             next_ask: 0,
             subscriptions: HashSet::new(),
             log_level: None,
+            listen: None,
         });
         self.by_id.insert(id, key);
         Ok(Slot { key, gen })

@@ -1,0 +1,643 @@
+//! Both protocol eras on one `/mcp`, end to end against the real binary: the official Python SDK
+//! 2.3 as a 2026-07-28 client (its default once the gateway answers `server/discover`) and pinned
+//! to the 2025 handshake, in front of the demo server and server-everything over stdio; and raw
+//! HTTP for what the SDK never sends: the whole error table of the stateless era (status, code, the
+//! request's id echoed), `Mcp-Method`/`Mcp-Name` mismatches, `resultType` and the caching hints of
+//! merged lists, cancellation by closing a call's response stream, and `subscriptions/listen`
+//! receiving the `list_changed` a child caused.
+
+mod util;
+
+use serde_json::{json, Value};
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::Duration;
+use util::{demo, installed, mcp_messages, wait_for, Gateway, HttpResponse};
+
+const ANSWER: Duration = Duration::from_secs(10);
+const MODERN: &str = "2026-07-28";
+
+fn demo_gateway(flags: &[&str]) -> Gateway {
+    let gw = Gateway::start(json!({
+        "servers": [demo("demo", flags)],
+        "mapping": {"demo": {"prefix": "demo_"}},
+    }));
+    gw.wait_up();
+    gw
+}
+
+fn meta() -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "eras-test", "version": "1"},
+    })
+}
+
+/// A stateless request body: `params` with the required `_meta` added.
+fn request(id: Value, method: &str, mut params: Value) -> Value {
+    params["_meta"] = meta();
+    json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+}
+
+/// `POST /mcp` with `headers` (plus Accept for both kinds) and `body`.
+fn post(gw: &Gateway, headers: &[(&str, &str)], body: &Value) -> HttpResponse {
+    let mut all = vec![
+        ("Accept", "application/json, text/event-stream"),
+        ("Content-Type", "application/json"),
+    ];
+    all.extend_from_slice(headers);
+    gw.request("POST", "/mcp", &all, body.to_string().as_bytes())
+}
+
+/// A stateless request with the headers a conforming client sends.
+fn call(gw: &Gateway, id: Value, method: &str, params: Value) -> HttpResponse {
+    let name = params
+        .get("name")
+        .or_else(|| params.get("uri"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let mut headers = vec![("MCP-Protocol-Version", MODERN), ("Mcp-Method", method)];
+    if let Some(name) = name.as_deref() {
+        headers.push(("Mcp-Name", name));
+    }
+    post(gw, &headers, &request(id, method, params))
+}
+
+/// The one JSON-RPC answer of a response (the last message of an SSE answer).
+fn answer(http: &HttpResponse) -> Value {
+    mcp_messages(http)
+        .pop()
+        .unwrap_or_else(|| panic!("no message in {} {}", http.status, http.text()))
+}
+
+/// Asserts an error answer: HTTP status, JSON-RPC code, and the request's id echoed.
+fn assert_error(http: &HttpResponse, status: u16, code: i64, id: &Value) -> Value {
+    let body = answer(http);
+    assert_eq!(http.status, status, "{}", http.text());
+    assert_eq!(body["error"]["code"], code, "{}", http.text());
+    assert_eq!(&body["id"], id, "the id is echoed: {}", http.text());
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "a human message: {}",
+        http.text()
+    );
+    body
+}
+
+fn sdk(gw: &Gateway, mode: &str, target: &str) -> Vec<Value> {
+    let url = format!("http://{}/mcp", gw.addr());
+    util::run_interop_script(gw, "eras_client.py", &[mode, target, &url])
+}
+
+fn names(checks: &[Value]) -> Vec<&str> {
+    checks
+        .iter()
+        .map(|c| c["check"].as_str().unwrap())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The official SDK in either era
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn python_sdk_speaks_2026_07_28_by_default() {
+    let gw = demo_gateway(&[]);
+    let checks = sdk(&gw, "auto", "demo");
+    assert_eq!(
+        names(&checks),
+        [
+            "connect",
+            "tools/list",
+            "tools/call",
+            "progress",
+            "resources/read",
+            "prompts",
+            "unknown tool",
+            "listen"
+        ]
+    );
+    assert_eq!(checks[0]["protocolVersion"], MODERN);
+    assert_eq!(checks[3]["steps"], json!([1.0, 2.0, 3.0]));
+    assert_eq!(
+        checks[4]["unknownCode"], -32602,
+        "2026-07-28: unknown resource is -32602"
+    );
+    assert_eq!(checks[6]["code"], -32602);
+    assert_eq!(checks[7]["event"], "ToolsListChanged");
+    // No session was opened for any of it (the listen stream's ends with it).
+    wait_for(ANSWER, "no session left", || {
+        (gw.health()["sessions"] == 0).then_some(())
+    });
+}
+
+#[test]
+fn python_sdk_pinned_to_2025_keeps_its_session() {
+    let gw = demo_gateway(&[]);
+    let checks = sdk(&gw, "legacy", "demo");
+    assert_eq!(
+        names(&checks),
+        [
+            "connect",
+            "tools/list",
+            "tools/call",
+            "progress",
+            "resources/read",
+            "prompts",
+            "unknown tool"
+        ]
+    );
+    assert_eq!(checks[0]["protocolVersion"], "2025-11-25");
+    assert_eq!(
+        checks[4]["unknownCode"], -32002,
+        "2025: resource not found stays -32002"
+    );
+}
+
+fn everything_gateway() -> Gateway {
+    let server = installed("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    let gw = Gateway::start(json!({
+        "servers": [{"name": "ev", "command": ["node", server, "stdio"]}],
+        "mapping": {"ev": {"prefix": "ev_"}},
+    }));
+    gw.wait_up();
+    gw
+}
+
+#[test]
+fn python_sdk_in_both_eras_in_front_of_server_everything() {
+    let gw = everything_gateway();
+    let expected = [
+        "connect",
+        "tools/list",
+        "tools/call",
+        "progress",
+        "resources/read",
+        "prompts",
+    ];
+    let modern = sdk(&gw, "auto", "everything");
+    assert_eq!(names(&modern), expected);
+    assert_eq!(modern[0]["protocolVersion"], MODERN);
+    let legacy = sdk(&gw, "legacy", "everything");
+    assert_eq!(names(&legacy), expected);
+    assert_eq!(legacy[0]["protocolVersion"], "2025-11-25");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw HTTP: discovery, results, the error table
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn discover_names_the_versions_capabilities_and_server() {
+    let gw = demo_gateway(&[]);
+    let http = call(&gw, json!("d-1"), "server/discover", json!({}));
+    assert_eq!(http.status, 200, "{}", http.text());
+    assert!(http.header("mcp-session-id").is_none(), "no session");
+    let result = &answer(&http)["result"];
+    assert_eq!(result["resultType"], "complete");
+    assert_eq!(result["supportedVersions"][0], MODERN);
+    assert!(result["supportedVersions"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("2025-11-25")));
+    assert!(result["capabilities"]["tools"].is_object(), "{result}");
+    assert!(result["capabilities"]["prompts"].is_object(), "{result}");
+    assert!(result["capabilities"]["resources"].is_object(), "{result}");
+    assert_eq!(
+        result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"],
+        "mcp-gateway"
+    );
+    assert!(result["ttlMs"].is_u64() && result["cacheScope"].is_string());
+}
+
+#[test]
+fn every_result_has_a_result_type_and_reads_carry_caching_hints() {
+    let gw = demo_gateway(&[]);
+    let echo = call(
+        &gw,
+        json!(1),
+        "tools/call",
+        json!({"name": "demo_echo", "arguments": {"text": "hi"}}),
+    );
+    let result = &answer(&echo)["result"];
+    assert_eq!(result["resultType"], "complete", "{}", echo.text());
+    assert_eq!(result["content"][0]["text"], "hi");
+    let read = call(
+        &gw,
+        json!(2),
+        "resources/read",
+        json!({"uri": "demo://readme"}),
+    );
+    let result = &answer(&read)["result"];
+    assert_eq!(result["resultType"], "complete", "{}", read.text());
+    assert_eq!(result["ttlMs"], 0);
+    assert_eq!(result["cacheScope"], "private");
+    let prompt = call(
+        &gw,
+        json!(3),
+        "prompts/get",
+        json!({"name": "demo_greet", "arguments": {"name": "bob"}}),
+    );
+    assert_eq!(answer(&prompt)["result"]["resultType"], "complete");
+    for method in [
+        "tools/list",
+        "prompts/list",
+        "resources/list",
+        "resources/templates/list",
+    ] {
+        let list = call(&gw, json!(method), method, json!({}));
+        let result = &answer(&list)["result"];
+        assert_eq!(
+            result["resultType"],
+            "complete",
+            "{method}: {}",
+            list.text()
+        );
+        assert!(result["ttlMs"].is_u64(), "{method}: {}", list.text());
+        assert!(
+            result["cacheScope"].is_string(),
+            "{method}: {}",
+            list.text()
+        );
+    }
+}
+
+#[test]
+fn merged_lists_take_the_smallest_ttl_and_private_if_any_part_is() {
+    let gw = Gateway::start(json!({
+        "servers": [
+            demo("a", &["--cache-ttl", "60000", "--tools", "echo"]),
+            demo("b", &["--cache-ttl", "5000", "--cache-private", "--tools", "add"]),
+        ],
+        "mapping": {"a": {"prefix": "a_"}, "b": {"prefix": "b_"}},
+    }));
+    gw.wait_up();
+    wait_for(ANSWER, "both servers listed", || {
+        let tools = gw.get("/tools").json();
+        (tools["tools"].as_array().map(Vec::len) == Some(2)).then_some(())
+    });
+    let list = call(&gw, json!(1), "tools/list", json!({}));
+    let result = &answer(&list)["result"];
+    assert_eq!(result["ttlMs"], 5000, "{}", list.text());
+    assert_eq!(result["cacheScope"], "private", "{}", list.text());
+    assert_eq!(result["tools"].as_array().unwrap().len(), 2);
+    // The 2025 era's lists are what they were.
+    let mut session = gw.mcp();
+    let legacy = session.request("tools/list", json!({}));
+    assert!(
+        legacy.response()["result"].get("ttlMs").is_none(),
+        "{:?}",
+        legacy.response()
+    );
+}
+
+#[test]
+fn the_error_table_echoes_every_id() {
+    let gw = demo_gateway(&[]);
+    let id = json!("req-7");
+    // Required _meta fields missing: 400 -32602.
+    let no_meta = json!({"jsonrpc": "2.0", "id": id, "method": "tools/list", "params": {}});
+    assert_error(
+        &post(&gw, &[("MCP-Protocol-Version", MODERN)], &no_meta),
+        400,
+        -32602,
+        &id,
+    );
+    let mut no_caps = request(id.clone(), "tools/list", json!({}));
+    no_caps["params"]["_meta"]
+        .as_object_mut()
+        .unwrap()
+        .remove("io.modelcontextprotocol/clientCapabilities");
+    assert_error(
+        &post(&gw, &[("MCP-Protocol-Version", MODERN)], &no_caps),
+        400,
+        -32602,
+        &id,
+    );
+    // Header and _meta disagree: 400 -32020.
+    let body = request(id.clone(), "tools/list", json!({}));
+    assert_error(
+        &post(&gw, &[("MCP-Protocol-Version", "2025-11-25")], &body),
+        400,
+        -32020,
+        &id,
+    );
+    // An unsupported version, in the header or in _meta: 400 -32022 with supported/requested.
+    let refused = assert_error(
+        &post(&gw, &[("MCP-Protocol-Version", "2099-01-01")], &body),
+        400,
+        -32022,
+        &id,
+    );
+    assert_eq!(refused["error"]["data"]["requested"], "2099-01-01");
+    assert!(refused["error"]["data"]["supported"]
+        .as_array()
+        .unwrap()
+        .contains(&json!(MODERN)));
+    let mut future = body.clone();
+    future["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] = json!("2099-01-01");
+    let refused = assert_error(&post(&gw, &[], &future), 400, -32022, &id);
+    assert_eq!(refused["error"]["data"]["requested"], "2099-01-01");
+    // Removed and unknown methods: 404 -32601.
+    for method in [
+        "initialize",
+        "ping",
+        "logging/setLevel",
+        "resources/subscribe",
+        "resources/unsubscribe",
+        "no/such/method",
+    ] {
+        let http = call(&gw, json!(42), method, json!({"uri": "demo://readme"}));
+        assert_error(&http, 404, -32601, &json!(42));
+    }
+    // An unknown tool: -32602; an unknown resource (the demo server's -32002): -32602 with
+    // data.uri.
+    let tool = call(
+        &gw,
+        json!(5),
+        "tools/call",
+        json!({"name": "nope", "arguments": {}}),
+    );
+    assert_error(&tool, 400, -32602, &json!(5));
+    let resource = call(
+        &gw,
+        json!(6),
+        "resources/read",
+        json!({"uri": "demo://nothing"}),
+    );
+    let body = assert_error(&resource, 400, -32602, &json!(6));
+    assert_eq!(body["error"]["data"]["uri"], "demo://nothing");
+    // A bad cursor: -32602.
+    let cursor = call(&gw, json!(9), "tools/list", json!({"cursor": "bogus"}));
+    assert_error(&cursor, 400, -32602, &json!(9));
+    // An invalid message with an id: its error carries it.
+    let bad =
+        json!({"jsonrpc": "1.0", "id": 10, "method": "tools/list", "params": {"_meta": meta()}});
+    assert_error(
+        &post(&gw, &[("MCP-Protocol-Version", MODERN)], &bad),
+        400,
+        -32600,
+        &json!(10),
+    );
+    // Nothing of it opened a session.
+    assert_eq!(gw.health()["sessions"], 0);
+}
+
+#[test]
+fn mirrored_headers_must_match_the_body() {
+    let gw = demo_gateway(&[]);
+    let body = request(
+        json!(1),
+        "tools/call",
+        json!({"name": "demo_echo", "arguments": {"text": "x"}}),
+    );
+    let version = ("MCP-Protocol-Version", MODERN);
+    let wrong_method = post(&gw, &[version, ("Mcp-Method", "tools/list")], &body);
+    assert_error(&wrong_method, 400, -32020, &json!(1));
+    let wrong_name = post(
+        &gw,
+        &[
+            version,
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", "demo_add"),
+        ],
+        &body,
+    );
+    assert_error(&wrong_name, 400, -32020, &json!(1));
+    let bad_encoding = post(&gw, &[version, ("Mcp-Name", "=?base64?***?=")], &body);
+    assert_error(&bad_encoding, 400, -32020, &json!(1));
+    // Base64 of "demo_echo": the same name.
+    let encoded = post(
+        &gw,
+        &[
+            version,
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", "=?base64?ZGVtb19lY2hv?="),
+        ],
+        &body,
+    );
+    assert_eq!(encoded.status, 200, "{}", encoded.text());
+    assert_eq!(answer(&encoded)["result"]["content"][0]["text"], "x");
+    // A resource's Mcp-Name is its URI.
+    let read = request(json!(2), "resources/read", json!({"uri": "demo://readme"}));
+    let wrong_uri = post(&gw, &[version, ("Mcp-Name", "demo://data.json")], &read);
+    assert_error(&wrong_uri, 400, -32020, &json!(2));
+}
+
+#[test]
+fn the_2025_era_echoes_ids_in_its_refusals_too() {
+    let gw = demo_gateway(&[]);
+    let session = gw.mcp();
+    let ping = json!({"jsonrpc": "2.0", "id": 77, "method": "ping"});
+    // An unsupported version header on a session's request.
+    let http = gw.request(
+        "POST",
+        "/mcp",
+        &[
+            ("Accept", "application/json, text/event-stream"),
+            ("Content-Type", "application/json"),
+            ("Mcp-Session-Id", &session.session_id),
+            ("MCP-Protocol-Version", "2099-01-01"),
+        ],
+        ping.to_string().as_bytes(),
+    );
+    assert_error(&http, 400, -32022, &json!(77));
+    // A request without its session, and with an unknown one.
+    let http = gw.request(
+        "POST",
+        "/mcp",
+        &[
+            ("Accept", "application/json"),
+            ("Content-Type", "application/json"),
+        ],
+        ping.to_string().as_bytes(),
+    );
+    assert_error(&http, 400, -32600, &json!(77));
+    let http = gw.request(
+        "POST",
+        "/mcp",
+        &[
+            ("Accept", "application/json"),
+            ("Content-Type", "application/json"),
+            ("Mcp-Session-Id", "00000000000000000000000000000000"),
+        ],
+        ping.to_string().as_bytes(),
+    );
+    assert_error(&http, 404, -32600, &json!(77));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streams: progress, cancellation, subscriptions/listen
+// ---------------------------------------------------------------------------------------------
+
+/// Sends a request on a connection of its own and returns it, unread.
+fn send_on_own_connection(gw: &Gateway, body: &Value, headers: &[(&str, &str)]) -> TcpStream {
+    let mut stream = gw.connect();
+    stream.set_read_timeout(Some(ANSWER)).unwrap();
+    let text = body.to_string();
+    let mut all = vec![
+        ("Accept", "application/json, text/event-stream"),
+        ("Content-Type", "application/json"),
+    ];
+    all.extend_from_slice(headers);
+    stream
+        .write_all(&util::request_bytes("POST", "/mcp", &all, text.as_bytes()))
+        .unwrap();
+    stream
+}
+
+#[test]
+fn progress_rides_the_calls_stream() {
+    let gw = demo_gateway(&[]);
+    let mut body = request(
+        json!(3),
+        "tools/call",
+        json!({"name": "demo_progress", "arguments": {"steps": 3, "intervalMs": 5}}),
+    );
+    body["params"]["_meta"]["progressToken"] = json!("p-1");
+    let http = post(&gw, &[("MCP-Protocol-Version", MODERN)], &body);
+    assert!(
+        http.header("content-type")
+            .is_some_and(|t| t.starts_with("text/event-stream")),
+        "{:?}",
+        http.headers
+    );
+    let messages = mcp_messages(&http);
+    let progress: Vec<&Value> = messages
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress")
+        .collect();
+    assert_eq!(progress.len(), 3, "{messages:?}");
+    assert!(progress
+        .iter()
+        .all(|p| p["params"]["progressToken"] == "p-1"));
+    let last = messages.last().unwrap();
+    assert_eq!(last["id"], 3);
+    assert_eq!(last["result"]["resultType"], "complete");
+}
+
+#[test]
+fn closing_the_response_stream_cancels_the_call_downstream() {
+    let gw = demo_gateway(&[]);
+    let mut body = request(
+        json!("slow"),
+        "tools/call",
+        json!({"name": "demo_progress", "arguments": {"steps": 1000, "intervalMs": 20}}),
+    );
+    body["params"]["_meta"]["progressToken"] = json!(1);
+    let mut stream = send_on_own_connection(&gw, &body, &[("MCP-Protocol-Version", MODERN)]);
+    // The stream has begun (progress came): the call runs on the server.
+    let events = util::read_events(&mut stream, ANSWER, |events| !events.is_empty());
+    assert!(!events.is_empty(), "no progress before closing");
+    drop(stream);
+    gw.wait_log("demo: cancelled request", ANSWER);
+    wait_for(ANSWER, "the call to end", || {
+        (gw.health()["inFlight"] == 0).then_some(())
+    });
+}
+
+#[test]
+fn listen_is_acknowledged_then_carries_tagged_list_changed_from_a_child() {
+    let gw = demo_gateway(&[]);
+    let body = request(
+        json!("sub-1"),
+        "subscriptions/listen",
+        json!({"notifications": {"toolsListChanged": true, "promptsListChanged": true,
+                                 "resourceSubscriptions": ["demo://readme"]}}),
+    );
+    let mut stream = send_on_own_connection(&gw, &body, &[("MCP-Protocol-Version", MODERN)]);
+    let tag = "io.modelcontextprotocol/subscriptionId";
+    let events = util::read_events(&mut stream, ANSWER, |events| !events.is_empty());
+    let ack: Value = serde_json::from_str(&events[0].1).unwrap();
+    assert_eq!(ack["method"], "notifications/subscriptions/acknowledged");
+    assert_eq!(ack["params"]["_meta"][tag], "sub-1");
+    assert_eq!(
+        ack["params"]["notifications"],
+        json!({"toolsListChanged": true, "promptsListChanged": true,
+               "resourceSubscriptions": ["demo://readme"]})
+    );
+    // A child announces changed lists: the stream hears of it, tagged.
+    let changed = call(
+        &gw,
+        json!(1),
+        "tools/call",
+        json!({"name": "demo_notify_changed", "arguments": {}}),
+    );
+    assert_eq!(changed.status, 200, "{}", changed.text());
+    let touch = call(
+        &gw,
+        json!(2),
+        "tools/call",
+        json!({"name": "demo_touch", "arguments": {"uri": "demo://readme"}}),
+    );
+    assert_eq!(touch.status, 200, "{}", touch.text());
+    let events = util::read_events(&mut stream, ANSWER, |events| {
+        [
+            "resources/updated",
+            "tools/list_changed",
+            "prompts/list_changed",
+        ]
+        .iter()
+        .all(|m| events.iter().any(|(_, d)| d.contains(m)))
+    });
+    let frames: Vec<Value> = events
+        .iter()
+        .map(|(_, data)| serde_json::from_str(data).unwrap())
+        .collect();
+    assert!(
+        frames.iter().all(|f| f["params"]["_meta"][tag] == "sub-1"),
+        "{frames:?}"
+    );
+    let methods: Vec<&str> = frames
+        .iter()
+        .map(|f| f["method"].as_str().unwrap())
+        .collect();
+    for wanted in [
+        "notifications/resources/updated",
+        "notifications/tools/list_changed",
+        "notifications/prompts/list_changed",
+    ] {
+        assert!(methods.contains(&wanted), "{wanted}: {methods:?}");
+    }
+    assert!(
+        !methods.contains(&"notifications/resources/list_changed"),
+        "not asked for: {methods:?}"
+    );
+    // Closing the stream ends the subscription.
+    drop(stream);
+    wait_for(ANSWER, "the subscription to end", || {
+        (gw.health()["sessions"] == 0).then_some(())
+    });
+}
+
+#[test]
+fn listen_needs_an_event_stream() {
+    let gw = demo_gateway(&[]);
+    let body = request(json!(4), "subscriptions/listen", json!({}));
+    let http = gw.request(
+        "POST",
+        "/mcp",
+        &[
+            ("Accept", "application/json"),
+            ("Content-Type", "application/json"),
+            ("MCP-Protocol-Version", MODERN),
+        ],
+        body.to_string().as_bytes(),
+    );
+    assert_error(&http, 406, -32600, &json!(4));
+}
+
+#[test]
+fn a_stateless_notification_is_accepted_and_a_posted_response_refused() {
+    let gw = demo_gateway(&[]);
+    let note = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                      "params": {"requestId": 1}});
+    let http = post(&gw, &[("MCP-Protocol-Version", MODERN)], &note);
+    assert_eq!(http.status, 202, "{}", http.text());
+    let response = json!({"jsonrpc": "2.0", "id": 5, "result": {}});
+    let http = post(&gw, &[("MCP-Protocol-Version", MODERN)], &response);
+    assert_error(&http, 400, -32600, &json!(5));
+}

@@ -1,0 +1,115 @@
+"""Interop: the official Python MCP SDK 2.3 `Client` drives mcp-gateway in either protocol era.
+
+Usage: python eras_client.py MODE TARGET URL
+  MODE   auto (the SDK's default: probes server/discover, so 2026-07-28 against the gateway)
+         or legacy (the initialize handshake, 2025-11-25)
+  TARGET demo (the demo server, prefix demo_) or everything (server-everything, prefix ev_)
+Prints one JSON line per check to stdout; exits non-zero (with a traceback) on any mismatch.
+"""
+
+import asyncio
+import json
+import sys
+
+from mcp.client.client import Client
+from mcp.shared.exceptions import MCPError
+
+
+def report(check, **fields):
+    print(json.dumps({"check": check, **fields}), flush=True)
+
+
+async def expect_error(coro):
+    try:
+        await coro
+    except MCPError as e:
+        return e.error.code
+    raise AssertionError("expected an MCPError")
+
+
+async def demo(client, mode):
+    tools = {t.name for t in (await client.list_tools()).tools}
+    assert {"demo_echo", "demo_progress", "demo_notify_changed"} <= tools, sorted(tools)
+    report("tools/list", count=len(tools))
+
+    echo = await client.call_tool("demo_echo", {"text": "through the gateway"})
+    assert echo.content[0].text == "through the gateway", echo
+    report("tools/call")
+
+    steps = []
+
+    async def on_progress(value, total, message):
+        steps.append(value)
+
+    done = await client.call_tool(
+        "demo_progress", {"steps": 3, "intervalMs": 5}, progress_callback=on_progress
+    )
+    assert done.content[0].text == "done 3 steps", done
+    assert steps == [1, 2, 3], steps
+    report("progress", steps=steps)
+
+    readme = await client.read_resource("demo://readme")
+    assert "mcp-demo-server" in readme.contents[0].text, readme
+    code = await expect_error(client.read_resource("demo://nothing-here"))
+    report("resources/read", unknownCode=code)
+
+    prompts = {p.name for p in (await client.list_prompts()).prompts}
+    assert "demo_greet" in prompts, prompts
+    got = await client.get_prompt("demo_greet", {"name": "alice"})
+    assert "alice" in got.messages[0].content.text, got
+    report("prompts")
+
+    code = await expect_error(client.call_tool("no_such_tool", {}))
+    report("unknown tool", code=code)
+
+    if mode == "auto":
+        async with client.listen(tools_list_changed=True) as sub:
+            assert sub.honored.tools_list_changed, sub.honored
+            await client.call_tool("demo_notify_changed", {})
+            event = await asyncio.wait_for(sub.__anext__(), 10)
+            report("listen", event=type(event).__name__)
+
+
+async def everything(client, mode):
+    tools = {t.name for t in (await client.list_tools()).tools}
+    assert {"ev_echo", "ev_trigger-long-running-operation"} <= tools, sorted(tools)
+    report("tools/list", count=len(tools))
+
+    echo = await client.call_tool("ev_echo", {"message": "through the gateway"})
+    assert echo.content[0].text == "Echo: through the gateway", echo
+    report("tools/call")
+
+    steps = []
+
+    async def on_progress(value, total, message):
+        steps.append(value)
+
+    done = await client.call_tool(
+        "ev_trigger-long-running-operation",
+        {"duration": 0.3, "steps": 3},
+        progress_callback=on_progress,
+    )
+    assert not done.is_error, done
+    assert len(steps) == 3, steps
+    report("progress", steps=steps)
+
+    resources = (await client.list_resources()).resources
+    assert resources, resources
+    read = await client.read_resource(resources[0].uri)
+    assert read.contents, read
+    report("resources/read")
+
+    got = await client.get_prompt("ev_args-prompt", {"city": "Lisbon"})
+    assert "Lisbon" in got.messages[0].content.text, got
+    report("prompts")
+
+
+async def main(mode, target, url):
+    async with Client(url, mode=mode) as client:
+        assert client.server_info is None or client.server_info.name == "mcp-gateway", client.server_info
+        report("connect", protocolVersion=client.protocol_version)
+        await (demo if target == "demo" else everything)(client, mode)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3]))
