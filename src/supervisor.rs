@@ -10,7 +10,7 @@
 use crate::catalog::Catalog;
 use crate::config::{LocalServer, ServerConfig, ServerKind};
 use crate::downstream::child_io::{ChildEvent, ChildIo};
-use crate::downstream::handshake::{self, handshake};
+use crate::downstream::handshake;
 use crate::downstream::link::{Link, ServerPool};
 use crate::downstream::process::{self, Exiting};
 use crate::downstream::remote::link::{Events, RemoteLink, Target};
@@ -399,6 +399,11 @@ impl Running {
         let workers = self.sup.workers.clone();
         let wanted = self.wanted.clone();
         let deadline = now + server.init_timeout;
+        // Remote handles speak the 2025 handshake (their stateless transport is not built yet).
+        let protocol = match server.kind {
+            ServerKind::Local(_) => server.protocol,
+            ServerKind::Remote(_) => crate::config::Protocol::Legacy,
+        };
         let thread_link = link.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("init-{}", server.name))
@@ -408,7 +413,7 @@ impl Running {
                 let server = link.server();
                 let pool = &pools[server];
                 let shaken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    handshake(link.requester(), deadline)
+                    handshake::handshake_with(link.requester(), protocol, deadline)
                 }))
                 .unwrap_or_else(|panic| {
                     Err(format!(

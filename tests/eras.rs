@@ -641,3 +641,112 @@ fn a_stateless_notification_is_accepted_and_a_posted_response_refused() {
     let http = post(&gw, &[("MCP-Protocol-Version", MODERN)], &response);
     assert_error(&http, 400, -32600, &json!(5));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Downstream: each server in its own era
+// ---------------------------------------------------------------------------------------------
+
+fn gateway_for(server: Value) -> Gateway {
+    let gw = Gateway::start(json!({
+        "servers": [server],
+        "mapping": {"demo": {"prefix": "demo_"}},
+    }));
+    gw.wait_up();
+    gw
+}
+
+#[test]
+fn a_2026_only_child_is_probed_and_spoken_to_statelessly_by_clients_of_both_eras() {
+    let gw = gateway_for(demo("demo", &["--protocol", "modern"]));
+    gw.wait_log("ready (protocol 2026-07-28)", ANSWER);
+    wait_for(ANSWER, "its tools listed", || {
+        let tools = gw.get("/tools").json();
+        (tools["tools"].as_array().map(Vec::len) == Some(util::DEMO_TOOLS.len())).then_some(())
+    });
+    // A 2025 client's call reaches it with the protocol _meta the gateway adds.
+    let mut session = gw.mcp();
+    let echo = session.request(
+        "tools/call",
+        json!({"name": "demo_echo", "arguments": {"text": "from 2025"}}),
+    );
+    assert_eq!(
+        echo.response()["result"]["content"][0]["text"],
+        "from 2025",
+        "{:?}",
+        echo.response()
+    );
+    // A 2026 client's call too, with progress.
+    let mut body = request(
+        json!(1),
+        "tools/call",
+        json!({"name": "demo_progress", "arguments": {"steps": 2, "intervalMs": 1}}),
+    );
+    body["params"]["_meta"]["progressToken"] = json!("t");
+    let http = post(&gw, &[("MCP-Protocol-Version", MODERN)], &body);
+    let messages = mcp_messages(&http);
+    assert_eq!(
+        messages
+            .iter()
+            .filter(|m| m["method"] == "notifications/progress")
+            .count(),
+        2,
+        "{messages:?}"
+    );
+    assert_eq!(
+        messages.last().unwrap()["result"]["content"][0]["text"],
+        "done 2 steps"
+    );
+    let read = call(
+        &gw,
+        json!(2),
+        "resources/read",
+        json!({"uri": "demo://readme"}),
+    );
+    assert_eq!(
+        answer(&read)["result"]["resultType"],
+        "complete",
+        "{}",
+        read.text()
+    );
+    let logs = gw.logs();
+    assert!(
+        logs.contains("demo: tools/call with the 2026-07-28 _meta"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("demo: tools/list with the 2026-07-28 _meta"),
+        "{logs}"
+    );
+    assert!(!logs.contains("demo: refused"), "{logs}");
+}
+
+#[test]
+fn a_dual_era_child_is_spoken_to_in_the_era_its_protocol_key_names() {
+    let gw = gateway_for(demo("demo", &["--protocol", "dual"]));
+    gw.wait_log("ready (protocol 2026-07-28)", ANSWER);
+    drop(gw);
+    let pinned = json!({"name": "demo", "command": [util::demo_server(), "--protocol", "dual"],
+                        "protocol": "2025-11-25"});
+    let gw = gateway_for(pinned);
+    gw.wait_log("ready (protocol 2025-11-25)", ANSWER);
+    let http = gw.call("demo_echo", json!({"text": "pinned"}));
+    assert_eq!(http.json()["result"]["content"][0]["text"], "pinned");
+}
+
+#[test]
+fn a_2025_child_answers_the_probe_with_an_error_and_is_initialized() {
+    let gw = gateway_for(demo("demo", &[]));
+    gw.wait_log("ready (protocol 2025-11-25)", ANSWER);
+    let http = gw.call("demo_echo", json!({"text": "legacy"}));
+    assert_eq!(http.json()["result"]["content"][0]["text"], "legacy");
+    // Insisting on 2026-07-28 for it fails its start, and /health says why.
+    let strict =
+        json!({"name": "demo", "command": [util::demo_server()], "protocol": "2026-07-28"});
+    let gw = Gateway::start(json!({"servers": [strict]}));
+    let error = wait_for(ANSWER, "the start to fail", || {
+        gw.server_health("demo")["lastError"]
+            .as_str()
+            .map(str::to_string)
+    });
+    assert!(error.contains("server/discover"), "{error}");
+}

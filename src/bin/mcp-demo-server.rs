@@ -87,6 +87,10 @@
 //! * `--tools LIST`: comma-separated built-in tools to offer (default: all).
 //! * `--name NAME`: `serverInfo.name` (default: env `DEMO_SERVER_NAME`, else `mcp-demo-server`).
 //! * `--request-timeout MS`: how long roots/sample/elicit wait for the client (default 30000).
+//! * `--protocol legacy|dual|modern` (default legacy): `dual` also answers `server/discover`
+//!   (2026-07-28 and the 2025 versions); `modern` speaks only 2026-07-28: it refuses `initialize`
+//!   and every request without `_meta` naming that version and client capabilities (-32602), and
+//!   writes `demo: <method> with the 2026-07-28 _meta` to stderr for each one it serves.
 //! * `--cache-ttl MS`: put `ttlMs: MS` on list results (the caching hints of MCP 2026-07-28).
 //! * `--cache-private`: put `cacheScope: "private"` on list results.
 //! * `-h/--help`, `-V/--version`.
@@ -113,6 +117,9 @@ macro_rules! note {
 }
 
 const LATEST_VERSION: &str = "2025-11-25";
+/// The stateless revision `--protocol dual|modern` speaks.
+const MODERN_VERSION: &str = "2026-07-28";
+const MODERN_VERSION_KEY: &str = "io.modelcontextprotocol/protocolVersion";
 const SUPPORTED_VERSIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
 const DEFAULT_NAME: &str = "mcp-demo-server";
 
@@ -207,6 +214,7 @@ Flags:
   --tools LIST           comma-separated built-in tools to offer (default: all)
   --name NAME            serverInfo.name (default: $DEMO_SERVER_NAME or mcp-demo-server)
   --request-timeout MS   how long roots/sample/elicit wait for the client (default 30000)
+  --protocol ERA         legacy (default), dual (also server/discover) or modern (2026-07-28 only)
   --cache-ttl MS         put ttlMs: MS on list results (MCP 2026-07-28 caching hints)
   --cache-private        put cacheScope: \"private\" on list results
   -h, --help             print this help and exit
@@ -242,6 +250,20 @@ struct Config {
     cache_ttl_ms: Option<u64>,
     /// `--cache-private`: `cacheScope: "private"` on list results.
     cache_private: bool,
+    /// `--protocol`: which eras the server speaks.
+    protocol: Era,
+}
+
+/// `--protocol legacy|dual|modern`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Era {
+    /// 2025 only: `server/discover` is an unknown method.
+    #[default]
+    Legacy,
+    /// Both: `server/discover` and `initialize`.
+    Dual,
+    /// 2026-07-28 only: no `initialize`; every request must carry the protocol `_meta`.
+    Modern,
 }
 
 impl Config {
@@ -345,6 +367,18 @@ fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Cli, String> {
             "--name" => cfg.name = Some(take_value(&flag, inline, &mut it)?),
             "--cache-ttl" => {
                 cfg.cache_ttl_ms = Some(parse_num(&flag, &take_value(&flag, inline, &mut it)?)?)
+            }
+            "--protocol" => {
+                cfg.protocol = match take_value(&flag, inline, &mut it)?.as_str() {
+                    "legacy" => Era::Legacy,
+                    "dual" => Era::Dual,
+                    "modern" => Era::Modern,
+                    other => {
+                        return Err(format!(
+                            "{flag}: '{other}' is not one of legacy, dual, modern"
+                        ))
+                    }
+                }
             }
             "--cache-private" => {
                 if inline.is_some() {
@@ -1734,6 +1768,29 @@ impl Server {
     }
 
     fn handle_request(self: &Arc<Self>, reply: Reply, method: &str, p: Map<String, Value>) {
+        if self.cfg.protocol != Era::Legacy && method == "server/discover" {
+            return reply.ok(&self.discover());
+        }
+        if self.cfg.protocol == Era::Modern {
+            if method == "initialize" {
+                return reply.err(RpcError::new(
+                    METHOD_NOT_FOUND,
+                    "Method not found: initialize (this server speaks only 2026-07-28)",
+                ));
+            }
+            let meta = p.get("_meta");
+            let version = meta
+                .and_then(|m| m.get(MODERN_VERSION_KEY))
+                .and_then(Value::as_str);
+            let caps = meta.and_then(|m| m.get("io.modelcontextprotocol/clientCapabilities"));
+            if version != Some(MODERN_VERSION) || !caps.is_some_and(Value::is_object) {
+                note!("demo: refused {method} without the 2026-07-28 _meta");
+                return reply.err(invalid_params(
+                    "Invalid params: params._meta must carry io.modelcontextprotocol/protocolVersion 2026-07-28 and clientCapabilities",
+                ));
+            }
+            note!("demo: {method} with the 2026-07-28 _meta");
+        }
         match method {
             "ping" => reply.ok(&json!({})),
             "initialize" => self.initialize(reply, &p),
@@ -1759,6 +1816,27 @@ impl Server {
     }
 
     // --- lifecycle ---------------------------------------------------------------------
+
+    fn discover(&self) -> Value {
+        let mut versions = vec![MODERN_VERSION];
+        if self.cfg.protocol == Era::Dual {
+            versions.extend(SUPPORTED_VERSIONS);
+        }
+        json!({
+            "resultType": "complete",
+            "supportedVersions": versions,
+            "capabilities": {
+                "tools": {"listChanged": true},
+                "resources": {"subscribe": true, "listChanged": true},
+                "prompts": {"listChanged": true},
+                "completions": {}
+            },
+            "_meta": {"io.modelcontextprotocol/serverInfo":
+                {"name": self.name, "version": env!("CARGO_PKG_VERSION")}},
+            "ttlMs": 0,
+            "cacheScope": "public"
+        })
+    }
 
     fn initialize(self: &Arc<Self>, reply: Reply, p: &Map<String, Value>) {
         let Some(requested) = p.get("protocolVersion").and_then(Value::as_str) else {

@@ -13,8 +13,9 @@ use serde_json::Value;
 
 use super::schema::{describe, quote, Checker, Env, Object};
 use super::types::{
-    Config, Cors, GatewayConfig, LocalServer, Mapping, PoolSettings, Recycle, RemoteServer,
-    RemoteTransport, ServerConfig, ServerKind, Share, StripPrefix, ToolFilter, ToolOverride,
+    Config, Cors, GatewayConfig, LocalServer, Mapping, PoolSettings, Protocol, Recycle,
+    RemoteServer, RemoteTransport, ServerConfig, ServerKind, Share, StripPrefix, ToolFilter,
+    ToolOverride,
 };
 use super::{key_path, secret, Problem};
 
@@ -113,7 +114,9 @@ const COMMON_SERVER_KEYS: &[&str] = &[
     "share",
     "callTimeout",
     "initTimeout",
+    "protocol",
 ];
+const PROTOCOLS: &[&str] = &["auto", "2025-11-25", "2026-07-28"];
 const SHARES: &[&str] = &["shared", "session", "call"];
 const SHARE_HINTS: &[(&str, &str)] = &[
     ("per-session", "write \"session\""),
@@ -655,6 +658,23 @@ fn server(
     let init_timeout = c
         .field(obj, path, "initTimeout", |c, v, p| c.millis(v, p, 1))
         .unwrap_or(DEFAULT_INIT_TIMEOUT);
+    let protocol = c
+        .field(obj, path, "protocol", |c, v, p| {
+            let protocol = match c.choice(v, p, PROTOCOLS, &[])? {
+                "2025-11-25" => Protocol::Legacy,
+                "2026-07-28" => Protocol::Modern,
+                _ => Protocol::Auto,
+            };
+            if protocol == Protocol::Modern && matches!(kind, Some(Kind::Remote(_))) {
+                c.report(
+                    p,
+                    "\"2026-07-28\" is not supported for remote servers yet; use \"auto\" or \"2025-11-25\" (remote servers are spoken to with the initialize handshake)",
+                );
+                return None;
+            }
+            Some(protocol)
+        })
+        .unwrap_or_default();
     let kind = match kind {
         Some(Kind::Local) => local(c, obj, path).map(ServerKind::Local),
         Some(Kind::Remote(implied)) => remote(c, obj, path, implied).map(ServerKind::Remote),
@@ -671,6 +691,7 @@ fn server(
             init_timeout,
             mapping: Mapping::default(),
             filters: ToolFilter::default(),
+            protocol,
         }),
         _ => None,
     };
@@ -2169,7 +2190,7 @@ mod tests {
         assert_eq!(
             problem(r#"{"mcpServers": {"gh": {"command": "x", "autoApprove": []}}}"#),
             "mcpServers.gh.autoApprove: unknown key (allowed here: name, type, enabled, poolSize, minConnections, \
-             acquireTimeout, idleTimeout, maxConcurrency, maxLifetime, maxCalls, maxRssBytes, share, callTimeout, initTimeout, command, args, cwd, env, url, transport, headers, caFile)"
+             acquireTimeout, idleTimeout, maxConcurrency, maxLifetime, maxCalls, maxRssBytes, share, callTimeout, initTimeout, protocol, command, args, cwd, env, url, transport, headers, caFile)"
         );
         assert_eq!(
             problem(r#"{"mcpServers": ["x"]}"#),
@@ -2188,6 +2209,28 @@ mod tests {
                 "servers[0].poolSize: expected an integer of at least 1, found 0",
             ]
         );
+    }
+
+    #[test]
+    fn protocol_names_the_era_spoken_to_a_server() {
+        let config = parse(
+            r#"{"servers": [{"name": "a", "command": "x"},
+                            {"name": "b", "command": "x", "protocol": "2025-11-25"},
+                            {"name": "c", "command": "x", "protocol": "2026-07-28"}]}"#,
+        );
+        let protocols: Vec<Protocol> = config.servers.iter().map(|s| s.protocol).collect();
+        assert_eq!(
+            protocols,
+            [Protocol::Auto, Protocol::Legacy, Protocol::Modern]
+        );
+        assert!(
+            problem(r#"{"servers": [{"name": "a", "command": "x", "protocol": "2026"}]}"#)
+                .starts_with("servers[0].protocol: ")
+        );
+        assert!(problem(
+            r#"{"servers": [{"name": "a", "url": "http://h/mcp", "protocol": "2026-07-28"}]}"#
+        )
+        .contains("not supported for remote servers yet"));
     }
 
     #[test]

@@ -102,6 +102,20 @@ pub struct ServerConfig {
     pub mapping: Mapping,
     /// From `toolFilters.<name>`; default: everything included.
     pub filters: ToolFilter,
+    /// `protocol`, default auto: which protocol era the gateway speaks to the server.
+    pub protocol: Protocol,
+}
+
+/// `protocol` of a server: the era the gateway speaks to it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Protocol {
+    /// Probe with `server/discover`; a server that does not answer it gets `initialize`.
+    #[default]
+    Auto,
+    /// The initialize handshake (2025-11-25 and the versions before it).
+    Legacy,
+    /// 2026-07-28 only: no handshake, every request carries its own `_meta`.
+    Modern,
 }
 
 #[derive(Debug, Clone)]

@@ -56,6 +56,8 @@ impl Flight {
     pub fn new(job: Job, claim: Handle<Link>, carrier: &Carrier, now: Instant) -> (Flight, Params) {
         let timeout = carrier.timeouts[job.server];
         let route = job.route();
+        let mut params = job.params;
+        super::era::prepare(&mut params, claim.member.requester().modern());
         let flight = Flight {
             route,
             progress_token: job.progress_token,
@@ -68,7 +70,7 @@ impl Flight {
             claim: Some(claim),
             carrier: carrier.clone(),
         };
-        (flight, job.params)
+        (flight, params)
     }
 
     /// Whether the client asked for progress.

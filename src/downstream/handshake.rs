@@ -1,7 +1,10 @@
-//! Bringing a fresh handle into service: `initialize`, `notifications/initialized`, and the listings
-//! the registry needs (every page of each list the server's capabilities announce).
+//! Bringing a fresh handle into service: the `server/discover` probe (protocol 2026-07-28) or
+//! `initialize` and `notifications/initialized` (2025), and the listings the registry needs (every
+//! page of each list the server's capabilities announce).
 
+use super::era;
 use super::{CallError, Requester};
+use crate::config::Protocol;
 use crate::registry::{ListKind, Listing};
 use crate::rpc::stamp::Cache;
 use serde_json::{json, Map, Value};
@@ -12,6 +15,9 @@ pub const LATEST_PROTOCOL_VERSION: &str = "2025-11-25";
 /// Every version the gateway speaks, newest first.
 pub const SUPPORTED_PROTOCOL_VERSIONS: &[&str] =
     &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+/// How long `server/discover` may take before a server is taken for a 2025 one (as the Python
+/// SDK's probe); `initialize` then gets what is left of `initTimeout`.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// A server answering more pages than this is looping.
 const MAX_PAGES: usize = 1000;
 
@@ -31,8 +37,91 @@ pub struct Ready {
     pub listing: Listing,
 }
 
-/// Runs the handshake, all of it bounded by `deadline`. Errors are sentences for logs and `/health`.
+/// Brings the handle up in the era `protocol` asks for: with `auto`, a server that answers
+/// `server/discover` naming 2026-07-28 is spoken to statelessly and any other answer (an error, a
+/// result naming only 2025 versions) falls back to `initialize`; with `2026-07-28` that fall-back is
+/// an error. All of it is bounded by `deadline`.
+pub fn handshake_with(
+    child: &dyn Requester,
+    protocol: Protocol,
+    deadline: Instant,
+) -> Result<Ready, String> {
+    if protocol == Protocol::Legacy {
+        return handshake_2025(child, deadline);
+    }
+    let probe = |deadline: Instant| {
+        let params = json!({"_meta": era::own_meta()});
+        request(child, "server/discover", params, deadline)
+    };
+    let probe_deadline = deadline.min(Instant::now() + PROBE_TIMEOUT);
+    let timed_out = match probe(probe_deadline) {
+        Ok(discovered) if era::speaks_modern(&discovered) => {
+            return ready_modern(child, &discovered, deadline)
+        }
+        Ok(_) if protocol == Protocol::Modern => {
+            return Err(format!(
+                "its server/discover result does not name {} (its \"protocol\" is that)",
+                era::MODERN_VERSION
+            ))
+        }
+        Err(e) if protocol == Protocol::Modern => return Err(e),
+        Ok(_) => {
+            log::debug!(
+                "{}: server/discover names no 2026-07-28; initializing",
+                child.label()
+            );
+            false
+        }
+        Err(e) => {
+            log::debug!("{}: {e}; initializing", child.label());
+            Instant::now() >= probe_deadline
+        }
+    };
+    match handshake_2025(child, deadline) {
+        // A slow starter may have taken the probe after all and refuse initialize now: ask again.
+        Err(e) if timed_out => match probe(deadline) {
+            Ok(discovered) if era::speaks_modern(&discovered) => {
+                ready_modern(child, &discovered, deadline)
+            }
+            _ => Err(e),
+        },
+        done => done,
+    }
+}
+
+/// A 2026-07-28 server: what `server/discover` said, then its lists.
+fn ready_modern(
+    child: &dyn Requester,
+    discovered: &Value,
+    deadline: Instant,
+) -> Result<Ready, String> {
+    let info = ServerInfo {
+        protocol_version: era::MODERN_VERSION.to_string(),
+        capabilities: discovered
+            .get("capabilities")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default(),
+        server_info: discovered
+            .pointer("/_meta/io.modelcontextprotocol~1serverInfo")
+            .cloned()
+            .unwrap_or(Value::Null),
+        instructions: discovered
+            .get("instructions")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    };
+    child.set_modern();
+    let listing = listing(child, &info, deadline)?;
+    Ok(Ready { info, listing })
+}
+
+/// The initialize handshake of the 2025 revisions (what remote handles speak).
 pub fn handshake(child: &dyn Requester, deadline: Instant) -> Result<Ready, String> {
+    handshake_2025(child, deadline)
+}
+
+fn handshake_2025(child: &dyn Requester, deadline: Instant) -> Result<Ready, String> {
     // What a server may ask during a call goes to the client that made it (refused when that client
     // cannot answer); asked outside a call, roots/list gets an empty list.
     let params = json!({
@@ -43,6 +132,12 @@ pub fn handshake(child: &dyn Requester, deadline: Instant) -> Result<Ready, Stri
     let result = request(child, "initialize", params, deadline)?;
     let info = parse_initialize(&result)?;
     child.initialized();
+    let listing = listing(child, &info, deadline)?;
+    Ok(Ready { info, listing })
+}
+
+/// Every list the server's capabilities announce.
+fn listing(child: &dyn Requester, info: &ServerInfo, deadline: Instant) -> Result<Listing, String> {
     let mut listing = Listing {
         capabilities: info.capabilities.clone(),
         ..Listing::default()
@@ -61,7 +156,7 @@ pub fn handshake(child: &dyn Requester, deadline: Instant) -> Result<Ready, Stri
             Err(e) => log::warn!("{}: {e}; its {} are not listed", child.label(), kind.key()),
         }
     }
-    Ok(Ready { info, listing })
+    Ok(listing)
 }
 
 /// Whether the capabilities announce a list.
@@ -172,6 +267,12 @@ fn request(
     let params = match params {
         Value::Object(map) => map,
         _ => Map::new(),
+    };
+    // A 2026-07-28 server needs the protocol fields on every request.
+    let params = if child.modern() {
+        era::with_own_meta(Some(params))
+    } else {
+        params
     };
     match child.request(method, Some(params), deadline) {
         Ok(Ok(result)) => serde_json::from_str(result.get())

@@ -12,6 +12,7 @@
 //! - `wanted`: what clients asked every server process to be told (log level, subscriptions).
 
 pub mod child_io;
+pub mod era;
 pub mod flight;
 pub mod handshake;
 pub mod link;
@@ -105,6 +106,12 @@ pub trait Requester {
     ) -> Result<Answer, CallError>;
     /// A notification, best effort.
     fn notify(&self, method: &str, params: Option<&Value>);
+    /// Whether the handshake chose 2026-07-28 for this handle (`era`).
+    fn modern(&self) -> bool {
+        false
+    }
+    /// The handshake chose 2026-07-28: every request to the handle carries `_meta` from now on.
+    fn set_modern(&self) {}
     /// Ends the handshake: `notifications/initialized`.
     fn initialized(&self) {
         self.notify("notifications/initialized", None);

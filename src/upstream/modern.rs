@@ -27,7 +27,7 @@ use crate::http::Request;
 use crate::job::{Answer, ReplyTo, Slot};
 use crate::registry::ListKind;
 use crate::rpc::{self, codes, stamp, Id, Incoming, Params};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::time::Instant;
 
 /// The stateless revisions the gateway serves, newest first.
@@ -35,8 +35,6 @@ pub const MODERN_VERSIONS: &[&str] = &["2026-07-28"];
 
 pub const VERSION_KEY: &str = "io.modelcontextprotocol/protocolVersion";
 pub const CAPABILITIES_KEY: &str = "io.modelcontextprotocol/clientCapabilities";
-/// The `_meta` prefix of the revision's per-request fields (not for 2025 servers).
-const PROTOCOL_PREFIX: &str = "io.modelcontextprotocol/";
 
 /// Methods 2025 had and 2026-07-28 removed.
 const REMOVED: &[&str] = &[
@@ -278,23 +276,6 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// `params._meta` without the revision's own fields, which mean nothing to a 2025 server (what
-/// else the client put there, such as `progressToken`, stays).
-fn strip_protocol_meta(params: &mut Params) {
-    let Some(Value::Object(meta)) = params.get("_meta") else {
-        return;
-    };
-    let kept: Map<String, Value> = meta
-        .into_iter()
-        .filter(|(k, _)| !k.starts_with(PROTOCOL_PREFIX))
-        .collect();
-    if kept.is_empty() {
-        params.remove("_meta");
-    } else {
-        params.set("_meta", &Value::Object(kept));
-    }
-}
-
 /// `server/discover`'s result.
 fn discover(registry: &crate::registry::Snapshot) -> String {
     json!({
@@ -355,7 +336,7 @@ impl Router {
         if let Err(refusal) = check(Mirrored::of(req), &method, params.as_ref()) {
             return respond(refusal.response(Some(&id)));
         }
-        let mut params = params.unwrap_or_default();
+        let params = params.unwrap_or_default();
         let registry = self.registry.clone();
         let list = |kind: ListKind| match registry.page(kind, params.get("cursor").as_ref()) {
             Ok(page) => {
@@ -379,7 +360,6 @@ impl Router {
                 let read = (method == "resources/read")
                     .then(|| params.str("uri"))
                     .flatten();
-                strip_protocol_meta(&mut params);
                 let to = ReplyTo::Conn(conn);
                 match mcp::stateless_call(&registry, id.clone(), &method, params, to, now) {
                     mcp::Action::Dispatch(mut job) => {
@@ -509,16 +489,5 @@ mod tests {
             Some(" padded ")
         );
         assert_eq!(decode_header("=?base64?!!?="), None);
-    }
-
-    #[test]
-    fn protocol_meta_stays_out_of_what_2025_servers_get() {
-        let mut p = params(json!({"name": "x", "_meta": meta()}));
-        strip_protocol_meta(&mut p);
-        assert_eq!(serde_json::to_string(&p).unwrap(), r#"{"name":"x"}"#);
-        let mut with_token =
-            params(json!({"_meta": {VERSION_KEY: "2026-07-28", "progressToken": 3}}));
-        strip_protocol_meta(&mut with_token);
-        assert_eq!(with_token.get("_meta"), Some(json!({"progressToken": 3})));
     }
 }
