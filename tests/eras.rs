@@ -721,6 +721,39 @@ fn a_2026_only_child_is_probed_and_spoken_to_statelessly_by_clients_of_both_eras
 }
 
 #[test]
+fn the_python_sdks_own_stdio_server_is_spoken_to_statelessly_for_clients_of_both_eras() {
+    let script = util::interop_script("eras_server.py");
+    let gw = Gateway::start(json!({
+        "servers": [{"name": "py", "command": [util::python(), script]}],
+        "mapping": {"py": {"prefix": "py_"}},
+    }));
+    gw.wait_up();
+    gw.wait_log("ready (protocol 2026-07-28)", ANSWER);
+    let expected = [
+        "connect",
+        "tools/list",
+        "tools/call",
+        "progress",
+        "resources/read",
+        "prompts",
+    ];
+    let modern = sdk(&gw, "auto", "python");
+    assert_eq!(names(&modern), expected);
+    assert_eq!(modern[0]["protocolVersion"], MODERN);
+    let legacy = sdk(&gw, "legacy", "python");
+    assert_eq!(names(&legacy), expected);
+    assert_eq!(legacy[0]["protocolVersion"], "2025-11-25");
+    // Its caching hints reach the merged lists.
+    let list = call(&gw, json!(1), "tools/list", json!({}));
+    assert_eq!(
+        answer(&list)["result"]["cacheScope"],
+        "private",
+        "{}",
+        list.text()
+    );
+}
+
+#[test]
 fn a_dual_era_child_is_spoken_to_in_the_era_its_protocol_key_names() {
     let gw = gateway_for(demo("demo", &["--protocol", "dual"]));
     gw.wait_log("ready (protocol 2026-07-28)", ANSWER);
@@ -749,4 +782,24 @@ fn a_2025_child_answers_the_probe_with_an_error_and_is_initialized() {
             .map(str::to_string)
     });
     assert!(error.contains("server/discover"), "{error}");
+}
+
+#[test]
+fn a_stateless_call_waits_for_a_server_that_is_still_starting() {
+    let gw = Gateway::start(json!({
+        "servers": [demo("demo", &["--init-delay", "1500"])],
+        "mapping": {"demo": {"prefix": "demo_"}},
+    }));
+    // Sent before the server has listed its tools (without holding: −32602 unknown tool).
+    assert!(!gw.logs().contains("ready (protocol"), "{}", gw.logs());
+    let http = call(
+        &gw,
+        json!("early"),
+        "tools/call",
+        json!({"name": "demo_echo", "arguments": {"text": "waited"}}),
+    );
+    assert_eq!(http.status, 200, "{}", http.text());
+    let body = answer(&http);
+    assert_eq!(body["id"], "early");
+    assert_eq!(body["result"]["content"][0]["text"], "waited", "{body}");
 }

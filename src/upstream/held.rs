@@ -11,7 +11,7 @@ use super::{mcp, Outgoing, Response, Router};
 use crate::config::ServerKind;
 use crate::job::{ReplyTo, Slot};
 use crate::pool::Status;
-use crate::rpc::{codes, Incoming};
+use crate::rpc::{codes, Id, Incoming, Params};
 use serde_json::value::RawValue;
 use std::time::Instant;
 
@@ -31,6 +31,14 @@ pub enum Held {
         session: Slot,
         to: ReplyTo,
         message: Incoming,
+        created: Instant,
+    },
+    /// A 2026-07-28 call waiting on connection `conn` (no session).
+    Modern {
+        conn: Slot,
+        id: Id,
+        method: String,
+        params: Params,
         created: Instant,
     },
 }
@@ -91,6 +99,23 @@ impl Router {
                     message,
                     created,
                 } => self.run_mcp(session, to, message, created, now),
+                Held::Modern {
+                    conn,
+                    id,
+                    method,
+                    params,
+                    created,
+                } => {
+                    if let Some(answer) =
+                        self.stateless_call(conn, id, method, params, created, now)
+                    {
+                        self.outbox.push(Outgoing::Answer {
+                            conn,
+                            status: answer.status,
+                            body: answer.body,
+                        });
+                    }
+                }
             }
         }
     }
@@ -196,6 +221,7 @@ impl Router {
         self.held.retain(|(held, _)| match held {
             Held::Rest { conn: c, .. } => *c != conn,
             Held::Mcp { to, .. } => *to != ReplyTo::Conn(conn),
+            Held::Modern { conn: c, .. } => *c != conn,
         });
     }
 
@@ -225,6 +251,18 @@ impl Router {
                         );
                         self.answer(to, json);
                     }
+                }
+                Held::Modern { conn, id, .. } => {
+                    let body = crate::rpc::error_response(
+                        Some(id.json()),
+                        codes::SERVER_UNAVAILABLE,
+                        message,
+                    );
+                    self.outbox.push(Outgoing::Answer {
+                        conn,
+                        status: 503,
+                        body,
+                    });
                 }
             }
         }

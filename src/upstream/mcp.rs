@@ -229,26 +229,19 @@ pub fn capabilities(registry: &Snapshot) -> Map<String, Value> {
 }
 
 /// A call of the stateless (2026-07-28) era, which has no session: routed as a session's would
-/// be (unknown names are refused at once, never held). Methods other than the four calls are the
-/// caller's to answer.
+/// be (`origin.session` is None). Methods other than the four calls are the caller's to answer.
 pub fn stateless_call(
     registry: &Snapshot,
     id: Id,
     method: &str,
     params: Params,
-    to: ReplyTo,
-    now: Instant,
+    origin: Origin,
 ) -> Action {
     let call = Call {
         registry,
         id,
         params,
-        origin: Origin {
-            session: None,
-            to,
-            now,
-            may_hold: false,
-        },
+        origin,
     };
     match method {
         "tools/call" => call.tool(),

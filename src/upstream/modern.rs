@@ -292,6 +292,54 @@ fn discover(registry: &crate::registry::Snapshot) -> String {
 }
 
 impl Router {
+    /// A stateless call (first time or again): its answer now, or None when it was dispatched (or
+    /// held, when it names what a server that is still starting may offer).
+    pub(super) fn stateless_call(
+        &mut self,
+        conn: Slot,
+        id: Id,
+        method: String,
+        params: Params,
+        created: Instant,
+        now: Instant,
+    ) -> Option<Response> {
+        let deadline = self.hold_deadline(created, now);
+        let read = (method == "resources/read")
+            .then(|| params.str("uri"))
+            .flatten();
+        let origin = mcp::Origin {
+            session: None,
+            to: ReplyTo::Conn(conn),
+            now: created,
+            may_hold: deadline.is_some(),
+        };
+        // Keep a copy only when holding is possible: the common case pays nothing.
+        let copy = deadline.map(|_| params.clone());
+        let registry = self.registry.clone();
+        match mcp::stateless_call(&registry, id.clone(), &method, params, origin) {
+            mcp::Action::Dispatch(mut job) => {
+                job.answer = Answer::Modern { id, read };
+                self.dispatch(*job);
+                None
+            }
+            mcp::Action::Reply(body) => Some(gateway_error(&id, body)),
+            mcp::Action::Hold => {
+                if let (Some(params), Some(deadline)) = (copy, deadline) {
+                    let held = super::held::Held::Modern {
+                        conn,
+                        id,
+                        method,
+                        params,
+                        created,
+                    };
+                    self.hold(held, deadline);
+                }
+                None
+            }
+            other => unreachable!("a stateless call is answered or dispatched, not {other:?}"),
+        }
+    }
+
     /// A POST of the stateless era.
     pub(super) fn modern_post(&mut self, conn: Slot, req: &Request, now: Instant) -> Outcome {
         let respond = Outcome::Respond;
@@ -357,21 +405,12 @@ impl Router {
             "resources/templates/list" => respond(list(ListKind::Templates)),
             "subscriptions/listen" => self.listen(conn, req, id, &params, now),
             "tools/call" | "prompts/get" | "resources/read" | "completion/complete" => {
-                let read = (method == "resources/read")
-                    .then(|| params.str("uri"))
-                    .flatten();
-                let to = ReplyTo::Conn(conn);
-                match mcp::stateless_call(&registry, id.clone(), &method, params, to, now) {
-                    mcp::Action::Dispatch(mut job) => {
-                        job.answer = Answer::Modern { id, read };
-                        self.dispatch(*job);
-                        Outcome::Await {
-                            headers: Vec::new(),
-                            sse: req.accepts("text/event-stream") && req.minor_version == 1,
-                        }
-                    }
-                    mcp::Action::Reply(body) => respond(gateway_error(&id, body)),
-                    other => unreachable!("a stateless call is answered or dispatched, not {other:?}"),
+                match self.stateless_call(conn, id, method, params, now, now) {
+                    Some(response) => respond(response),
+                    None => Outcome::Await {
+                        headers: Vec::new(),
+                        sse: req.accepts("text/event-stream") && req.minor_version == 1,
+                    },
                 }
             }
             removed if REMOVED.contains(&removed) => respond(

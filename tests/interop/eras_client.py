@@ -3,7 +3,8 @@
 Usage: python eras_client.py MODE TARGET URL
   MODE   auto (the SDK's default: probes server/discover, so 2026-07-28 against the gateway)
          or legacy (the initialize handshake, 2025-11-25)
-  TARGET demo (the demo server, prefix demo_) or everything (server-everything, prefix ev_)
+  TARGET demo (the demo server, prefix demo_), everything (server-everything, prefix ev_) or
+         python (tests/interop/eras_server.py, the SDK's own dual-era stdio server, prefix py_)
 Prints one JSON line per check to stdout; exits non-zero (with a traceback) on any mismatch.
 """
 
@@ -104,11 +105,42 @@ async def everything(client, mode):
     report("prompts")
 
 
+async def python_sdk(client, mode):
+    tools = {t.name for t in (await client.list_tools()).tools}
+    assert {"py_shout", "py_count"} <= tools, sorted(tools)
+    report("tools/list", count=len(tools))
+
+    shout = await client.call_tool("py_shout", {"text": "quiet"})
+    assert shout.content[0].text == "QUIET", shout
+    report("tools/call")
+
+    steps = []
+
+    async def on_progress(value, total, message):
+        steps.append(value)
+
+    done = await client.call_tool("py_count", {"steps": 3}, progress_callback=on_progress)
+    assert done.content[0].text == "counted 3", done
+    assert steps == [1, 2, 3], steps
+    report("progress", steps=steps)
+
+    note = await client.read_resource("py://note")
+    assert note.contents[0].text == "a note from the Python SDK", note
+    report("resources/read")
+
+    got = await client.get_prompt("py_hello", {"name": "Ada"})
+    assert "Hello, Ada!" in got.messages[0].content.text, got
+    report("prompts")
+
+
+TARGETS = {"demo": demo, "everything": everything, "python": python_sdk}
+
+
 async def main(mode, target, url):
     async with Client(url, mode=mode) as client:
         assert client.server_info is None or client.server_info.name == "mcp-gateway", client.server_info
         report("connect", protocolVersion=client.protocol_version)
-        await (demo if target == "demo" else everything)(client, mode)
+        await TARGETS[target](client, mode)
 
 
 if __name__ == "__main__":
