@@ -803,3 +803,39 @@ fn a_stateless_call_waits_for_a_server_that_is_still_starting() {
     assert_eq!(body["id"], "early");
     assert_eq!(body["result"]["content"][0]["text"], "waited", "{body}");
 }
+
+#[test]
+fn a_2026_childs_list_changed_comes_through_the_subscription_the_gateway_holds_on_it() {
+    let gw = gateway_for(demo("demo", &["--protocol", "modern"]));
+    gw.wait_log(
+        "demo: subscriptions/listen with the 2026-07-28 _meta",
+        ANSWER,
+    );
+    let body = request(
+        json!(9),
+        "subscriptions/listen",
+        json!({"notifications": {"toolsListChanged": true}}),
+    );
+    let mut stream = send_on_own_connection(&gw, &body, &[("MCP-Protocol-Version", MODERN)]);
+    let acked = util::read_events(&mut stream, ANSWER, |events| !events.is_empty());
+    assert!(
+        acked[0].1.contains("subscriptions/acknowledged"),
+        "{acked:?}"
+    );
+    // The child sends list_changed only on a listen (and only what it asked for).
+    let changed = call(
+        &gw,
+        json!(1),
+        "tools/call",
+        json!({"name": "demo_notify_changed", "arguments": {}}),
+    );
+    assert_eq!(changed.status, 200, "{}", changed.text());
+    let events = util::read_events(&mut stream, ANSWER, |events| {
+        events.iter().any(|(_, d)| d.contains("tools/list_changed"))
+    });
+    assert!(
+        events.iter().any(|(_, d)| d.contains("tools/list_changed")),
+        "{events:?}\n{}",
+        gw.logs()
+    );
+}

@@ -90,7 +90,9 @@
 //! * `--protocol legacy|dual|modern` (default legacy): `dual` also answers `server/discover`
 //!   (2026-07-28 and the 2025 versions); `modern` speaks only 2026-07-28: it refuses `initialize`
 //!   and every request without `_meta` naming that version and client capabilities (-32602), and
-//!   writes `demo: <method> with the 2026-07-28 _meta` to stderr for each one it serves.
+//!   writes `demo: <method> with the 2026-07-28 _meta` to stderr for each one it serves. It takes
+//!   `subscriptions/listen` (acknowledged, never answered), and `notify_changed` then sends only
+//!   the `list_changed` kinds the listen asked for, tagged with its id — nothing without one.
 //! * `--cache-ttl MS`: put `ttlMs: MS` on list results (the caching hints of MCP 2026-07-28).
 //! * `--cache-private`: put `cacheScope: "private"` on list results.
 //! * `-h/--help`, `-V/--version`.
@@ -1596,6 +1598,8 @@ struct Server {
     out: Output,
     client_caps: Mutex<Map<String, Value>>,
     subscriptions: Mutex<HashSet<String>>,
+    /// `--protocol modern`: the id of the open `subscriptions/listen`, if any, and what it asked for.
+    listen: Mutex<Option<(Value, Value)>>,
     log_level: AtomicU8,
     /// tools/call requests running on workers, by JSON text of their id.
     inflight: Mutex<HashMap<String, Arc<Task>>>,
@@ -1633,6 +1637,7 @@ impl Server {
             prompts: prompt_defs(),
             client_caps: Mutex::new(Map::new()),
             subscriptions: Mutex::new(HashSet::new()),
+            listen: Mutex::new(None),
             log_level: AtomicU8::new(DEFAULT_LEVEL),
             inflight: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),
@@ -1790,6 +1795,15 @@ impl Server {
                 ));
             }
             note!("demo: {method} with the 2026-07-28 _meta");
+            if method == "subscriptions/listen" {
+                let asked = p.get("notifications").cloned().unwrap_or(json!({}));
+                let ack = json!({"_meta": {"io.modelcontextprotocol/subscriptionId": reply.id},
+                                 "notifications": asked});
+                *lock(&self.listen) = Some((reply.id.clone(), asked));
+                self.notify("notifications/subscriptions/acknowledged", Some(ack));
+                // The listen request is answered only when the stream ends (never, here).
+                return reply.silent();
+            }
         }
         match method {
             "ping" => reply.ok(&json!({})),
@@ -2120,6 +2134,26 @@ impl Server {
                 text_result("logged")
             }
             Call::NotifyChanged => {
+                if self.cfg.protocol == Era::Modern {
+                    // 2026-07-28: only on a subscriptions/listen, only what it asked for.
+                    let listen = lock(&self.listen).clone();
+                    if let Some((id, asked)) = listen {
+                        for (kind, key) in [
+                            ("tools", "toolsListChanged"),
+                            ("resources", "resourcesListChanged"),
+                            ("prompts", "promptsListChanged"),
+                        ] {
+                            if asked.get(key) == Some(&Value::Bool(true)) {
+                                let params = json!({"_meta": {"io.modelcontextprotocol/subscriptionId": id}});
+                                self.notify(
+                                    &format!("notifications/{kind}/list_changed"),
+                                    Some(params),
+                                );
+                            }
+                        }
+                    }
+                    return text_result("notified");
+                }
                 for kind in ["tools", "resources", "prompts"] {
                     self.notify(&format!("notifications/{kind}/list_changed"), None);
                 }

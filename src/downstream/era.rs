@@ -8,6 +8,8 @@
 //! server's `input_required` results into requests to 2025 clients, so promising them would be
 //! wrong). The log level is never passed on: log messages of a stdio server name no request, so
 //! they could reach another client. A 2025 server gets none of the revision's `_meta` fields.
+//! Its `list_changed` a 2026-07-28 server sends only on a `subscriptions/listen`: the handshake
+//! opens one for the lists the server says can change (`listen_filter`).
 
 use crate::rpc::Params;
 use serde_json::{json, Map, Value};
@@ -71,6 +73,29 @@ pub fn prepare(params: &mut Params, modern: bool) {
     params.set("_meta", &Value::Object(meta));
 }
 
+/// The `subscriptions/listen` filter for the lists a 2026-07-28 server says can change; None when
+/// none can.
+pub fn listen_filter(capabilities: &Map<String, Value>) -> Option<Value> {
+    let changes = |capability: &str| {
+        capabilities
+            .get(capability)
+            .and_then(|c| c.get("listChanged"))
+            .and_then(Value::as_bool)
+            == Some(true)
+    };
+    let mut filter = Map::new();
+    for (capability, key) in [
+        ("tools", "toolsListChanged"),
+        ("prompts", "promptsListChanged"),
+        ("resources", "resourcesListChanged"),
+    ] {
+        if changes(capability) {
+            filter.insert(key.into(), Value::Bool(true));
+        }
+    }
+    (!filter.is_empty()).then_some(Value::Object(filter))
+}
+
 /// Whether a `server/discover` result says the server speaks the gateway's stateless version.
 pub fn speaks_modern(discovered: &Value) -> bool {
     discovered
@@ -117,6 +142,16 @@ mod tests {
         let meta = p.get("_meta").unwrap();
         assert_eq!(meta[VERSION_KEY], MODERN_VERSION);
         assert_eq!(meta[CAPABILITIES_KEY], json!({}));
+    }
+
+    #[test]
+    fn the_listen_filter_asks_for_what_can_change() {
+        let caps = json!({"tools": {"listChanged": true}, "prompts": {}, "resources": {"listChanged": true}});
+        assert_eq!(
+            listen_filter(caps.as_object().unwrap()),
+            Some(json!({"toolsListChanged": true, "resourcesListChanged": true}))
+        );
+        assert_eq!(listen_filter(&Map::new()), None);
     }
 
     #[test]

@@ -113,6 +113,17 @@ fn ready_modern(
     };
     child.set_modern();
     let listing = listing(child, &info, deadline)?;
+    // What replaces the 2025 server's unasked list_changed: a subscription held as long as the
+    // handle lives (its answer would only come when the server ends it).
+    if let Some(filter) = era::listen_filter(&info.capabilities) {
+        child.send_unawaited(
+            "subscriptions/listen",
+            era::with_own_meta(Some(Map::from_iter([(
+                "notifications".to_string(),
+                filter,
+            )]))),
+        );
+    }
     Ok(Ready { info, listing })
 }
 

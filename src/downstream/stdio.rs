@@ -137,7 +137,12 @@ impl Requester for StdioChild {
     }
 
     fn send_unawaited(&self, method: &str, params: Map<String, Value>) {
-        if self.modern() {
+        let removed = [
+            "logging/setLevel",
+            "resources/subscribe",
+            "resources/unsubscribe",
+        ];
+        if self.modern() && removed.contains(&method) {
             // 2026-07-28 removed logging/setLevel and resources/(un)subscribe: what clients asked
             // every handle to be told does not apply to this one.
             log::debug!(
