@@ -467,6 +467,15 @@ fn the_2025_era_echoes_ids_in_its_refusals_too() {
         ping.to_string().as_bytes(),
     );
     assert_error(&http, 404, -32600, &json!(77));
+    // The legacy transport's POST to an unknown session.
+    let http = gw.request(
+        "POST",
+        "/messages?sessionId=00000000000000000000000000000000",
+        &[("Content-Type", "application/json")],
+        ping.to_string().as_bytes(),
+    );
+    assert_eq!(http.status, 404, "{}", http.text());
+    assert_eq!(http.json()["id"], 77, "{}", http.text());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -836,6 +845,85 @@ fn a_2026_childs_list_changed_comes_through_the_subscription_the_gateway_holds_o
     assert!(
         events.iter().any(|(_, d)| d.contains("tools/list_changed")),
         "{events:?}\n{}",
+        gw.logs()
+    );
+}
+
+/// A remote that refuses every POST with 400 and a JSON-RPC error (as a 2026-07-28-only server
+/// refuses `initialize`), and counts the GETs it is sent.
+fn refusing_remote() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::Read;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let gets = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = gets.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            stream.set_read_timeout(Some(ANSWER)).unwrap();
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let head_end = loop {
+                if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break at + 4;
+                }
+                match stream.read(&mut chunk) {
+                    Ok(0) | Err(_) => break 0,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            };
+            if head_end == 0 {
+                continue;
+            }
+            let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+            if head.starts_with("get ") {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let _ = stream.write_all(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                continue;
+            }
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            while buf.len() < head_end + length {
+                match stream.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let request: Value = serde_json::from_slice(&buf[head_end..]).unwrap_or(Value::Null);
+            let body = json!({"jsonrpc": "2.0", "id": request["id"],
+                "error": {"code": -32601, "message": "Method not found: initialize (2026-07-28 only)"}})
+            .to_string();
+            let response = format!(
+                "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes());
+        }
+    });
+    (addr, gets)
+}
+
+#[test]
+fn a_remotes_400_with_a_json_rpc_error_is_not_taken_for_a_legacy_sse_server() {
+    let (addr, gets) = refusing_remote();
+    let gw = Gateway::start(json!({
+        "servers": [{"name": "r", "url": format!("http://{addr}/mcp"), "minConnections": 1}],
+    }));
+    let error = wait_for(ANSWER, "the start to fail", || {
+        gw.server_health("r")["lastError"]
+            .as_str()
+            .map(str::to_string)
+    });
+    assert!(error.contains("HTTP 400"), "{error}");
+    assert!(error.contains("2026-07-28 only"), "{error}");
+    assert_eq!(
+        gets.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "no fall-back to the legacy SSE transport: {}",
         gw.logs()
     );
 }

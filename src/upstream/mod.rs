@@ -289,7 +289,9 @@ impl Router {
                 close: true,
             }),
             ("/sse", _) => self.open_sse(conn, req, now),
-            ("/messages", _) => Outcome::Respond(self.post_message(req, now)),
+            ("/messages", _) => {
+                Outcome::Respond(modern::echo_id(self.post_message(req, now), &req.body))
+            }
             ("/tools", _) => Outcome::Respond(Response::json(
                 200,
                 self.registry.rest_body.clone().into_bytes(),

@@ -81,6 +81,9 @@ pub struct RemoteCall<'a> {
     pub(super) session_id: Option<String>,
     /// The HTTP status of a response that was not a success.
     pub(super) status: Option<u16>,
+    /// That response's body was a JSON-RPC error: the server speaks MCP over this transport
+    /// (what a 2026-07-28 server does with a request it refuses), whatever the status.
+    pub(super) jsonrpc_error: bool,
 }
 
 impl RemoteLink {
@@ -161,6 +164,7 @@ impl<'a> RemoteCall<'a> {
             generation: 0,
             session_id: None,
             status: None,
+            jsonrpc_error: false,
         }
     }
 
@@ -356,6 +360,13 @@ impl<'a> RemoteCall<'a> {
             status => {
                 self.status = Some(status);
                 let body = error_body(&mut conn, &head, self.deadline);
+                self.jsonrpc_error = matches!(
+                    Message::parse(&body),
+                    Some(Message::Response {
+                        outcome: Err(_),
+                        ..
+                    })
+                );
                 // (`initialize` is sent outside the session: its errors are never a lost session.)
                 let (_, has_session) = link.generation();
                 let in_session = has_session && self.method != "initialize";
