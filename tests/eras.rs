@@ -927,3 +927,38 @@ fn a_remotes_400_with_a_json_rpc_error_is_not_taken_for_a_legacy_sse_server() {
         gw.logs()
     );
 }
+
+#[test]
+fn log_messages_of_a_call_ride_its_stream_when_its_meta_asks_for_them() {
+    let gw = demo_gateway(&[]);
+    let mut body = request(
+        json!(1),
+        "tools/call",
+        json!({"name": "demo_log", "arguments": {"message": "to the caller", "level": "warning"}}),
+    );
+    body["params"]["_meta"]["io.modelcontextprotocol/logLevel"] = json!("info");
+    let http = post(&gw, &[("MCP-Protocol-Version", MODERN)], &body);
+    let messages = mcp_messages(&http);
+    let logs: Vec<&Value> = messages
+        .iter()
+        .filter(|m| m["method"] == "notifications/message")
+        .collect();
+    assert_eq!(logs.len(), 1, "{messages:?}");
+    assert_eq!(logs[0]["params"]["level"], "warning");
+    assert!(logs[0].to_string().contains("to the caller"), "{}", logs[0]);
+    assert_eq!(
+        messages.last().unwrap()["result"]["content"][0]["text"],
+        "logged"
+    );
+    // Above the level asked for: not sent; without the field: not sent.
+    body["params"]["_meta"]["io.modelcontextprotocol/logLevel"] = json!("error");
+    let quiet = mcp_messages(&post(&gw, &[("MCP-Protocol-Version", MODERN)], &body));
+    assert_eq!(quiet.len(), 1, "{quiet:?}");
+    let mut plain = body.clone();
+    plain["params"]["_meta"]
+        .as_object_mut()
+        .unwrap()
+        .remove("io.modelcontextprotocol/logLevel");
+    let quiet = mcp_messages(&post(&gw, &[("MCP-Protocol-Version", MODERN)], &plain));
+    assert_eq!(quiet.len(), 1, "{quiet:?}");
+}

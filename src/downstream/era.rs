@@ -73,6 +73,17 @@ pub fn prepare(params: &mut Params, modern: bool) {
     params.set("_meta", &Value::Object(meta));
 }
 
+/// The log level a 2026-07-28 client's call asks for (`_meta["io.modelcontextprotocol/logLevel"]`),
+/// as a rank in `mcp::LOG_LEVELS`.
+pub fn log_level(params: &Params) -> Option<usize> {
+    if !params.raw("_meta")?.get().contains("logLevel") {
+        return None; // the common case: no parse
+    }
+    let meta = params.get("_meta")?;
+    let level = meta.get("io.modelcontextprotocol/logLevel")?.as_str()?;
+    crate::upstream::mcp::log_rank(level)
+}
+
 /// The `subscriptions/listen` filter for the lists a 2026-07-28 server says can change; None when
 /// none can.
 pub fn listen_filter(capabilities: &Map<String, Value>) -> Option<Value> {

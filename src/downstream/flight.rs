@@ -39,6 +39,9 @@ pub struct Flight {
     pub route: Route,
     /// The client's progress token, if it asked for progress.
     progress_token: Option<Value>,
+    /// A 2026-07-28 client's `_meta` log level (a rank in `mcp::LOG_LEVELS`): log messages of the
+    /// call ride its answer stream.
+    log_level: Option<usize>,
     /// The MCP session that made the call (None for REST): who may be asked things.
     pub client: Option<Slot>,
     pub method: &'static str,
@@ -57,10 +60,12 @@ impl Flight {
         let timeout = carrier.timeouts[job.server];
         let route = job.route();
         let mut params = job.params;
+        let log_level = super::era::log_level(&params);
         super::era::prepare(&mut params, claim.member.requester().modern());
         let flight = Flight {
             route,
             progress_token: job.progress_token,
+            log_level,
             client: job.session,
             method: job.method,
             server: job.server,
@@ -92,6 +97,23 @@ impl Flight {
         params.insert("progressToken".into(), token.clone());
         let note = rpc::notification("notifications/progress", Some(&params));
         self.carrier.sink.before_answer(&self.route, note);
+    }
+
+    /// A log message the server sent while this was its only call: on the answer stream of a
+    /// 2026-07-28 client that asked for that level (nothing for anyone else).
+    pub fn log(&self, params: &Map<String, Value>) {
+        let Some(wanted) = self.log_level else {
+            return;
+        };
+        let rank = params
+            .get("level")
+            .and_then(Value::as_str)
+            .and_then(crate::upstream::mcp::log_rank)
+            .unwrap_or(0);
+        if rank >= wanted {
+            let note = rpc::notification("notifications/message", Some(params));
+            self.carrier.sink.before_answer(&self.route, note);
+        }
     }
 
     /// The server's answer.

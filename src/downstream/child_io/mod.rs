@@ -999,6 +999,19 @@ impl IoLoop {
                     }
                     return;
                 }
+                if method == "notifications/message" {
+                    // stdio names no request: a log message is a call's only while it is the
+                    // child's one call in flight.
+                    let mut flights = child.calls.values().filter_map(|p| match p {
+                        Pending::Client(flight) => Some(flight),
+                        Pending::Own { .. } => None,
+                    });
+                    if let (Some(flight), None, Some(params)) =
+                        (flights.next(), flights.next(), params.as_ref())
+                    {
+                        flight.log(params);
+                    }
+                }
                 let label = child.label();
                 let server = child.handle.server;
                 if let Some(event) = notification_event(server, serial, &label, &method, params) {
