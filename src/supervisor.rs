@@ -399,10 +399,14 @@ impl Running {
         let workers = self.sup.workers.clone();
         let wanted = self.wanted.clone();
         let deadline = now + server.init_timeout;
-        // Remote handles speak the 2025 handshake (their stateless transport is not built yet).
-        let protocol = match server.kind {
-            ServerKind::Local(_) => server.protocol,
-            ServerKind::Remote(_) => crate::config::Protocol::Legacy,
+        // The legacy SSE transport has no stateless era.
+        let protocol = match &server.kind {
+            ServerKind::Remote(remote)
+                if remote.transport == crate::config::RemoteTransport::Sse =>
+            {
+                crate::config::Protocol::Legacy
+            }
+            _ => server.protocol,
         };
         let thread_link = link.clone();
         let spawned = std::thread::Builder::new()

@@ -655,7 +655,11 @@ fn a_stateless_notification_is_accepted_and_a_posted_response_refused() {
 // Downstream: each server in its own era
 // ---------------------------------------------------------------------------------------------
 
-fn gateway_for(server: Value) -> Gateway {
+/// A gateway with `server`, probed for its era (`"protocol": "auto"` unless it says otherwise).
+fn gateway_for(mut server: Value) -> Gateway {
+    if server.get("protocol").is_none() {
+        server["protocol"] = json!("auto");
+    }
     let gw = Gateway::start(json!({
         "servers": [server],
         "mapping": {"demo": {"prefix": "demo_"}},
@@ -733,7 +737,7 @@ fn a_2026_only_child_is_probed_and_spoken_to_statelessly_by_clients_of_both_eras
 fn the_python_sdks_own_stdio_server_is_spoken_to_statelessly_for_clients_of_both_eras() {
     let script = util::interop_script("eras_server.py");
     let gw = Gateway::start(json!({
-        "servers": [{"name": "py", "command": [util::python(), script]}],
+        "servers": [{"name": "py", "command": [util::python(), script], "protocol": "auto"}],
         "mapping": {"py": {"prefix": "py_"}},
     }));
     gw.wait_up();
@@ -961,4 +965,121 @@ fn log_messages_of_a_call_ride_its_stream_when_its_meta_asks_for_them() {
         .remove("io.modelcontextprotocol/logLevel");
     let quiet = mcp_messages(&post(&gw, &[("MCP-Protocol-Version", MODERN)], &plain));
     assert_eq!(quiet.len(), 1, "{quiet:?}");
+}
+
+/// `tests/interop/remote_server.py streamable` (the Python SDK's own Streamable HTTP server, which
+/// serves both eras); killed when dropped.
+struct PyRemote {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl PyRemote {
+    fn start() -> PyRemote {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(util::python())
+            .arg(util::interop_script("remote_server.py"))
+            .args(["streamable", "--port", "0"])
+            .env("PYTHONWARNINGS", "ignore")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the Python SDK server");
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("read the server's port");
+        let port: u16 = line
+            .trim()
+            .strip_prefix("PORT ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("the Python server did not start: {line:?}"));
+        wait_for(
+            Duration::from_secs(20),
+            "the Python server to accept",
+            || TcpStream::connect(("127.0.0.1", port)).ok(),
+        );
+        PyRemote { child, port }
+    }
+}
+
+impl Drop for PyRemote {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_remote_that_speaks_2026_07_28_is_spoken_to_statelessly_and_a_pinned_one_in_a_session() {
+    let py = PyRemote::start();
+    let url = format!("http://127.0.0.1:{}/mcp", py.port);
+    let gw = Gateway::start(json!({
+        "servers": [
+            {"name": "modern", "url": url, "protocol": "auto"},
+            {"name": "pinned", "url": url, "protocol": "2025-11-25"},
+        ],
+        "mapping": {"modern": {"prefix": "m_"}, "pinned": {"prefix": "p_"}},
+    }));
+    gw.wait_up();
+    gw.wait_log("modern#1", ANSWER);
+    wait_for(ANSWER, "both remotes listed", || {
+        let logs = gw.logs();
+        (logs.contains("ready (protocol 2026-07-28)")
+            && logs.contains("ready (protocol 2025-11-25)"))
+        .then_some(())
+    });
+    let logs = gw.logs();
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("modern#") && l.contains("ready (protocol 2026-07-28)")),
+        "{logs}"
+    );
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("pinned#") && l.contains("ready (protocol 2025-11-25)")),
+        "{logs}"
+    );
+    wait_for(ANSWER, "their tools routable", || {
+        let tools = gw.get("/tools").json();
+        let names: Vec<&str> = tools["tools"]
+            .as_array()?
+            .iter()
+            .filter_map(|t| t["name"].as_str())
+            .collect();
+        (names.contains(&"m_add") && names.contains(&"p_add")).then_some(())
+    });
+    // Clients of both eras reach both, calls with progress included.
+    let mut session = gw.mcp();
+    for tool in ["m_echo", "p_echo"] {
+        let echo = session.request(
+            "tools/call",
+            json!({"name": tool, "arguments": {"text": "via 2025"}}),
+        );
+        assert_eq!(
+            echo.response()["result"]["content"][0]["text"],
+            "via 2025",
+            "{tool}: {:?}",
+            echo.response()
+        );
+        let mut body = request(
+            json!(tool),
+            "tools/call",
+            json!({"name": tool.replace("echo", "slow"), "arguments": {"steps": 2}}),
+        );
+        body["params"]["_meta"]["progressToken"] = json!("p");
+        let http = post(&gw, &[("MCP-Protocol-Version", MODERN)], &body);
+        let messages = mcp_messages(&http);
+        let progress = messages
+            .iter()
+            .filter(|m| m["method"] == "notifications/progress")
+            .count();
+        assert_eq!(progress, 2, "{tool}: {messages:?}");
+        let last = messages.last().unwrap();
+        assert_eq!(
+            last["result"]["content"][0]["text"], "done after 2 steps",
+            "{last}"
+        );
+        assert_eq!(last["result"]["resultType"], "complete");
+    }
 }

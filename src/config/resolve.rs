@@ -665,13 +665,6 @@ fn server(
                 "2026-07-28" => Protocol::Modern,
                 _ => Protocol::Auto,
             };
-            if protocol == Protocol::Modern && matches!(kind, Some(Kind::Remote(_))) {
-                c.report(
-                    p,
-                    "\"2026-07-28\" is not supported for remote servers yet; use \"auto\" or \"2025-11-25\" (remote servers are spoken to with the initialize handshake)",
-                );
-                return None;
-            }
             Some(protocol)
         })
         .unwrap_or_default();
@@ -681,6 +674,14 @@ fn server(
         None => None,
     };
 
+    if let Some(ServerKind::Remote(remote)) = &kind {
+        if protocol == Protocol::Modern && remote.transport == RemoteTransport::Sse {
+            c.report(
+                &key_path(path, "protocol"),
+                "\"2026-07-28\" has no legacy SSE transport; use \"transport\": \"streamable\" or \"auto\"",
+            );
+        }
+    }
     let config = match (&name, kind) {
         (Some(name), Some(kind)) if c.problem_count() == before => Some(ServerConfig {
             name: name.clone(),
@@ -2215,22 +2216,29 @@ mod tests {
     fn protocol_names_the_era_spoken_to_a_server() {
         let config = parse(
             r#"{"servers": [{"name": "a", "command": "x"},
-                            {"name": "b", "command": "x", "protocol": "2025-11-25"},
-                            {"name": "c", "command": "x", "protocol": "2026-07-28"}]}"#,
+                            {"name": "b", "command": "x", "protocol": "auto"},
+                            {"name": "c", "command": "x", "protocol": "2025-11-25"},
+                            {"name": "d", "url": "http://h/mcp", "protocol": "2026-07-28"}]}"#,
         );
         let protocols: Vec<Protocol> = config.servers.iter().map(|s| s.protocol).collect();
         assert_eq!(
             protocols,
-            [Protocol::Auto, Protocol::Legacy, Protocol::Modern]
+            [
+                Protocol::Legacy,
+                Protocol::Auto,
+                Protocol::Legacy,
+                Protocol::Modern
+            ]
         );
         assert!(
             problem(r#"{"servers": [{"name": "a", "command": "x", "protocol": "2026"}]}"#)
                 .starts_with("servers[0].protocol: ")
         );
         assert!(problem(
-            r#"{"servers": [{"name": "a", "url": "http://h/mcp", "protocol": "2026-07-28"}]}"#
+            r#"{"servers": [{"name": "a", "url": "http://h/sse", "transport": "sse",
+                             "protocol": "2026-07-28"}]}"#
         )
-        .contains("not supported for remote servers yet"));
+        .contains("has no legacy SSE transport"));
     }
 
     #[test]

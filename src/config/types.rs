@@ -102,7 +102,8 @@ pub struct ServerConfig {
     pub mapping: Mapping,
     /// From `toolFilters.<name>`; default: everything included.
     pub filters: ToolFilter,
-    /// `protocol`, default auto: which protocol era the gateway speaks to the server.
+    /// `protocol`, default 2025-11-25 (until 2026-07-28 servers' `input_required` results reach
+    /// 2025 clients): which protocol era the gateway speaks to the server.
     pub protocol: Protocol,
 }
 
@@ -110,9 +111,12 @@ pub struct ServerConfig {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Protocol {
     /// Probe with `server/discover`; a server that does not answer it gets `initialize`.
-    #[default]
     Auto,
-    /// The initialize handshake (2025-11-25 and the versions before it).
+    /// The initialize handshake (2025-11-25 and the versions before it). The default for now: a
+    /// dual-era server spoken to statelessly could no longer ask a 2025 client for sampling,
+    /// elicitation or roots during a call (its `input_required` results are not turned into
+    /// requests yet).
+    #[default]
     Legacy,
     /// 2026-07-28 only: no handshake, every request carries its own `_meta`.
     Modern,

@@ -107,6 +107,67 @@ pub fn listen_filter(capabilities: &Map<String, Value>) -> Option<Value> {
     (!filter.is_empty()).then_some(Value::Object(filter))
 }
 
+/// The headers a 2026-07-28 request mirrors from its body over Streamable HTTP: the version (when
+/// `version`: a handle that speaks it already sends it on every POST), the method, and for calls
+/// the name (or URI), Base64-wrapped when it is not plain header text.
+pub fn mirrored_headers(
+    method: &str,
+    params: Option<&Params>,
+    version: bool,
+) -> Vec<(String, String)> {
+    let mut headers = Vec::with_capacity(3);
+    if version {
+        headers.push((
+            "MCP-Protocol-Version".to_string(),
+            MODERN_VERSION.to_string(),
+        ));
+    }
+    headers.push(("Mcp-Method".to_string(), method.to_string()));
+    let key = match method {
+        "tools/call" | "prompts/get" => "name",
+        "resources/read" => "uri",
+        _ => return headers,
+    };
+    if let Some(name) = params.and_then(|p| p.str(key)) {
+        headers.push(("Mcp-Name".to_string(), header_value(&name)));
+    }
+    headers
+}
+
+/// `value` as a header value: as is when it is visible ASCII (inner spaces allowed), else (or when
+/// it looks like the sentinel itself) `=?base64?…?=`.
+fn header_value(value: &str) -> String {
+    let sentinel = value.starts_with("=?base64?") && value.ends_with("?=");
+    let plain = !value.is_empty()
+        && value.bytes().all(|b| b == b' ' || b.is_ascii_graphic())
+        && !value.starts_with(' ')
+        && !value.ends_with(' ')
+        && !sentinel;
+    if plain {
+        return value.to_string();
+    }
+    format!("=?base64?{}?=", base64(value.as_bytes()))
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | (b as u32) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(TABLE[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 /// Whether a `server/discover` result says the server speaks the gateway's stateless version.
 pub fn speaks_modern(discovered: &Value) -> bool {
     discovered
@@ -163,6 +224,29 @@ mod tests {
             Some(json!({"toolsListChanged": true, "resourcesListChanged": true}))
         );
         assert_eq!(listen_filter(&Map::new()), None);
+    }
+
+    #[test]
+    fn mirrored_headers_name_the_call() {
+        let p = params(json!({"name": "get weather", "arguments": {}}));
+        let headers = mirrored_headers("tools/call", Some(&p), true);
+        assert_eq!(
+            headers[0],
+            ("MCP-Protocol-Version".into(), MODERN_VERSION.into())
+        );
+        assert_eq!(headers[1], ("Mcp-Method".into(), "tools/call".into()));
+        assert_eq!(headers[2], ("Mcp-Name".into(), "get weather".into()));
+        assert_eq!(
+            header_value("Hello, 世界"),
+            "=?base64?SGVsbG8sIOS4lueVjA==?="
+        );
+        assert_eq!(header_value(" padded "), "=?base64?IHBhZGRlZCA=?=");
+        assert_eq!(
+            header_value("=?base64?literal?="),
+            "=?base64?PT9iYXNlNjQ/bGl0ZXJhbD89?="
+        );
+        assert_eq!(mirrored_headers("tools/list", None, true).len(), 2);
+        assert_eq!(mirrored_headers("tools/list", None, false).len(), 1);
     }
 
     #[test]

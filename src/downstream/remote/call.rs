@@ -84,6 +84,8 @@ pub struct RemoteCall<'a> {
     /// That response's body was a JSON-RPC error: the server speaks MCP over this transport
     /// (what a 2026-07-28 server does with a request it refuses), whatever the status.
     pub(super) jsonrpc_error: bool,
+    /// `MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name` for a 2026-07-28 server.
+    pub(super) mirrored: Vec<(String, String)>,
 }
 
 impl RemoteLink {
@@ -115,6 +117,12 @@ impl RemoteLink {
             rpc::request(id, method, params.as_ref()),
             deadline,
         );
+        // 2026-07-28 (and the probe for it): headers mirroring the body.
+        if self.modern() || method == "server/discover" {
+            let version = !self.modern();
+            call.mirrored =
+                crate::downstream::era::mirrored_headers(method, params.as_ref(), version);
+        }
         let flight = Flight {
             tx: call.sender(),
             client,
@@ -133,7 +141,8 @@ impl RemoteLink {
             }
             Mode::New | Mode::Streamable => {
                 let in_session = method != "initialize";
-                let (conn, reused) = self.start_post(&call.request, in_session, deadline)?;
+                let (conn, reused) =
+                    self.start_post(&call.request, in_session, &call.mirrored, deadline)?;
                 call.wire = Wire::Head { conn, reused };
             }
         }
@@ -165,6 +174,7 @@ impl<'a> RemoteCall<'a> {
             session_id: None,
             status: None,
             jsonrpc_error: false,
+            mirrored: Vec::new(),
         }
     }
 
@@ -449,9 +459,9 @@ impl<'a> RemoteCall<'a> {
         self.resent = true;
         self.generation = lock(&self.link.session).generation;
         let in_session = self.method != "initialize";
-        let (conn, reused) = self
-            .link
-            .start_post(&self.request, in_session, self.deadline)?;
+        let (conn, reused) =
+            self.link
+                .start_post(&self.request, in_session, &self.mirrored, self.deadline)?;
         self.wire = Wire::Head { conn, reused };
         Ok(())
     }
