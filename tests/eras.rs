@@ -1083,3 +1083,44 @@ fn a_remote_that_speaks_2026_07_28_is_spoken_to_statelessly_and_a_pinned_one_in_
         assert_eq!(last["result"]["resultType"], "complete");
     }
 }
+
+#[test]
+fn a_2026_servers_input_required_result_is_relayed_and_the_retry_reaches_it() {
+    let gw = gateway_for(demo("demo", &["--protocol", "modern"]));
+    gw.wait_log("ready (protocol 2026-07-28)", ANSWER);
+    let first = call(
+        &gw,
+        json!(1),
+        "tools/call",
+        json!({"name": "demo_elicit", "arguments": {"message": "Who are you?"}}),
+    );
+    let result = answer(&first)["result"].clone();
+    assert_eq!(result["resultType"], "input_required", "{}", first.text());
+    assert_eq!(
+        result["inputRequests"]["answer"]["method"],
+        "elicitation/create"
+    );
+    assert_eq!(result["requestState"], "demo-elicit-state");
+    assert!(
+        result.get("ttlMs").is_none(),
+        "an interim result has no caching hints"
+    );
+    let retry = |state: &str| {
+        call(
+            &gw,
+            json!(2),
+            "tools/call",
+            json!({"name": "demo_elicit", "arguments": {"message": "Who are you?"},
+                   "inputResponses": {"answer": {"action": "accept", "content": {"name": "Ada"}}},
+                   "requestState": state}),
+        )
+    };
+    let done = retry("demo-elicit-state");
+    let text = answer(&done)["result"]["content"][0]["text"].clone();
+    assert!(text.as_str().unwrap().contains("Ada"), "{}", done.text());
+    // A state the server did not issue is the server's to refuse.
+    assert_error(&retry("forged"), 400, -32602, &json!(2));
+    // The official SDK drives the same round trip itself.
+    let checks = sdk(&gw, "auto", "input_required");
+    assert_eq!(names(&checks), ["connect", "input_required"]);
+}

@@ -93,6 +93,9 @@
 //!   writes `demo: <method> with the 2026-07-28 _meta` to stderr for each one it serves. It takes
 //!   `subscriptions/listen` (acknowledged, never answered), and `notify_changed` then sends only
 //!   the `list_changed` kinds the listen asked for, tagged with its id — nothing without one.
+//!   `elicit` answers `resultType: "input_required"` (one `elicitation/create` under
+//!   `inputRequests.answer`, `requestState` "demo-elicit-state"); the retry with
+//!   `inputResponses.answer` and that state gets the answer as JSON text, another state -32602.
 //! * `--cache-ttl MS`: put `ttlMs: MS` on list results (the caching hints of MCP 2026-07-28).
 //! * `--cache-private`: put `cacheScope: "private"` on list results.
 //! * `-h/--help`, `-V/--version`.
@@ -2051,6 +2054,9 @@ impl Server {
             Ok(c) => c,
             Err(e) => return reply.err(e),
         };
+        if let (Era::Modern, Call::Elicit(message)) = (self.cfg.protocol, &call) {
+            return reply.answer(elicit_by_round_trip(message, p));
+        }
         let token = p
             .get("_meta")
             .and_then(|m| m.get("progressToken"))
@@ -2318,6 +2324,28 @@ impl Server {
 // ---------------------------------------------------------------------------------------
 // Prompts and completion
 // ---------------------------------------------------------------------------------------
+
+/// `elicit` in the 2026-07-28 era (`--protocol modern`): the server cannot ask, so it answers
+/// `input_required` with its request and a state, and the client's retry carries the answer.
+fn elicit_by_round_trip(message: &str, p: &Map<String, Value>) -> Result<Value, RpcError> {
+    const STATE: &str = "demo-elicit-state";
+    let Some(answer) = p.get("inputResponses").and_then(|r| r.get("answer")) else {
+        return Ok(json!({
+            "resultType": "input_required",
+            "inputRequests": {"answer": {"method": "elicitation/create", "params": {
+                "message": message,
+                "requestedSchema": {"type": "object", "properties": {"name": {"type": "string"}}}
+            }}},
+            "requestState": STATE
+        }));
+    };
+    if p.get("requestState").and_then(Value::as_str) != Some(STATE) {
+        return Err(invalid_params(
+            "Invalid params: requestState was not issued by this server",
+        ));
+    }
+    Ok(text_result(answer.to_string()))
+}
 
 fn get_prompt(p: &Map<String, Value>) -> Result<Value, RpcError> {
     let name = p

@@ -64,8 +64,8 @@ impl Cache {
     }
 }
 
-/// `result` with `resultType: "complete"` when it has no `resultType`, and with `cache`'s hints for
-/// whichever of `ttlMs` / `cacheScope` it lacks.
+/// `result` with `resultType: "complete"` when it has no `resultType`, and then with `cache`'s
+/// hints for whichever of `ttlMs` / `cacheScope` it lacks.
 pub fn complete(result: &str, cache: Option<Cache>) -> String {
     let Some(found) = top_level(result, &["resultType", "ttlMs", "cacheScope"]) else {
         return result.to_string();
@@ -78,7 +78,9 @@ pub fn complete(result: &str, cache: Option<Cache>) -> String {
     if !found[0] {
         add("\"resultType\":\"complete\"".into());
     }
-    if let Some(cache) = cache {
+    // A result that names its own type is a 2026-07-28 server's: its complete results carry their
+    // own hints, and an `input_required` one must carry none.
+    if let Some(cache) = cache.filter(|_| !found[0]) {
         if !found[1] {
             add(format!("\"ttlMs\":{}", cache.ttl_ms));
         }
@@ -199,6 +201,12 @@ mod tests {
         assert_eq!(
             complete(r#"{"contents":[],"ttlMs":500}"#, read),
             r#"{"resultType":"complete","cacheScope":"private","contents":[],"ttlMs":500}"#
+        );
+        let interim = r#"{"resultType":"input_required","inputRequests":{}}"#;
+        assert_eq!(
+            complete(interim, read),
+            interim,
+            "no hints on an interim result"
         );
     }
 

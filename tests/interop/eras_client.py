@@ -4,7 +4,8 @@ Usage: python eras_client.py MODE TARGET URL
   MODE   auto (the SDK's default: probes server/discover, so 2026-07-28 against the gateway)
          or legacy (the initialize handshake, 2025-11-25)
   TARGET demo (the demo server, prefix demo_), everything (server-everything, prefix ev_) or
-         python (tests/interop/eras_server.py, the SDK's own dual-era stdio server, prefix py_)
+         python (tests/interop/eras_server.py, the SDK's own dual-era stdio server, prefix py_) or
+         input_required (the demo server with --protocol modern: its elicit tool's round trip)
 Prints one JSON line per check to stdout; exits non-zero (with a traceback) on any mismatch.
 """
 
@@ -12,6 +13,7 @@ import asyncio
 import json
 import sys
 
+import mcp_types as types
 from mcp.client.client import Client
 from mcp.shared.exceptions import MCPError
 
@@ -133,11 +135,29 @@ async def python_sdk(client, mode):
     report("prompts")
 
 
-TARGETS = {"demo": demo, "everything": everything, "python": python_sdk}
+async def input_required(client, mode):
+    """A 2026-07-28 server's input_required result, relayed by the gateway, answered by the SDK's
+    own retry loop (its elicitation callback), and the retry reaching the server."""
+    done = await client.call_tool("demo_elicit", {"message": "Who are you?"})
+    assert not done.is_error, done
+    assert "Ada" in done.content[0].text, done
+    report("input_required", text=done.content[0].text)
+
+
+TARGETS = {
+    "demo": demo,
+    "everything": everything,
+    "python": python_sdk,
+    "input_required": input_required,
+}
+
+
+async def elicit(context, params):
+    return types.ElicitResult(action="accept", content={"name": "Ada"})
 
 
 async def main(mode, target, url):
-    async with Client(url, mode=mode) as client:
+    async with Client(url, mode=mode, elicitation_callback=elicit) as client:
         assert client.server_info is None or client.server_info.name == "mcp-gateway", client.server_info
         report("connect", protocolVersion=client.protocol_version)
         await TARGETS[target](client, mode)
