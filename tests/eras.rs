@@ -1,10 +1,20 @@
-//! Both protocol eras on one `/mcp`, end to end against the real binary: the official Python SDK
-//! 2.3 as a 2026-07-28 client (its default once the gateway answers `server/discover`) and pinned
-//! to the 2025 handshake, in front of the demo server and server-everything over stdio; and raw
-//! HTTP for what the SDK never sends: the whole error table of the stateless era (status, code, the
-//! request's id echoed), `Mcp-Method`/`Mcp-Name` mismatches, `resultType` and the caching hints of
-//! merged lists, cancellation by closing a call's response stream, and `subscriptions/listen`
-//! receiving the `list_changed` a child caused.
+//! Both protocol eras, end to end against the real binary.
+//!
+//! Upstream: the official Python SDK 2.3 as a 2026-07-28 client (its default once the gateway
+//! answers `server/discover`) and pinned to the 2025 handshake, in front of the demo server and
+//! server-everything over stdio; raw HTTP for what the SDK never sends: the whole error table of
+//! the stateless era (status, code, the request's id echoed, in the 2025 era too),
+//! `Mcp-Method`/`Mcp-Name` mismatches, `resultType` and the caching hints of merged lists, progress
+//! and log messages on a call's stream, cancellation by closing it (the server's stderr shows the
+//! `notifications/cancelled`), `subscriptions/listen` receiving the `list_changed` a child caused,
+//! a call held while its server starts.
+//!
+//! Downstream: the `protocol` key — a 2026-only demo server probed and spoken to statelessly for
+//! clients of both eras (and its `list_changed` through the listen the gateway holds on it), a
+//! dual-era one pinned either way, a 2025 one falling back to `initialize`, the SDK's own dual-era
+//! stdio server and its Streamable HTTP server as a remote in either era, a remote's 400 with a
+//! JSON-RPC error never taken for "no Streamable HTTP", and a 2026 server's `input_required`
+//! round trip relayed to a 2026 client (raw, and the SDK's own retry loop).
 
 mod util;
 
@@ -211,6 +221,24 @@ fn discover_names_the_versions_capabilities_and_server() {
         "mcp-gateway"
     );
     assert!(result["ttlMs"].is_u64() && result["cacheScope"].is_string());
+    // The old SSE URL, POSTed to, is the same endpoint.
+    let body = request(json!("d-2"), "server/discover", json!({}));
+    let http = gw.request(
+        "POST",
+        "/sse",
+        &[
+            ("Accept", "application/json, text/event-stream"),
+            ("Content-Type", "application/json"),
+            ("MCP-Protocol-Version", MODERN),
+        ],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(
+        answer(&http)["result"]["supportedVersions"][0],
+        MODERN,
+        "{}",
+        http.text()
+    );
 }
 
 #[test]
