@@ -1152,3 +1152,34 @@ fn a_2026_servers_input_required_result_is_relayed_and_the_retry_reaches_it() {
     let checks = sdk(&gw, "auto", "input_required");
     assert_eq!(names(&checks), ["connect", "input_required"]);
 }
+
+#[test]
+fn a_2026_servers_input_required_becomes_requests_to_a_2025_client_and_the_answers_its_retry() {
+    let gw = gateway_for(demo("demo", &["--protocol", "modern"]));
+    gw.wait_log("ready (protocol 2026-07-28)", ANSWER);
+    // The SDK pinned to 2025 answers the elicitation the gateway sends on its session; the
+    // server gets it as inputResponses with its own requestState (or refuses: -32602).
+    let checks = sdk(&gw, "legacy", "input_required");
+    assert_eq!(names(&checks), ["connect", "input_required"]);
+    assert_eq!(checks[0]["protocolVersion"], "2025-11-25");
+    assert!(
+        checks[1]["text"].as_str().unwrap().contains("Ada"),
+        "{}",
+        checks[1]
+    );
+    // A 2025 client that cannot answer (no elicitation capability) gets the refusal as its
+    // call's error, not the interim result.
+    let mut session = gw.mcp();
+    let refused = session.request(
+        "tools/call",
+        json!({"name": "demo_elicit", "arguments": {"message": "Who?"}}),
+    );
+    let response = refused.response();
+    assert!(response.get("result").is_none(), "{response}");
+    assert!(
+        response["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("elicitation")),
+        "{response}"
+    );
+}

@@ -49,9 +49,27 @@ pub struct Flight {
     pub control: Arc<crate::job::CallControl>,
     pub deadline: Instant,
     timeout: Duration,
+    /// A 2025 client's call on a 2026-07-28 stdio server: its `input_required` rounds, turned into
+    /// requests to the client (`child_io`).
+    pub rounds: Option<Box<Rounds>>,
     /// Taken when the flight ends.
     claim: Option<Handle<Link>>,
     carrier: Carrier,
+}
+
+/// The `input_required` rounds of one call (SEP-2322, on behalf of a 2025 client).
+#[derive(Debug, Default)]
+pub struct Rounds {
+    /// The params the call was first sent with (its progress token aside), to send again.
+    pub params: Params,
+    /// Rounds so far.
+    pub count: u32,
+    /// Keys of the server's input requests the client has not answered yet.
+    pub waiting: Vec<String>,
+    /// The client's answers, by key: the retry's `inputResponses`.
+    pub responses: Map<String, Value>,
+    /// The server's `requestState`, sent back as it came.
+    pub state: Option<Value>,
 }
 
 impl Flight {
@@ -61,11 +79,24 @@ impl Flight {
         let route = job.route();
         let mut params = job.params;
         let log_level = super::era::log_level(&params);
-        super::era::prepare(&mut params, claim.member.requester().modern());
+        let modern = claim.member.requester().modern();
+        super::era::prepare(&mut params, modern);
+        // Only a 2025 session can be asked things on its stream; a 2026 client gets the
+        // input_required result itself.
+        let asks_a_session =
+            job.session.is_some() && matches!(job.answer, crate::job::Answer::JsonRpc(_));
+        let rounds =
+            (modern && asks_a_session && matches!(claim.member, Link::Stdio(_))).then(|| {
+                Box::new(Rounds {
+                    params: params.clone(),
+                    ..Rounds::default()
+                })
+            });
         let flight = Flight {
             route,
             progress_token: job.progress_token,
             log_level,
+            rounds,
             client: job.session,
             method: job.method,
             server: job.server,

@@ -230,6 +230,19 @@ fn untoken(token: Token) -> Option<(u64, Stream)> {
 }
 
 /// A request in flight on a child.
+/// How many `input_required` rounds one call may take before it is failed (a server that never
+/// settles must not keep a client answering forever).
+const MAX_INPUT_ROUNDS: u32 = 8;
+/// The id prefix under which a server's input request is put to a 2025 client.
+const INPUT_KEY: &str = "input:";
+
+/// Whether a result is an `InputRequiredResult` (a cheap look first: most results are not).
+fn input_required(result: &str) -> bool {
+    result.contains("input_required")
+        && serde_json::from_str::<Value>(result)
+            .is_ok_and(|r| r.get("resultType").and_then(Value::as_str) == Some("input_required"))
+}
+
 enum Pending {
     /// A client's call.
     Client(Box<Flight>),
@@ -652,7 +665,7 @@ impl IoLoop {
     /// Puts a client's call on its child: a fresh id (also its progress token), the line queued.
     fn start_call(&mut self, job: Job, claim: Handle<Link>, now: Instant) {
         let serial = claim.member.serial();
-        let (flight, mut params) = Flight::new(job, claim, &self.carrier, now);
+        let (flight, params) = Flight::new(job, claim, &self.carrier, now);
         let Some(child) = self.children.get_mut(&serial).filter(|c| c.takes_calls()) else {
             let note = self.gone_note(serial);
             let name = self.carrier.pools[flight.server].name.clone();
@@ -669,6 +682,18 @@ impl IoLoop {
             self.queue_next(next);
             return;
         }
+        self.send_call(serial, Box::new(flight), params);
+    }
+
+    /// Sends a call to its child under a fresh id (also its progress token).
+    fn send_call(&mut self, serial: u64, flight: Box<Flight>, mut params: crate::rpc::Params) {
+        let Some(child) = self.children.get_mut(&serial).filter(|c| c.takes_calls()) else {
+            let note = self.gone_note(serial);
+            let name = self.carrier.pools[flight.server].name.clone();
+            let next = flight.fail(CallError::Closed(note), &name);
+            self.queue_next(next);
+            return;
+        };
         let id = child.next_id();
         let mailbox = Arc::new(ChildMailbox {
             io: self.me.clone(),
@@ -685,10 +710,148 @@ impl IoLoop {
         }
         let line = crate::rpc::request(id, flight.method, Some(&params));
         let deadline = flight.deadline;
-        child.calls.insert(id, Pending::Client(Box::new(flight)));
+        child.calls.insert(id, Pending::Client(flight));
         child.enqueue(line, Some(id));
         self.timers
             .insert((deadline, Timer::Deadline { serial, call: id }));
+    }
+
+    /// A 2026-07-28 child answered a 2025 client's call `input_required`: each of its input
+    /// requests goes to that client (as a 2025 server's own request would), and the call waits
+    /// under its id for the answers.
+    fn ask_for_input(&mut self, serial: u64, call: u64, mut flight: Box<Flight>, result: &str) {
+        let parsed: Value = serde_json::from_str(result).unwrap_or_default();
+        let requests = parsed
+            .get("inputRequests")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let Some(child) = self.children.get_mut(&serial) else {
+            return;
+        };
+        let handle = child.handle.clone();
+        let name = handle.name.clone();
+        let rounds = flight
+            .rounds
+            .as_mut()
+            .expect("only flights with rounds get here");
+        rounds.count += 1;
+        if rounds.count > MAX_INPUT_ROUNDS {
+            let failure = Failure::BadGateway(format!(
+                "server {name} asked for input more than {MAX_INPUT_ROUNDS} times in one call"
+            ));
+            let next = flight.fail_with(&failure);
+            return self.queue_next(next);
+        }
+        rounds.state = parsed.get("requestState").cloned();
+        rounds.responses = Map::new();
+        rounds.waiting = requests.keys().cloned().collect();
+        let relayable = |m: &str| {
+            matches!(
+                m,
+                "sampling/createMessage" | "elicitation/create" | "roots/list"
+            )
+        };
+        if let Some((key, _)) = requests.iter().find(|(_, r)| {
+            !r.get("method")
+                .and_then(Value::as_str)
+                .is_some_and(relayable)
+        }) {
+            let failure = Failure::BadGateway(format!(
+                "server {name} asked for input {key:?} of a kind the gateway cannot relay"
+            ));
+            let next = flight.fail_with(&failure);
+            return self.queue_next(next);
+        }
+        for (key, request) in &requests {
+            let method = request["method"].as_str().unwrap_or_default().to_string();
+            let mailbox = Arc::new(ChildMailbox {
+                io: self.me.clone(),
+                serial,
+                call,
+            });
+            let id = Value::String(format!("{INPUT_KEY}{key}"));
+            flight.ask_client(
+                &*handle,
+                mailbox,
+                id,
+                method,
+                request.get("params").cloned(),
+            );
+        }
+        if requests.is_empty() {
+            return self.send_again(serial, flight);
+        }
+        let deadline = flight.deadline;
+        child.calls.insert(call, Pending::Client(flight));
+        self.timers
+            .insert((deadline, Timer::Deadline { serial, call }));
+    }
+
+    /// The client answered one input request of a call waiting in `ask_for_input`.
+    fn input_answered(
+        &mut self,
+        serial: u64,
+        call: u64,
+        key: String,
+        outcome: Result<Value, Value>,
+    ) {
+        let Some(child) = self.children.get_mut(&serial) else {
+            return;
+        };
+        let waiting = match child.calls.get_mut(&call) {
+            Some(Pending::Client(flight)) => match flight.rounds.as_mut() {
+                Some(rounds) if rounds.waiting.contains(&key) => rounds,
+                _ => return,
+            },
+            _ => return, // the call ended meanwhile
+        };
+        match outcome {
+            Ok(answer) => {
+                waiting.waiting.retain(|k| *k != key);
+                waiting.responses.insert(key, answer);
+                if !waiting.waiting.is_empty() {
+                    return;
+                }
+                let Some(pending) = child.calls.remove(&call) else {
+                    return;
+                };
+                unschedule(&mut self.timers, serial, call, &pending);
+                if let Pending::Client(flight) = pending {
+                    self.send_again(serial, flight);
+                }
+            }
+            // The client could not or would not answer: that is the call's answer.
+            Err(error) => {
+                let Some(pending) = child.calls.remove(&call) else {
+                    return;
+                };
+                unschedule(&mut self.timers, serial, call, &pending);
+                if let Pending::Client(flight) = pending {
+                    let error = serde_json::value::to_raw_value(&error)
+                        .unwrap_or_else(|_| serde_json::value::to_raw_value(&Value::Null).unwrap());
+                    let next = flight.answer(Err(&error));
+                    self.queue_next(next);
+                }
+            }
+        }
+    }
+
+    /// The call again with the client's answers (`inputResponses`) and the server's state.
+    fn send_again(&mut self, serial: u64, mut flight: Box<Flight>) {
+        let rounds = flight
+            .rounds
+            .as_mut()
+            .expect("only flights with rounds get here");
+        let mut params = rounds.params.clone();
+        params.set(
+            "inputResponses",
+            &Value::Object(std::mem::take(&mut rounds.responses)),
+        );
+        if let Some(state) = &rounds.state {
+            params.set("requestState", state);
+        }
+        self.send_call(serial, flight, params);
     }
 
     fn queue_next(&mut self, next: Next) {
@@ -709,6 +872,9 @@ impl IoLoop {
         };
         match signal {
             Signal::ClientAnswer { child_id, outcome } => {
+                if let Some(key) = child_id.as_str().and_then(|k| k.strip_prefix(INPUT_KEY)) {
+                    return self.input_answered(serial, call, key.to_string(), outcome);
+                }
                 let line = super::response_to(&child_id, outcome.as_ref());
                 child.enqueue(line, None);
             }
@@ -974,14 +1140,24 @@ impl IoLoop {
                 let pending = id.as_u64().and_then(|call| {
                     let pending = child.calls.remove(&call)?;
                     unschedule(&mut self.timers, serial, call, &pending);
-                    Some(pending)
+                    Some((call, pending))
                 });
                 match pending {
-                    Some(Pending::Client(flight)) => {
+                    Some((call, Pending::Client(flight)))
+                        if flight.rounds.is_some()
+                            && outcome.as_ref().is_ok_and(|r| input_required(r.get())) =>
+                    {
+                        let result = outcome
+                            .as_ref()
+                            .map(|r| r.get().to_string())
+                            .unwrap_or_default();
+                        self.ask_for_input(serial, call, flight, &result);
+                    }
+                    Some((_, Pending::Client(flight))) => {
                         let next = flight.answer(outcome.as_deref().map_err(|e| &**e));
                         self.queue_next(next);
                     }
-                    Some(Pending::Own { reply, .. }) => {
+                    Some((_, Pending::Own { reply, .. })) => {
                         let _ = reply.send(Ok(outcome));
                     }
                     None => {
