@@ -604,22 +604,34 @@ fn listen_is_acknowledged_then_carries_tagged_list_changed_from_a_child() {
         json!({"name": "demo_notify_changed", "arguments": {}}),
     );
     assert_eq!(changed.status, 200, "{}", changed.text());
-    let touch = call(
-        &gw,
-        json!(2),
-        "tools/call",
-        json!({"name": "demo_touch", "arguments": {"uri": "demo://readme"}}),
-    );
-    assert_eq!(touch.status, 200, "{}", touch.text());
-    let events = util::read_events(&mut stream, ANSWER, |events| {
-        [
-            "resources/updated",
-            "tools/list_changed",
-            "prompts/list_changed",
-        ]
-        .iter()
-        .all(|m| events.iter().any(|(_, d)| d.contains(m)))
-    });
+    // The downstream subscription is made asynchronously (through the supervisor): touch until
+    // the update comes.
+    let mut events = Vec::new();
+    for attempt in 0..20 {
+        let touch = call(
+            &gw,
+            json!(attempt),
+            "tools/call",
+            json!({"name": "demo_touch", "arguments": {"uri": "demo://readme"}}),
+        );
+        assert_eq!(touch.status, 200, "{}", touch.text());
+        events.extend(util::read_events(
+            &mut stream,
+            Duration::from_millis(500),
+            |events| {
+                [
+                    "resources/updated",
+                    "tools/list_changed",
+                    "prompts/list_changed",
+                ]
+                .iter()
+                .all(|m| events.iter().any(|(_, d)| d.contains(m)))
+            },
+        ));
+        if events.iter().any(|(_, d)| d.contains("resources/updated")) {
+            break;
+        }
+    }
     let frames: Vec<Value> = events
         .iter()
         .map(|(_, data)| serde_json::from_str(data).unwrap())
@@ -784,6 +796,13 @@ fn the_python_sdks_own_stdio_server_is_spoken_to_statelessly_for_clients_of_both
     let legacy = sdk(&gw, "legacy", "python");
     assert_eq!(names(&legacy), expected);
     assert_eq!(legacy[0]["protocolVersion"], "2025-11-25");
+    // Its own elicitation (the SDK's Resolve/Elicit): an input_required round trip for a 2026
+    // client, requests on the session of a 2025 client that the gateway turns it into.
+    for mode in ["auto", "legacy"] {
+        let checks = sdk(&gw, mode, "python_input_required");
+        assert_eq!(names(&checks), ["connect", "input_required"], "{mode}");
+        assert_eq!(checks[1]["text"], "Hello, Ada!", "{mode}");
+    }
     // Its caching hints reach the merged lists.
     let list = call(&gw, json!(1), "tools/list", json!({}));
     assert_eq!(
@@ -1109,6 +1128,13 @@ fn a_remote_that_speaks_2026_07_28_is_spoken_to_statelessly_and_a_pinned_one_in_
             "{last}"
         );
         assert_eq!(last["result"]["resultType"], "complete");
+    }
+    // The remote's own elicitation: relayed to a 2026 client, turned into requests on the session
+    // of a 2025 client (by the worker carrying the call).
+    for mode in ["auto", "legacy"] {
+        let checks = sdk(&gw, mode, "remote_input_required");
+        assert_eq!(names(&checks), ["connect", "input_required"], "{mode}");
+        assert_eq!(checks[1]["text"], "Hello, Ada!", "{mode}");
     }
 }
 

@@ -4,9 +4,9 @@
 //! `auto` or `2026-07-28`), and every request it sends then carries `_meta` with the protocol
 //! version and client capabilities. A call from a 2026-07-28 client keeps that client's own
 //! `_meta` (its capabilities and clientInfo), so what the server decides from them is decided for
-//! the right client; a 2025 client's call declares no capabilities (the gateway does not turn a
-//! server's `input_required` results into requests to 2025 clients, so promising them would be
-//! wrong). The log level is never passed on: log messages of a stdio server name no request, so
+//! the right client; a 2025 client's call declares what that client declared in `initialize`
+//! (`declare_capabilities`): the gateway turns the server's `input_required` results into requests
+//! to it. The log level is never passed on: log messages of a stdio server name no request, so
 //! they could reach another client. A 2025 server gets none of the revision's `_meta` fields.
 //! Its `list_changed` a 2026-07-28 server sends only on a `subscriptions/listen`: the handshake
 //! opens one for the lists the server says can change (`listen_filter`).
@@ -36,6 +36,21 @@ pub fn with_own_meta(params: Option<Map<String, Value>>) -> Map<String, Value> {
     let mut params = params.unwrap_or_default();
     params.insert("_meta".into(), own_meta());
     params
+}
+
+/// Puts a 2025 session's capabilities (from its `initialize`) into a call's `_meta`, where a
+/// 2026-07-28 server reads them (`prepare` takes them out again for a 2025 server). Nothing for a
+/// client that declared none.
+pub fn declare_capabilities(params: &mut Params, capabilities: &Map<String, Value>) {
+    if capabilities.is_empty() {
+        return;
+    }
+    let mut meta = match params.get("_meta") {
+        Some(Value::Object(meta)) => meta,
+        _ => Map::new(),
+    };
+    meta.insert(CAPABILITIES_KEY.into(), Value::Object(capabilities.clone()));
+    params.set("_meta", &Value::Object(meta));
 }
 
 /// A client's call made fit for the handle's era (see the module doc).
@@ -166,6 +181,68 @@ fn base64(bytes: &[u8]) -> String {
         }
     }
     out
+}
+
+/// How many `input_required` rounds one call may take before it is failed (a server that never
+/// settles must not keep a client answering forever).
+pub const MAX_INPUT_ROUNDS: u32 = 8;
+/// The id prefix under which a server's input request is put to a 2025 client.
+pub const INPUT_KEY: &str = "input:";
+
+/// Whether a result is an `InputRequiredResult` (a cheap look first: most results are not).
+pub fn is_input_required(result: &str) -> bool {
+    result.contains("input_required")
+        && serde_json::from_str::<Value>(result)
+            .is_ok_and(|r| r.get("resultType").and_then(Value::as_str) == Some("input_required"))
+}
+
+/// The input requests of one `input_required` round, to put to a 2025 client.
+pub struct InputRound {
+    /// (key, method, params) of each.
+    pub requests: Vec<(String, String, Option<Value>)>,
+}
+
+/// Starts a round of `rounds` from an `input_required` result; Err says why it cannot be done.
+pub fn input_round(
+    result: &str,
+    rounds: &mut crate::downstream::flight::Rounds,
+) -> Result<InputRound, String> {
+    let parsed: Value = serde_json::from_str(result).unwrap_or_default();
+    rounds.count += 1;
+    if rounds.count > MAX_INPUT_ROUNDS {
+        return Err(format!(
+            "it asked for input more than {MAX_INPUT_ROUNDS} times in one call"
+        ));
+    }
+    let relayable = |m: &str| {
+        matches!(
+            m,
+            "sampling/createMessage" | "elicitation/create" | "roots/list"
+        )
+    };
+    let mut requests = Vec::new();
+    for (key, request) in parsed
+        .get("inputRequests")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        let method = request.get("method").and_then(Value::as_str).unwrap_or("");
+        if !relayable(method) {
+            return Err(format!(
+                "it asked for input {key:?} of a kind the gateway cannot relay ({method:?})"
+            ));
+        }
+        requests.push((
+            key.clone(),
+            method.to_string(),
+            request.get("params").cloned(),
+        ));
+    }
+    rounds.state = parsed.get("requestState").cloned();
+    rounds.responses = Map::new();
+    rounds.waiting = requests.iter().map(|(key, _, _)| key.clone()).collect();
+    Ok(InputRound { requests })
 }
 
 /// Whether a `server/discover` result says the server speaks the gateway's stateless version.

@@ -85,13 +85,12 @@ impl Flight {
         // input_required result itself.
         let asks_a_session =
             job.session.is_some() && matches!(job.answer, crate::job::Answer::JsonRpc(_));
-        let rounds =
-            (modern && asks_a_session && matches!(claim.member, Link::Stdio(_))).then(|| {
-                Box::new(Rounds {
-                    params: params.clone(),
-                    ..Rounds::default()
-                })
-            });
+        let rounds = (modern && asks_a_session).then(|| {
+            Box::new(Rounds {
+                params: params.clone(),
+                ..Rounds::default()
+            })
+        });
         let flight = Flight {
             route,
             progress_token: job.progress_token,
@@ -145,6 +144,22 @@ impl Flight {
             let note = rpc::notification("notifications/message", Some(params));
             self.carrier.sink.before_answer(&self.route, note);
         }
+    }
+
+    /// The params to send the call again with after an `input_required` round: as first sent,
+    /// with the client's answers (`inputResponses`) and the server's `requestState`.
+    pub fn retry_params(&mut self) -> Params {
+        let rounds = self
+            .rounds
+            .as_mut()
+            .expect("only a call with rounds is sent again");
+        let mut params = rounds.params.clone();
+        let responses = std::mem::take(&mut rounds.responses);
+        params.set("inputResponses", &Value::Object(responses));
+        if let Some(state) = &rounds.state {
+            params.set("requestState", state);
+        }
+        params
     }
 
     /// The server's answer.

@@ -145,7 +145,13 @@ impl Router {
         };
         match mcp::handle(&registry, state, message, origin) {
             mcp::Action::Reply(json) => self.answer(to, json),
-            mcp::Action::Dispatch(job) => {
+            mcp::Action::Dispatch(mut job) => {
+                // What a 2026-07-28 server decides from the client's capabilities (whether it
+                // may ask for sampling, elicitation, roots) is decided for this client.
+                crate::downstream::era::declare_capabilities(
+                    &mut job.params,
+                    &state.client_capabilities,
+                );
                 let running = state.calls.len();
                 let max = self.settings.max_in_flight_per_session;
                 if running < max {

@@ -144,7 +144,21 @@ async def input_required(client, mode):
     report("input_required", text=done.content[0].text)
 
 
+async def python_input_required(client, mode, tool="py_greet"):
+    """The SDK's own server asks for a name (elicitation) during a call."""
+    done = await client.call_tool(tool, {})
+    assert not done.is_error, done
+    assert done.content[0].text == "Hello, Ada!", done
+    report("input_required", text=done.content[0].text)
+
+
+async def remote_input_required(client, mode):
+    await python_input_required(client, mode, "m_greet")
+
+
 TARGETS = {
+    "python_input_required": python_input_required,
+    "remote_input_required": remote_input_required,
     "demo": demo,
     "everything": everything,
     "python": python_sdk,

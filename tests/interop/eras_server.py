@@ -5,7 +5,11 @@ The SDK's stdio server is dual-era: the client's first request decides whether i
 with the initialize handshake or statelessly (2026-07-28).
 """
 
-from mcp.server.mcpserver import Context, MCPServer
+from typing import Annotated
+
+from pydantic import BaseModel
+
+from mcp.server.mcpserver import Context, Elicit, MCPServer, Resolve
 
 server = MCPServer("py-eras", version="1.0.0")
 
@@ -22,6 +26,21 @@ async def count(steps: int, ctx: Context) -> str:
     for step in range(steps):
         await ctx.report_progress(step + 1, steps)
     return f"counted {steps}"
+
+
+class Name(BaseModel):
+    name: str
+
+
+def ask_name() -> Elicit[Name]:
+    return Elicit("What is your name?", Name)
+
+
+@server.tool()
+def greet(who: Annotated[Name, Resolve(ask_name)]) -> str:
+    """Greets whoever the client's user says they are (the SDK elicits the name: mid-call in a
+    2025 session, as an input_required round trip in 2026-07-28)."""
+    return f"Hello, {who.name}!"
 
 
 @server.resource("py://note")

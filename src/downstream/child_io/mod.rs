@@ -25,6 +25,7 @@
 pub mod lines;
 mod logs;
 
+use super::era;
 use super::flight::{sole_client, Carrier, Flight, Next};
 use super::link::Link;
 use super::message::{notification_event, Message};
@@ -230,19 +231,6 @@ fn untoken(token: Token) -> Option<(u64, Stream)> {
 }
 
 /// A request in flight on a child.
-/// How many `input_required` rounds one call may take before it is failed (a server that never
-/// settles must not keep a client answering forever).
-const MAX_INPUT_ROUNDS: u32 = 8;
-/// The id prefix under which a server's input request is put to a 2025 client.
-const INPUT_KEY: &str = "input:";
-
-/// Whether a result is an `InputRequiredResult` (a cheap look first: most results are not).
-fn input_required(result: &str) -> bool {
-    result.contains("input_required")
-        && serde_json::from_str::<Value>(result)
-            .is_ok_and(|r| r.get("resultType").and_then(Value::as_str) == Some("input_required"))
-}
-
 enum Pending {
     /// A client's call.
     Client(Box<Flight>),
@@ -720,67 +708,33 @@ impl IoLoop {
     /// requests goes to that client (as a 2025 server's own request would), and the call waits
     /// under its id for the answers.
     fn ask_for_input(&mut self, serial: u64, call: u64, mut flight: Box<Flight>, result: &str) {
-        let parsed: Value = serde_json::from_str(result).unwrap_or_default();
-        let requests = parsed
-            .get("inputRequests")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
         let Some(child) = self.children.get_mut(&serial) else {
             return;
         };
         let handle = child.handle.clone();
-        let name = handle.name.clone();
         let rounds = flight
             .rounds
             .as_mut()
             .expect("only flights with rounds get here");
-        rounds.count += 1;
-        if rounds.count > MAX_INPUT_ROUNDS {
-            let failure = Failure::BadGateway(format!(
-                "server {name} asked for input more than {MAX_INPUT_ROUNDS} times in one call"
-            ));
-            let next = flight.fail_with(&failure);
-            return self.queue_next(next);
-        }
-        rounds.state = parsed.get("requestState").cloned();
-        rounds.responses = Map::new();
-        rounds.waiting = requests.keys().cloned().collect();
-        let relayable = |m: &str| {
-            matches!(
-                m,
-                "sampling/createMessage" | "elicitation/create" | "roots/list"
-            )
+        let round = match era::input_round(result, rounds) {
+            Ok(round) => round,
+            Err(why) => {
+                let failure = Failure::BadGateway(format!("server {}: {why}", handle.name));
+                let next = flight.fail_with(&failure);
+                return self.queue_next(next);
+            }
         };
-        if let Some((key, _)) = requests.iter().find(|(_, r)| {
-            !r.get("method")
-                .and_then(Value::as_str)
-                .is_some_and(relayable)
-        }) {
-            let failure = Failure::BadGateway(format!(
-                "server {name} asked for input {key:?} of a kind the gateway cannot relay"
-            ));
-            let next = flight.fail_with(&failure);
-            return self.queue_next(next);
+        if round.requests.is_empty() {
+            return self.send_again(serial, flight);
         }
-        for (key, request) in &requests {
-            let method = request["method"].as_str().unwrap_or_default().to_string();
+        for (key, method, params) in round.requests {
             let mailbox = Arc::new(ChildMailbox {
                 io: self.me.clone(),
                 serial,
                 call,
             });
-            let id = Value::String(format!("{INPUT_KEY}{key}"));
-            flight.ask_client(
-                &*handle,
-                mailbox,
-                id,
-                method,
-                request.get("params").cloned(),
-            );
-        }
-        if requests.is_empty() {
-            return self.send_again(serial, flight);
+            let id = Value::String(format!("{}{key}", era::INPUT_KEY));
+            flight.ask_client(&*handle, mailbox, id, method, params);
         }
         let deadline = flight.deadline;
         child.calls.insert(call, Pending::Client(flight));
@@ -872,7 +826,10 @@ impl IoLoop {
         };
         match signal {
             Signal::ClientAnswer { child_id, outcome } => {
-                if let Some(key) = child_id.as_str().and_then(|k| k.strip_prefix(INPUT_KEY)) {
+                if let Some(key) = child_id
+                    .as_str()
+                    .and_then(|k| k.strip_prefix(era::INPUT_KEY))
+                {
                     return self.input_answered(serial, call, key.to_string(), outcome);
                 }
                 let line = super::response_to(&child_id, outcome.as_ref());
@@ -1145,7 +1102,9 @@ impl IoLoop {
                 match pending {
                     Some((call, Pending::Client(flight)))
                         if flight.rounds.is_some()
-                            && outcome.as_ref().is_ok_and(|r| input_required(r.get())) =>
+                            && outcome
+                                .as_ref()
+                                .is_ok_and(|r| era::is_input_required(r.get())) =>
                     {
                         let result = outcome
                             .as_ref()
