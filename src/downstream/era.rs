@@ -9,7 +9,11 @@
 //! to it. The log level is never passed on: log messages of a stdio server name no request, so
 //! they could reach another client. A 2025 server gets none of the revision's `_meta` fields.
 //! Its `list_changed` a 2026-07-28 server sends only on a `subscriptions/listen`: the handshake
-//! opens one for the lists the server says can change (`listen_filter`).
+//! opens one for the lists the server says can change (`listen_filter`). Over HTTP each request
+//! mirrors its version, method and name into headers (`mirrored_headers`). When such a server
+//! answers a 2025 client's call `input_required`, the carrier of the call (child-io, or the worker
+//! for a remote) does the round trip for the client: `input_round` reads what to ask, and the call
+//! is sent again with the answers (`Flight::retry_params`), at most `MAX_INPUT_ROUNDS` times.
 
 use crate::rpc::Params;
 use serde_json::{json, Map, Value};

@@ -147,11 +147,18 @@ impl Router {
             mcp::Action::Reply(json) => self.answer(to, json),
             mcp::Action::Dispatch(mut job) => {
                 // What a 2026-07-28 server decides from the client's capabilities (whether it
-                // may ask for sampling, elicitation, roots) is decided for this client.
-                crate::downstream::era::declare_capabilities(
-                    &mut job.params,
-                    &state.client_capabilities,
-                );
+                // may ask for sampling, elicitation, roots) is decided for this client. (A server
+                // pinned to 2025 cannot be one: its calls pay nothing for it.)
+                let maybe_modern = self
+                    .servers
+                    .get(job.server)
+                    .is_some_and(|s| s.protocol != crate::config::Protocol::Legacy);
+                if maybe_modern {
+                    crate::downstream::era::declare_capabilities(
+                        &mut job.params,
+                        &state.client_capabilities,
+                    );
+                }
                 let running = state.calls.len();
                 let max = self.settings.max_in_flight_per_session;
                 if running < max {

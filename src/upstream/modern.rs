@@ -17,7 +17,8 @@
 //! Served: `server/discover` (the versions, the merged capabilities, serverInfo); the four lists
 //! from the registry snapshot, with `resultType` and the merged caching hints spliced in; the
 //! calls (`tools/call`, `prompts/get`, `resources/read`, `completion/complete`) as jobs whose
-//! answer is stamped (`Answer::Modern`); `subscriptions/listen` (`listen.rs`). A call's progress
+//! answer is stamped (`Answer::Modern`), held while a server that may offer its name is still
+//! starting (as a session's are, `held.rs`); `subscriptions/listen` (`listen.rs`). A call's progress
 //! rides its response stream, and closing that stream cancels the call downstream (the
 //! connection's call is cancelled when it closes, as for every transport).
 

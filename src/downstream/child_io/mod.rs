@@ -8,6 +8,10 @@
 //! messages (answers and progress go to their flight by id, the child's own requests to the one
 //! client whose calls are in flight there, notifications to the supervisor and sessions), logs
 //! stderr, and ends every flight: answered, timed out, cancelled, or failed when the child dies.
+//! A log message that comes while a call is the child's only one is that call's too (for a
+//! 2026-07-28 client that asked for it); a 2025 client's call that a 2026-07-28 child answers
+//! `input_required` waits under its id for that client's answers and is sent again with them
+//! (`ask_for_input`).
 //!
 //! Invariants:
 //! - this thread never blocks on anything but `poll`; nobody else touches a child's pipe, so a
