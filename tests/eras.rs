@@ -712,10 +712,17 @@ fn gateway_for(mut server: Value) -> Gateway {
 fn a_2026_only_child_is_probed_and_spoken_to_statelessly_by_clients_of_both_eras() {
     let gw = gateway_for(demo("demo", &["--protocol", "modern"]));
     gw.wait_log("ready (protocol 2026-07-28)", ANSWER);
+    // Its tools, but not the one it lists with an invalid x-mcp-header (on a number).
     wait_for(ANSWER, "its tools listed", || {
         let tools = gw.get("/tools").json();
         (tools["tools"].as_array().map(Vec::len) == Some(util::DEMO_TOOLS.len())).then_some(())
     });
+    assert!(
+        gw.logs()
+            .contains("its tool \"misannotated\" is not offered"),
+        "{}",
+        gw.logs()
+    );
     // A 2025 client's call reaches it with the protocol _meta the gateway adds.
     let mut session = gw.mcp();
     let echo = session.request(
@@ -1129,6 +1136,14 @@ fn a_remote_that_speaks_2026_07_28_is_spoken_to_statelessly_and_a_pinned_one_in_
         );
         assert_eq!(last["result"]["resultType"], "complete");
     }
+    // x-mcp-header: mirrored into Mcp-Param-Region (the SDK server refuses the call without it).
+    let regional = gw.call("m_regional", json!({"region": "eu-north-1"}));
+    assert_eq!(
+        regional.json()["result"]["content"][0]["text"],
+        "served in eu-north-1",
+        "{}",
+        regional.text()
+    );
     // The remote's own elicitation: relayed to a 2026 client, turned into requests on the session
     // of a 2025 client (by the worker carrying the call).
     for mode in ["auto", "legacy"] {

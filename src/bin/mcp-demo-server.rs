@@ -96,6 +96,8 @@
 //!   `elicit` answers `resultType: "input_required"` (one `elicitation/create` under
 //!   `inputRequests.answer`, `requestState` "demo-elicit-state"); the retry with
 //!   `inputResponses.answer` and that state gets the answer as JSON text, another state -32602.
+//!   Its `tools/list` also names `misannotated`, whose `x-mcp-header` sits on a `number` property
+//!   (invalid: a 2026-07-28 client must not offer it; calling it is an unknown tool).
 //! * `--cache-ttl MS`: put `ttlMs: MS` on list results (the caching hints of MCP 2026-07-28).
 //! * `--cache-private`: put `cacheScope: "private"` on list results.
 //! * `-h/--help`, `-V/--version`.
@@ -1811,6 +1813,15 @@ impl Server {
         match method {
             "ping" => reply.ok(&json!({})),
             "initialize" => self.initialize(reply, &p),
+            "tools/list" if self.cfg.protocol == Era::Modern => {
+                // One more tool, whose x-mcp-header (on a number) 2026-07-28 clients must refuse.
+                let mut tools = self.tools.clone();
+                tools.push(
+                    json!({"name": "misannotated", "inputSchema": {"type": "object",
+                    "properties": {"ratio": {"type": "number", "x-mcp-header": "Ratio"}}}}),
+                );
+                reply.answer(self.list(&tools, "tools", &p))
+            }
             "tools/list" => reply.answer(self.list(&self.tools, "tools", &p)),
             "tools/call" => self.tools_call(reply, &p),
             "resources/list" => reply.answer(self.list(&self.resources, "resources", &p)),

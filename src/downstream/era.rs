@@ -249,6 +249,112 @@ pub fn input_round(
     Ok(InputRound { requests })
 }
 
+/// The `x-mcp-header` annotations of a tool's `inputSchema`: (header name after `Mcp-Param-`,
+/// property path). Err: an annotation breaks the revision's rules (not a token, a duplicate, on a
+/// non-primitive or `number` property, or not reachable through `properties` alone), and the
+/// tool is not to be offered.
+pub fn param_headers(schema: &Value) -> Result<Vec<(String, Vec<String>)>, String> {
+    fn all(v: &Value) -> usize {
+        match v {
+            Value::Object(m) => {
+                usize::from(m.contains_key(X_MCP_HEADER)) + m.values().map(all).sum::<usize>()
+            }
+            Value::Array(a) => a.iter().map(all).sum(),
+            _ => 0,
+        }
+    }
+    fn walk(
+        schema: &Value,
+        path: &mut Vec<String>,
+        found: &mut Vec<(String, Vec<String>)>,
+    ) -> Result<(), String> {
+        let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
+            return Ok(());
+        };
+        for (key, property) in properties {
+            path.push(key.clone());
+            if let Some(header) = property.get(X_MCP_HEADER) {
+                let header = header.as_str().unwrap_or_default();
+                let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+                if header.is_empty() || !header.bytes().all(token) {
+                    return Err(format!("x-mcp-header {header:?} is not a header name"));
+                }
+                let kind = property.get("type").and_then(Value::as_str);
+                if !matches!(kind, Some("string" | "integer" | "boolean")) {
+                    return Err(format!(
+                        "x-mcp-header {header:?} is on a property of type {kind:?} (only string, integer, boolean)"
+                    ));
+                }
+                if found.iter().any(|(h, _)| h.eq_ignore_ascii_case(header)) {
+                    return Err(format!("x-mcp-header {header:?} is used twice"));
+                }
+                found.push((header.to_string(), path.clone()));
+            }
+            walk(property, path, found)?;
+            path.pop();
+        }
+        Ok(())
+    }
+    let mut found = Vec::new();
+    walk(schema, &mut Vec::new(), &mut found)?;
+    if found.len() != all(schema) {
+        return Err("an x-mcp-header is not reachable through \"properties\" alone".into());
+    }
+    Ok(found)
+}
+
+const X_MCP_HEADER: &str = "x-mcp-header";
+
+/// Each tool's `x-mcp-header` annotations, by tool name (only tools that have any).
+pub type ParamHeaders = std::collections::HashMap<String, Vec<(String, Vec<String>)>>;
+
+/// A 2026-07-28 server's tools as the gateway offers them: those whose `x-mcp-header`
+/// annotations are invalid are left out (with a warning naming why), and the annotations of the
+/// others are returned.
+pub fn offerable_tools(
+    label: &str,
+    tools: Vec<Map<String, Value>>,
+) -> (Vec<Map<String, Value>>, ParamHeaders) {
+    let mut headers = ParamHeaders::new();
+    let mut kept = Vec::with_capacity(tools.len());
+    for tool in tools {
+        let name = tool.get("name").and_then(Value::as_str).unwrap_or_default();
+        match param_headers(tool.get("inputSchema").unwrap_or(&Value::Null)) {
+            Ok(found) => {
+                if !found.is_empty() {
+                    headers.insert(name.to_string(), found);
+                }
+                kept.push(tool);
+            }
+            Err(why) => log::warn!("{label}: its tool {name:?} is not offered: {why}"),
+        }
+    }
+    (kept, headers)
+}
+
+/// The `Mcp-Param-*` headers of a call to a tool with these annotations: each argument present at
+/// its path (and not null), as the revision renders it.
+pub fn param_header_values(
+    headers: &[(String, Vec<String>)],
+    arguments: Option<&Value>,
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (name, path) in headers {
+        let mut value = arguments;
+        for key in path {
+            value = value.and_then(|v| v.get(key));
+        }
+        let rendered = match value {
+            Some(Value::String(s)) => header_value(s),
+            Some(Value::Bool(b)) => b.to_string(),
+            Some(Value::Number(n)) if n.is_i64() || n.is_u64() => n.to_string(),
+            _ => continue,
+        };
+        out.push((format!("Mcp-Param-{name}"), rendered));
+    }
+    out
+}
+
 /// Whether a `server/discover` result says the server speaks the gateway's stateless version.
 pub fn speaks_modern(discovered: &Value) -> bool {
     discovered
@@ -328,6 +434,41 @@ mod tests {
         );
         assert_eq!(mirrored_headers("tools/list", None, true).len(), 2);
         assert_eq!(mirrored_headers("tools/list", None, false).len(), 1);
+    }
+
+    #[test]
+    fn x_mcp_header_annotations_are_checked_and_rendered() {
+        let schema = json!({"type": "object", "properties": {
+            "region": {"type": "string", "x-mcp-header": "Region"},
+            "opts": {"type": "object", "properties": {
+                "n": {"type": "integer", "x-mcp-header": "N"},
+                "on": {"type": "boolean", "x-mcp-header": "On"}}},
+            "query": {"type": "string"}}});
+        let headers = param_headers(&schema).unwrap();
+        assert_eq!(headers.len(), 3);
+        let args = json!({"region": "us-west1", "opts": {"n": 42, "on": false}, "query": "x"});
+        let mut values = param_header_values(&headers, Some(&args));
+        values.sort();
+        assert_eq!(
+            values,
+            [
+                ("Mcp-Param-N".to_string(), "42".to_string()),
+                ("Mcp-Param-On".to_string(), "false".to_string()),
+                ("Mcp-Param-Region".to_string(), "us-west1".to_string()),
+            ]
+        );
+        let absent = param_header_values(&headers, Some(&json!({"region": null})));
+        assert!(absent.is_empty(), "null and absent values send no header");
+        let bad = |schema: Value| param_headers(&schema).unwrap_err();
+        bad(json!({"properties": {"x": {"type": "number", "x-mcp-header": "X"}}}));
+        bad(json!({"properties": {"x": {"type": "string", "x-mcp-header": "X Y"}}}));
+        bad(
+            json!({"properties": {"a": {"type": "string", "x-mcp-header": "X"},
+                                  "b": {"type": "string", "x-mcp-header": "x"}}}),
+        );
+        bad(json!({"properties": {"a": {"type": "array",
+                                        "items": {"type": "string", "x-mcp-header": "X"}}}}));
+        bad(json!({"oneOf": [{"properties": {"a": {"type": "string", "x-mcp-header": "X"}}}]}));
     }
 
     #[test]

@@ -202,7 +202,13 @@ pub fn list(
         ListKind::Resources => "resources/list",
         ListKind::Templates => "resources/templates/list",
     };
-    list_all(child, method, kind.key(), deadline)
+    let (items, cache) = list_all(child, method, kind.key(), deadline)?;
+    if kind != ListKind::Tools || !child.modern() {
+        return Ok((items, cache));
+    }
+    let (items, headers) = era::offerable_tools(&child.label(), items);
+    child.set_param_headers(headers);
+    Ok((items, cache))
 }
 
 fn parse_initialize(result: &Value) -> Result<ServerInfo, String> {

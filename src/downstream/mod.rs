@@ -112,6 +112,9 @@ pub trait Requester {
     }
     /// The handshake chose 2026-07-28: every request to the handle carries `_meta` from now on.
     fn set_modern(&self) {}
+    /// The `x-mcp-header` annotations of the handle's tools, by the server's own tool name
+    /// (`era::param_headers`): what its calls mirror into `Mcp-Param-*` headers over HTTP.
+    fn set_param_headers(&self, _headers: era::ParamHeaders) {}
     /// Ends the handshake: `notifications/initialized`.
     fn initialized(&self) {
         self.notify("notifications/initialized", None);

@@ -23,7 +23,7 @@ import sys
 import uvicorn
 from typing import Annotated
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from mcp.server.mcpserver import Context, Elicit, MCPServer, Resolve
 from mcp.server.streamable_http import EventMessage, EventStore
@@ -50,6 +50,13 @@ def greet(who: Annotated[Name, Resolve(ask_name)]) -> str:
     """Greets whoever the client's user says they are (the SDK elicits the name: mid-call in a
     2025 session, as an input_required round trip in 2026-07-28)."""
     return f"Hello, {who.name}!"
+
+
+@server.tool()
+def regional(region: Annotated[str, Field(json_schema_extra={"x-mcp-header": "Region"})]) -> str:
+    """Answers the region it was called for; its parameter is mirrored into Mcp-Param-Region
+    (2026-07-28), which the SDK checks against the body."""
+    return f"served in {region}"
 
 
 @server.tool()

@@ -122,6 +122,18 @@ impl RemoteLink {
             let version = !self.modern();
             call.mirrored =
                 crate::downstream::era::mirrored_headers(method, params.as_ref(), version);
+            if method == "tools/call" {
+                let tool = params.as_ref().and_then(|p| p.str("name"));
+                let annotated = tool.and_then(|t| lock(&self.param_headers).get(&t).cloned());
+                if let Some(annotated) = annotated {
+                    let arguments = params.as_ref().and_then(|p| p.get("arguments"));
+                    call.mirrored
+                        .extend(crate::downstream::era::param_header_values(
+                            &annotated,
+                            arguments.as_ref(),
+                        ));
+                }
+            }
         }
         let flight = Flight {
             tx: call.sender(),

@@ -151,6 +151,8 @@ pub struct RemoteLink {
     pub(super) outbox: Outbox,
     /// The handshake chose protocol 2026-07-28: no session, headers mirroring every request.
     modern: AtomicBool,
+    /// Its tools' `x-mcp-header` annotations (2026-07-28), by tool name.
+    pub(super) param_headers: Mutex<crate::downstream::era::ParamHeaders>,
 }
 
 impl RemoteLink {
@@ -178,6 +180,7 @@ impl RemoteLink {
             death: Mutex::new(None),
             outbox: Outbox::default(),
             modern: AtomicBool::new(false),
+            param_headers: Mutex::new(Default::default()),
         })
     }
 
@@ -498,6 +501,10 @@ impl Requester for RemoteLink {
         session.mode = Mode::Streamable;
         session.protocol = Some(crate::downstream::era::MODERN_VERSION.to_string());
         self.modern.store(true, Ordering::Release);
+    }
+
+    fn set_param_headers(&self, headers: crate::downstream::era::ParamHeaders) {
+        *lock(&self.param_headers) = headers;
     }
 
     fn label(&self) -> String {
