@@ -1144,6 +1144,29 @@ fn a_remote_that_speaks_2026_07_28_is_spoken_to_statelessly_and_a_pinned_one_in_
         "{}",
         regional.text()
     );
+    // And the gateway holds 2026 clients to the same rule for that tool.
+    let body = request(
+        json!(7),
+        "tools/call",
+        json!({"name": "m_regional", "arguments": {"region": "eu-north-1"}}),
+    );
+    let version = ("MCP-Protocol-Version", MODERN);
+    assert_error(&post(&gw, &[version], &body), 400, -32020, &json!(7));
+    let wrong = post(&gw, &[version, ("Mcp-Param-Region", "us-east-1")], &body);
+    assert_error(&wrong, 400, -32020, &json!(7));
+    let right = post(&gw, &[version, ("Mcp-Param-Region", "eu-north-1")], &body);
+    assert_eq!(
+        answer(&right)["result"]["content"][0]["text"],
+        "served in eu-north-1",
+        "{}",
+        right.text()
+    );
+    let encoded = post(
+        &gw,
+        &[version, ("Mcp-Param-Region", "=?base64?ZXUtbm9ydGgtMQ==?=")],
+        &body,
+    );
+    assert_eq!(encoded.status, 200, "{}", encoded.text());
     // The remote's own elicitation: relayed to a 2026 client, turned into requests on the session
     // of a 2025 client (by the worker carrying the call).
     for mode in ["auto", "legacy"] {

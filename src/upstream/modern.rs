@@ -9,7 +9,9 @@
 //! A request passes a ladder before it is served (`check`, pure): `_meta` must carry the protocol
 //! version and the client's capabilities (−32602); the `MCP-Protocol-Version`, `Mcp-Method` and
 //! `Mcp-Name` headers, where present, must agree with the body (−32020); the version must be one
-//! the gateway serves statelessly (−32022, with `data.supported` and `data.requested`). Every error
+//! the gateway serves statelessly (−32022, with `data.supported` and `data.requested`); a
+//! `tools/call` of a tool with `x-mcp-header` parameters must send the matching `Mcp-Param-*`
+//! headers (−32020). Every error
 //! echoes the request's id when it has one, with the HTTP status the revision gives its code
 //! (`codes::modern_http_status`): 400 for bad input and refused versions, 404 for methods this
 //! revision removed or never had.
@@ -293,6 +295,59 @@ fn discover(registry: &crate::registry::Snapshot) -> String {
 }
 
 impl Router {
+    /// The `Mcp-Param-*` headers of a `tools/call`, against the arguments, for a tool whose
+    /// `inputSchema` marks parameters with `x-mcp-header`: a value in the body needs its header,
+    /// a header needs its value, and they must be the same (−32020 otherwise).
+    fn check_param_headers(&self, req: &Request, params: Option<&Params>) -> Result<(), Refusal> {
+        let tool = params
+            .and_then(|p| p.str("name"))
+            .and_then(|name| self.registry.route(&name));
+        let Some(schema) = tool.and_then(|t| t.definition.get("inputSchema")) else {
+            return Ok(());
+        };
+        let Ok(annotated) = crate::downstream::era::param_headers(schema) else {
+            return Ok(()); // not offered to 2026 clients' servers anyway; nothing to hold it to
+        };
+        let arguments = params.and_then(|p| p.get("arguments"));
+        let expected = crate::downstream::era::param_header_values(&annotated, arguments.as_ref());
+        for (name, _) in &annotated {
+            let header = format!("Mcp-Param-{name}");
+            let sent = req.header(&header.to_ascii_lowercase());
+            let wanted = expected.iter().find(|(h, _)| *h == header).map(|(_, v)| v);
+            let mismatch = |why: String| {
+                Refusal::new(
+                    codes::HEADER_MISMATCH,
+                    format!("Header mismatch: {header} {why}"),
+                )
+            };
+            match (sent, wanted) {
+                (None, None) => {}
+                (None, Some(_)) => {
+                    return Err(mismatch(
+                        "is missing but the argument is in the body".into(),
+                    ))
+                }
+                (Some(_), None) => {
+                    return Err(mismatch("is sent but the body has no such argument".into()))
+                }
+                (Some(sent), Some(wanted)) => {
+                    let decoded = decode_header(sent)
+                        .ok_or_else(|| mismatch("is not valid =?base64?…?= text".into()))?;
+                    let plain = decode_header(wanted).unwrap_or_default();
+                    let numeric = |v: &str| v.parse::<f64>().ok();
+                    let same = decoded == plain
+                        || (numeric(&decoded).is_some() && numeric(&decoded) == numeric(&plain));
+                    if !same {
+                        return Err(mismatch(format!(
+                            "is {decoded:?} but the body says {plain:?}"
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// A stateless call (first time or again): its answer now, or None when it was dispatched (or
     /// held, when it names what a server that is still starting may offer).
     pub(super) fn stateless_call(
@@ -384,6 +439,11 @@ impl Router {
         };
         if let Err(refusal) = check(Mirrored::of(req), &method, params.as_ref()) {
             return respond(refusal.response(Some(&id)));
+        }
+        if method == "tools/call" {
+            if let Err(refusal) = self.check_param_headers(req, params.as_ref()) {
+                return respond(refusal.response(Some(&id)));
+            }
         }
         let params = params.unwrap_or_default();
         let registry = self.registry.clone();

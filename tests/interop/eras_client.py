@@ -154,6 +154,10 @@ async def python_input_required(client, mode, tool="py_greet"):
 
 async def remote_input_required(client, mode):
     await python_input_required(client, mode, "m_greet")
+    # A tool with an x-mcp-header parameter: the SDK (2026-07-28) sends Mcp-Param-Region itself,
+    # the gateway checks it and mirrors it again to the server.
+    regional = await client.call_tool("m_regional", {"region": "ap-south-2"})
+    assert regional.content[0].text == "served in ap-south-2", regional
 
 
 TARGETS = {
