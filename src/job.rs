@@ -123,6 +123,14 @@ pub enum Signal {
         child_id: Value,
         outcome: Result<Value, Value>,
     },
+    /// A call suspended for a 2026-07-28 client (`ToReactor::Suspend`) goes on: its answer now goes
+    /// to `to` as `answer` (the client's retry), and the server gets the client's input.
+    Resume {
+        to: ReplyTo,
+        answer: Answer,
+        child_id: Value,
+        outcome: Result<Value, Value>,
+    },
 }
 
 /// Whoever carries a call in flight (the child-I/O loop for a child, a worker for a remote):
@@ -178,6 +186,17 @@ impl CallControl {
         }
         *state = ControlState::Running(inbox);
         true
+    }
+
+    /// Posts `signal` to the call where it runs; false when it is not running (queued or over).
+    pub fn post(&self, signal: Signal) -> bool {
+        match &*self.lock() {
+            ControlState::Running(inbox) => {
+                inbox.post(signal);
+                true
+            }
+            _ => false,
+        }
     }
 
     pub fn is_cancelled(&self) -> bool {
@@ -263,6 +282,17 @@ pub enum ToReactor {
         method: String,
         params: Option<Value>,
         reply: Inbox,
+    },
+    /// A 2025 server asked a 2026-07-28 client something during its call: the call waits
+    /// (`control`), and the client gets an `input_required` answer on `to`, whose retry resumes it.
+    Suspend {
+        to: ReplyTo,
+        id: Id,
+        control: Arc<CallControl>,
+        child_id: Value,
+        method: String,
+        params: Option<Value>,
+        deadline: Instant,
     },
     /// A new registry to serve from now on.
     Registry(Arc<Snapshot>),

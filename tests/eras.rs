@@ -1247,3 +1247,60 @@ fn a_2026_servers_input_required_becomes_requests_to_a_2025_client_and_the_answe
         "{response}"
     );
 }
+
+#[test]
+fn a_2025_servers_request_becomes_an_input_required_round_trip_for_a_2026_client() {
+    let gw = demo_gateway(&[]);
+    // The demo server (2025) asks its client elicitation/create during the call.
+    let first = call(
+        &gw,
+        json!("e-1"),
+        "tools/call",
+        json!({"name": "demo_elicit", "arguments": {"message": "Your name?"}}),
+    );
+    let result = answer(&first)["result"].clone();
+    assert_eq!(result["resultType"], "input_required", "{}", first.text());
+    let request = &result["inputRequests"]["input"];
+    assert_eq!(request["method"], "elicitation/create", "{result}");
+    assert_eq!(request["params"]["message"], "Your name?");
+    let state = result["requestState"].as_str().unwrap().to_string();
+    assert!(state.starts_with("mcp-gateway."), "{state}");
+    // An altered state is refused, and continues nothing.
+    let tampered = call(
+        &gw,
+        json!("e-2"),
+        "tools/call",
+        json!({"name": "demo_elicit", "arguments": {"message": "Your name?"},
+               "requestState": format!("{state}0"),
+               "inputResponses": {"input": {"action": "accept", "content": {"name": "Eve"}}}}),
+    );
+    assert_error(&tampered, 400, -32602, &json!("e-2"));
+    // The retry with the input continues the same call on the server.
+    let done = call(
+        &gw,
+        json!("e-3"),
+        "tools/call",
+        json!({"name": "demo_elicit", "arguments": {"message": "Your name?"},
+               "requestState": state,
+               "inputResponses": {"input": {"action": "accept", "content": {"name": "Ada"}}}}),
+    );
+    let body = answer(&done);
+    assert_eq!(body["id"], "e-3");
+    let text = body["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(text.contains("Ada"), "{}", done.text());
+    // The same state cannot be used twice.
+    let again = call(
+        &gw,
+        json!("e-4"),
+        "tools/call",
+        json!({"name": "demo_echo", "arguments": {"text": "x"},
+               "requestState": state,
+               "inputResponses": {"input": {}}}),
+    );
+    assert_error(&again, 400, -32602, &json!("e-4"));
+    // The official SDK drives the same round trip with its elicitation callback.
+    let checks = sdk(&gw, "auto", "input_required");
+    assert_eq!(names(&checks), ["connect", "input_required"]);
+}

@@ -146,6 +146,34 @@ impl Flight {
         }
     }
 
+    /// Whether the call is a 2026-07-28 client's (answered on its own response, no session).
+    pub fn for_a_modern_client(&self) -> bool {
+        matches!(self.route.answer, crate::job::Answer::Modern { .. })
+    }
+
+    /// A 2025 server asks this flight's 2026-07-28 client something: the client gets an
+    /// `input_required` answer now, and the call waits for its retry (`resume`).
+    pub fn suspend(&self, child_id: Value, method: String, params: Option<Value>) {
+        let Some(id) = self.route.answer.id().cloned() else {
+            return;
+        };
+        self.carrier.sink.send(ToReactor::Suspend {
+            to: self.route.to,
+            id,
+            control: self.control.clone(),
+            child_id,
+            method,
+            params,
+            deadline: self.deadline,
+        });
+    }
+
+    /// The client's retry of a suspended call: its answer goes there now.
+    pub fn resume(&mut self, to: crate::job::ReplyTo, answer: crate::job::Answer) {
+        self.route.to = to;
+        self.route.answer = answer;
+    }
+
     /// The params to send the call again with after an `input_required` round: as first sent,
     /// with the client's answers (`inputResponses`) and the server's `requestState`.
     pub fn retry_params(&mut self) -> Params {

@@ -61,6 +61,8 @@ impl Mailbox for Sender<Inbound> {
             Signal::ClientAnswer { child_id, outcome } => {
                 Inbound::ClientAnswer { child_id, outcome }
             }
+            // Only calls on children are suspended (`child_io`).
+            Signal::Resume { .. } => return,
         });
     }
 }

@@ -175,6 +175,8 @@ pub struct Router {
     pub in_flight: usize,
     /// Calls whose answer a connection waits for, by that connection.
     conn_calls: HashMap<Slot, ConnCall>,
+    /// 2026-07-28 calls waiting for their client's retry, by the `requestState` it was given.
+    suspended: HashMap<String, modern::Suspended>,
     outbox: Vec<Outgoing>,
     pub shutting_down: bool,
 }
@@ -203,6 +205,7 @@ impl Router {
             started: Instant::now(),
             in_flight: 0,
             conn_calls: HashMap::new(),
+            suspended: HashMap::new(),
             outbox: Vec::new(),
             shutting_down: false,
         }

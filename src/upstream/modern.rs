@@ -20,7 +20,9 @@
 //! from the registry snapshot, with `resultType` and the merged caching hints spliced in; the
 //! calls (`tools/call`, `prompts/get`, `resources/read`, `completion/complete`) as jobs whose
 //! answer is stamped (`Answer::Modern`), held while a server that may offer its name is still
-//! starting (as a session's are, `held.rs`); `subscriptions/listen` (`listen.rs`). A call's progress
+//! starting (as a session's are, `held.rs`), suspended when a 2025 server asks its client
+//! something (`suspend`, continued by the retry that brings the `requestState` it was given:
+//! `resume`); `subscriptions/listen` (`listen.rs`). A call's progress
 //! rides its response stream, and closing that stream cancels the call downstream (the
 //! connection's call is cancelled when it closes, as for every transport).
 
@@ -294,7 +296,130 @@ fn discover(registry: &crate::registry::Snapshot) -> String {
     .to_string()
 }
 
+/// A call of a 2026-07-28 client on a 2025 server that asked the client something: it waits on
+/// its server for the client's retry (multi round-trip requests, from the server's side).
+#[derive(Debug)]
+pub struct Suspended {
+    pub control: std::sync::Arc<crate::job::CallControl>,
+    /// The server's own id for its request.
+    pub child_id: Value,
+    /// The call's deadline: a retry after it finds nothing.
+    pub deadline: Instant,
+}
+
+/// The key of the one input request a suspended call asks for.
+const INPUT_KEY: &str = "input";
+/// What the `requestState` the gateway issues starts with (then 128 random bits), so that one it
+/// did not issue, or no longer holds, is refused rather than taken for a server's own.
+const STATE_PREFIX: &str = "mcp-gateway.";
+
 impl Router {
+    /// A 2025 server asked a 2026-07-28 client something during its call: the client is answered
+    /// `input_required` (the server's request as its input request, a fresh `requestState`), and
+    /// the call waits, unanswered but running, for the retry that carries the input.
+    pub fn suspend(
+        &mut self,
+        to: ReplyTo,
+        id: &Id,
+        suspended: Suspended,
+        method: &str,
+        params: Option<Value>,
+        now: Instant,
+    ) {
+        let ReplyTo::Conn(conn) = to else {
+            return;
+        };
+        self.suspended
+            .retain(|_, s| s.deadline > now && !s.control.is_cancelled());
+        let Ok(random) = super::session::random_id() else {
+            suspended.control.cancel();
+            return;
+        };
+        let state = format!("{STATE_PREFIX}{random}");
+        let mut request = serde_json::Map::new();
+        request.insert("method".into(), Value::from(method));
+        if let Some(params) = params {
+            request.insert("params".into(), params);
+        }
+        let result = json!({
+            "resultType": "input_required",
+            "inputRequests": {INPUT_KEY: request},
+            "requestState": state,
+        });
+        // The connection got its answer; closing it no longer cancels the call (its retry might).
+        self.conn_calls.remove(&conn);
+        self.suspended.insert(state, suspended);
+        self.outbox.push(super::Outgoing::Answer {
+            conn,
+            status: 200,
+            body: rpc::result_response(id.json(), &result.to_string()),
+        });
+    }
+
+    /// A retry carrying the `requestState` of a suspended call: the call goes on with the client's
+    /// input, answering this request. None: the state is not one of these (the server's own).
+    fn resume(
+        &mut self,
+        conn: Slot,
+        id: &Id,
+        method: &str,
+        params: &Params,
+        now: Instant,
+    ) -> Option<Result<(), Refusal>> {
+        let state = params.str("requestState")?;
+        if !state.starts_with(STATE_PREFIX) {
+            return None; // a server's own state: its to check
+        }
+        let Some(suspended) = self.suspended.remove(&state) else {
+            return Some(Err(Refusal::new(
+                codes::INVALID_PARAMS,
+                "Invalid params: requestState is not one the gateway holds (altered, used already, or from before a restart); call again without it",
+            )));
+        };
+        if suspended.deadline <= now || suspended.control.is_cancelled() {
+            return Some(Err(Refusal::new(
+                codes::INVALID_PARAMS,
+                "Invalid params: requestState has expired (the call it continues timed out); call again without it",
+            )));
+        }
+        let Some(input) = params
+            .get("inputResponses")
+            .and_then(|mut r| r.get_mut(INPUT_KEY).map(Value::take))
+        else {
+            self.suspended.insert(state, suspended);
+            return Some(Err(Refusal::new(
+                codes::INVALID_PARAMS,
+                format!("Invalid params: inputResponses.{INPUT_KEY} is missing"),
+            )));
+        };
+        let read = (method == "resources/read")
+            .then(|| params.str("uri"))
+            .flatten();
+        let resumed = crate::job::Signal::Resume {
+            to: ReplyTo::Conn(conn),
+            answer: Answer::Modern {
+                id: id.clone(),
+                read,
+            },
+            child_id: suspended.child_id,
+            outcome: Ok(input),
+        };
+        if !suspended.control.post(resumed) {
+            return Some(Err(Refusal::new(
+                codes::INVALID_PARAMS,
+                "Invalid params: the call this requestState continues is over; call again without it",
+            )));
+        }
+        self.conn_calls.insert(
+            conn,
+            super::ConnCall {
+                control: suspended.control,
+                id: Some(id.clone()),
+            },
+        );
+        Some(Ok(()))
+    }
+
     /// The `Mcp-Param-*` headers of a `tools/call`, against the arguments, for a tool whose
     /// `inputSchema` marks parameters with `x-mcp-header`: a value in the body needs its header,
     /// a header needs its value, and they must be the same (−32020 otherwise).
@@ -466,6 +591,17 @@ impl Router {
             "resources/templates/list" => respond(list(ListKind::Templates)),
             "subscriptions/listen" => self.listen(conn, req, id, &params, now),
             "tools/call" | "prompts/get" | "resources/read" | "completion/complete" => {
+                // The retry of a call the gateway suspended goes on where it waits.
+                match self.resume(conn, &id, &method, &params, now) {
+                    Some(Ok(())) => {
+                        return Outcome::Await {
+                            headers: Vec::new(),
+                            sse: req.accepts("text/event-stream") && req.minor_version == 1,
+                        }
+                    }
+                    Some(Err(refusal)) => return respond(refusal.response(Some(&id))),
+                    None => {}
+                }
                 match self.stateless_call(conn, id, method, params, now, now) {
                     Some(response) => respond(response),
                     None => Outcome::Await {

@@ -829,6 +829,18 @@ impl IoLoop {
             return;
         };
         match signal {
+            Signal::Resume {
+                to,
+                answer,
+                child_id,
+                outcome,
+            } => {
+                if let Some(Pending::Client(flight)) = child.calls.get_mut(&call) {
+                    flight.resume(to, answer);
+                    let line = super::response_to(&child_id, outcome.as_ref());
+                    child.enqueue(line, None);
+                }
+            }
             Signal::ClientAnswer { child_id, outcome } => {
                 if let Some(key) = child_id
                     .as_str()
@@ -1160,6 +1172,22 @@ impl IoLoop {
             Message::Request { id, method, params } => {
                 // The handle's own `Requester` queues the answer back here, like any other line.
                 let handle = child.handle.clone();
+                // A 2026-07-28 client's call, the child's only one: the call is suspended and the
+                // client asked through an input_required answer (it cannot be sent a request).
+                let mut clients = child.calls.values().filter_map(|p| match p {
+                    Pending::Client(flight) => Some(flight),
+                    Pending::Own { .. } => None,
+                });
+                let relayable = matches!(
+                    method.as_str(),
+                    "sampling/createMessage" | "elicitation/create" | "roots/list"
+                );
+                if let (Some(flight), None, true) = (clients.next(), clients.next(), relayable) {
+                    if flight.for_a_modern_client() {
+                        flight.suspend(id, method, params);
+                        return;
+                    }
+                }
                 let flights = child.calls.iter().filter_map(|(call, p)| match p {
                     Pending::Client(flight) => Some((*call, &**flight)),
                     Pending::Own { .. } => None,
