@@ -36,6 +36,20 @@ pub enum Answer {
     Rest,
     /// MCP: a JSON-RPC response carrying the client's own id.
     JsonRpc(Id),
+    /// MCP 2026-07-28 (stateless): as `JsonRpc`, with the result stamped (`rpc::stamp`: resultType,
+    /// and for a read its caching hints), a server's -32002 turned into -32602, and an error's
+    /// HTTP status taken from its code. `read` is the URI of a `resources/read`.
+    Modern { id: Id, read: Option<String> },
+}
+
+impl Answer {
+    /// The client's id, for an MCP answer.
+    pub fn id(&self) -> Option<&Id> {
+        match self {
+            Answer::Rest => None,
+            Answer::JsonRpc(id) | Answer::Modern { id, .. } => Some(id),
+        }
+    }
 }
 
 /// One downstream call to make on behalf of a client.
@@ -86,8 +100,8 @@ pub struct Finished {
 impl Job {
     /// The key under which the reactor tracks this call for cancellation.
     pub fn key(&self) -> Option<CallKey> {
-        match (&self.answer, self.session) {
-            (Answer::JsonRpc(id), Some(session)) => Some(CallKey {
+        match (self.answer.id(), self.session) {
+            (Some(id), Some(session)) => Some(CallKey {
                 session,
                 id: id.clone(),
             }),
@@ -159,6 +173,14 @@ pub enum Signal {
         child_id: Value,
         outcome: Result<Value, Value>,
     },
+    /// A call suspended for a 2026-07-28 client (`ToReactor::Suspend`) goes on: its answer now goes
+    /// to `to` as `answer` (the client's retry), and the server gets the client's input.
+    Resume {
+        to: ReplyTo,
+        answer: Answer,
+        child_id: Value,
+        outcome: Result<Value, Value>,
+    },
 }
 
 /// Whoever carries a call in flight (the child-I/O loop for a child, a worker for a remote):
@@ -214,6 +236,17 @@ impl CallControl {
         }
         *state = ControlState::Running(inbox);
         true
+    }
+
+    /// Posts `signal` to the call where it runs; false when it is not running (queued or over).
+    pub fn post(&self, signal: Signal) -> bool {
+        match &*self.lock() {
+            ControlState::Running(inbox) => {
+                inbox.post(signal);
+                true
+            }
+            _ => false,
+        }
     }
 
     pub fn is_cancelled(&self) -> bool {
@@ -312,6 +345,17 @@ pub enum ToReactor {
         params: Option<Value>,
         reply: Inbox,
     },
+    /// A 2025 server asked a 2026-07-28 client something during its call: the call waits
+    /// (`control`), and the client gets an `input_required` answer on `to`, whose retry resumes it.
+    Suspend {
+        to: ReplyTo,
+        id: Id,
+        control: Arc<CallControl>,
+        child_id: Value,
+        method: String,
+        params: Option<Value>,
+        deadline: Instant,
+    },
     /// A new registry to serve from now on.
     Registry(Arc<Snapshot>),
     /// A reload was applied (`gateway`: the new `gateway` section, `notes` the gateway's own for
@@ -360,6 +404,8 @@ impl ReactorSink {
         let (status, body) = match (&route.answer, outcome) {
             (Answer::JsonRpc(id), Ok(result)) => (200, rpc::result_response(id.json(), result)),
             (Answer::JsonRpc(id), Err(error)) => (200, rpc::raw_error_response(id.json(), error)),
+            (Answer::Modern { id, read }, Ok(result)) => modern_result(id, read.as_deref(), result),
+            (Answer::Modern { id, read }, Err(error)) => modern_error(id, read.as_deref(), error),
             (Answer::Rest, Ok(result)) => (200, wrap("result", result)),
             (Answer::Rest, Err(error)) => (rest_status_for(error), wrap("error", error)),
         };
@@ -388,8 +434,8 @@ impl ReactorSink {
     /// Ends a call the client cancelled: no answer on a session stream (the spec says none is sent);
     /// a waiting HTTP request still needs one, so it gets an error saying so.
     pub fn cancelled(&self, route: &Route) {
-        let body = match (route.to, &route.answer) {
-            (ReplyTo::Conn(_), Answer::JsonRpc(id)) => rpc::error_response(
+        let body = match (route.to, route.answer.id()) {
+            (ReplyTo::Conn(_), Some(id)) => rpc::error_response(
                 Some(id.json()),
                 codes::REQUEST_CANCELLED,
                 "the request was cancelled by the client",
@@ -410,9 +456,9 @@ impl ReactorSink {
     /// Sends the final outcome of a job that failed before the server answered.
     pub fn fail(&self, route: &Route, failure: &Failure) {
         // MCP clients get a JSON-RPC error in an ordinary answer; REST maps failures to statuses.
-        let (status, id) = match &route.answer {
-            Answer::JsonRpc(id) => (200, Some(id)),
-            Answer::Rest => (failure.status(), None),
+        let (status, id) = match route.answer.id() {
+            Some(id) => (200, Some(id)),
+            None => (failure.status(), None),
         };
         let body = failure.body(id);
         let finished = route.finished(failure.error_type(), Some(failure.code()), 0);
@@ -425,6 +471,50 @@ impl ReactorSink {
             finished: Some(finished),
         });
     }
+}
+
+/// A server's result for a 2026-07-28 client: stamped; a read of nothing is "not found".
+fn modern_result(id: &Id, read: Option<&str>, result: &str) -> (u16, Vec<u8>) {
+    if let Some(uri) = read {
+        let empty = rpc::Params::parse(result.as_bytes())
+            .ok()
+            .and_then(|r| r.raw("contents").map(|c| c.get().trim() == "[]"))
+            .unwrap_or(false);
+        if empty {
+            return not_found(id, uri);
+        }
+    }
+    let cache = read.map(|_| rpc::stamp::Cache::READ_DEFAULT);
+    (
+        200,
+        rpc::result_response(id.json(), &rpc::stamp::complete(result, cache)),
+    )
+}
+
+/// A server's error for a 2026-07-28 client, with the status its code has in that revision.
+fn modern_error(id: &Id, read: Option<&str>, error: &str) -> (u16, Vec<u8>) {
+    let code = serde_json::from_str::<Value>(error)
+        .ok()
+        .and_then(|e| e.get("code").and_then(Value::as_i64));
+    match (code, read) {
+        // The code resource-not-found had until 2025-11-25; this revision says -32602.
+        (Some(codes::RESOURCE_NOT_FOUND), Some(uri)) => not_found(id, uri),
+        (Some(code), _) => (
+            codes::modern_http_status(code),
+            rpc::raw_error_response(id.json(), error),
+        ),
+        (None, _) => (200, rpc::raw_error_response(id.json(), error)),
+    }
+}
+
+fn not_found(id: &Id, uri: &str) -> (u16, Vec<u8>) {
+    let body = rpc::error_response_with_data(
+        Some(id.json()),
+        codes::INVALID_PARAMS,
+        &format!("Resource not found: {uri}"),
+        Some(&serde_json::json!({ "uri": uri })),
+    );
+    (400, body)
 }
 
 /// `{"error":{"code":..,"message":..}}`: the REST error shape.

@@ -10,7 +10,7 @@
 use crate::catalog::Catalog;
 use crate::config::{GatewayConfig, LocalServer, ServerConfig, ServerKind};
 use crate::downstream::child_io::{ChildEvent, ChildIo};
-use crate::downstream::handshake::{self, handshake};
+use crate::downstream::handshake;
 use crate::downstream::link::Link;
 use crate::downstream::process::{self, Exiting};
 use crate::downstream::remote::link::{Events, RemoteLink, Target};
@@ -421,7 +421,10 @@ impl Running {
                 let mut listing = (*current).clone();
                 for &kind in kinds {
                     match handshake::list(link.requester(), kind, deadline) {
-                        Ok(items) => *handshake::slot(&mut listing, kind) = items,
+                        Ok((items, cache)) => {
+                            *handshake::slot(&mut listing, kind) = items;
+                            listing.cache[kind as usize] = Some(cache);
+                        }
                         Err(e) => {
                             let label = link.requester().label();
                             log::warn!("{label}: listing its {} again: {e}", kind.key());
@@ -494,6 +497,15 @@ impl Running {
         let workers = self.sup.workers.clone();
         let wanted = self.wanted.clone();
         let deadline = now + server.init_timeout;
+        // The legacy SSE transport has no stateless era.
+        let protocol = match &server.kind {
+            ServerKind::Remote(remote)
+                if remote.transport == crate::config::RemoteTransport::Sse =>
+            {
+                crate::config::Protocol::Legacy
+            }
+            _ => server.protocol,
+        };
         let thread_link = link.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("init-{}", server.name))
@@ -502,7 +514,7 @@ impl Running {
                 let (link, pool) = (thread_link, thread_pool);
                 let server = link.server();
                 let shaken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    handshake(link.requester(), deadline)
+                    handshake::handshake_with(link.requester(), protocol, deadline)
                 }))
                 .unwrap_or_else(|panic| {
                     Err(format!(

@@ -15,7 +15,7 @@ use crate::downstream::flight::{Carrier, Flight, Next};
 use crate::downstream::link::Link;
 use crate::downstream::remote::link::RemoteLink;
 use crate::downstream::{Inbound, Requester};
-use crate::job::{Inbox, Job};
+use crate::job::{Failure, Inbox, Job};
 use crate::pool::Handle;
 use crossbeam_channel::Receiver;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -86,49 +86,134 @@ impl Worker {
         }
     }
 
-    /// Carries one call on a remote server to its end.
-    fn call_remote(&self, flight: Flight, remote: &RemoteLink, params: crate::rpc::Params) -> Next {
+    /// Carries one call on a remote server to its end (through every `input_required` round a
+    /// 2026-07-28 server asks a 2025 client for, `gather_input`).
+    fn call_remote(
+        &self,
+        mut flight: Flight,
+        remote: &RemoteLink,
+        mut params: crate::rpc::Params,
+    ) -> Next {
         let name = &remote.name;
-        if flight.control.is_cancelled() {
-            return flight.cancelled();
-        }
-        let progress = flight.wants_progress();
-        let begun = remote.begin(
-            flight.method,
-            Some(params),
-            progress,
-            flight.deadline,
-            flight.client,
-        );
-        let mut call = match begun {
-            Ok(call) => call,
-            Err(error) => return flight.fail(error, name),
-        };
-        let inbox: Inbox = Arc::new(call.sender());
-        if !flight.start(inbox.clone()) {
-            call.cancel("cancelled by the client");
-            return flight.cancelled();
-        }
         loop {
-            match call.step() {
-                Ok(Inbound::Response(outcome)) => {
-                    return flight.answer(outcome.as_deref().map_err(|e| &**e));
-                }
-                Ok(Inbound::Progress(params)) => flight.progress(params),
-                // The link already chose this call for it (`remote::flights`).
-                Ok(Inbound::ChildRequest { id, method, params }) => {
-                    flight.ask_client(remote, inbox.clone(), id, method, params)
-                }
-                Ok(Inbound::ClientAnswer { child_id, outcome }) => {
-                    remote.respond(&child_id, outcome.as_ref())
-                }
-                Ok(Inbound::Cancelled) => {
-                    call.cancel("cancelled by the client");
-                    return flight.cancelled();
-                }
-                // `step` turns these into errors.
-                Ok(Inbound::Closed | Inbound::TooLarge { .. }) => {}
+            if flight.control.is_cancelled() {
+                return flight.cancelled();
+            }
+            let progress = flight.wants_progress();
+            let begun = remote.begin(
+                flight.method,
+                Some(params),
+                progress,
+                flight.deadline,
+                flight.client,
+            );
+            let mut call = match begun {
+                Ok(call) => call,
                 Err(error) => return flight.fail(error, name),
+            };
+            let inbox: Inbox = Arc::new(call.sender());
+            if !flight.start(inbox.clone()) {
+                call.cancel("cancelled by the client");
+                return flight.cancelled();
+            }
+            let outcome = loop {
+                match call.step() {
+                    Ok(Inbound::Response(outcome)) => break outcome,
+                    Ok(Inbound::Progress(params)) => flight.progress(params),
+                    // The link already chose this call for it (`remote::flights`).
+                    Ok(Inbound::ChildRequest { id, method, params }) => {
+                        flight.ask_client(remote, inbox.clone(), id, method, params)
+                    }
+                    Ok(Inbound::ClientAnswer { child_id, outcome }) => {
+                        remote.respond(&child_id, outcome.as_ref())
+                    }
+                    Ok(Inbound::Cancelled) => {
+                        call.cancel("cancelled by the client");
+                        return flight.cancelled();
+                    }
+                    // `step` turns these into errors.
+                    Ok(Inbound::Closed | Inbound::TooLarge { .. }) => {}
+                    Err(error) => return flight.fail(error, name),
+                }
+            };
+            drop(call);
+            match outcome {
+                Ok(result)
+                    if flight.rounds.is_some()
+                        && crate::downstream::era::is_input_required(result.get()) =>
+                {
+                    match gather_input(flight, remote, result.get()) {
+                        Ok((again, retry)) => (flight, params) = (again, retry),
+                        Err(next) => return *next,
+                    }
+                }
+                outcome => return flight.answer(outcome.as_deref().map_err(|e| &**e)),
+            }
+        }
+    }
+}
+
+/// A 2026-07-28 remote answered a 2025 client's call `input_required`: each input request goes
+/// to the client (as a 2025 server's own request would), and with every answer in, the params to
+/// send the call again with. Err: the flight ended (refused, cancelled, timed out, too many rounds).
+fn gather_input(
+    mut flight: Flight,
+    remote: &RemoteLink,
+    result: &str,
+) -> Result<(Flight, crate::rpc::Params), Box<Next>> {
+    use crate::downstream::era::{self, InputRound};
+    let round = match era::input_round(result, flight.rounds.as_mut().expect("checked")) {
+        Ok(round) => round,
+        Err(why) => {
+            let failure = Failure::BadGateway(format!("server {}: {why}", remote.name));
+            return Err(Box::new(flight.fail_with(&failure)));
+        }
+    };
+    let (tx, rx) = crossbeam_channel::unbounded::<Inbound>();
+    let inbox: Inbox = Arc::new(tx);
+    if !flight.start(inbox.clone()) {
+        return Err(Box::new(flight.cancelled()));
+    }
+    let InputRound { requests } = round;
+    for (key, method, params) in requests {
+        let id = serde_json::Value::String(format!("{}{key}", era::INPUT_KEY));
+        flight.ask_client(remote, inbox.clone(), id, method, params);
+    }
+    loop {
+        if flight.rounds.as_ref().is_some_and(|r| r.waiting.is_empty()) {
+            let params = flight.retry_params();
+            return Ok((flight, params));
+        }
+        let deadline = flight.deadline;
+        let rounds = flight.rounds.as_mut().expect("checked");
+        match rx.recv_deadline(deadline) {
+            Ok(Inbound::ClientAnswer { child_id, outcome }) => {
+                let key = child_id
+                    .as_str()
+                    .and_then(|k| k.strip_prefix(era::INPUT_KEY))
+                    .map(str::to_string);
+                let Some(key) = key.filter(|k| rounds.waiting.contains(k)) else {
+                    continue;
+                };
+                match outcome {
+                    Ok(answer) => {
+                        rounds.waiting.retain(|k| *k != key);
+                        rounds.responses.insert(key, answer);
+                    }
+                    Err(error) => {
+                        let error =
+                            serde_json::value::to_raw_value(&error).expect("a Value serializes");
+                        return Err(Box::new(flight.answer(Err(&error))));
+                    }
+                }
+            }
+            Ok(Inbound::Cancelled) => return Err(Box::new(flight.cancelled())),
+            Ok(_) => {}
+            Err(_) => {
+                let name = remote.name.to_string();
+                return Err(Box::new(
+                    flight.fail(crate::downstream::CallError::Timeout, &name),
+                ));
             }
         }
     }

@@ -896,7 +896,8 @@ fn messages_without_session_id_is_400() {
     for path in ["/messages", "/messages?session=abc"] {
         let response = gw.request("POST", path, &[("Content-Type", "application/json")], ping);
         assert_eq!(response.status, 400, "{path}: {}", response.text());
-        assert_rpc_error(&response.json(), &Value::Null, -32600, &["sessionId"]);
+        // The request's id is echoed, never null (it had one).
+        assert_rpc_error(&response.json(), &json!(1), -32600, &["sessionId"]);
     }
 }
 
@@ -911,7 +912,7 @@ fn messages_for_unknown_session_is_404() {
         ping,
     );
     assert_eq!(response.status, 404, "{}", response.text());
-    assert_rpc_error(&response.json(), &Value::Null, -32600, &["session"]);
+    assert_rpc_error(&response.json(), &json!(1), -32600, &["session"]);
 }
 
 #[test]

@@ -375,7 +375,12 @@ fn unsupported_protocol_version_header_is_400() {
             &body,
         );
         assert_eq!(response.status, 400, "version {bad:?}: {}", response.text());
-        assert_eq!(rpc_code(&response), -32600);
+        // 2026-07-28's code for it, naming what the gateway speaks, with the request's id.
+        assert_eq!(rpc_code(&response), -32022);
+        assert_eq!(response.json()["id"], 1, "{}", response.text());
+        assert!(response.json()["error"]["data"]["supported"]
+            .as_array()
+            .is_some_and(|s| s.contains(&json!("2025-11-25"))));
     }
     // Also on initialize: no session comes of it.
     let response = post_mcp(

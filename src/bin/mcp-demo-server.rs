@@ -25,7 +25,8 @@
 //! `completion/complete` and `logging/setLevel`. Any other method gets -32601. Invalid
 //! JSON gets -32700 (id null). Valid JSON that is not a JSON-RPC message gets -32600.
 //! Notifications: `notifications/initialized`, `notifications/cancelled` (the cancelled
-//! request is stopped and gets no response), and any others are ignored.
+//! request is stopped and gets no response; `demo: cancelled request <id>` goes to stderr), and
+//! any others are ignored.
 //!
 //! Concurrency: tools that answer at once (echo, add, fail, env, pid, log,
 //! notify_changed, touch, crash and `--extra-tool` aliases) run on the reader thread.
@@ -88,6 +89,19 @@
 //!   whose definitions change between starts, for the gateway's pinning tests.
 //! * `--name NAME`: `serverInfo.name` (default: env `DEMO_SERVER_NAME`, else `mcp-demo-server`).
 //! * `--request-timeout MS`: how long roots/sample/elicit wait for the client (default 30000).
+//! * `--protocol legacy|dual|modern` (default legacy): `dual` also answers `server/discover`
+//!   (2026-07-28 and the 2025 versions); `modern` speaks only 2026-07-28: it refuses `initialize`
+//!   and every request without `_meta` naming that version and client capabilities (-32602), and
+//!   writes `demo: <method> with the 2026-07-28 _meta` to stderr for each one it serves. It takes
+//!   `subscriptions/listen` (acknowledged, never answered), and `notify_changed` then sends only
+//!   the `list_changed` kinds the listen asked for, tagged with its id — nothing without one.
+//!   `elicit` answers `resultType: "input_required"` (one `elicitation/create` under
+//!   `inputRequests.answer`, `requestState` "demo-elicit-state"); the retry with
+//!   `inputResponses.answer` and that state gets the answer as JSON text, another state -32602.
+//!   Its `tools/list` also names `misannotated`, whose `x-mcp-header` sits on a `number` property
+//!   (invalid: a 2026-07-28 client must not offer it; calling it is an unknown tool).
+//! * `--cache-ttl MS`: put `ttlMs: MS` on list results (the caching hints of MCP 2026-07-28).
+//! * `--cache-private`: put `cacheScope: "private"` on list results.
 //! * `-h/--help`, `-V/--version`.
 //!
 //! Values can be given as `--flag VALUE` or `--flag=VALUE`. An unknown or malformed flag
@@ -112,6 +126,9 @@ macro_rules! note {
 }
 
 const LATEST_VERSION: &str = "2025-11-25";
+/// The stateless revision `--protocol dual|modern` speaks.
+const MODERN_VERSION: &str = "2026-07-28";
+const MODERN_VERSION_KEY: &str = "io.modelcontextprotocol/protocolVersion";
 const SUPPORTED_VERSIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
 const DEFAULT_NAME: &str = "mcp-demo-server";
 
@@ -207,6 +224,9 @@ Flags:
   --describe TOOL=TEXT   list TOOL with the description TEXT instead of its own; repeatable
   --name NAME            serverInfo.name (default: $DEMO_SERVER_NAME or mcp-demo-server)
   --request-timeout MS   how long roots/sample/elicit wait for the client (default 30000)
+  --protocol ERA         legacy (default), dual (also server/discover) or modern (2026-07-28 only)
+  --cache-ttl MS         put ttlMs: MS on list results (MCP 2026-07-28 caching hints)
+  --cache-private        put cacheScope: \"private\" on list results
   -h, --help             print this help and exit
   -V, --version          print the version and exit
 
@@ -238,6 +258,24 @@ struct Config {
     request_timeout_ms: u64,
     /// `--describe TOOL=TEXT`: descriptions listed instead of the tools' own.
     descriptions: Vec<(String, String)>,
+    /// `--cache-ttl`: `ttlMs` on list results (caching hints, MCP 2026-07-28).
+    cache_ttl_ms: Option<u64>,
+    /// `--cache-private`: `cacheScope: "private"` on list results.
+    cache_private: bool,
+    /// `--protocol`: which eras the server speaks.
+    protocol: Era,
+}
+
+/// `--protocol legacy|dual|modern`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Era {
+    /// 2025 only: `server/discover` is an unknown method.
+    #[default]
+    Legacy,
+    /// Both: `server/discover` and `initialize`.
+    Dual,
+    /// 2026-07-28 only: no `initialize`; every request must carry the protocol `_meta`.
+    Modern,
 }
 
 impl Config {
@@ -348,6 +386,27 @@ fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Cli, String> {
                 cfg.tools = Some(tools);
             }
             "--name" => cfg.name = Some(take_value(&flag, inline, &mut it)?),
+            "--cache-ttl" => {
+                cfg.cache_ttl_ms = Some(parse_num(&flag, &take_value(&flag, inline, &mut it)?)?)
+            }
+            "--protocol" => {
+                cfg.protocol = match take_value(&flag, inline, &mut it)?.as_str() {
+                    "legacy" => Era::Legacy,
+                    "dual" => Era::Dual,
+                    "modern" => Era::Modern,
+                    other => {
+                        return Err(format!(
+                            "{flag}: '{other}' is not one of legacy, dual, modern"
+                        ))
+                    }
+                }
+            }
+            "--cache-private" => {
+                if inline.is_some() {
+                    return Err(format!("{flag} takes no value"));
+                }
+                cfg.cache_private = true;
+            }
             _ => return Err(format!("unknown flag: {flag}")),
         }
     }
@@ -1558,6 +1617,8 @@ struct Server {
     out: Output,
     client_caps: Mutex<Map<String, Value>>,
     subscriptions: Mutex<HashSet<String>>,
+    /// `--protocol modern`: the id of the open `subscriptions/listen`, if any, and what it asked for.
+    listen: Mutex<Option<(Value, Value)>>,
     log_level: AtomicU8,
     /// tools/call requests running on workers, by JSON text of their id.
     inflight: Mutex<HashMap<String, Arc<Task>>>,
@@ -1601,6 +1662,7 @@ impl Server {
             prompts: prompt_defs(),
             client_caps: Mutex::new(Map::new()),
             subscriptions: Mutex::new(HashSet::new()),
+            listen: Mutex::new(None),
             log_level: AtomicU8::new(DEFAULT_LEVEL),
             inflight: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),
@@ -1726,6 +1788,7 @@ impl Server {
             if let Some(id @ (Value::String(_) | Value::Number(_))) = params.get("requestId") {
                 let task = lock(&self.inflight).get(&id.to_string()).cloned();
                 if let Some(t) = task {
+                    note!("demo: cancelled request {id}");
                     t.cancel();
                 }
             }
@@ -1735,9 +1798,50 @@ impl Server {
     }
 
     fn handle_request(self: &Arc<Self>, reply: Reply, method: &str, p: Map<String, Value>) {
+        if self.cfg.protocol != Era::Legacy && method == "server/discover" {
+            return reply.ok(&self.discover());
+        }
+        if self.cfg.protocol == Era::Modern {
+            if method == "initialize" {
+                return reply.err(RpcError::new(
+                    METHOD_NOT_FOUND,
+                    "Method not found: initialize (this server speaks only 2026-07-28)",
+                ));
+            }
+            let meta = p.get("_meta");
+            let version = meta
+                .and_then(|m| m.get(MODERN_VERSION_KEY))
+                .and_then(Value::as_str);
+            let caps = meta.and_then(|m| m.get("io.modelcontextprotocol/clientCapabilities"));
+            if version != Some(MODERN_VERSION) || !caps.is_some_and(Value::is_object) {
+                note!("demo: refused {method} without the 2026-07-28 _meta");
+                return reply.err(invalid_params(
+                    "Invalid params: params._meta must carry io.modelcontextprotocol/protocolVersion 2026-07-28 and clientCapabilities",
+                ));
+            }
+            note!("demo: {method} with the 2026-07-28 _meta");
+            if method == "subscriptions/listen" {
+                let asked = p.get("notifications").cloned().unwrap_or(json!({}));
+                let ack = json!({"_meta": {"io.modelcontextprotocol/subscriptionId": reply.id},
+                                 "notifications": asked});
+                *lock(&self.listen) = Some((reply.id.clone(), asked));
+                self.notify("notifications/subscriptions/acknowledged", Some(ack));
+                // The listen request is answered only when the stream ends (never, here).
+                return reply.silent();
+            }
+        }
         match method {
             "ping" => reply.ok(&json!({})),
             "initialize" => self.initialize(reply, &p),
+            "tools/list" if self.cfg.protocol == Era::Modern => {
+                // One more tool, whose x-mcp-header (on a number) 2026-07-28 clients must refuse.
+                let mut tools = self.tools.clone();
+                tools.push(
+                    json!({"name": "misannotated", "inputSchema": {"type": "object",
+                    "properties": {"ratio": {"type": "number", "x-mcp-header": "Ratio"}}}}),
+                );
+                reply.answer(self.list(&tools, "tools", &p))
+            }
             "tools/list" => reply.answer(self.list(&self.tools, "tools", &p)),
             "tools/call" => self.tools_call(reply, &p),
             "resources/list" => reply.answer(self.list(&self.resources, "resources", &p)),
@@ -1760,6 +1864,27 @@ impl Server {
     }
 
     // --- lifecycle ---------------------------------------------------------------------
+
+    fn discover(&self) -> Value {
+        let mut versions = vec![MODERN_VERSION];
+        if self.cfg.protocol == Era::Dual {
+            versions.extend(SUPPORTED_VERSIONS);
+        }
+        json!({
+            "resultType": "complete",
+            "supportedVersions": versions,
+            "capabilities": {
+                "tools": {"listChanged": true},
+                "resources": {"subscribe": true, "listChanged": true},
+                "prompts": {"listChanged": true},
+                "completions": {}
+            },
+            "_meta": {"io.modelcontextprotocol/serverInfo":
+                {"name": self.name, "version": env!("CARGO_PKG_VERSION")}},
+            "ttlMs": 0,
+            "cacheScope": "public"
+        })
+    }
 
     fn initialize(self: &Arc<Self>, reply: Reply, p: &Map<String, Value>) {
         let Some(requested) = p.get("protocolVersion").and_then(Value::as_str) else {
@@ -1866,6 +1991,12 @@ impl Server {
         if let Some(n) = next {
             m.insert("nextCursor".into(), n.into());
         }
+        if let Some(ttl) = self.cfg.cache_ttl_ms {
+            m.insert("ttlMs".into(), ttl.into());
+        }
+        if self.cfg.cache_private {
+            m.insert("cacheScope".into(), "private".into());
+        }
         Ok(Value::Object(m))
     }
 
@@ -1954,6 +2085,9 @@ impl Server {
             Ok(c) => c,
             Err(e) => return reply.err(e),
         };
+        if let (Era::Modern, Call::Elicit(message)) = (self.cfg.protocol, &call) {
+            return reply.answer(elicit_by_round_trip(message, p));
+        }
         let token = p
             .get("_meta")
             .and_then(|m| m.get("progressToken"))
@@ -2037,6 +2171,26 @@ impl Server {
                 text_result("logged")
             }
             Call::NotifyChanged => {
+                if self.cfg.protocol == Era::Modern {
+                    // 2026-07-28: only on a subscriptions/listen, only what it asked for.
+                    let listen = lock(&self.listen).clone();
+                    if let Some((id, asked)) = listen {
+                        for (kind, key) in [
+                            ("tools", "toolsListChanged"),
+                            ("resources", "resourcesListChanged"),
+                            ("prompts", "promptsListChanged"),
+                        ] {
+                            if asked.get(key) == Some(&Value::Bool(true)) {
+                                let params = json!({"_meta": {"io.modelcontextprotocol/subscriptionId": id}});
+                                self.notify(
+                                    &format!("notifications/{kind}/list_changed"),
+                                    Some(params),
+                                );
+                            }
+                        }
+                    }
+                    return text_result("notified");
+                }
                 for kind in ["tools", "resources", "prompts"] {
                     self.notify(&format!("notifications/{kind}/list_changed"), None);
                 }
@@ -2201,6 +2355,28 @@ impl Server {
 // ---------------------------------------------------------------------------------------
 // Prompts and completion
 // ---------------------------------------------------------------------------------------
+
+/// `elicit` in the 2026-07-28 era (`--protocol modern`): the server cannot ask, so it answers
+/// `input_required` with its request and a state, and the client's retry carries the answer.
+fn elicit_by_round_trip(message: &str, p: &Map<String, Value>) -> Result<Value, RpcError> {
+    const STATE: &str = "demo-elicit-state";
+    let Some(answer) = p.get("inputResponses").and_then(|r| r.get("answer")) else {
+        return Ok(json!({
+            "resultType": "input_required",
+            "inputRequests": {"answer": {"method": "elicitation/create", "params": {
+                "message": message,
+                "requestedSchema": {"type": "object", "properties": {"name": {"type": "string"}}}
+            }}},
+            "requestState": STATE
+        }));
+    };
+    if p.get("requestState").and_then(Value::as_str) != Some(STATE) {
+        return Err(invalid_params(
+            "Invalid params: requestState was not issued by this server",
+        ));
+    }
+    Ok(text_result(answer.to_string()))
+}
 
 fn get_prompt(p: &Map<String, Value>) -> Result<Value, RpcError> {
     let name = p

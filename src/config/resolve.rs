@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::schema::{describe, quote, Checker, Env, Object};
 use super::types::{
     AuditConfig, AuditTarget, Config, Cors, GatewayConfig, LocalServer, Mapping, Pin, PoolSettings,
-    Recycle, RemoteServer, RemoteTransport, ServerConfig, ServerKind, Share, StripPrefix,
+    Protocol, Recycle, RemoteServer, RemoteTransport, ServerConfig, ServerKind, Share, StripPrefix,
     ToolFilter, ToolOverride,
 };
 use super::{clients, key_path, secret, Problem};
@@ -124,7 +124,9 @@ const COMMON_SERVER_KEYS: &[&str] = &[
     "initTimeout",
     "pin",
     "pinNew",
+    "protocol",
 ];
+const PROTOCOLS: &[&str] = &["auto", "2025-11-25", "2026-07-28"];
 const SHARES: &[&str] = &["shared", "session", "call"];
 const SHARE_HINTS: &[(&str, &str)] = &[
     ("per-session", "write \"session\""),
@@ -771,12 +773,30 @@ fn server(
         .field(obj, path, "initTimeout", |c, v, p| c.millis(v, p, 1))
         .unwrap_or(DEFAULT_INIT_TIMEOUT);
     let (pin, pin_new) = pin_settings(c, obj, path);
+    let protocol = c
+        .field(obj, path, "protocol", |c, v, p| {
+            let protocol = match c.choice(v, p, PROTOCOLS, &[])? {
+                "2025-11-25" => Protocol::Legacy,
+                "2026-07-28" => Protocol::Modern,
+                _ => Protocol::Auto,
+            };
+            Some(protocol)
+        })
+        .unwrap_or_default();
     let kind = match kind {
         Some(Kind::Local) => local(c, obj, path).map(ServerKind::Local),
         Some(Kind::Remote(implied)) => remote(c, obj, path, implied).map(ServerKind::Remote),
         None => None,
     };
 
+    if let Some(ServerKind::Remote(remote)) = &kind {
+        if protocol == Protocol::Modern && remote.transport == RemoteTransport::Sse {
+            c.report(
+                &key_path(path, "protocol"),
+                "\"2026-07-28\" has no legacy SSE transport; use \"transport\": \"streamable\" or \"auto\"",
+            );
+        }
+    }
     let config = match (&name, kind) {
         (Some(name), Some(kind)) if c.problem_count() == before => Some(ServerConfig {
             name: name.clone(),
@@ -789,6 +809,7 @@ fn server(
             filters: ToolFilter::default(),
             pin,
             pin_new,
+            protocol,
         }),
         _ => None,
     };
@@ -2369,7 +2390,7 @@ mod tests {
         assert_eq!(
             problem(r#"{"mcpServers": {"gh": {"command": "x", "bogus": []}}}"#),
             "mcpServers.gh.bogus: unknown key (allowed here: name, type, enabled, poolSize, minConnections, \
-             acquireTimeout, idleTimeout, maxConcurrency, maxLifetime, maxCalls, maxRssBytes, share, callTimeout, initTimeout, pin, pinNew, command, args, cwd, env, url, transport, headers, caFile)"
+             acquireTimeout, idleTimeout, maxConcurrency, maxLifetime, maxCalls, maxRssBytes, share, callTimeout, initTimeout, pin, pinNew, protocol, command, args, cwd, env, url, transport, headers, caFile)"
         );
         assert_eq!(
             problem(r#"{"mcpServers": ["x"]}"#),
@@ -2388,6 +2409,35 @@ mod tests {
                 "servers[0].poolSize: expected an integer of at least 1, found 0",
             ]
         );
+    }
+
+    #[test]
+    fn protocol_names_the_era_spoken_to_a_server() {
+        let config = parse(
+            r#"{"servers": [{"name": "a", "command": "x"},
+                            {"name": "b", "command": "x", "protocol": "auto"},
+                            {"name": "c", "command": "x", "protocol": "2025-11-25"},
+                            {"name": "d", "url": "http://h/mcp", "protocol": "2026-07-28"}]}"#,
+        );
+        let protocols: Vec<Protocol> = config.servers.iter().map(|s| s.protocol).collect();
+        assert_eq!(
+            protocols,
+            [
+                Protocol::Legacy,
+                Protocol::Auto,
+                Protocol::Legacy,
+                Protocol::Modern
+            ]
+        );
+        assert!(
+            problem(r#"{"servers": [{"name": "a", "command": "x", "protocol": "2026"}]}"#)
+                .starts_with("servers[0].protocol: ")
+        );
+        assert!(problem(
+            r#"{"servers": [{"name": "a", "url": "http://h/sse", "transport": "sse",
+                             "protocol": "2026-07-28"}]}"#
+        )
+        .contains("has no legacy SSE transport"));
     }
 
     #[test]

@@ -140,6 +140,24 @@ pub struct ServerConfig {
     pub pin: Pin,
     /// `pinNew`, default false: with `pin: hold`, tools never seen before wait for approval too.
     pub pin_new: bool,
+    /// `protocol`, default 2025-11-25 (until 2026-07-28 servers' `input_required` results reach
+    /// 2025 clients): which protocol era the gateway speaks to the server.
+    pub protocol: Protocol,
+}
+
+/// `protocol` of a server: the era the gateway speaks to it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Protocol {
+    /// Probe with `server/discover`; a server that does not answer it gets `initialize`.
+    Auto,
+    /// The initialize handshake (2025-11-25 and the versions before it). The default for now: a
+    /// dual-era server spoken to statelessly could no longer ask a 2025 client for sampling,
+    /// elicitation or roots during a call (its `input_required` results are not turned into
+    /// requests yet).
+    #[default]
+    Legacy,
+    /// 2026-07-28 only: no handshake, every request carries its own `_meta`.
+    Modern,
 }
 
 /// `pin` of a server: the guard against tool definitions that change under the clients.

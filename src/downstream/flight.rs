@@ -77,6 +77,9 @@ pub struct Flight {
     pub route: Route,
     /// The client's progress token, if it asked for progress.
     progress_token: Option<Value>,
+    /// A 2026-07-28 client's `_meta` log level (a rank in `mcp::LOG_LEVELS`): log messages of the
+    /// call ride its answer stream.
+    log_level: Option<usize>,
     /// The MCP session that made the call (None for REST): who may be asked things.
     pub client: Option<Slot>,
     pub method: &'static str,
@@ -86,9 +89,27 @@ pub struct Flight {
     timeout: Duration,
     /// The pool the claim is on.
     pool: Arc<ServerPool>,
+    /// A 2025 client's call on a 2026-07-28 stdio server: its `input_required` rounds, turned into
+    /// requests to the client (`child_io`).
+    pub rounds: Option<Box<Rounds>>,
     /// Taken when the flight ends.
     claim: Option<Handle<Link>>,
     carrier: Carrier,
+}
+
+/// The `input_required` rounds of one call (SEP-2322, on behalf of a 2025 client).
+#[derive(Debug, Default)]
+pub struct Rounds {
+    /// The params the call was first sent with (its progress token aside), to send again.
+    pub params: Params,
+    /// Rounds so far.
+    pub count: u32,
+    /// Keys of the server's input requests the client has not answered yet.
+    pub waiting: Vec<String>,
+    /// The client's answers, by key: the retry's `inputResponses`.
+    pub responses: Map<String, Value>,
+    /// The server's `requestState`, sent back as it came.
+    pub state: Option<Value>,
 }
 
 impl Flight {
@@ -96,9 +117,25 @@ impl Flight {
     pub fn new(job: Job, claim: Handle<Link>, carrier: &Carrier, now: Instant) -> (Flight, Params) {
         let (pool, timeout) = carrier.servers.pool(job.server);
         let route = job.route();
+        let mut params = job.params;
+        let log_level = super::era::log_level(&params);
+        let modern = claim.member.requester().modern();
+        super::era::prepare(&mut params, modern);
+        // Only a 2025 session can be asked things on its stream; a 2026 client gets the
+        // input_required result itself.
+        let asks_a_session =
+            job.session.is_some() && matches!(job.answer, crate::job::Answer::JsonRpc(_));
+        let rounds = (modern && asks_a_session).then(|| {
+            Box::new(Rounds {
+                params: params.clone(),
+                ..Rounds::default()
+            })
+        });
         let flight = Flight {
             route,
             progress_token: job.progress_token,
+            log_level,
+            rounds,
             client: job.session,
             method: job.method,
             server: job.server,
@@ -109,7 +146,7 @@ impl Flight {
             claim: Some(claim),
             carrier: carrier.clone(),
         };
-        (flight, job.params)
+        (flight, params)
     }
 
     /// The name of the server the call is on.
@@ -136,6 +173,67 @@ impl Flight {
         params.insert("progressToken".into(), token.clone());
         let note = rpc::notification("notifications/progress", Some(&params));
         self.carrier.sink.before_answer(&self.route, note);
+    }
+
+    /// A log message the server sent while this was its only call: on the answer stream of a
+    /// 2026-07-28 client that asked for that level (nothing for anyone else).
+    pub fn log(&self, params: &Map<String, Value>) {
+        let Some(wanted) = self.log_level else {
+            return;
+        };
+        let rank = params
+            .get("level")
+            .and_then(Value::as_str)
+            .and_then(crate::upstream::mcp::log_rank)
+            .unwrap_or(0);
+        if rank >= wanted {
+            let note = rpc::notification("notifications/message", Some(params));
+            self.carrier.sink.before_answer(&self.route, note);
+        }
+    }
+
+    /// Whether the call is a 2026-07-28 client's (answered on its own response, no session).
+    pub fn for_a_modern_client(&self) -> bool {
+        matches!(self.route.answer, crate::job::Answer::Modern { .. })
+    }
+
+    /// A 2025 server asks this flight's 2026-07-28 client something: the client gets an
+    /// `input_required` answer now, and the call waits for its retry (`resume`).
+    pub fn suspend(&self, child_id: Value, method: String, params: Option<Value>) {
+        let Some(id) = self.route.answer.id().cloned() else {
+            return;
+        };
+        self.carrier.sink.send(ToReactor::Suspend {
+            to: self.route.to,
+            id,
+            control: self.control.clone(),
+            child_id,
+            method,
+            params,
+            deadline: self.deadline,
+        });
+    }
+
+    /// The client's retry of a suspended call: its answer goes there now.
+    pub fn resume(&mut self, to: crate::job::ReplyTo, answer: crate::job::Answer) {
+        self.route.to = to;
+        self.route.answer = answer;
+    }
+
+    /// The params to send the call again with after an `input_required` round: as first sent,
+    /// with the client's answers (`inputResponses`) and the server's `requestState`.
+    pub fn retry_params(&mut self) -> Params {
+        let rounds = self
+            .rounds
+            .as_mut()
+            .expect("only a call with rounds is sent again");
+        let mut params = rounds.params.clone();
+        let responses = std::mem::take(&mut rounds.responses);
+        params.set("inputResponses", &Value::Object(responses));
+        if let Some(state) = &rounds.state {
+            params.set("requestState", state);
+        }
+        params
     }
 
     /// The server's answer.

@@ -14,6 +14,7 @@
 //! - `wanted`: what clients asked every server process to be told (log level, subscriptions).
 
 pub mod child_io;
+pub mod era;
 pub mod flight;
 pub mod handshake;
 pub mod link;
@@ -63,6 +64,8 @@ impl Mailbox for Sender<Inbound> {
             Signal::ClientAnswer { child_id, outcome } => {
                 Inbound::ClientAnswer { child_id, outcome }
             }
+            // Only calls on children are suspended (`child_io`).
+            Signal::Resume { .. } => return,
         });
     }
 }
@@ -108,6 +111,15 @@ pub trait Requester {
     ) -> Result<Answer, CallError>;
     /// A notification, best effort.
     fn notify(&self, method: &str, params: Option<&Value>);
+    /// Whether the handshake chose 2026-07-28 for this handle (`era`).
+    fn modern(&self) -> bool {
+        false
+    }
+    /// The handshake chose 2026-07-28: every request to the handle carries `_meta` from now on.
+    fn set_modern(&self) {}
+    /// The `x-mcp-header` annotations of the handle's tools, by the server's own tool name
+    /// (`era::param_headers`): what its calls mirror into `Mcp-Param-*` headers over HTTP.
+    fn set_param_headers(&self, _headers: era::ParamHeaders) {}
     /// Ends the handshake: `notifications/initialized`.
     fn initialized(&self) {
         self.notify("notifications/initialized", None);

@@ -107,6 +107,7 @@ fn same_definition(a: &ServerConfig, b: &ServerConfig) -> bool {
         && a.pool == b.pool
         && a.call_timeout == b.call_timeout
         && a.init_timeout == b.init_timeout
+        && a.protocol == b.protocol
 }
 
 fn same_surface(a: &ServerConfig, b: &ServerConfig) -> bool {

@@ -36,6 +36,8 @@ pub struct StdioChild {
     /// Resident memory of its process group in bytes, measured by the supervisor once a second
     /// (0: not yet).
     rss: AtomicU64,
+    /// The handshake chose protocol 2026-07-28 (`era`).
+    modern: AtomicBool,
     io: ChildIo,
 }
 
@@ -49,6 +51,7 @@ impl StdioChild {
             alive: AtomicBool::new(true),
             death: OnceLock::new(),
             rss: AtomicU64::new(0),
+            modern: AtomicBool::new(false),
             io,
         }
     }
@@ -101,6 +104,14 @@ impl Requester for StdioChild {
         StdioChild::label(self)
     }
 
+    fn modern(&self) -> bool {
+        self.modern.load(Ordering::Acquire)
+    }
+
+    fn set_modern(&self) {
+        self.modern.store(true, Ordering::Release);
+    }
+
     fn request(
         &self,
         method: &str,
@@ -126,6 +137,20 @@ impl Requester for StdioChild {
     }
 
     fn send_unawaited(&self, method: &str, params: Map<String, Value>) {
+        let removed = [
+            "logging/setLevel",
+            "resources/subscribe",
+            "resources/unsubscribe",
+        ];
+        if self.modern() && removed.contains(&method) {
+            // 2026-07-28 removed logging/setLevel and resources/(un)subscribe: what clients asked
+            // every handle to be told does not apply to this one.
+            log::debug!(
+                "{}: not sending {method} (protocol 2026-07-28)",
+                self.label()
+            );
+            return;
+        }
         self.io.send(Command::Unawaited {
             serial: self.serial,
             method: method.to_string(),

@@ -581,6 +581,24 @@ impl Reactor {
                         }
                     }
                 }
+                ToReactor::Suspend {
+                    to,
+                    id,
+                    control,
+                    child_id,
+                    method,
+                    params,
+                    deadline,
+                } => {
+                    let suspended = crate::upstream::modern::Suspended {
+                        control,
+                        child_id,
+                        deadline,
+                    };
+                    self.router
+                        .suspend(to, &id, suspended, &method, params, now);
+                    self.deliver_outbox(now);
+                }
                 ToReactor::Registry(snapshot) => {
                     self.router.set_registry(snapshot, now);
                     self.deliver_outbox(now);

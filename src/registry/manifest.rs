@@ -48,6 +48,7 @@ pub fn load(state_dir: &Path, server: &ServerConfig) -> Option<Listing> {
         prompts: defs("prompts")?,
         resources: defs("resources")?,
         templates: defs("templates")?,
+        cache: Default::default(),
     })
 }
 

@@ -26,6 +26,7 @@ mod uri;
 pub use namespace::{Collision, Named, Namespace};
 
 use crate::config::{ServerConfig, ServerKind};
+use crate::rpc::stamp::Cache;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -66,6 +67,9 @@ pub struct Listing {
     pub prompts: Vec<Def>,
     pub resources: Vec<Def>,
     pub templates: Vec<Def>,
+    /// The caching hints of each list as the server gave them (`ListKind::ALL` order; None: not
+    /// listed), for the 2026-07-28 era's merged lists.
+    pub cache: [Option<Cache>; 4],
 }
 
 /// The paginated lists.
@@ -133,6 +137,9 @@ pub struct Snapshot {
     pub capabilities: Capabilities,
     /// Each server's own capabilities, once known.
     pub server_capabilities: Vec<Option<Map<String, Value>>>,
+    /// The caching hints of each merged list (`ListKind::ALL` order): the smallest ttl of the
+    /// servers listed in it, private if any of them is.
+    pub cache: [Cache; 4],
     /// Pre-serialized pages of each list, in `ListKind::ALL` order.
     pages: [Vec<String>; 4],
     /// `{"tools":[{name, description, inputSchema, server, ...}]}`: the `GET /tools` body.
@@ -320,6 +327,13 @@ impl Snapshot {
             snap.add_resources(servers, index, listing);
         }
         snap.capabilities = capabilities(servers, listings, current);
+        for kind in ListKind::ALL {
+            let parts = current
+                .iter()
+                .filter_map(|&slot| listings[slot].as_ref())
+                .filter_map(|l| l.cache[kind as usize]);
+            snap.cache[kind as usize] = parts.reduce(Cache::merge).unwrap_or(Cache::LIST_DEFAULT);
+        }
         snap.serialize(servers, page_size.max(1));
         snap
     }
@@ -799,6 +813,7 @@ mod listing_tests {
             prompts: defs(prompts),
             resources: defs(resources),
             templates: defs(templates),
+            cache: Default::default(),
         }))
     }
 

@@ -291,6 +291,7 @@ mod tests {
             prompts: defs(prompts, "name"),
             resources: defs(resources, "uri"),
             templates: Vec::new(),
+            ..Listing::default()
         }))
     }
 

@@ -18,3 +18,22 @@ pub const REQUEST_TIMEOUT: i64 = -32001;
 pub const RESOURCE_NOT_FOUND: i64 = -32002;
 /// The client cancelled the request (the code LSP uses; MCP sends no answer on streams).
 pub const REQUEST_CANCELLED: i64 = -32800;
+/// 2026-07-28: the `MCP-Protocol-Version`, `Mcp-Method` or `Mcp-Name` header disagrees with the body.
+pub const HEADER_MISMATCH: i64 = -32020;
+/// 2026-07-28: the requested protocol version is not one the gateway speaks (`data.supported`).
+pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
+
+/// The HTTP status of a 2026-07-28 error answer: invalid input and refused versions are 400, an
+/// unknown method is 404; anything else rides a 200 (as the SDKs do: the spec gives it no status).
+pub fn modern_http_status(code: i64) -> u16 {
+    match code {
+        PARSE_ERROR
+        | INVALID_REQUEST
+        | INVALID_PARAMS
+        | HEADER_MISMATCH
+        | -32021
+        | UNSUPPORTED_PROTOCOL_VERSION => 400,
+        METHOD_NOT_FOUND => 404,
+        _ => 200,
+    }
+}

@@ -7,6 +7,7 @@
 pub mod codes;
 mod message;
 mod params;
+pub mod stamp;
 mod write;
 
 pub use message::{classify, Id, Incoming, Invalid};

@@ -144,6 +144,11 @@ impl Params {
         self.members.push((key.to_string(), raw));
     }
 
+    /// Removes member `key` (every one of that name).
+    pub fn remove(&mut self, key: &str) {
+        self.members.retain(|(k, _)| k != key);
+    }
+
     /// The member names, in order (a duplicate once per occurrence).
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.members.iter().map(|(k, _)| k.as_str())

@@ -67,7 +67,22 @@ impl Router {
     /// A message for a session's stream, as an SSE `message` event. Dropped when the session has no
     /// stream open (a Streamable HTTP client that never opened its GET stream).
     pub fn to_session(&mut self, session: Slot, json: &[u8]) {
-        if let Some(stream) = self.sessions.get(session).and_then(|s| s.stream) {
+        let Some(state) = self.sessions.get(session) else {
+            return;
+        };
+        let tagged;
+        let json = match &state.listen {
+            // A listen stream gets only what it asked for, tagged with its subscription id.
+            Some(filter) => match filter.frame(json) {
+                Some(frame) => {
+                    tagged = frame;
+                    &tagged[..]
+                }
+                None => return,
+            },
+            None => json,
+        };
+        if let Some(stream) = state.stream {
             let mut event = Vec::with_capacity(json.len() + 24);
             crate::http::sse::write_event(&mut event, Some("message"), None, json);
             self.outbox.push(Outgoing::Send(stream, event));

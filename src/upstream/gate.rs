@@ -120,7 +120,7 @@ impl Router {
                 ),
                 (
                     "Access-Control-Allow-Headers",
-                    "Authorization, Content-Type, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID"
+                    "Authorization, Content-Type, Mcp-Session-Id, MCP-Protocol-Version, Mcp-Method, Mcp-Name, Last-Event-ID"
                         .into(),
                 ),
                 ("Access-Control-Max-Age", "86400".into()),

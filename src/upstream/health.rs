@@ -26,13 +26,18 @@ impl Router {
     }
 
     /// Open sessions: (Streamable HTTP, legacy SSE).
-    pub(super) fn sessions_by_transport(&self) -> (usize, usize) {
-        let legacy = self
-            .sessions
-            .iter()
-            .filter(|(_, s)| s.transport == super::session::Transport::LegacySse)
-            .count();
-        (self.sessions.len() - legacy, legacy)
+    /// Open sessions: Streamable HTTP, legacy SSE, and held `subscriptions/listen` streams
+    /// (2026-07-28).
+    pub(super) fn sessions_by_transport(&self) -> (usize, usize, usize) {
+        let count = |transport| {
+            self.sessions
+                .iter()
+                .filter(|(_, s)| s.transport == transport)
+                .count()
+        };
+        let legacy = count(super::session::Transport::LegacySse);
+        let listen = count(super::session::Transport::Listen);
+        (self.sessions.len() - legacy - listen, legacy, listen)
     }
 
     pub(super) fn health(&self, full: bool) -> Response {
@@ -94,7 +99,7 @@ impl Router {
         if !full {
             return Response::json(code, json!({ "status": status }).to_string().into_bytes());
         }
-        let (streamable, legacy) = self.sessions_by_transport();
+        let (streamable, legacy, listen) = self.sessions_by_transport();
         let body = json!({
             "status": status,
             "version": env!("CARGO_PKG_VERSION"),
@@ -103,6 +108,7 @@ impl Router {
             "sessionsByTransport": {
                 "streamableHttp": streamable,
                 "legacySse": legacy,
+                "listen": listen,
             },
             "inFlight": self.in_flight,
             "tools": self.registry.tools.items.len(),

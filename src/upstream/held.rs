@@ -11,7 +11,7 @@ use super::{mcp, Outgoing, Response, Router};
 use crate::config::ServerKind;
 use crate::job::{ReplyTo, Slot};
 use crate::pool::Status;
-use crate::rpc::{codes, Incoming};
+use crate::rpc::{codes, Id, Incoming, Params};
 use serde_json::value::RawValue;
 use std::time::Instant;
 
@@ -34,6 +34,16 @@ pub enum Held {
         to: ReplyTo,
         message: Incoming,
         created: Instant,
+    },
+    /// A 2026-07-28 call waiting on connection `conn` (no session).
+    Modern {
+        conn: Slot,
+        id: Id,
+        method: String,
+        params: Params,
+        created: Instant,
+        /// The profile of the URL it came to.
+        profile: String,
     },
 }
 
@@ -98,6 +108,29 @@ impl Router {
                     message,
                     created,
                 } => self.run_mcp(session, to, message, created, now),
+                Held::Modern {
+                    conn,
+                    id,
+                    method,
+                    params,
+                    created,
+                    profile,
+                } => {
+                    let call = super::modern::StatelessCall {
+                        conn,
+                        id,
+                        method,
+                        params,
+                        profile,
+                    };
+                    if let Some(answer) = self.stateless_call(call, created, now) {
+                        self.outbox.push(Outgoing::Answer {
+                            conn,
+                            status: answer.status,
+                            body: answer.body,
+                        });
+                    }
+                }
             }
         }
     }
@@ -115,7 +148,7 @@ impl Router {
         let deadline = self.hold_deadline(created, now);
         let registry = self.session_view(session);
         let origin = mcp::Origin {
-            session,
+            session: Some(session),
             to,
             now: created,
             may_hold: deadline.is_some(),
@@ -138,11 +171,25 @@ impl Router {
                 self.answer(to, reply);
             }
             mcp::Action::Dispatch(mut job) => {
+                // What a 2026-07-28 server decides from the client's capabilities (whether it
+                // may ask for sampling, elicitation, roots) is decided for this client. (A server
+                // pinned to 2025 cannot be one: its calls pay nothing for it.)
+                let maybe_modern = self
+                    .servers
+                    .configs
+                    .get(job.server)
+                    .is_some_and(|s| s.protocol != crate::config::Protocol::Legacy);
+                if maybe_modern {
+                    crate::downstream::era::declare_capabilities(
+                        &mut job.params,
+                        &state.client_capabilities,
+                    );
+                }
                 let running = state.calls.len();
                 let max = self.settings.max_in_flight_per_session;
                 if running < max {
                     self.dispatch(*job);
-                } else if let crate::job::Answer::JsonRpc(id) = &job.answer {
+                } else if let Some(id) = job.answer.id() {
                     let message = format!(
                         "too many requests in flight: this session already has {running} running (gateway.maxInFlightPerSession is {max}); wait for some to finish"
                     );
@@ -217,6 +264,7 @@ impl Router {
         self.held.retain(|(held, _)| match held {
             Held::Rest { conn: c, .. } => *c != conn,
             Held::Mcp { to, .. } => *to != ReplyTo::Conn(conn),
+            Held::Modern { conn: c, .. } => *c != conn,
         });
     }
 
@@ -246,6 +294,18 @@ impl Router {
                         );
                         self.answer(to, json);
                     }
+                }
+                Held::Modern { conn, id, .. } => {
+                    let body = crate::rpc::error_response(
+                        Some(id.json()),
+                        codes::SERVER_UNAVAILABLE,
+                        message,
+                    );
+                    self.outbox.push(Outgoing::Answer {
+                        conn,
+                        status: 503,
+                        body,
+                    });
                 }
             }
         }

@@ -67,7 +67,8 @@ pub fn log_rank(level: &str) -> Option<usize> {
 /// Where a session's message came from and where its answers go.
 #[derive(Debug, Clone, Copy)]
 pub struct Origin {
-    pub session: Slot,
+    /// None for a request of the stateless (2026-07-28) era.
+    pub session: Option<Slot>,
     pub to: ReplyTo,
     /// When the request arrived (`acquireTimeout` counts from here, also for held requests).
     pub now: Instant,
@@ -213,6 +214,34 @@ fn initialize(registry: &Snapshot, session: &mut Session, params: &Params) -> Ou
         };
         session.client_info = (field("name"), field("version"));
     }
+    let instructions = if registry.searching(session.client_searches) {
+        SEARCH_INSTRUCTIONS
+    } else {
+        INSTRUCTIONS
+    };
+    Ok(json!({
+        "protocolVersion": version,
+        "capabilities": capabilities(registry),
+        "serverInfo": server_info(),
+        "instructions": instructions,
+    })
+    .to_string())
+}
+
+/// What the gateway tells clients about itself.
+pub const INSTRUCTIONS: &str =
+    "mcp-gateway: the tools, prompts and resources of several MCP servers behind one endpoint.";
+
+/// The same, for a client shown the search tools instead of the catalog.
+pub const SEARCH_INSTRUCTIONS: &str = "mcp-gateway: the tools of several MCP servers behind one endpoint. Find the ones for a task with search_tools, get their input schemas with describe_tools, and run one with call_tool.";
+
+/// The gateway's `serverInfo`.
+pub fn server_info() -> Value {
+    json!({"name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION")})
+}
+
+/// The capabilities the gateway offers: what its servers offer, merged.
+pub fn capabilities(registry: &Snapshot) -> Map<String, Value> {
     let offered = registry.capabilities;
     let mut capabilities = Map::new();
     capabilities.insert("tools".into(), json!({"listChanged": true}));
@@ -231,18 +260,35 @@ fn initialize(registry: &Snapshot, session: &mut Session, params: &Params) -> Ou
     if offered.completions {
         capabilities.insert("completions".into(), json!({}));
     }
-    let instructions = if registry.searching(session.client_searches) {
-        "mcp-gateway: the tools of several MCP servers behind one endpoint. Find the ones for a task with search_tools, get their input schemas with describe_tools, and run one with call_tool."
-    } else {
-        "mcp-gateway: the tools, prompts and resources of several MCP servers behind one endpoint."
+    capabilities
+}
+
+/// A call of the stateless (2026-07-28) era, which has no session: routed as a session's would
+/// be (`origin.session` is None). Methods other than the four calls are the caller's to answer.
+pub fn stateless_call(
+    registry: &Snapshot,
+    id: Id,
+    method: &str,
+    params: Params,
+    origin: Origin,
+    searching: bool,
+) -> Action {
+    let call = Call {
+        registry,
+        id,
+        params,
+        origin,
     };
-    Ok(json!({
-        "protocolVersion": version,
-        "capabilities": capabilities,
-        "serverInfo": {"name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION")},
-        "instructions": instructions,
-    })
-    .to_string())
+    match method {
+        "tools/call" => call.tool(searching),
+        "prompts/get" => call.prompt(),
+        "resources/read" => call.read_resource(),
+        "completion/complete" => call.complete(),
+        _ => call.fail(
+            codes::METHOD_NOT_FOUND,
+            format!("Method not found: {method}"),
+        ),
+    }
 }
 
 /// One request being turned into an answer or a job.
@@ -316,7 +362,7 @@ impl Call<'_> {
             .filter(|t| t.is_string() || t.is_i64() || t.is_u64());
         Action::Dispatch(Box::new(Job {
             to: self.origin.to,
-            session: Some(self.origin.session),
+            session: self.origin.session,
             answer: Answer::JsonRpc(self.id),
             server,
             method,

@@ -242,7 +242,7 @@ impl Router {
             "gauge",
             "Open MCP sessions by transport and protocol era.",
         );
-        let (streamable, legacy) = self.sessions_by_transport();
+        let (streamable, legacy, _listen) = self.sessions_by_transport();
         for (transport, count) in [
             (Transport::Streamable, streamable),
             (Transport::LegacySse, legacy),

@@ -22,8 +22,10 @@ mod fanout;
 mod gate;
 mod health;
 mod held;
+mod listen;
 pub mod mcp;
 mod metrics;
+pub mod modern;
 pub mod profiles;
 pub mod redact;
 mod rest;
@@ -37,7 +39,7 @@ use crate::config::Cors;
 use crate::config::{ServerConfig, ServerKind};
 use crate::downstream::servers::{LiveServers, Servers};
 use crate::http::{Method, Request};
-use crate::job::{Answer, CallControl, CallKey, Inbox, ReplyTo, Signal, Slot};
+use crate::job::{CallControl, CallKey, Inbox, ReplyTo, Signal, Slot};
 use crate::registry::{ListKind, Snapshot};
 use crate::rpc;
 use crate::rpc::Id;
@@ -217,6 +219,8 @@ pub struct Router {
     pub in_flight: usize,
     /// Calls whose answer a connection waits for, by that connection.
     conn_calls: HashMap<Slot, ConnCall>,
+    /// 2026-07-28 calls waiting for their client's retry, by the `requestState` it was given.
+    suspended: HashMap<String, modern::Suspended>,
     outbox: Vec<Outgoing>,
     pub shutting_down: bool,
     /// The call histogram of `/metrics` (`metrics.rs`).
@@ -251,6 +255,7 @@ impl Router {
             started: Instant::now(),
             in_flight: 0,
             conn_calls: HashMap::new(),
+            suspended: HashMap::new(),
             outbox: Vec::new(),
             shutting_down: false,
             metrics: Default::default(),
@@ -345,7 +350,9 @@ impl Router {
                 close: true,
             }),
             ("/sse", _) => self.open_sse(conn, req, now),
-            ("/messages", _) => Outcome::Respond(self.post_message(req, now)),
+            ("/messages", _) => {
+                Outcome::Respond(modern::echo_id(self.post_message(req, now), &req.body))
+            }
             ("/tools", _) => Outcome::Respond(Response::json(
                 200,
                 self.view(&profiles::requested(req))
@@ -365,10 +372,7 @@ impl Router {
         self.meter(&mut job);
         self.in_flight += 1;
         if let ReplyTo::Conn(conn) = job.to {
-            let id = match &job.answer {
-                Answer::JsonRpc(id) => Some(id.clone()),
-                Answer::Rest => None,
-            };
+            let id = job.answer.id().cloned();
             let control = job.control.clone();
             self.conn_calls.insert(conn, ConnCall { control, id });
         }
@@ -486,7 +490,7 @@ impl Router {
             return;
         };
         match s.transport {
-            Transport::LegacySse => {
+            Transport::LegacySse | Transport::Listen => {
                 let id = self.close_session(session).map(|s| s.id);
                 log::debug!("session {} closed", id.unwrap_or_default());
             }

@@ -18,6 +18,9 @@ pub enum Transport {
     LegacySse,
     /// `/mcp`: the session lives until `DELETE`, or until unused for `sessionTimeout`.
     Streamable,
+    /// A 2026-07-28 `subscriptions/listen` stream: a session only the gateway knows, living as
+    /// long as its stream, that receives what its filter lets through (`listen.rs`).
+    Listen,
 }
 
 impl Transport {
@@ -26,6 +29,7 @@ impl Transport {
         match self {
             Transport::LegacySse => "legacy_sse",
             Transport::Streamable => "streamable_http",
+            Transport::Listen => "listen",
         }
     }
 }
@@ -67,6 +71,8 @@ pub struct Session {
     pub profile: String,
     /// The client's `clientInfo` names one that searches tools itself (`toolExposure: auto`).
     pub client_searches: bool,
+    /// For a `subscriptions/listen` stream: what it was opened for.
+    pub listen: Option<super::listen::Filter>,
 }
 
 /// A server's request waiting for this client's answer.
@@ -177,6 +183,7 @@ impl Sessions {
             opened: None,
             profile: super::profiles::DEFAULT_PROFILE.to_string(),
             client_searches: false,
+            listen: None,
         });
         self.by_id.insert(id, key);
         Ok(Slot { key, gen })

@@ -8,11 +8,13 @@
 //!   must send (missing: 400; unknown or expired: 404, so the client knows to initialize again).
 //! - `GET` opens the session's server→client stream (one at a time: a second gets 409).
 //! - `DELETE` ends the session.
-//! - `MCP-Protocol-Version`, when sent, must be a version the gateway speaks (400 otherwise);
-//!   without it 2025-03-26 is assumed, as the spec says.
+//! - `MCP-Protocol-Version`, when sent, must be a version the gateway speaks (400 −32022 otherwise,
+//!   listing them); without it 2025-03-26 is assumed, as the spec says.
+//! - A POST without a session that names 2026-07-28 (header or `_meta`) is not a session's: it goes
+//!   to `modern`. Errors answered here echo the request's id whenever the body has one.
 
 use super::session::Transport;
-use super::{mcp, Outcome, Outgoing, Response, Router};
+use super::{mcp, modern, Outcome, Outgoing, Response, Router};
 use crate::downstream::handshake::SUPPORTED_PROTOCOL_VERSIONS;
 use crate::http::{self, Request};
 use crate::job::{ReplyTo, Slot};
@@ -22,8 +24,20 @@ use std::time::Instant;
 const SESSION_HEADER: &str = "Mcp-Session-Id";
 
 impl Router {
-    /// `POST /mcp` (and `POST /sse`).
+    /// `POST /mcp` (and `POST /sse`): a 2026-07-28 request (`modern`), or one of a 2025 session.
+    /// Every refusal echoes the request's id when the body has one.
     pub(super) fn mcp_post(&mut self, conn: Slot, req: &Request, now: Instant) -> Outcome {
+        if req.header("mcp-session-id").is_none() && modern::selected(req) {
+            return self.modern_post(conn, req, now);
+        }
+        match self.session_post(conn, req, now) {
+            Outcome::Respond(response) => Outcome::Respond(modern::echo_id(response, &req.body)),
+            other => other,
+        }
+    }
+
+    /// `POST /mcp` in the 2025 era.
+    fn session_post(&mut self, conn: Slot, req: &Request, now: Instant) -> Outcome {
         if req.header("content-type").is_some() && !req.content_type_is("application/json") {
             return respond(Response::rpc_error(
                 415,
@@ -109,7 +123,7 @@ impl Router {
         }
         let registry = view;
         let origin = mcp::Origin {
-            session,
+            session: Some(session),
             to: ReplyTo::Conn(conn),
             now,
             may_hold: false,
@@ -282,17 +296,19 @@ fn respond(response: Response) -> Outcome {
     Outcome::Respond(response)
 }
 
+/// A version header a session's request may not carry: 400 −32022 (as 2026-07-28 says; the 2025
+/// revisions give only the status), listing what the gateway speaks.
 fn check_protocol_version(req: &Request) -> Option<Response> {
     let version = req.header("mcp-protocol-version")?;
     if SUPPORTED_PROTOCOL_VERSIONS.contains(&version) {
         return None;
     }
-    Some(Response::rpc_error(
-        400,
-        codes::INVALID_REQUEST,
-        &format!(
-            "unsupported MCP-Protocol-Version {version}; the gateway speaks {}",
+    let mut refusal = modern::Refusal::unsupported(version);
+    if modern::MODERN_VERSIONS.contains(&version) {
+        refusal.message = format!(
+            "MCP-Protocol-Version {version} is stateless: its requests carry no Mcp-Session-Id (a session speaks {})",
             SUPPORTED_PROTOCOL_VERSIONS.join(", ")
-        ),
-    ))
+        );
+    }
+    Some(refusal.response(None))
 }

@@ -21,7 +21,11 @@ import socket
 import sys
 
 import uvicorn
-from mcp.server.mcpserver import Context, MCPServer
+from typing import Annotated
+
+from pydantic import BaseModel, Field
+
+from mcp.server.mcpserver import Context, Elicit, MCPServer, Resolve
 from mcp.server.streamable_http import EventMessage, EventStore
 
 server = MCPServer("py-remote", version="1.0.0")
@@ -31,6 +35,28 @@ server = MCPServer("py-remote", version="1.0.0")
 def echo(text: str) -> str:
     """Echoes its text."""
     return text
+
+
+class Name(BaseModel):
+    name: str
+
+
+def ask_name() -> Elicit[Name]:
+    return Elicit("What is your name?", Name)
+
+
+@server.tool()
+def greet(who: Annotated[Name, Resolve(ask_name)]) -> str:
+    """Greets whoever the client's user says they are (the SDK elicits the name: mid-call in a
+    2025 session, as an input_required round trip in 2026-07-28)."""
+    return f"Hello, {who.name}!"
+
+
+@server.tool()
+def regional(region: Annotated[str, Field(json_schema_extra={"x-mcp-header": "Region"})]) -> str:
+    """Answers the region it was called for; its parameter is mirrored into Mcp-Param-Region
+    (2026-07-28), which the SDK checks against the body."""
+    return f"served in {region}"
 
 
 @server.tool()

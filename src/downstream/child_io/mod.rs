@@ -8,6 +8,10 @@
 //! messages (answers and progress go to their flight by id, the child's own requests to the one
 //! client whose calls are in flight there, notifications to the supervisor and sessions), logs
 //! stderr, and ends every flight: answered, timed out, cancelled, or failed when the child dies.
+//! A log message that comes while a call is the child's only one is that call's too (for a
+//! 2026-07-28 client that asked for it); a 2025 client's call that a 2026-07-28 child answers
+//! `input_required` waits under its id for that client's answers and is sent again with them
+//! (`ask_for_input`).
 //!
 //! Invariants:
 //! - this thread never blocks on anything but `poll`; nobody else touches a child's pipe, so a
@@ -25,6 +29,7 @@
 pub mod lines;
 mod logs;
 
+use super::era;
 use super::flight::{sole_client, Carrier, Flight, Next};
 use super::link::Link;
 use super::message::{notification_event, Message};
@@ -661,7 +666,7 @@ impl IoLoop {
     /// Puts a client's call on its child: a fresh id (also its progress token), the line queued.
     fn start_call(&mut self, job: Job, claim: Handle<Link>, now: Instant) {
         let serial = claim.member.serial();
-        let (flight, mut params) = Flight::new(job, claim, &self.carrier, now);
+        let (flight, params) = Flight::new(job, claim, &self.carrier, now);
         let Some(child) = self.children.get_mut(&serial).filter(|c| c.takes_calls()) else {
             let note = self.gone_note(serial);
             let name = flight.server_name().to_string();
@@ -678,6 +683,18 @@ impl IoLoop {
             self.queue_next(next);
             return;
         }
+        self.send_call(serial, Box::new(flight), params);
+    }
+
+    /// Sends a call to its child under a fresh id (also its progress token).
+    fn send_call(&mut self, serial: u64, flight: Box<Flight>, mut params: crate::rpc::Params) {
+        let Some(child) = self.children.get_mut(&serial).filter(|c| c.takes_calls()) else {
+            let note = self.gone_note(serial);
+            let name = flight.server_name().to_string();
+            let next = flight.fail(CallError::Closed(note), &name);
+            self.queue_next(next);
+            return;
+        };
         let id = child.next_id();
         let mailbox = Arc::new(ChildMailbox {
             io: self.me.clone(),
@@ -694,7 +711,7 @@ impl IoLoop {
         }
         let line = crate::rpc::request(id, flight.method, Some(&params));
         let deadline = flight.deadline;
-        child.calls.insert(id, Pending::Client(Box::new(flight)));
+        child.calls.insert(id, Pending::Client(flight));
         child.enqueue(line, Some(id));
         self.timers
             .insert((deadline, Timer::Deadline { serial, call: id }));
@@ -718,6 +735,110 @@ impl IoLoop {
         }
     }
 
+    /// A 2026-07-28 child answered a 2025 client's call `input_required`: each of its input
+    /// requests goes to that client (as a 2025 server's own request would), and the call waits
+    /// under its id for the answers.
+    fn ask_for_input(&mut self, serial: u64, call: u64, mut flight: Box<Flight>, result: &str) {
+        let Some(child) = self.children.get_mut(&serial) else {
+            return;
+        };
+        let handle = child.handle.clone();
+        let rounds = flight
+            .rounds
+            .as_mut()
+            .expect("only flights with rounds get here");
+        let round = match era::input_round(result, rounds) {
+            Ok(round) => round,
+            Err(why) => {
+                let failure = Failure::BadGateway(format!("server {}: {why}", handle.name));
+                let next = flight.fail_with(&failure);
+                return self.queue_next(next);
+            }
+        };
+        if round.requests.is_empty() {
+            return self.send_again(serial, flight);
+        }
+        for (key, method, params) in round.requests {
+            let mailbox = Arc::new(ChildMailbox {
+                io: self.me.clone(),
+                serial,
+                call,
+            });
+            let id = Value::String(format!("{}{key}", era::INPUT_KEY));
+            flight.ask_client(&*handle, mailbox, id, method, params);
+        }
+        let deadline = flight.deadline;
+        child.calls.insert(call, Pending::Client(flight));
+        self.timers
+            .insert((deadline, Timer::Deadline { serial, call }));
+    }
+
+    /// The client answered one input request of a call waiting in `ask_for_input`.
+    fn input_answered(
+        &mut self,
+        serial: u64,
+        call: u64,
+        key: String,
+        outcome: Result<Value, Value>,
+    ) {
+        let Some(child) = self.children.get_mut(&serial) else {
+            return;
+        };
+        let waiting = match child.calls.get_mut(&call) {
+            Some(Pending::Client(flight)) => match flight.rounds.as_mut() {
+                Some(rounds) if rounds.waiting.contains(&key) => rounds,
+                _ => return,
+            },
+            _ => return, // the call ended meanwhile
+        };
+        match outcome {
+            Ok(answer) => {
+                waiting.waiting.retain(|k| *k != key);
+                waiting.responses.insert(key, answer);
+                if !waiting.waiting.is_empty() {
+                    return;
+                }
+                let Some(pending) = child.calls.remove(&call) else {
+                    return;
+                };
+                unschedule(&mut self.timers, serial, call, &pending);
+                if let Pending::Client(flight) = pending {
+                    self.send_again(serial, flight);
+                }
+            }
+            // The client could not or would not answer: that is the call's answer.
+            Err(error) => {
+                let Some(pending) = child.calls.remove(&call) else {
+                    return;
+                };
+                unschedule(&mut self.timers, serial, call, &pending);
+                if let Pending::Client(flight) = pending {
+                    let error = serde_json::value::to_raw_value(&error)
+                        .unwrap_or_else(|_| serde_json::value::to_raw_value(&Value::Null).unwrap());
+                    let next = flight.answer(Err(&error));
+                    self.queue_next(next);
+                }
+            }
+        }
+    }
+
+    /// The call again with the client's answers (`inputResponses`) and the server's state.
+    fn send_again(&mut self, serial: u64, mut flight: Box<Flight>) {
+        let rounds = flight
+            .rounds
+            .as_mut()
+            .expect("only flights with rounds get here");
+        let mut params = rounds.params.clone();
+        params.set(
+            "inputResponses",
+            &Value::Object(std::mem::take(&mut rounds.responses)),
+        );
+        if let Some(state) = &rounds.state {
+            params.set("requestState", state);
+        }
+        self.send_call(serial, flight, params);
+    }
+
     fn queue_next(&mut self, next: Next) {
         if let Some(next) = next {
             self.next.push_back(next);
@@ -735,7 +856,25 @@ impl IoLoop {
             return;
         };
         match signal {
+            Signal::Resume {
+                to,
+                answer,
+                child_id,
+                outcome,
+            } => {
+                if let Some(Pending::Client(flight)) = child.calls.get_mut(&call) {
+                    flight.resume(to, answer);
+                    let line = super::response_to(&child_id, outcome.as_ref());
+                    child.enqueue(line, None);
+                }
+            }
             Signal::ClientAnswer { child_id, outcome } => {
+                if let Some(key) = child_id
+                    .as_str()
+                    .and_then(|k| k.strip_prefix(era::INPUT_KEY))
+                {
+                    return self.input_answered(serial, call, key.to_string(), outcome);
+                }
                 let line = super::response_to(&child_id, outcome.as_ref());
                 child.enqueue(line, None);
             }
@@ -1001,14 +1140,26 @@ impl IoLoop {
                 let pending = id.as_u64().and_then(|call| {
                     let pending = child.calls.remove(&call)?;
                     unschedule(&mut self.timers, serial, call, &pending);
-                    Some(pending)
+                    Some((call, pending))
                 });
                 match pending {
-                    Some(Pending::Client(flight)) => {
+                    Some((call, Pending::Client(flight)))
+                        if flight.rounds.is_some()
+                            && outcome
+                                .as_ref()
+                                .is_ok_and(|r| era::is_input_required(r.get())) =>
+                    {
+                        let result = outcome
+                            .as_ref()
+                            .map(|r| r.get().to_string())
+                            .unwrap_or_default();
+                        self.ask_for_input(serial, call, flight, &result);
+                    }
+                    Some((_, Pending::Client(flight))) => {
                         let next = flight.answer(outcome.as_deref().map_err(|e| &**e));
                         self.queue_next(next);
                     }
-                    Some(Pending::Own { reply, .. }) => {
+                    Some((_, Pending::Own { reply, .. })) => {
                         let _ = reply.send(Ok(outcome));
                     }
                     None => {
@@ -1026,6 +1177,19 @@ impl IoLoop {
                     }
                     return;
                 }
+                if method == "notifications/message" {
+                    // stdio names no request: a log message is a call's only while it is the
+                    // child's one call in flight.
+                    let mut flights = child.calls.values().filter_map(|p| match p {
+                        Pending::Client(flight) => Some(flight),
+                        Pending::Own { .. } => None,
+                    });
+                    if let (Some(flight), None, Some(params)) =
+                        (flights.next(), flights.next(), params.as_ref())
+                    {
+                        flight.log(params);
+                    }
+                }
                 let label = child.label();
                 let server = child.handle.server;
                 if let Some(event) = notification_event(server, serial, &label, &method, params) {
@@ -1035,6 +1199,22 @@ impl IoLoop {
             Message::Request { id, method, params } => {
                 // The handle's own `Requester` queues the answer back here, like any other line.
                 let handle = child.handle.clone();
+                // A 2026-07-28 client's call, the child's only one: the call is suspended and the
+                // client asked through an input_required answer (it cannot be sent a request).
+                let mut clients = child.calls.values().filter_map(|p| match p {
+                    Pending::Client(flight) => Some(flight),
+                    Pending::Own { .. } => None,
+                });
+                let relayable = matches!(
+                    method.as_str(),
+                    "sampling/createMessage" | "elicitation/create" | "roots/list"
+                );
+                if let (Some(flight), None, true) = (clients.next(), clients.next(), relayable) {
+                    if flight.for_a_modern_client() {
+                        flight.suspend(id, method, params);
+                        return;
+                    }
+                }
                 let flights = child.calls.iter().filter_map(|(call, p)| match p {
                     Pending::Client(flight) => Some((*call, &**flight)),
                     Pending::Own { .. } => None,

@@ -81,6 +81,11 @@ pub struct RemoteCall<'a> {
     pub(super) session_id: Option<String>,
     /// The HTTP status of a response that was not a success.
     pub(super) status: Option<u16>,
+    /// That response's body was a JSON-RPC error: the server speaks MCP over this transport
+    /// (what a 2026-07-28 server does with a request it refuses), whatever the status.
+    pub(super) jsonrpc_error: bool,
+    /// `MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name` for a 2026-07-28 server.
+    pub(super) mirrored: Vec<(String, String)>,
 }
 
 impl RemoteLink {
@@ -112,6 +117,24 @@ impl RemoteLink {
             rpc::request(id, method, params.as_ref()),
             deadline,
         );
+        // 2026-07-28 (and the probe for it): headers mirroring the body.
+        if self.modern() || method == "server/discover" {
+            let version = !self.modern();
+            call.mirrored =
+                crate::downstream::era::mirrored_headers(method, params.as_ref(), version);
+            if method == "tools/call" {
+                let tool = params.as_ref().and_then(|p| p.str("name"));
+                let annotated = tool.and_then(|t| lock(&self.param_headers).get(&t).cloned());
+                if let Some(annotated) = annotated {
+                    let arguments = params.as_ref().and_then(|p| p.get("arguments"));
+                    call.mirrored
+                        .extend(crate::downstream::era::param_header_values(
+                            &annotated,
+                            arguments.as_ref(),
+                        ));
+                }
+            }
+        }
         let flight = Flight {
             tx: call.sender(),
             client,
@@ -130,7 +153,8 @@ impl RemoteLink {
             }
             Mode::New | Mode::Streamable => {
                 let in_session = method != "initialize";
-                let (conn, reused) = self.start_post(&call.request, in_session, deadline)?;
+                let (conn, reused) =
+                    self.start_post(&call.request, in_session, &call.mirrored, deadline)?;
                 call.wire = Wire::Head { conn, reused };
             }
         }
@@ -161,6 +185,8 @@ impl<'a> RemoteCall<'a> {
             generation: 0,
             session_id: None,
             status: None,
+            jsonrpc_error: false,
+            mirrored: Vec::new(),
         }
     }
 
@@ -356,6 +382,13 @@ impl<'a> RemoteCall<'a> {
             status => {
                 self.status = Some(status);
                 let body = error_body(&mut conn, &head, self.deadline);
+                self.jsonrpc_error = matches!(
+                    Message::parse(&body),
+                    Some(Message::Response {
+                        outcome: Err(_),
+                        ..
+                    })
+                );
                 // (`initialize` is sent outside the session: its errors are never a lost session.)
                 let (_, has_session) = link.generation();
                 let in_session = has_session && self.method != "initialize";
@@ -438,9 +471,9 @@ impl<'a> RemoteCall<'a> {
         self.resent = true;
         self.generation = lock(&self.link.session).generation;
         let in_session = self.method != "initialize";
-        let (conn, reused) = self
-            .link
-            .start_post(&self.request, in_session, self.deadline)?;
+        let (conn, reused) =
+            self.link
+                .start_post(&self.request, in_session, &self.mirrored, self.deadline)?;
         self.wire = Wire::Head { conn, reused };
         Ok(())
     }

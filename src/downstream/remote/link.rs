@@ -149,6 +149,10 @@ pub struct RemoteLink {
     death: Mutex<Option<String>>,
     /// The stream thread's queue (the thread starts with the first message).
     pub(super) outbox: Outbox,
+    /// The handshake chose protocol 2026-07-28: no session, headers mirroring every request.
+    modern: AtomicBool,
+    /// Its tools' `x-mcp-header` annotations (2026-07-28), by tool name.
+    pub(super) param_headers: Mutex<crate::downstream::era::ParamHeaders>,
 }
 
 impl RemoteLink {
@@ -175,6 +179,8 @@ impl RemoteLink {
             renewing: Mutex::new(()),
             death: Mutex::new(None),
             outbox: Outbox::default(),
+            modern: AtomicBool::new(false),
+            param_headers: Mutex::new(Default::default()),
         })
     }
 
@@ -318,10 +324,12 @@ impl RemoteLink {
         &self,
         body: &[u8],
         in_session: bool,
+        mirrored: &[(String, String)],
         deadline: Instant,
     ) -> Result<(Conn, bool), CallError> {
         let url = &self.target.url;
-        let headers = self.headers_in(true, in_session);
+        let mut headers = self.headers_in(true, in_session);
+        headers.extend_from_slice(mirrored);
         let (mut conn, reused) = self.conn(url, deadline).map_err(|e| self.failed(&e))?;
         match conn.start("POST", &url.path, &refs(&headers), body, deadline) {
             Ok(()) => Ok((conn, reused)),
@@ -483,6 +491,22 @@ impl RemoteLink {
 }
 
 impl Requester for RemoteLink {
+    fn modern(&self) -> bool {
+        self.modern.load(Ordering::Acquire)
+    }
+
+    /// From now on every POST says `MCP-Protocol-Version: 2026-07-28`, and no session is opened.
+    fn set_modern(&self) {
+        let mut session = lock(&self.session);
+        session.mode = Mode::Streamable;
+        session.protocol = Some(crate::downstream::era::MODERN_VERSION.to_string());
+        self.modern.store(true, Ordering::Release);
+    }
+
+    fn set_param_headers(&self, headers: crate::downstream::era::ParamHeaders) {
+        *lock(&self.param_headers) = headers;
+    }
+
     fn label(&self) -> String {
         format!(
             "{}#{} ({})",
@@ -525,6 +549,19 @@ impl Requester for RemoteLink {
     }
 
     fn send_unawaited(&self, method: &str, params: Map<String, Value>) {
+        let removed = [
+            "logging/setLevel",
+            "resources/subscribe",
+            "resources/unsubscribe",
+        ];
+        // (A held subscriptions/listen would need a stream of its own: not for remotes yet.)
+        if self.modern() && (removed.contains(&method) || method == "subscriptions/listen") {
+            log::debug!(
+                "{}: not sending {method} (protocol 2026-07-28)",
+                self.label()
+            );
+            return;
+        }
         self.post(Out::Request {
             method: method.to_string(),
             params,

@@ -2,7 +2,8 @@
 //! session the server lost.
 //!
 //! - `transport: auto` POSTs `initialize` first and falls back to the legacy HTTP+SSE transport on
-//!   400, 404 or 405, as the spec's backwards-compatibility section says. The legacy stream, once
+//!   400 (unless its body is a JSON-RPC error: an MCP server refusing, as a 2026-07-28 one does),
+//!   404 or 405, as the spec's backwards-compatibility section says. The legacy stream, once
 //!   its `endpoint` event came, is handed to the handle's stream thread.
 //! - A server says it lost our session in more than one way: HTTP 404 (the spec), or HTTP 400 with
 //!   a JSON-RPC error about the session id (TypeScript-SDK servers after a restart answer
@@ -65,7 +66,13 @@ impl RemoteLink {
                     return Ok(answer);
                 }
                 Err(e) => {
-                    let legacy = matches!(call.status, Some(400 | 404 | 405));
+                    // A 400 carrying a JSON-RPC error is an MCP server refusing the request
+                    // (as a 2026-07-28 one does), not a server without Streamable HTTP.
+                    let legacy = match call.status {
+                        Some(400) => !call.jsonrpc_error,
+                        Some(404 | 405) => true,
+                        _ => false,
+                    };
                     if self.target.transport == RemoteTransport::Streamable || !legacy {
                         return Err(e);
                     }
