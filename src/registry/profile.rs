@@ -174,6 +174,8 @@ impl Snapshot {
                 Some(caps)
             })
             .collect();
+        // The merged lists' caching hints: the whole catalog's, at least as strict as the view's own.
+        view.cache = self.cache;
         view.capabilities = super::Capabilities {
             resources: self.capabilities.resources && profile.resources,
             subscribe: self.capabilities.subscribe && profile.resources,

@@ -335,7 +335,14 @@ impl Router {
             suspended.control.cancel();
             return;
         };
-        let state = format!("{STATE_PREFIX}{random}");
+        // Signed (HMAC, the session key of `stateDir`) with its expiry, where there is a key: one
+        // the gateway did not issue, or altered, is refused before anything is looked up.
+        let mut state = format!("{STATE_PREFIX}{random}");
+        if let Some(signer) = &self.signer {
+            let left = suspended.deadline.saturating_duration_since(now).as_secs() + 1;
+            state = format!("{state}.{}", super::signed::unix_now() + left);
+            state = format!("{state}.{}", signer.tag(&state));
+        }
         let mut request = serde_json::Map::new();
         request.insert("method".into(), Value::from(method));
         if let Some(params) = params {
@@ -369,6 +376,23 @@ impl Router {
         let state = params.str("requestState")?;
         if !state.starts_with(STATE_PREFIX) {
             return None; // a server's own state: its to check
+        }
+        if let Some(signer) = &self.signer {
+            let Some((body, _)) = state.rsplit_once('.').filter(|(b, t)| signer.check(b, t)) else {
+                return Some(Err(Refusal::new(
+                    codes::INVALID_PARAMS,
+                    "Invalid params: requestState was not issued by this gateway (its signature does not verify: altered?); call again without it",
+                )));
+            };
+            let expires = body
+                .rsplit_once('.')
+                .and_then(|(_, e)| e.parse::<u64>().ok());
+            if expires.is_none_or(|at| super::signed::unix_now() > at) {
+                return Some(Err(Refusal::new(
+                    codes::INVALID_PARAMS,
+                    "Invalid params: requestState has expired (the call it continues timed out); call again without it",
+                )));
+            }
         }
         let Some(suspended) = self.suspended.remove(&state) else {
             return Some(Err(Refusal::new(
@@ -510,6 +534,17 @@ impl Router {
                 None
             }
             mcp::Action::Reply(body) => Some(gateway_error(&id, body)),
+            // Refused by the gateway itself (an unknown tool): counted like a forwarded call.
+            mcp::Action::Refused {
+                reply,
+                method,
+                target,
+                code,
+            } => {
+                let error = crate::metrics::ErrorType::of_code(code);
+                self.refused(method, target, None, code, error);
+                Some(gateway_error(&id, reply))
+            }
             mcp::Action::Hold => {
                 if let (Some(params), Some(deadline)) = (copy, deadline) {
                     let held = super::held::Held::Modern {

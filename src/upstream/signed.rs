@@ -16,6 +16,9 @@
 //! that ended here (DELETE, expiry) is not restored from its id while this process runs. What a
 //! client set after `initialize` (its log level, resource subscriptions) is not in the id: after a
 //! restart it sets them again or goes without.
+//!
+//! The same key signs the `requestState` the gateway gives a 2026-07-28 client whose call it
+//! suspended (`modern`): `tag` and `check`.
 
 use ring::hmac;
 use serde_json::{json, Map, Value};
@@ -92,6 +95,26 @@ impl Signer {
         }
     }
 
+    /// The mac of `text` (base64url, 128 bits): for other tokens the gateway issues and must know
+    /// again (a suspended call's `requestState`).
+    pub fn tag(&self, text: &str) -> String {
+        let tag = hmac::sign(&self.key, text.as_bytes());
+        base64url(&tag.as_ref()[..MAC_BYTES])
+    }
+
+    /// Whether `tag` is `text`'s mac (compared in constant time).
+    pub fn check(&self, text: &str, tag: &str) -> bool {
+        let Some(given) = from_base64url(tag).filter(|t| t.len() == MAC_BYTES) else {
+            return false;
+        };
+        let ours = hmac::sign(&self.key, text.as_bytes());
+        ours.as_ref()[..MAC_BYTES]
+            .iter()
+            .zip(&given)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+    }
+
     /// A session id carrying `claims` (plus a random nonce: two sessions never share an id).
     pub fn issue(&self, claims: &Claims) -> std::io::Result<String> {
         let mut capabilities = Value::Object(claims.capabilities.clone());
@@ -125,17 +148,8 @@ impl Signer {
     /// The claims of a valid id of ours (verified, not too old), else None.
     pub fn verify(&self, id: &str, now: SystemTime) -> Option<Claims> {
         let (signed, mac) = id.strip_prefix(PREFIX).and(id.rsplit_once('.'))?;
-        let mac = from_base64url(mac)?;
-        if mac.len() != MAC_BYTES {
-            return None;
-        }
-        let tag = hmac::sign(&self.key, signed.as_bytes());
         // Constant time: ring's verify on the full tag would not take a cut one.
-        let differs = tag.as_ref()[..MAC_BYTES]
-            .iter()
-            .zip(&mac)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-        if differs != 0 {
+        if !self.check(signed, mac) {
             return None;
         }
         let payload: Value =
