@@ -1275,7 +1275,11 @@ fn a_2025_servers_request_becomes_an_input_required_round_trip_for_a_2026_client
                "inputResponses": {"input": {"action": "accept", "content": {"name": "Eve"}}}}),
     );
     assert_error(&tampered, 400, -32602, &json!("e-2"));
-    assert!(tampered.text().contains("signature does not verify"), "{}", tampered.text());
+    assert!(
+        tampered.text().contains("signature does not verify"),
+        "{}",
+        tampered.text()
+    );
     // The retry with the input continues the same call on the server.
     let done = call(
         &gw,

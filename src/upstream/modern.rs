@@ -559,7 +559,17 @@ impl Router {
                 }
                 None
             }
-            other => unreachable!("a stateless call is answered or dispatched, not {other:?}"),
+            // stateless_call answers only the four calls; anything else would be a bug here, and
+            // the reactor must not die of it.
+            other => {
+                log::error!("internal error: a stateless call came to {other:?}");
+                let body = rpc::error_response(
+                    Some(id.json()),
+                    codes::INTERNAL_ERROR,
+                    "internal error in the gateway",
+                );
+                Some(gateway_error(&id, body))
+            }
         }
     }
 
