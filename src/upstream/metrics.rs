@@ -242,14 +242,20 @@ impl Router {
             "gauge",
             "Open MCP sessions by transport and protocol era.",
         );
-        let (streamable, legacy, _listen) = self.sessions_by_transport();
-        for (transport, count) in [
-            (Transport::Streamable, streamable),
-            (Transport::LegacySse, legacy),
+        let (streamable, legacy, listen) = self.sessions_by_transport();
+        for (transport, era, count) in [
+            (Transport::Streamable, ERA_2025, streamable),
+            (Transport::LegacySse, ERA_2025, legacy),
+            // 2026-07-28 has no sessions: its held `subscriptions/listen` streams are counted.
+            (
+                Transport::Listen,
+                crate::upstream::modern::MODERN_VERSIONS[0],
+                listen,
+            ),
         ] {
             out.sample(
                 "mcp_gateway_sessions",
-                &[("transport", transport.label()), ("era", ERA_2025)],
+                &[("transport", transport.label()), ("era", era)],
                 count as f64,
             );
         }
