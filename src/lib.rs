@@ -9,9 +9,9 @@
 //!                    httparse → Router → JSON-RPC                  write queues, calls in flight by id,
 //!                    answers initialize, ping, tools/list,         deadlines, the child's own requests,
 //!                    /tools, /health from the registry snapshot    stdout EOF → supervisor
-//!                         │ Job{(key, gen), …}                      ▲ Command::Call   │ answers
-//!                         ▼ crossbeam channel                       │                 │ (Flight)
-//!                    [workers: N threads] ── submit ──▶ [Pool per server] ── claim ─┘  │
+//!                         │ Job{(key, gen), …} ─ local server: Command::Submit ─▶  │ answers
+//!                         ▼ remote server: crossbeam channel     submit ▲ ▼ claim   │ (Flight)
+//!                    [workers: N threads] ── submit ──▶ [Pool per server]           │
 //!                         │ remote calls carried here      fewest-in-flight handle,    │
 //!                         ▼ ToReactor{(key, gen), bytes} + mio::Waker  ◀───────────────┘
 //!                    reactor writes the HTTP response / SSE event

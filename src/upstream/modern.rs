@@ -576,19 +576,8 @@ impl Router {
     /// A POST of the stateless era.
     pub(super) fn modern_post(&mut self, conn: Slot, req: &Request, now: Instant) -> Outcome {
         let respond = Outcome::Respond;
-        if req.header("content-type").is_some() && !req.content_type_is("application/json") {
-            return respond(Response::rpc_error(
-                415,
-                codes::INVALID_REQUEST,
-                "the body must be one JSON-RPC message sent as Content-Type: application/json",
-            ));
-        }
-        if !req.accepts("application/json") && !req.accepts("text/event-stream") {
-            return respond(Response::rpc_error(
-                406,
-                codes::INVALID_REQUEST,
-                "the client must accept application/json or text/event-stream",
-            ));
+        if let Some(refusal) = super::streamable::media_types(req) {
+            return respond(refusal);
         }
         let (id, method, params) = match rpc::classify(&req.body) {
             Ok(Incoming::Request { id, method, params }) => (id, method, params),

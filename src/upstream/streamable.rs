@@ -38,19 +38,8 @@ impl Router {
 
     /// `POST /mcp` in the 2025 era.
     fn session_post(&mut self, conn: Slot, req: &Request, now: Instant) -> Outcome {
-        if req.header("content-type").is_some() && !req.content_type_is("application/json") {
-            return respond(Response::rpc_error(
-                415,
-                codes::INVALID_REQUEST,
-                "the body must be one JSON-RPC message sent as Content-Type: application/json",
-            ));
-        }
-        if !req.accepts("application/json") && !req.accepts("text/event-stream") {
-            return respond(Response::rpc_error(
-                406,
-                codes::INVALID_REQUEST,
-                "the client must accept application/json or text/event-stream",
-            ));
+        if let Some(refusal) = media_types(req) {
+            return respond(refusal);
         }
         if let Some(refusal) = check_protocol_version(req) {
             return respond(refusal);
@@ -290,6 +279,25 @@ impl Router {
             .rename(session, id.clone(), Some(claims.opened));
         Some(id)
     }
+}
+
+/// A POST to `/mcp` must send JSON (415) and accept JSON or an event stream (406), in both eras.
+pub(super) fn media_types(req: &Request) -> Option<Response> {
+    if req.header("content-type").is_some() && !req.content_type_is("application/json") {
+        return Some(Response::rpc_error(
+            415,
+            codes::INVALID_REQUEST,
+            "the body must be one JSON-RPC message sent as Content-Type: application/json",
+        ));
+    }
+    if !req.accepts("application/json") && !req.accepts("text/event-stream") {
+        return Some(Response::rpc_error(
+            406,
+            codes::INVALID_REQUEST,
+            "the client must accept application/json or text/event-stream",
+        ));
+    }
+    None
 }
 
 fn respond(response: Response) -> Outcome {
