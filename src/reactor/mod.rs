@@ -424,7 +424,27 @@ impl Reactor {
         let keep_alive = request.keep_alive() && self.shutdown_deadline.is_none();
         let head_only = request.method == Method::Head;
         let may_probe = request.minor_version >= 1;
-        let mut outcome = self.router.handle(slot, &request, now);
+        // A bug in handling one request must not end the gateway for every client: it is answered
+        // 500 on a connection that then closes, and logged (the router's state is small steps,
+        // consistent enough to go on, as the pools' is).
+        let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.router.handle(slot, &request, now)
+        }));
+        let mut outcome = handled.unwrap_or_else(|panic| {
+            log::error!(
+                "internal error while handling {} {} ({}); answered 500, the gateway goes on",
+                request.method.as_str(),
+                request.path,
+                crate::panics::describe(&*panic)
+            );
+            let mut response = crate::upstream::Response::rpc_error(
+                500,
+                crate::rpc::codes::INTERNAL_ERROR,
+                "internal error in the gateway",
+            );
+            response.close = true;
+            Outcome::Respond(response)
+        });
         if keep_alive && request.minor_version == 0 {
             // HTTP/1.0 closes by default: keeping the connection must be said explicitly.
             let keep = ("Connection", "keep-alive".to_string());
