@@ -131,7 +131,8 @@ Usage: mcp-gateway status [URL] [--token TOKEN] [--log-format text|json]
 Asks a running gateway for its /health and prints it as a table: for each server its state, its
 processes with pid and resident memory (or its remote sessions), calls in flight, calls served,
 calls that failed, restarts, when the next start is attempted while it fails, and its last error;
-then the sessions by transport and any notes.
+then the sessions by transport, the profiles (tools and estimated tokens listed), tools whose
+definitions changed since pinned, the last config reload, and any notes.
 
 Arguments and options:
   URL              the gateway (default $MCP_GATEWAY_URL, else http://127.0.0.1:4298)

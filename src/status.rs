@@ -163,6 +163,48 @@ pub fn render(url: &str, health: &Value) -> String {
             .collect();
         let _ = writeln!(out, "{}", line.join("  ").trim_end());
     }
+    let profiles = health["profiles"].as_array().cloned().unwrap_or_default();
+    if profiles.len() > 1 || profiles.iter().any(|p| p["name"] != "default") {
+        let list: Vec<String> = profiles
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} ({} tools, ~{} tokens listed{})",
+                    p["name"].as_str().unwrap_or("?"),
+                    p["tools"].as_u64().unwrap_or(0),
+                    p["listedTokens"].as_u64().unwrap_or(0),
+                    if p["listed"] == "search" {
+                        ", search"
+                    } else {
+                        ""
+                    }
+                )
+            })
+            .collect();
+        let _ = writeln!(out, "profiles: {}", list.join(", "));
+    }
+    for change in health["changedTools"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "changed tool: {}/{} ({}{})",
+            change["server"].as_str().unwrap_or("?"),
+            change["tool"].as_str().unwrap_or("?"),
+            change["change"].as_str().unwrap_or("changed"),
+            if change["held"] == true {
+                ", withheld until `mcp-gateway approve`"
+            } else {
+                ""
+            }
+        );
+    }
+    if let Some(last) = health["reloads"]["last"].as_str() {
+        let _ = writeln!(
+            out,
+            "last reload ({} applied, {} refused): {last}",
+            health["reloads"]["applied"].as_u64().unwrap_or(0),
+            health["reloads"]["refused"].as_u64().unwrap_or(0)
+        );
+    }
     for note in health["notes"].as_array().into_iter().flatten() {
         let _ = writeln!(out, "note: {}", note.as_str().unwrap_or_default());
     }
@@ -212,6 +254,41 @@ mod tests {
         );
         assert!(lines[3].contains("exited with status 1"));
         assert!(lines[4].starts_with("note: mapping.demo.tools"));
+    }
+
+    #[test]
+    fn profiles_changed_tools_and_the_last_reload_are_told() {
+        let health = json!({"status": "ok", "servers": [],
+            "profiles": [{"name": "default", "tools": 40, "listedTokens": 9000, "listed": "all"},
+                         {"name": "small", "tools": 300, "listedTokens": 250, "listed": "search"}],
+            "changedTools": [{"server": "web", "tool": "fetch", "change": "changed", "held": true}],
+            "reloads": {"applied": 2, "refused": 1, "last": "config reloaded from c.json: added x"}});
+        let table = render("http://h", &health);
+        assert!(
+            table.contains("profiles: default (40 tools, ~9000 tokens listed), small (300 tools, ~250 tokens listed, search)"),
+            "{table}"
+        );
+        assert!(
+            table.contains(
+                "changed tool: web/fetch (changed, withheld until `mcp-gateway approve`)"
+            ),
+            "{table}"
+        );
+        assert!(
+            table.contains(
+                "last reload (2 applied, 1 refused): config reloaded from c.json: added x"
+            ),
+            "{table}"
+        );
+        let plain = render(
+            "http://h",
+            &json!({"status": "ok", "servers": [],
+            "profiles": [{"name": "default", "tools": 1}]}),
+        );
+        assert!(
+            !plain.contains("profiles:"),
+            "only the default profile: {plain}"
+        );
     }
 
     #[test]
