@@ -26,6 +26,7 @@
 //! ```
 //!
 //! # Modules
+//! - `base64`: RFC 4648 in both alphabets (header values, signed tokens).
 //! - `config`: the file format, validation with JSON paths, `${VAR}` expansion, lookup, `init`.
 //! - `http`: sans-IO HTTP/1.1 request reading, response writing, SSE framing.
 //! - `reactor`: the event loop and connection state machine.
@@ -52,6 +53,7 @@
 //! - `bridge`: `mcp-gateway bridge`, a stdio MCP server relaying to a running gateway.
 
 pub mod audit;
+pub mod base64;
 pub mod bridge;
 pub mod catalog;
 pub mod config;

@@ -165,26 +165,10 @@ fn header_value(value: &str) -> String {
     if plain {
         return value.to_string();
     }
-    format!("=?base64?{}?=", base64(value.as_bytes()))
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | (b as u32) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(TABLE[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    format!(
+        "=?base64?{}?=",
+        crate::base64::encode(value.as_bytes(), crate::base64::Alphabet::Standard)
+    )
 }
 
 /// How many `input_required` rounds one call may take before it is failed (a server that never
