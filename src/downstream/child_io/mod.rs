@@ -667,14 +667,12 @@ impl IoLoop {
     fn start_call(&mut self, job: Job, claim: Handle<Link>, now: Instant) {
         let serial = claim.member.serial();
         let (flight, params) = Flight::new(job, claim, &self.carrier, now);
-        let Some(child) = self.children.get_mut(&serial).filter(|c| c.takes_calls()) else {
-            let note = self.gone_note(serial);
-            let name = flight.server_name().to_string();
-            let next = flight.fail(CallError::Closed(note), &name);
-            self.queue_next(next);
-            return;
-        };
-        if child.queued_bytes > MAX_QUEUED {
+        // A child that is gone is `send_call`'s to tell; one whose queue is full is refused here.
+        if let Some(child) = self
+            .children
+            .get(&serial)
+            .filter(|c| c.takes_calls() && c.queued_bytes > MAX_QUEUED)
+        {
             let failure = Failure::BadGateway(format!(
                 "server {} is not reading its input ({} bytes wait to be written to it)",
                 child.handle.name, child.queued_bytes
