@@ -48,8 +48,8 @@ pub enum Held {
 }
 
 impl Router {
-    /// Until when a request that arrived at `created` may be held: None when no enabled server is
-    /// still starting its first process.
+    /// Until when a request that arrived at `created` may be held: None when no enabled local
+    /// server is still to list (starting its first process, or ready with its listing on the way).
     pub(super) fn hold_deadline(&self, created: Instant, now: Instant) -> Option<Instant> {
         let wait = self
             .servers
@@ -61,7 +61,9 @@ impl Router {
                         self.registry.server_capabilities.get(*index),
                         Some(None) | None
                     )
-                    && pool.stats().status == Status::Starting
+                    // Up but not listed here yet: its listing is on its way to the reactor (the
+                    // pool says ready first), so the call is held for it, not refused.
+                    && matches!(pool.stats().status, Status::Starting | Status::Up)
             })
             .map(|(_, _, pool)| pool.settings().acquire_timeout)
             .max()?;
