@@ -75,6 +75,19 @@ pub struct Job {
     pub control: Arc<CallControl>,
     /// How the call is counted (`/metrics`) and logged (the audit log).
     pub meter: Meter,
+    /// A 2025 session's call: what that session declared, for a 2026-07-28 server to read
+    /// (`downstream::era::declare`). None for REST and 2026-07-28 clients (whose own `_meta` says it).
+    pub declared: Option<Declared>,
+}
+
+/// What a 2025 session declared that a 2026-07-28 server reads from each request instead: the
+/// capabilities of its `initialize` and the level of its `logging/setLevel`. Cheap to copy into
+/// every job (the capabilities are shared).
+#[derive(Debug, Clone, Default)]
+pub struct Declared {
+    pub capabilities: Arc<serde_json::Map<String, Value>>,
+    /// A rank in `upstream::mcp::LOG_LEVELS`.
+    pub log_level: Option<usize>,
 }
 
 /// How a call is counted and logged: set where the reactor makes the job (`Router::dispatch`),

@@ -120,12 +120,23 @@ impl Worker {
                 match call.step() {
                     Ok(Inbound::Response(outcome)) => break outcome,
                     Ok(Inbound::Progress(params)) => flight.progress(params),
+                    Ok(Inbound::Log(params)) => flight.log(&params),
                     // The link already chose this call for it (`remote::flights`).
                     Ok(Inbound::ChildRequest { id, method, params }) => {
                         flight.ask_client(remote, inbox.clone(), id, method, params)
                     }
                     Ok(Inbound::ClientAnswer { child_id, outcome }) => {
                         remote.respond(&child_id, outcome.as_ref())
+                    }
+                    // The 2026-07-28 client's retry of the call it was asked input for.
+                    Ok(Inbound::Resume {
+                        to,
+                        answer,
+                        child_id,
+                        outcome,
+                    }) => {
+                        flight.resume(to, answer);
+                        remote.respond(&child_id, outcome.as_ref());
                     }
                     Ok(Inbound::Cancelled) => {
                         call.cancel("cancelled by the client");

@@ -821,6 +821,86 @@ fn the_python_sdks_own_stdio_server_is_spoken_to_statelessly_for_clients_of_both
 }
 
 #[test]
+fn a_2026_stdio_childs_log_messages_and_resource_updates_reach_2025_sessions() {
+    // The Python SDK's stdio server, spoken to statelessly (auto): a 2025 session's log level
+    // rides its calls, and its resource subscriptions join the listen the gateway holds.
+    let script = util::interop_script("eras_server.py");
+    let gw = Gateway::start(json!({
+        "servers": [{"name": "py", "command": [util::python(), script]}],
+        "mapping": {"py": {"prefix": "py_"}},
+    }));
+    gw.wait_up();
+    gw.wait_log("ready (protocol 2026-07-28)", ANSWER);
+    let mut sse = gw.sse();
+    sse.request(
+        "initialize",
+        json!({"protocolVersion": "2025-11-25", "capabilities": {},
+               "clientInfo": {"name": "test", "version": "1"}}),
+    );
+    sse.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    sse.request("logging/setLevel", json!({"level": "info"}));
+    let murmured = sse.request(
+        "tools/call",
+        json!({"name": "py_murmur", "arguments": {"text": "for the session"}}),
+    );
+    assert_eq!(
+        murmured["result"]["content"][0]["text"], "murmured",
+        "{murmured}"
+    );
+    let log = wait_for(ANSWER, "the log message", || {
+        let m = sse.next_message(ANSWER)?;
+        (m["method"] == "notifications/message").then_some(m)
+    });
+    assert_eq!(log["params"]["data"], "for the session", "{log}");
+    assert!(
+        log["params"]["logger"]
+            .as_str()
+            .is_some_and(|l| l.starts_with("py")),
+        "{log}"
+    );
+
+    // A subscription: the child's listen is opened again with the resource, then an update.
+    let subscribed = sse.request("resources/subscribe", json!({"uri": "py://note"}));
+    assert!(subscribed.get("result").is_some(), "{subscribed}");
+    let announced = wait_for(ANSWER, "the update", || {
+        let http = gw.call("py_announce", json!({"uri": "py://note"}));
+        assert_eq!(http.status, 200, "{}", http.text());
+        let mut seen = Vec::new();
+        while let Some(m) = sse.next_message(Duration::from_millis(500)) {
+            seen.push(m);
+        }
+        seen.iter()
+            .any(|m| m["method"] == "notifications/resources/updated")
+            .then_some(seen)
+    });
+    let update = announced
+        .iter()
+        .find(|m| m["method"] == "notifications/resources/updated")
+        .unwrap();
+    assert_eq!(
+        update,
+        &json!({"jsonrpc": "2.0", "method": "notifications/resources/updated",
+                                "params": {"uri": "py://note"}})
+    );
+
+    // A 2026-07-28 client gets the child's log message on its call's own stream, when it asks.
+    let mut body = request(
+        json!(5),
+        "tools/call",
+        json!({"name": "py_murmur", "arguments": {"text": "for the caller"}}),
+    );
+    body["params"]["_meta"]["io.modelcontextprotocol/logLevel"] = json!("info");
+    let messages = mcp_messages(&post(&gw, &[("MCP-Protocol-Version", MODERN)], &body));
+    assert!(
+        messages
+            .iter()
+            .any(|m| m["method"] == "notifications/message"
+                && m["params"]["data"] == "for the caller"),
+        "{messages:?}"
+    );
+}
+
+#[test]
 fn a_dual_era_child_is_spoken_to_in_the_era_its_protocol_key_names() {
     let gw = gateway_for(demo("demo", &["--protocol", "dual"]));
     gw.wait_log("ready (protocol 2026-07-28)", ANSWER);
@@ -1172,6 +1252,18 @@ fn a_remote_that_speaks_2026_07_28_is_spoken_to_statelessly_and_a_pinned_one_in_
     for mode in ["auto", "legacy"] {
         let checks = sdk(&gw, mode, "remote_input_required");
         assert_eq!(names(&checks), ["connect", "input_required"], "{mode}");
+        assert_eq!(checks[1]["text"], "Hello, Ada!", "{mode}");
+    }
+    // The remote pinned to 2025 elicits on its session mid-call: for a 2026 client the worker's
+    // call is suspended and the client gets input_required (signed requestState); its retry's
+    // answer goes to the server and the call ends there. A 2025 client is simply asked.
+    for mode in ["auto", "legacy"] {
+        let checks = sdk(&gw, mode, "pinned_input_required");
+        assert_eq!(
+            names(&checks),
+            ["connect", "input_required"],
+            "{mode}: {checks:?}"
+        );
         assert_eq!(checks[1]["text"], "Hello, Ada!", "{mode}");
     }
 }

@@ -117,6 +117,13 @@ fn remote(name: &str, url: &str) -> Value {
     json!({"name": name, "type": "remote", "url": url})
 }
 
+/// A remote spoken to in one era: the Python SDK's server speaks both, and `auto` (the default)
+/// picks 2026-07-28; what only a 2025 session has (a GET stream, resumption, a session to lose)
+/// is tested with the server pinned to 2025-11-25.
+fn remote_in(name: &str, url: &str, protocol: &str) -> Value {
+    json!({"name": name, "type": "remote", "url": url, "protocol": protocol})
+}
+
 fn wait_up(gw: &Gateway, name: &str) -> Value {
     wait_for(
         Duration::from_secs(30),
@@ -237,11 +244,26 @@ fn a_streamable_remote_serves_every_upstream_transport() {
 
 #[test]
 fn sampling_and_logging_from_a_remote_reach_the_client_that_called() {
-    for transport in ["streamable", "sse"] {
+    // (transport, protocol): a 2025 session (the GET stream and the legacy transport), and the
+    // 2026-07-28 era, where the session's log level rides each call and its log messages come on
+    // that call's own stream.
+    for (transport, protocol) in [
+        ("streamable", "2025-11-25"),
+        ("streamable", "auto"),
+        ("sse", "auto"),
+    ] {
         let py = PyServer::start(transport, 0, None);
         let path = if transport == "sse" { "/sse" } else { "/mcp" };
-        let gw = Gateway::start(json!({"servers": [remote("py", &py.url("http", path))]}));
-        wait_up(&gw, "py");
+        let gw =
+            Gateway::start(json!({"servers": [remote_in("py", &py.url("http", path), protocol)]}));
+        let health = wait_up(&gw, "py");
+        let modern = transport == "streamable" && protocol == "auto";
+        let case = format!("{transport}, {protocol}");
+        assert_eq!(
+            gw.logs().contains("ready (protocol 2026-07-28)"),
+            modern,
+            "{case}: {health}"
+        );
         let mut sse = gw.sse();
         sse.request(
             "initialize",
@@ -258,16 +280,33 @@ fn sampling_and_logging_from_a_remote_reach_the_client_that_called() {
             let m = sse.next_message(Duration::from_secs(10))?;
             (m["method"] == "notifications/message").then_some(m)
         });
-        assert_eq!(
-            log["params"]["data"], "loud and clear",
-            "{transport}: {log}"
-        );
+        assert_eq!(log["params"]["data"], "loud and clear", "{case}: {log}");
+        assert_eq!(log["params"]["logger"], "py", "{case}: {log}");
         let shouted = sse.response_to(&json!(100), Duration::from_secs(10));
-        assert_eq!(
-            text_of(&shouted["result"]),
-            "shouted",
-            "{transport}: {shouted}"
-        );
+        assert_eq!(text_of(&shouted["result"]), "shouted", "{case}: {shouted}");
+        if modern {
+            // A session that asked for warnings only: the level the call carries says so.
+            sse.request("logging/setLevel", json!({"level": "warning"}));
+            sse.send(&json!({"jsonrpc": "2.0", "id": 102, "method": "tools/call",
+                             "params": {"name": "shout", "arguments": {"text": "hush"}}}));
+            let mut seen = Vec::new();
+            let answer = wait_for(Duration::from_secs(10), "the quiet answer", || {
+                let m = sse.next_message(Duration::from_secs(10))?;
+                if m["id"] == 102 {
+                    return Some(m);
+                }
+                seen.push(m);
+                None
+            });
+            assert_eq!(text_of(&answer["result"]), "shouted", "{case}: {answer}");
+            assert!(
+                !seen.iter().any(|m| m["method"] == "notifications/message"),
+                "{case}: an info message for a session at warning: {seen:?}"
+            );
+            // The sampling half is the 2025 session's (`ask` uses the session API; the
+            // 2026-07-28 round trip is tests/eras.rs).
+            continue;
+        }
 
         // The remote asks the client's model mid-call; the client's answer goes back to it.
         sse.send(&json!({"jsonrpc": "2.0", "id": 101, "method": "tools/call",
@@ -278,7 +317,7 @@ fn sampling_and_logging_from_a_remote_reach_the_client_that_called() {
         });
         assert_eq!(
             ask["params"]["messages"][0]["content"]["text"], "Capital of France?",
-            "{transport}: {ask}"
+            "{case}: {ask}"
         );
         sse.send(&json!({"jsonrpc": "2.0", "id": ask["id"],
                          "result": {"role": "assistant", "model": "test-model",
@@ -287,7 +326,7 @@ fn sampling_and_logging_from_a_remote_reach_the_client_that_called() {
         assert_eq!(
             text_of(&answer["result"]),
             "the model says: Paris",
-            "{transport}: {answer}\n{}",
+            "{case}: {answer}\n{}",
             gw.logs()
         );
     }
@@ -349,28 +388,32 @@ fn json_answers_and_the_legacy_transport_work_and_auto_picks_the_right_one() {
 fn a_remote_restarting_mid_session_gets_a_new_session_transparently() {
     // Without a GET stream nothing tells the handle of the restart before the next call's 404.
     let no_get = ["--no-get-stream"];
-    let mut py = PyServer::start_with("streamable", 0, None, &no_get);
-    let port = py.port;
-    let gw = Gateway::start(json!({
-        "pool": {"minConnections": 1, "maxConnections": 1},
-        "servers": [remote("py", &py.url("http", "/mcp"))],
-    }));
-    wait_up(&gw, "py");
-    let first = text_of(&call(&gw, "whoami", json!({})));
-    assert_eq!(text_of(&call(&gw, "whoami", json!({}))), first);
+    for protocol in ["2025-11-25", "auto"] {
+        let mut py = PyServer::start_with("streamable", 0, None, &no_get);
+        let port = py.port;
+        let gw = Gateway::start(json!({
+            "pool": {"minConnections": 1, "maxConnections": 1},
+            "servers": [remote_in("py", &py.url("http", "/mcp"), protocol)],
+        }));
+        wait_up(&gw, "py");
+        let first = text_of(&call(&gw, "whoami", json!({})));
+        assert_eq!(text_of(&call(&gw, "whoami", json!({}))), first);
 
-    py.kill();
-    let py = PyServer::start_with("streamable", port, None, &no_get);
-    // The handle's session died with the old process; the next call renews it and succeeds.
-    let second = text_of(&call(&gw, "whoami", json!({})));
-    assert_ne!(second, first, "a new process answers");
-    assert!(
-        gw.logs().contains("no longer knows our session"),
-        "{}",
-        gw.logs()
-    );
-    assert_eq!(text_of(&call(&gw, "add", json!({"a": 5, "b": 5}))), "10");
-    drop(py);
+        py.kill();
+        let py = PyServer::start_with("streamable", port, None, &no_get);
+        // The handle's session died with the old process; the next call renews it and succeeds.
+        // (2026-07-28 has no session: the call simply reaches the new process.)
+        let second = text_of(&call(&gw, "whoami", json!({})));
+        assert_ne!(second, first, "{protocol}: a new process answers");
+        assert_eq!(
+            gw.logs().contains("no longer knows our session"),
+            protocol == "2025-11-25",
+            "{protocol}: {}",
+            gw.logs()
+        );
+        assert_eq!(text_of(&call(&gw, "add", json!({"a": 5, "b": 5}))), "10");
+        drop(py);
+    }
 }
 
 #[test]
@@ -495,7 +538,7 @@ fn a_sampling_request_on_the_get_stream_reaches_the_client_whose_call_is_in_flig
     let py = PyServer::start("streamable", 0, None);
     let gw = Gateway::start(json!({
         "pool": {"minConnections": 1, "maxConnections": 1},
-        "servers": [remote("py", &py.url("http", "/mcp"))],
+        "servers": [remote_in("py", &py.url("http", "/mcp"), "2025-11-25")],
     }));
     wait_up(&gw, "py");
     // The SDK drops what it would send on a GET stream nobody holds: wait until it is held.
@@ -523,8 +566,10 @@ fn a_sampling_request_on_the_get_stream_reaches_the_client_whose_call_is_in_flig
 
 #[test]
 fn an_answer_stream_the_server_closes_early_is_resumed_with_last_event_id() {
+    // Resumable streams are the 2025 sessions' (2026-07-28 has none).
     let py = PyServer::start_with("streamable", 0, None, &["--resumable"]);
-    let gw = Gateway::start(json!({"servers": [remote("py", &py.url("http", "/mcp"))]}));
+    let url = py.url("http", "/mcp");
+    let gw = Gateway::start(json!({"servers": [remote_in("py", &url, "2025-11-25")]}));
     wait_up(&gw, "py");
     // A client with progress: both notifications and the answer arrive, across the cut.
     let checks = run_client(&gw, "resume");
@@ -538,24 +583,121 @@ fn an_answer_stream_the_server_closes_early_is_resumed_with_last_event_id() {
 
 #[test]
 fn a_remote_without_a_get_stream_is_pinged_so_its_death_shows_in_health() {
-    let mut py = PyServer::start_with("streamable", 0, None, &["--no-get-stream"]);
+    // 2025: no GET stream (405), so it is pinged. 2026-07-28 has neither a GET stream nor ping:
+    // its subscriptions/listen stream is held instead, and with nothing to listen for it is
+    // probed with server/discover.
+    for (protocol, flags, sign) in [
+        (
+            "2025-11-25",
+            &["--no-get-stream"][..],
+            "probing it with ping every",
+        ),
+        (
+            "auto",
+            &["--no-get-stream"][..],
+            "subscriptions/listen open",
+        ),
+        (
+            "auto",
+            &["--no-get-stream", "--no-listen"][..],
+            "probing it with server/discover every",
+        ),
+    ] {
+        let mut py = PyServer::start_with("streamable", 0, None, flags);
+        let gw = Gateway::start(json!({
+            "pool": {"minConnections": 1, "maxConnections": 1},
+            "servers": [remote_in("py", &py.url("http", "/mcp"), protocol)],
+        }));
+        wait_up(&gw, "py");
+        gw.wait_log(sign, Duration::from_secs(10));
+        py.kill();
+        // No call is made: the stream's end (or the next probe) finds the server gone.
+        let down = wait_for(Duration::from_secs(40), "py down", || {
+            let health = gw.server_health("py");
+            (health["status"] == "down").then_some(health)
+        });
+        assert!(
+            down["lastError"].is_string(),
+            "{protocol} {flags:?}: {down}"
+        );
+    }
+}
+
+#[test]
+fn a_2026_remote_tells_2025_sessions_of_list_changes_and_resource_updates_through_its_listen() {
+    let py = PyServer::start("streamable", 0, None);
     let gw = Gateway::start(json!({
         "pool": {"minConnections": 1, "maxConnections": 1},
         "servers": [remote("py", &py.url("http", "/mcp"))],
     }));
     wait_up(&gw, "py");
-    gw.wait_log("pinging it every", Duration::from_secs(10));
-    py.kill();
-    // No call is made: the next ping finds the server gone.
-    let down = wait_for(Duration::from_secs(40), "py down", || {
-        let health = gw.server_health("py");
-        (health["status"] == "down").then_some(health)
+    gw.wait_log("subscriptions/listen open", Duration::from_secs(10));
+    let mut sse = gw.sse();
+    sse.request(
+        "initialize",
+        json!({"protocolVersion": "2025-11-25", "capabilities": {},
+               "clientInfo": {"name": "test", "version": "1"}}),
+    );
+    sse.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    // A 2025 subscription: the handle's listen is opened again with the resource in its filter.
+    let subscribed = sse.request("resources/subscribe", json!({"uri": "memo://greeting"}));
+    assert!(subscribed.get("result").is_some(), "{subscribed}");
+    wait_for(Duration::from_secs(10), "a second listen", || {
+        (gw.logs().matches("subscriptions/listen open").count() >= 2).then_some(())
     });
-    assert!(down["lastError"].is_string(), "{down}");
+    assert_eq!(
+        text_of(&call(&gw, "announce", json!({"uri": "memo://greeting"}))),
+        "announced"
+    );
+    let mut seen = Vec::new();
+    wait_for(Duration::from_secs(10), "both notifications", || {
+        if let Some(m) = sse.next_message(Duration::from_secs(10)) {
+            seen.push(m);
+        }
+        let got = |method: &str| seen.iter().any(|m| m["method"] == method);
+        (got("notifications/tools/list_changed") && got("notifications/resources/updated"))
+            .then_some(())
+    });
+    let update = seen
+        .iter()
+        .find(|m| m["method"] == "notifications/resources/updated")
+        .unwrap();
+    assert_eq!(update["params"]["uri"], "memo://greeting", "{update}");
     assert!(
-        gw.logs().contains("the server is unreachable"),
+        update["params"]
+            .get("_meta")
+            .is_none_or(|m| m.get("io.modelcontextprotocol/subscriptionId").is_none()),
+        "the server's subscription id is the gateway's business: {update}"
+    );
+    // Unsubscribed: the listen is opened once more, without the resource, and the old one ends.
+    sse.request("resources/unsubscribe", json!({"uri": "memo://greeting"}));
+    wait_for(Duration::from_secs(10), "a third listen", || {
+        (gw.logs().matches("subscriptions/listen open").count() >= 3).then_some(())
+    });
+    assert_eq!(
+        text_of(&call(&gw, "announce", json!({"uri": "memo://greeting"}))),
+        "announced"
+    );
+    let mut after = Vec::new();
+    wait_for(Duration::from_secs(10), "the list change", || {
+        if let Some(m) = sse.next_message(Duration::from_secs(10)) {
+            after.push(m);
+        }
+        after
+            .iter()
+            .any(|m| m["method"] == "notifications/tools/list_changed")
+            .then_some(())
+    });
+    assert!(
+        !after
+            .iter()
+            .any(|m| m["method"] == "notifications/resources/updated"),
+        "no update after unsubscribing: {after:?}"
+    );
+    assert!(
+        py.stderr().is_empty() || !py.stderr().contains("Traceback"),
         "{}",
-        gw.logs()
+        py.stderr()
     );
 }
 

@@ -2423,7 +2423,7 @@ mod tests {
         assert_eq!(
             protocols,
             [
-                Protocol::Legacy,
+                Protocol::Auto,
                 Protocol::Auto,
                 Protocol::Legacy,
                 Protocol::Modern

@@ -140,8 +140,7 @@ pub struct ServerConfig {
     pub pin: Pin,
     /// `pinNew`, default false: with `pin: hold`, tools never seen before wait for approval too.
     pub pin_new: bool,
-    /// `protocol`, default 2025-11-25 (until 2026-07-28 servers' `input_required` results reach
-    /// 2025 clients): which protocol era the gateway speaks to the server.
+    /// `protocol`, default `auto`: which protocol era the gateway speaks to the server.
     pub protocol: Protocol,
 }
 
@@ -149,12 +148,9 @@ pub struct ServerConfig {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Protocol {
     /// Probe with `server/discover`; a server that does not answer it gets `initialize`.
-    Auto,
-    /// The initialize handshake (2025-11-25 and the versions before it). The default for now: a
-    /// dual-era server spoken to statelessly could no longer ask a 2025 client for sampling,
-    /// elicitation or roots during a call (its `input_required` results are not turned into
-    /// requests yet).
     #[default]
+    Auto,
+    /// The initialize handshake only (2025-11-25 and the versions before it).
     Legacy,
     /// 2026-07-28 only: no handshake, every request carries its own `_meta`.
     Modern,

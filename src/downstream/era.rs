@@ -3,17 +3,21 @@
 //! A 2026-07-28 server has no handshake: the gateway probes it with `server/discover` (`protocol`
 //! `auto` or `2026-07-28`), and every request it sends then carries `_meta` with the protocol
 //! version and client capabilities. A call from a 2026-07-28 client keeps that client's own
-//! `_meta` (its capabilities and clientInfo), so what the server decides from them is decided for
-//! the right client; a 2025 client's call declares what that client declared in `initialize`
-//! (`declare_capabilities`): the gateway turns the server's `input_required` results into requests
-//! to it. The log level is never passed on: log messages of a stdio server name no request, so
-//! they could reach another client. A 2025 server gets none of the revision's `_meta` fields.
-//! Its `list_changed` a 2026-07-28 server sends only on a `subscriptions/listen`: the handshake
-//! opens one for the lists the server says can change (`listen_filter`). Over HTTP each request
-//! mirrors its version, method and name into headers (`mirrored_headers`). When such a server
-//! answers a 2025 client's call `input_required`, the carrier of the call (child-io, or the worker
-//! for a remote) does the round trip for the client: `input_round` reads what to ask, and the call
-//! is sent again with the answers (`Flight::retry_params`), at most `MAX_INPUT_ROUNDS` times.
+//! `_meta` (its capabilities, log level and clientInfo), so what the server decides from them is
+//! decided for the right client; a 2025 client's call declares what that client declared in
+//! `initialize` and the level it set with `logging/setLevel` (`declare`): the gateway turns the
+//! server's `input_required` results into requests to it, and the call's log messages (which such
+//! a server sends only on the call's own stream) go to that client alone. A 2025 server gets none
+//! of the revision's `_meta` fields.
+//!
+//! Its `list_changed` and resource updates a 2026-07-28 server sends only on a
+//! `subscriptions/listen`: each handle holds one (`Subscription`) for the lists the server says
+//! can change plus every resource a 2025 client subscribed to, and opens a new one (ending the old)
+//! when that set changes. Over HTTP each request mirrors its version, method and name into headers
+//! (`mirrored_headers`). When such a server answers a 2025 client's call `input_required`, the
+//! carrier of the call (child-io, or the worker for a remote) does the round trip for the client:
+//! `input_round` reads what to ask, and the call is sent again with the answers
+//! (`Flight::retry_params`), at most `MAX_INPUT_ROUNDS` times.
 
 use crate::rpc::Params;
 use serde_json::{json, Map, Value};
@@ -25,6 +29,7 @@ const PREFIX: &str = "io.modelcontextprotocol/";
 const VERSION_KEY: &str = "io.modelcontextprotocol/protocolVersion";
 const CAPABILITIES_KEY: &str = "io.modelcontextprotocol/clientCapabilities";
 const CLIENT_INFO_KEY: &str = "io.modelcontextprotocol/clientInfo";
+const LOG_LEVEL_KEY: &str = "io.modelcontextprotocol/logLevel";
 
 /// The `_meta` of a request the gateway makes itself (discover, listings).
 pub fn own_meta() -> Value {
@@ -42,18 +47,29 @@ pub fn with_own_meta(params: Option<Map<String, Value>>) -> Map<String, Value> {
     params
 }
 
-/// Puts a 2025 session's capabilities (from its `initialize`) into a call's `_meta`, where a
-/// 2026-07-28 server reads them (`prepare` takes them out again for a 2025 server). Nothing for a
-/// client that declared none.
-pub fn declare_capabilities(params: &mut Params, capabilities: &Map<String, Value>) {
-    if capabilities.is_empty() {
+/// Puts what a 2025 session declared (its `initialize` capabilities, its `logging/setLevel`) into
+/// a call's `_meta`, where a 2026-07-28 server reads them. Only for such a server: a 2025 one
+/// would not know these fields (and its calls pay nothing for them).
+pub fn declare(params: &mut Params, declared: &crate::job::Declared) {
+    if declared.capabilities.is_empty() && declared.log_level.is_none() {
         return;
     }
     let mut meta = match params.get("_meta") {
         Some(Value::Object(meta)) => meta,
         _ => Map::new(),
     };
-    meta.insert(CAPABILITIES_KEY.into(), Value::Object(capabilities.clone()));
+    if !declared.capabilities.is_empty() {
+        meta.insert(
+            CAPABILITIES_KEY.into(),
+            Value::Object((*declared.capabilities).clone()),
+        );
+    }
+    let level = declared
+        .log_level
+        .and_then(|rank| crate::upstream::mcp::LOG_LEVELS.get(rank));
+    if let Some(level) = level {
+        meta.insert(LOG_LEVEL_KEY.into(), Value::from(*level));
+    }
     params.set("_meta", &Value::Object(meta));
 }
 
@@ -82,7 +98,6 @@ pub fn prepare(params: &mut Params, modern: bool) {
         return;
     }
     let mut meta = meta.unwrap_or_default();
-    meta.remove("io.modelcontextprotocol/logLevel");
     meta.insert(VERSION_KEY.into(), Value::from(MODERN_VERSION));
     if !meta.get(CAPABILITIES_KEY).is_some_and(Value::is_object) {
         meta.insert(CAPABILITIES_KEY.into(), json!({}));
@@ -99,7 +114,7 @@ pub fn log_level(params: &Params) -> Option<usize> {
         return None; // the common case: no parse
     }
     let meta = params.get("_meta")?;
-    let level = meta.get("io.modelcontextprotocol/logLevel")?.as_str()?;
+    let level = meta.get(LOG_LEVEL_KEY)?.as_str()?;
     crate::upstream::mcp::log_rank(level)
 }
 
@@ -124,6 +139,100 @@ pub fn listen_filter(capabilities: &Map<String, Value>) -> Option<Value> {
         }
     }
     (!filter.is_empty()).then_some(Value::Object(filter))
+}
+
+/// What one 2026-07-28 handle listens for on its `subscriptions/listen`: the lists its server says
+/// can change, and the resources 2025 clients subscribed to (their `resources/subscribe`, which
+/// this revision replaced). Owned by whoever holds the handle's listen (child-io for a child, the
+/// stream thread for a remote).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Subscription {
+    lists: Map<String, Value>,
+    resources: std::collections::BTreeSet<String>,
+}
+
+/// A change to a handle's `Subscription`.
+#[derive(Debug, Clone)]
+pub enum Listen {
+    /// After the handshake: the lists that can change, from the server's capabilities.
+    Start(Subscription),
+    /// A client subscribed to (`true`) or unsubscribed from a resource.
+    Resource { uri: String, subscribe: bool },
+}
+
+impl Subscription {
+    /// The lists `capabilities` say can change, no resources yet.
+    pub fn new(capabilities: &Map<String, Value>) -> Subscription {
+        let lists = match listen_filter(capabilities) {
+            Some(Value::Object(lists)) => lists,
+            _ => Map::new(),
+        };
+        Subscription {
+            lists,
+            resources: Default::default(),
+        }
+    }
+
+    /// Applies `change`; true when what is listened for changed (a new listen is due).
+    pub fn apply(&mut self, change: Listen) -> bool {
+        match change {
+            Listen::Start(subscription) => {
+                // Resources asked for before the handshake ended stay asked for.
+                let resources = std::mem::take(&mut self.resources);
+                *self = subscription;
+                self.resources.extend(resources);
+                true
+            }
+            Listen::Resource {
+                uri,
+                subscribe: true,
+            } => self.resources.insert(uri),
+            Listen::Resource {
+                uri,
+                subscribe: false,
+            } => self.resources.remove(&uri),
+        }
+    }
+
+    /// The `subscriptions/listen` params for it; None when there is nothing to listen for.
+    pub fn params(&self) -> Option<Map<String, Value>> {
+        if self.lists.is_empty() && self.resources.is_empty() {
+            return None;
+        }
+        let mut filter = self.lists.clone();
+        if !self.resources.is_empty() {
+            filter.insert(
+                "resourceSubscriptions".into(),
+                self.resources.iter().cloned().collect(),
+            );
+        }
+        Some(with_own_meta(Some(Map::from_iter([(
+            "notifications".to_string(),
+            Value::Object(filter),
+        )]))))
+    }
+}
+
+/// What a 2025-era out-of-band request (`wanted`) means for a 2026-07-28 handle: a change of its
+/// listen, or nothing (`logging/setLevel`: the level travels with each call instead).
+pub fn listen_change(method: &str, params: &Map<String, Value>) -> Option<Listen> {
+    let uri = || {
+        params
+            .get("uri")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    match method {
+        "resources/subscribe" => Some(Listen::Resource {
+            uri: uri()?,
+            subscribe: true,
+        }),
+        "resources/unsubscribe" => Some(Listen::Resource {
+            uri: uri()?,
+            subscribe: false,
+        }),
+        _ => None,
+    }
 }
 
 /// The headers a 2026-07-28 request mirrors from its body over Streamable HTTP: the version (when
@@ -177,6 +286,15 @@ pub const MAX_INPUT_ROUNDS: u32 = 8;
 /// The id prefix under which a server's input request is put to a 2025 client.
 pub const INPUT_KEY: &str = "input:";
 
+/// Whether a server's request to its client is one the gateway can put to a client (during a
+/// call, to the client that made it).
+pub fn relayable(method: &str) -> bool {
+    matches!(
+        method,
+        "sampling/createMessage" | "elicitation/create" | "roots/list"
+    )
+}
+
 /// Whether a result is an `InputRequiredResult` (a cheap look first: most results are not).
 pub fn is_input_required(result: &str) -> bool {
     result.contains("input_required")
@@ -202,12 +320,6 @@ pub fn input_round(
             "it asked for input more than {MAX_INPUT_ROUNDS} times in one call"
         ));
     }
-    let relayable = |m: &str| {
-        matches!(
-            m,
-            "sampling/createMessage" | "elicitation/create" | "roots/list"
-        )
-    };
     let mut requests = Vec::new();
     for (key, request) in parsed
         .get("inputRequests")
@@ -368,7 +480,7 @@ mod tests {
     }
 
     #[test]
-    fn a_2026_server_gets_the_clients_own_meta_without_its_log_level() {
+    fn a_2026_server_gets_the_clients_own_meta() {
         let mut p = params(json!({"name": "t", "_meta": {
             VERSION_KEY: "2026-07-28", CAPABILITIES_KEY: {"sampling": {}},
             CLIENT_INFO_KEY: {"name": "c", "version": "1"},
@@ -378,7 +490,10 @@ mod tests {
         assert_eq!(meta[CAPABILITIES_KEY], json!({"sampling": {}}));
         assert_eq!(meta[CLIENT_INFO_KEY]["name"], "c");
         assert_eq!(meta["progressToken"], "p");
-        assert!(meta.get("io.modelcontextprotocol/logLevel").is_none());
+        assert_eq!(
+            meta[LOG_LEVEL_KEY], "debug",
+            "its log messages ride the call's stream"
+        );
         // A 2025 client's call: the version and no capabilities.
         let mut p = params(json!({"name": "t"}));
         prepare(&mut p, true);
@@ -395,6 +510,58 @@ mod tests {
             Some(json!({"toolsListChanged": true, "resourcesListChanged": true}))
         );
         assert_eq!(listen_filter(&Map::new()), None);
+    }
+
+    #[test]
+    fn a_2025_sessions_declarations_reach_a_2026_server() {
+        let declared = crate::job::Declared {
+            capabilities: std::sync::Arc::new(json!({"sampling": {}}).as_object().unwrap().clone()),
+            log_level: crate::upstream::mcp::log_rank("warning"),
+        };
+        let mut p = params(json!({"name": "t", "_meta": {"progressToken": 3}}));
+        declare(&mut p, &declared);
+        prepare(&mut p, true);
+        let meta = p.get("_meta").unwrap();
+        assert_eq!(meta[CAPABILITIES_KEY], json!({"sampling": {}}));
+        assert_eq!(meta[LOG_LEVEL_KEY], "warning");
+        assert_eq!(meta["progressToken"], 3);
+        assert_eq!(log_level(&p), crate::upstream::mcp::log_rank("warning"));
+        let mut p = params(json!({"name": "t"}));
+        declare(&mut p, &crate::job::Declared::default());
+        assert_eq!(p.get("_meta"), None, "nothing declared, nothing added");
+    }
+
+    #[test]
+    fn a_subscription_holds_the_lists_and_the_resources_asked_for() {
+        let caps = json!({"tools": {"listChanged": true}});
+        let mut sub = Subscription::default();
+        assert!(sub.apply(
+            listen_change(
+                "resources/subscribe",
+                json!({"uri": "a://1"}).as_object().unwrap()
+            )
+            .unwrap()
+        ));
+        assert!(sub.apply(Listen::Start(Subscription::new(caps.as_object().unwrap()))));
+        let filter = |sub: &Subscription| sub.params().unwrap()["notifications"].clone();
+        assert_eq!(
+            filter(&sub),
+            json!({"toolsListChanged": true, "resourceSubscriptions": ["a://1"]}),
+            "a resource asked for before the handshake ended is kept"
+        );
+        assert_eq!(sub.params().unwrap()["_meta"][VERSION_KEY], MODERN_VERSION);
+        let again = Listen::Resource {
+            uri: "a://1".into(),
+            subscribe: true,
+        };
+        assert!(!sub.apply(again), "no change, no new listen");
+        assert!(sub.apply(Listen::Resource {
+            uri: "a://1".into(),
+            subscribe: false
+        }));
+        assert_eq!(filter(&sub), json!({"toolsListChanged": true}));
+        assert_eq!(Subscription::default().params(), None);
+        assert!(listen_change("logging/setLevel", &Map::new()).is_none());
     }
 
     #[test]

@@ -77,8 +77,9 @@ pub struct Flight {
     pub route: Route,
     /// The client's progress token, if it asked for progress.
     progress_token: Option<Value>,
-    /// A 2026-07-28 client's `_meta` log level (a rank in `mcp::LOG_LEVELS`): log messages of the
-    /// call ride its answer stream.
+    /// The log level the call carries (a rank in `mcp::LOG_LEVELS`): a 2026-07-28 client's own, or
+    /// on a 2026-07-28 handle the level its 2025 session set. Log messages of the call go to its
+    /// client (`log`).
     log_level: Option<usize>,
     /// The MCP session that made the call (None for REST): who may be asked things.
     pub client: Option<Slot>,
@@ -118,8 +119,11 @@ impl Flight {
         let (pool, timeout) = carrier.servers.pool(job.server);
         let route = job.route();
         let mut params = job.params;
-        let log_level = super::era::log_level(&params);
         let modern = claim.member.requester().modern();
+        if let (true, Some(declared)) = (modern, &job.declared) {
+            super::era::declare(&mut params, declared);
+        }
+        let log_level = super::era::log_level(&params);
         super::era::prepare(&mut params, modern);
         // Only a 2025 session can be asked things on its stream; a 2026 client gets the
         // input_required result itself.
@@ -175,8 +179,10 @@ impl Flight {
         self.carrier.sink.before_answer(&self.route, note);
     }
 
-    /// A log message the server sent while this was its only call: on the answer stream of a
-    /// 2026-07-28 client that asked for that level (nothing for anyone else).
+    /// A log message that belongs to this call (it came on the call's own stream, or while this
+    /// was its stdio server's only call): to the call's client if the call carried a level and the
+    /// message is at or above it (nothing for anyone else). Its logger names the server, as for
+    /// every log message a client gets through the gateway.
     pub fn log(&self, params: &Map<String, Value>) {
         let Some(wanted) = self.log_level else {
             return;
@@ -187,7 +193,9 @@ impl Flight {
             .and_then(crate::upstream::mcp::log_rank)
             .unwrap_or(0);
         if rank >= wanted {
-            let note = rpc::notification("notifications/message", Some(params));
+            let mut params = params.clone();
+            crate::upstream::mcp::attribute_log(&self.pool.name, &mut params);
+            let note = rpc::notification("notifications/message", Some(&params));
             self.carrier.sink.before_answer(&self.route, note);
         }
     }
@@ -282,15 +290,19 @@ impl Flight {
     ) {
         match (method.as_str(), self.client) {
             ("ping", _) => server.respond(&id, Ok(&Value::Object(Map::new()))),
-            ("sampling/createMessage" | "elicitation/create" | "roots/list", Some(session)) => {
+            (method, Some(session)) if super::era::relayable(method) => {
                 self.carrier.sink.send(ToReactor::ClientRequest {
                     to: self.route.to,
                     session,
                     child_id: id,
-                    method,
+                    method: method.to_string(),
                     params,
                     reply,
                 });
+            }
+            // A 2026-07-28 client cannot be sent a request: the call waits for its retry.
+            (method, None) if super::era::relayable(method) && self.for_a_modern_client() => {
+                self.suspend(id, method.to_string(), params)
             }
             _ => server.answer_alone(&id, &method),
         }
@@ -449,6 +461,7 @@ mod tests {
             session: None,
             control: Default::default(),
             meter: Default::default(),
+            declared: None,
         }
     }
 

@@ -114,16 +114,11 @@ fn ready_modern(
     child.set_modern();
     let listing = listing(child, &info, deadline)?;
     // What replaces the 2025 server's unasked list_changed: a subscription held as long as the
-    // handle lives (its answer would only come when the server ends it).
-    if let Some(filter) = era::listen_filter(&info.capabilities) {
-        child.send_unawaited(
-            "subscriptions/listen",
-            era::with_own_meta(Some(Map::from_iter([(
-                "notifications".to_string(),
-                filter,
-            )]))),
-        );
-    }
+    // handle lives (its answer would only come when the server ends it). Resources clients
+    // subscribe to join it later (`wanted`).
+    child.listen(era::Listen::Start(era::Subscription::new(
+        &info.capabilities,
+    )));
     Ok(Ready { info, listing })
 }
 

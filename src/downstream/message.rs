@@ -74,7 +74,14 @@ pub fn notification_event(
 ) -> Option<ChildEvent> {
     match method {
         "notifications/message" | "notifications/resources/updated" => {
-            let params = params.unwrap_or_default();
+            let mut params = params.unwrap_or_default();
+            // A 2026-07-28 server's subscription id names the gateway's own listen: no client's.
+            if let Some(Value::Object(meta)) = params.get_mut("_meta") {
+                meta.remove("io.modelcontextprotocol/subscriptionId");
+                if meta.is_empty() {
+                    params.remove("_meta");
+                }
+            }
             if method == "notifications/message" {
                 log_server_message(label, &params);
             }
@@ -103,7 +110,8 @@ pub fn notification_event(
     }
 }
 
-fn log_server_message(label: &str, params: &Map<String, Value>) {
+/// A server's `notifications/message` in the gateway's own log, under the handle's `label`.
+pub fn log_server_message(label: &str, params: &Map<String, Value>) {
     let level = match params.get("level").and_then(Value::as_str) {
         Some("debug") => log::Level::Debug,
         Some("info" | "notice") => log::Level::Info,

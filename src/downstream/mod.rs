@@ -38,6 +38,8 @@ pub enum Inbound {
     Response(Answer),
     /// `notifications/progress` for this request.
     Progress(Map<String, Value>),
+    /// `notifications/message` on this request's own stream (Streamable HTTP).
+    Log(Map<String, Value>),
     /// The server asks the client something while this request runs (sampling, elicitation, roots).
     ChildRequest {
         id: Value,
@@ -46,6 +48,14 @@ pub enum Inbound {
     },
     /// The client's answer to a `ChildRequest` of this call (delivered by the reactor).
     ClientAnswer {
+        child_id: Value,
+        outcome: Result<Value, Value>,
+    },
+    /// A 2026-07-28 client's retry of this call, suspended on a server's request
+    /// (`Flight::suspend`): the answer goes to `to` as `answer` now, `outcome` to the server.
+    Resume {
+        to: crate::job::ReplyTo,
+        answer: crate::job::Answer,
         child_id: Value,
         outcome: Result<Value, Value>,
     },
@@ -64,8 +74,17 @@ impl Mailbox for Sender<Inbound> {
             Signal::ClientAnswer { child_id, outcome } => {
                 Inbound::ClientAnswer { child_id, outcome }
             }
-            // Only calls on children are suspended (`child_io`).
-            Signal::Resume { .. } => return,
+            Signal::Resume {
+                to,
+                answer,
+                child_id,
+                outcome,
+            } => Inbound::Resume {
+                to,
+                answer,
+                child_id,
+                outcome,
+            },
         });
     }
 }
@@ -127,6 +146,9 @@ pub trait Requester {
     /// A request whose answer nobody awaits (it is dropped when it comes); best effort, never
     /// blocks the caller for long.
     fn send_unawaited(&self, method: &str, params: Map<String, Value>);
+    /// A 2026-07-28 handle: a change of what its `subscriptions/listen` asks for (its owner holds
+    /// the listen and renews it).
+    fn listen(&self, change: era::Listen);
     /// Answers one of the server's own requests, best effort.
     fn respond(&self, id: &Value, outcome: Result<&Value, &Value>);
     /// Refuses one of the server's own requests with -32601.

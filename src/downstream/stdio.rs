@@ -137,24 +137,17 @@ impl Requester for StdioChild {
     }
 
     fn send_unawaited(&self, method: &str, params: Map<String, Value>) {
-        let removed = [
-            "logging/setLevel",
-            "resources/subscribe",
-            "resources/unsubscribe",
-        ];
-        if self.modern() && removed.contains(&method) {
-            // 2026-07-28 removed logging/setLevel and resources/(un)subscribe: what clients asked
-            // every handle to be told does not apply to this one.
-            log::debug!(
-                "{}: not sending {method} (protocol 2026-07-28)",
-                self.label()
-            );
-            return;
-        }
         self.io.send(Command::Unawaited {
             serial: self.serial,
             method: method.to_string(),
             params,
+        });
+    }
+
+    fn listen(&self, change: super::era::Listen) {
+        self.io.send(Command::Listen {
+            serial: self.serial,
+            change,
         });
     }
 

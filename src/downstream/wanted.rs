@@ -4,7 +4,8 @@
 //! Subscriptions live in a server process (or remote session), and the pool's handles are
 //! interchangeable, so every live handle of the server is subscribed (and each new one right after
 //! its handshake); the router folds the duplicate updates. These requests go out of band: sent on a
-//! handle whatever call it is serving, their answers dropped.
+//! handle whatever call it is serving, their answers dropped. A 2026-07-28 handle is told the same
+//! differently (`send`): its subscriptions become part of its `subscriptions/listen`.
 
 use super::Requester;
 use serde_json::{json, Value};
@@ -52,8 +53,15 @@ pub fn send_subscription(handle: &dyn Requester, uri: &str, subscribe: bool) {
     send(handle, method, json!({ "uri": uri }));
 }
 
+/// A 2026-07-28 handle has no `logging/setLevel` (the level travels with each call) and no
+/// `resources/subscribe` (its `subscriptions/listen` carries the resources instead).
 fn send(handle: &dyn Requester, method: &str, params: Value) {
-    if let Value::Object(params) = params {
+    let Value::Object(params) = params else {
+        return;
+    };
+    if !handle.modern() {
         handle.send_unawaited(method, params);
+    } else if let Some(change) = super::era::listen_change(method, &params) {
+        handle.listen(change);
     }
 }

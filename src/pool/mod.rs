@@ -1079,6 +1079,7 @@ mod tests {
             session: None,
             control: Default::default(),
             meter: Default::default(),
+            declared: None,
         }
     }
 

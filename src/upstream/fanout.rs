@@ -21,12 +21,7 @@ impl Router {
                     .and_then(Value::as_str)
                     .and_then(mcp::log_rank)
                     .unwrap_or(0);
-                let name = &self.servers.configs[server].name;
-                let logger = match params.get("logger").and_then(Value::as_str) {
-                    Some(logger) => format!("{name}/{logger}"),
-                    None => name.clone(),
-                };
-                params.insert("logger".into(), Value::String(logger));
+                mcp::attribute_log(&self.servers.configs[server].name, &mut params);
                 self.sessions
                     .iter()
                     .filter(|(_, s)| s.log_level.is_some_and(|level| level <= rank))

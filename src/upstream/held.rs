@@ -174,19 +174,12 @@ impl Router {
             }
             mcp::Action::Dispatch(mut job) => {
                 // What a 2026-07-28 server decides from the client's capabilities (whether it
-                // may ask for sampling, elicitation, roots) is decided for this client. (A server
-                // pinned to 2025 cannot be one: its calls pay nothing for it.)
-                let maybe_modern = self
-                    .servers
-                    .configs
-                    .get(job.server)
-                    .is_some_and(|s| s.protocol != crate::config::Protocol::Legacy);
-                if maybe_modern {
-                    crate::downstream::era::declare_capabilities(
-                        &mut job.params,
-                        &state.client_capabilities,
-                    );
-                }
+                // may ask for sampling, elicitation, roots) and log level is decided for this
+                // client: the handle's carrier puts them into the call if it speaks that era.
+                job.declared = Some(crate::job::Declared {
+                    capabilities: state.client_capabilities.clone(),
+                    log_level: state.log_level,
+                });
                 let running = state.calls.len();
                 let max = self.settings.max_in_flight_per_session;
                 if running < max {

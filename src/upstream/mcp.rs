@@ -64,6 +64,16 @@ pub fn log_rank(level: &str) -> Option<usize> {
     LOG_LEVELS.iter().position(|l| *l == level)
 }
 
+/// A server's log message as clients get it: its logger names the server first (`server/logger`),
+/// so messages from a merged namespace say where they came from.
+pub fn attribute_log(server: &str, params: &mut Map<String, Value>) {
+    let logger = match params.get("logger").and_then(Value::as_str) {
+        Some(logger) => format!("{server}/{logger}"),
+        None => server.to_string(),
+    };
+    params.insert("logger".into(), Value::String(logger));
+}
+
 /// Where a session's message came from and where its answers go.
 #[derive(Debug, Clone, Copy)]
 pub struct Origin {
@@ -202,8 +212,8 @@ fn initialize(registry: &Snapshot, session: &mut Session, params: &Params) -> Ou
         .and_then(Value::as_str)
         .is_some_and(crate::registry::profile::searches_tools_itself);
     session.client_capabilities = match params.get("capabilities") {
-        Some(Value::Object(capabilities)) => capabilities,
-        _ => Map::new(),
+        Some(Value::Object(capabilities)) => std::sync::Arc::new(capabilities),
+        _ => Default::default(),
     };
     if let Some(info) = params.get("clientInfo") {
         // Bounded: an audit line is no place for a client's essay.
@@ -374,6 +384,7 @@ impl Call<'_> {
                 target,
                 ..Default::default()
             },
+            declared: None,
         }))
     }
 

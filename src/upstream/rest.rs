@@ -109,6 +109,7 @@ impl Router {
                 target: Some(name),
                 ..Default::default()
             },
+            declared: None,
         };
         self.dispatch(job);
         None

@@ -53,7 +53,7 @@ pub struct Session {
     /// The client sent something after `initialize` (a request, a notification, a GET stream).
     pub used: bool,
     /// What the client said it can do in `initialize` (sampling, elicitation, roots).
-    pub client_capabilities: Map<String, Value>,
+    pub client_capabilities: Arc<Map<String, Value>>,
     /// `clientInfo.name` and `.version` from `initialize` (for the audit log).
     pub client_info: (Option<String>, Option<String>),
     /// The client's requests in flight, by its own id: how `notifications/cancelled` finds them.
@@ -173,7 +173,7 @@ impl Sessions {
             protocol_version: None,
             last_seen: now,
             used: false,
-            client_capabilities: Map::new(),
+            client_capabilities: Default::default(),
             client_info: (None, None),
             calls: HashMap::new(),
             asks: HashMap::new(),
@@ -254,7 +254,7 @@ impl Sessions {
         session.initialized = true;
         session.used = true;
         session.protocol_version = Some(claims.protocol_version);
-        session.client_capabilities = claims.capabilities;
+        session.client_capabilities = Arc::new(claims.capabilities);
         session.profile = claims.profile;
         session.client_searches = claims.client_searches;
         Ok(slot)

@@ -263,7 +263,7 @@ impl Router {
         let state = self.sessions.get(session)?;
         let claims = super::signed::Claims {
             protocol_version: state.protocol_version.clone()?,
-            capabilities: state.client_capabilities.clone(),
+            capabilities: (*state.client_capabilities).clone(),
             profile: state.profile.clone(),
             client_searches: state.client_searches,
             opened: super::signed::unix_now(),

@@ -160,8 +160,15 @@ async def remote_input_required(client, mode):
     assert regional.content[0].text == "served in ap-south-2", regional
 
 
+async def pinned_input_required(client, mode):
+    """The same server pinned to 2025-11-25: it elicits mid-call on its session, which the gateway
+    turns into an input_required round trip for a 2026-07-28 client."""
+    await python_input_required(client, mode, "p_greet")
+
+
 TARGETS = {
     "python_input_required": python_input_required,
+    "pinned_input_required": pinned_input_required,
     "remote_input_required": remote_input_required,
     "demo": demo,
     "everything": everything,

@@ -43,6 +43,21 @@ def greet(who: Annotated[Name, Resolve(ask_name)]) -> str:
     return f"Hello, {who.name}!"
 
 
+@server.tool()
+async def murmur(text: str, ctx: Context) -> str:
+    """Logs `text` at info level (request-scoped in 2026-07-28: only if the request asks)."""
+    await ctx.info(text)
+    return "murmured"
+
+
+@server.tool()
+async def announce(uri: str, ctx: Context) -> str:
+    """Publishes a tools list_changed and an update of `uri` to every subscriptions/listen."""
+    await ctx.notify_tools_changed()
+    await ctx.notify_resource_updated(uri)
+    return "announced"
+
+
 @server.resource("py://note")
 def note() -> str:
     """A fixed note."""

@@ -1,11 +1,13 @@
 """A remote MCP server built with the official Python SDK, for the gateway's remote-server tests.
 
 Usage: python remote_server.py TRANSPORT [--port N] [--tls-dir DIR] [--no-get-stream] [--resumable]
+                                          [--no-listen]
   TRANSPORT: streamable (SSE-stream answers), json (plain JSON answers), sse (legacy HTTP+SSE)
   --port N: listen on 127.0.0.1:N (default: a free port)
   --tls-dir DIR: serve https with a certificate minted here for 127.0.0.1/localhost, signed by a
                  fresh CA written to DIR/ca.pem (what the gateway's caFile trusts)
   --no-get-stream: answer GET on the MCP endpoint with 405 (no standalone server->client stream)
+  --no-listen: serve no subscriptions/listen (2026-07-28), so the server says no list can change
   --resumable: keep every event in an in-memory event store (event ids, retry 100 ms), so the
                `interrupted` tool can close its answer stream early and the client resume it
 Prints "PORT <n>" on stdout once listening. Also prints every request's Authorization header it
@@ -129,6 +131,15 @@ async def changed(ctx: Context) -> str:
     """Sends notifications/tools/list_changed outside the call (on the standalone GET stream)."""
     await ctx.session.send_tool_list_changed()
     return "told"
+
+
+@server.tool()
+async def announce(uri: str, ctx: Context) -> str:
+    """2026-07-28: publishes a tools list_changed and an update of `uri` to every
+    subscriptions/listen stream whose filter asks for them."""
+    await ctx.notify_tools_changed()
+    await ctx.notify_resource_updated(uri)
+    return "announced"
 
 
 @server.tool()
@@ -284,7 +295,11 @@ def main():
     parser.add_argument("--tls-dir")
     parser.add_argument("--no-get-stream", action="store_true")
     parser.add_argument("--resumable", action="store_true")
+    parser.add_argument("--no-listen", action="store_true")
     args = parser.parse_args()
+    if args.no_listen:
+        # The SDK derives the 2026-07-28 listChanged flags from whether this method is served.
+        server._lowlevel_server._request_handlers.pop("subscriptions/listen", None)
 
     if args.transport == "sse":
         app = server.sse_app()

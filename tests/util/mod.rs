@@ -246,10 +246,19 @@ impl Gateway {
     }
 
     /// Waits until the log contains `needle`.
+    /// Waits for a log line containing `needle`; on a timeout the panic shows the whole log.
     pub fn wait_log(&self, needle: &str, timeout: Duration) {
-        wait_for(timeout, &format!("log line containing {needle:?}"), || {
-            self.logs().contains(needle).then_some(())
-        });
+        let deadline = std::time::Instant::now() + timeout;
+        while !self.logs().contains(needle) {
+            if std::time::Instant::now() >= deadline {
+                panic!(
+                    "timed out after {timeout:?} waiting for a log line containing {needle:?}; \
+                     the log:\n{}",
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn addr(&self) -> String {

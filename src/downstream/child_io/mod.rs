@@ -112,6 +112,8 @@ pub enum Command {
         deadline: Instant,
         reply: Sender<Result<Answer, CallError>>,
     },
+    /// A change of what a 2026-07-28 child's `subscriptions/listen` asks for.
+    Listen { serial: u64, change: era::Listen },
     /// A request whose answer nobody awaits (dropped when it comes).
     Unawaited {
         serial: u64,
@@ -291,6 +293,10 @@ struct ChildState {
     report_scheduled: bool,
     /// How the process ended, once seen (before the supervisor reaps it).
     exit: Option<String>,
+    /// A 2026-07-28 child: what its `subscriptions/listen` asks for, and the id of the one in
+    /// force (a new one replaces it when the subscription changes).
+    subscription: era::Subscription,
+    listening: Option<u64>,
 }
 
 impl ChildState {
@@ -305,6 +311,30 @@ impl ChildState {
     fn next_id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
+    }
+
+    /// Sends the `subscriptions/listen` for what the subscription asks now, then cancels the one
+    /// it replaces (so nothing falls between the two).
+    fn relisten(&mut self) {
+        let replaced = self.listening.take();
+        if let Some(params) = self.subscription.params() {
+            let id = self.next_id();
+            self.enqueue(
+                crate::rpc::request(id, "subscriptions/listen", Some(&params)),
+                None,
+            );
+            self.listening = Some(id);
+        }
+        if let Some(old) = replaced {
+            let params = serde_json::json!({
+                "requestId": old,
+                "reason": "replaced by a new subscriptions/listen",
+            });
+            self.enqueue(
+                crate::rpc::notification("notifications/cancelled", Some(&params)),
+                None,
+            );
+        }
     }
 
     fn enqueue(&mut self, mut bytes: Vec<u8>, call: Option<u64>) {
@@ -581,6 +611,13 @@ impl IoLoop {
                     child.enqueue(line, None);
                 }
             }
+            Command::Listen { serial, change } => {
+                if let Some(child) = self.children.get_mut(&serial).filter(|c| c.takes_calls()) {
+                    if child.subscription.apply(change) {
+                        child.relisten();
+                    }
+                }
+            }
             Command::Write { serial, line } => {
                 if let Some(child) = self.children.get_mut(&serial) {
                     child.enqueue(line, None);
@@ -656,6 +693,8 @@ impl IoLoop {
                 retired_at: None,
                 report_scheduled: false,
                 exit: None,
+                subscription: era::Subscription::default(),
+                listening: None,
             },
         );
         // Data may already be waiting; edge-triggered polling would not report it again.
@@ -1160,6 +1199,23 @@ impl IoLoop {
                     Some((_, Pending::Own { reply, .. })) => {
                         let _ = reply.send(Ok(outcome));
                     }
+                    None if id.as_u64().is_some() && id.as_u64() == child.listening => {
+                        // The server ended the subscription (or refused it): its lists and
+                        // resources are no longer watched on this handle.
+                        child.listening = None;
+                        match &outcome {
+                            Err(error) => log::warn!(
+                                "{}: refused subscriptions/listen ({}); changes to its lists and \
+                                 resources will not be seen",
+                                child.label(),
+                                error.get()
+                            ),
+                            // What a server shutting down does: its process ends next.
+                            Ok(_) => {
+                                log::info!("{}: ended its subscriptions/listen", child.label())
+                            }
+                        }
+                    }
                     None => {
                         log::debug!("{}: dropping a late answer to request {id}", child.label())
                     }
@@ -1187,6 +1243,13 @@ impl IoLoop {
                     {
                         flight.log(params);
                     }
+                    // A 2026-07-28 server's log messages are request-scoped: never for every
+                    // session that set a level (a 2025 server's are).
+                    if crate::downstream::Requester::modern(&*child.handle) {
+                        let params = params.unwrap_or_default();
+                        crate::downstream::message::log_server_message(&child.label(), &params);
+                        return;
+                    }
                 }
                 let label = child.label();
                 let server = child.handle.server;
@@ -1203,10 +1266,7 @@ impl IoLoop {
                     Pending::Client(flight) => Some(flight),
                     Pending::Own { .. } => None,
                 });
-                let relayable = matches!(
-                    method.as_str(),
-                    "sampling/createMessage" | "elicitation/create" | "roots/list"
-                );
+                let relayable = era::relayable(&method);
                 if let (Some(flight), None, true) = (clients.next(), clients.next(), relayable) {
                     if flight.for_a_modern_client() {
                         flight.suspend(id, method, params);

@@ -456,6 +456,17 @@ impl<'a> RemoteCall<'a> {
                 let ours = params.get("progressToken").and_then(Value::as_u64) == Some(self.id);
                 ours.then_some(Inbound::Progress(params))
             }
+            // A log message on the call's own stream is the call's (the only place a 2026-07-28
+            // server sends one); a 2025 server's also goes to every session that set a level.
+            Message::Notification { method, params } if method == "notifications/message" => {
+                let params = params.unwrap_or_default();
+                if self.link.modern() {
+                    crate::downstream::message::log_server_message(&self.link.label(), &params);
+                } else {
+                    self.link.notice(&method, Some(params.clone()));
+                }
+                Some(Inbound::Log(params))
+            }
             Message::Notification { method, params } => {
                 self.link.notice(&method, params);
                 None

@@ -100,6 +100,8 @@ pub enum Out {
     },
     /// Streamable HTTP: hold the standalone GET stream from now on.
     Listen,
+    /// 2026-07-28: a change of what the handle's `subscriptions/listen` stream asks for.
+    Subscribe(crate::downstream::era::Listen),
     /// Legacy transport: the stream opened during `initialize`, to read from now on.
     Legacy(Box<(Conn, ResponseHead)>),
     /// `DELETE` the session, then stop.
@@ -549,23 +551,14 @@ impl Requester for RemoteLink {
     }
 
     fn send_unawaited(&self, method: &str, params: Map<String, Value>) {
-        let removed = [
-            "logging/setLevel",
-            "resources/subscribe",
-            "resources/unsubscribe",
-        ];
-        // (A held subscriptions/listen would need a stream of its own: not for remotes yet.)
-        if self.modern() && (removed.contains(&method) || method == "subscriptions/listen") {
-            log::debug!(
-                "{}: not sending {method} (protocol 2026-07-28)",
-                self.label()
-            );
-            return;
-        }
         self.post(Out::Request {
             method: method.to_string(),
             params,
         });
+    }
+
+    fn listen(&self, change: crate::downstream::era::Listen) {
+        self.post(Out::Subscribe(change));
     }
 
     fn respond(&self, id: &Value, outcome: Result<&Value, &Value>) {

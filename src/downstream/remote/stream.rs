@@ -3,22 +3,27 @@
 //!
 //! - The stream: with Streamable HTTP the standalone GET stream (opened after
 //!   `notifications/initialized`, reopened when the server ends it — with `Last-Event-ID` when it
-//!   had event ids, after its `retry` time — and given up on 405); with the legacy transport the
-//!   stream opened during `initialize`, which carries every message from the server.
+//!   had event ids, after its `retry` time — and given up on 405); for a 2026-07-28 server, which
+//!   has no GET stream, the `subscriptions/listen` POST for what the handle's `Subscription` asks
+//!   (a change opens a new one, then drops the old: closing a listen stream ends it); with the
+//!   legacy transport the stream opened during `initialize`, which carries every message from
+//!   the server.
 //! - The queue ([`Out`]): notifications, responses to the server's requests, detached requests
-//!   (`logging/setLevel`, subscriptions), and the final `DELETE` of a retired handle, in order.
-//!   The thread waits on a `mio::Poll` with the stream's socket and a `Waker` rung by every send,
-//!   so it sleeps until either has something; each item is bounded by `SIDE_LIMIT`.
+//!   (`logging/setLevel`, subscriptions), changes of the listen, and the final `DELETE` of a
+//!   retired handle, in order. The thread waits on a `mio::Poll` with the stream's socket and a
+//!   `Waker` rung by every send, so it sleeps until either has something; each item is bounded by
+//!   `SIDE_LIMIT`.
 //! - What the stream brings: answers and progress go to their call's inbox (by id or progress
 //!   token); the server's requests go to the call of the only client with calls in flight, else
 //!   `ping`/`roots/list` are answered here and the rest refused with a JSON-RPC error (see
 //!   `flights`); other notifications go to `events`.
-//! - A server without a GET stream (405) is pinged every `PROBE_EVERY` instead, so its death is
-//!   noticed without a call.
-//! - The handle dies when the server cannot be reached to reopen the GET stream (or to be
-//!   pinged), when the legacy stream ends, when the GET stream says the session is lost and a new
-//!   one cannot be had, or when this thread panics (caught and logged; the pool replaces the
-//!   handle).
+//! - A server without such a stream (GET answered 405, a 2026-07-28 server with nothing to
+//!   listen for or that refuses `subscriptions/listen`) is probed every `PROBE_EVERY` instead
+//!   (`ping`, or `server/discover` for 2026-07-28, which has no ping), so its death is noticed
+//!   without a call.
+//! - The handle dies when the server cannot be reached to reopen the stream (or to be probed),
+//!   when the legacy stream ends, when the GET stream says the session is lost and a new one cannot
+//!   be had, or when this thread panics (caught and logged; the pool replaces the handle).
 //!
 //! The thread starts with the first message queued and ends when the handle is dead and the queue
 //! holds nothing more to do (a retired handle's `End` is queued before it is marked dead).
@@ -28,6 +33,7 @@ use super::flights::Taker;
 use super::link::{error_body, refs, Out, Owner, RemoteLink, SIDE_LIMIT};
 use super::lock;
 use super::session::lost_session;
+use crate::downstream::era;
 use crate::downstream::message::Message;
 use crate::downstream::Inbound;
 use crate::downstream::Requester;
@@ -117,6 +123,8 @@ fn run(link: Arc<RemoteLink>, poll: Poll, rx: Receiver<Out>) {
             failures: 0,
             more: false,
             probe_at: None,
+            subscription: None,
+            relisten: false,
         }
         .run()
     }));
@@ -137,6 +145,8 @@ fn run(link: Arc<RemoteLink>, poll: Poll, rx: Receiver<Out>) {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Get,
+    /// A 2026-07-28 `subscriptions/listen` response stream.
+    Listen,
     Legacy,
 }
 
@@ -153,9 +163,9 @@ struct Streamer<'a> {
     poll: Poll,
     rx: Receiver<Out>,
     held: Option<Held>,
-    /// Streamable HTTP: the GET stream is wanted.
+    /// Streamable HTTP: the GET stream (2026-07-28: the listen stream) is wanted.
     listen: bool,
-    /// When to try opening the GET stream again.
+    /// When to try opening it again.
     reopen_at: Option<Instant>,
     backoff: Duration,
     /// The last GET attempt renewed the session (a second loss in a row kills the handle).
@@ -168,6 +178,10 @@ struct Streamer<'a> {
     more: bool,
     /// A server without a GET stream: when to ping it next.
     probe_at: Option<Instant>,
+    /// 2026-07-28: what the listen asks for (None: not that era).
+    subscription: Option<era::Subscription>,
+    /// The subscription changed while a listen stream is held: open a new one, then drop it.
+    relisten: bool,
 }
 
 /// Whether the thread goes on.
@@ -196,16 +210,17 @@ impl Streamer<'_> {
                 return;
             }
             let now = Instant::now();
-            if self.listen && self.held.is_none() && self.reopen_at.is_none_or(|at| at <= now) {
-                self.open_get();
+            let due = self.held.is_none() || self.relisten;
+            if self.listen && due && self.reopen_at.is_none_or(|at| at <= now) {
+                self.open_stream();
                 continue;
             }
             if self.probe_at.is_some_and(|at| at <= now) {
                 self.probe();
                 continue;
             }
-            let wake_at = match (&self.held, self.listen, self.reopen_at) {
-                (None, true, Some(at)) => Some(at),
+            let wake_at = match (self.held.is_none() || self.relisten, self.listen) {
+                (true, true) if self.reopen_at.is_some() => self.reopen_at,
                 _ => self.probe_at,
             };
             let timeout = match wake_at {
@@ -252,6 +267,7 @@ impl Streamer<'_> {
                     self.last_event_id = None;
                 }
             }
+            Out::Subscribe(change) => self.subscribe(change),
             Out::Legacy(stream) => {
                 let (conn, head) = *stream;
                 self.release();
@@ -340,14 +356,122 @@ impl Streamer<'_> {
         self.release();
         match kind {
             Kind::Legacy => self.link.die(format!("server {}: {ended}", self.link.name)),
-            Kind::Get => {
-                log::debug!("{}: GET stream: {ended}; reopening", self.link.label());
+            Kind::Get | Kind::Listen => {
+                let what = if kind == Kind::Get {
+                    "GET stream"
+                } else {
+                    "subscriptions/listen"
+                };
+                log::debug!("{}: {what}: {ended}; reopening", self.link.label());
                 let wait = retry.unwrap_or(self.backoff).min(BACKOFF_MAX);
                 self.reopen_at = Some(Instant::now() + wait);
                 self.backoff = (self.backoff * 2).clamp(BACKOFF_FIRST, BACKOFF_MAX);
             }
         }
         false
+    }
+
+    /// 2026-07-28: what the listen asks for changed. Nothing left to ask for: the stream goes and
+    /// the server is probed instead.
+    fn subscribe(&mut self, change: era::Listen) {
+        let subscription = self.subscription.get_or_insert_with(Default::default);
+        if !subscription.apply(change) {
+            return;
+        }
+        if subscription.params().is_some() {
+            self.listen = true;
+            self.relisten = self.held.is_some();
+            self.reopen_at = None;
+            self.probe_at = None;
+        } else {
+            self.without_stream("nothing to listen for");
+        }
+    }
+
+    /// No server→client stream to hold: the server is probed every `PROBE_EVERY` instead.
+    fn without_stream(&mut self, why: &str) {
+        let probe = if self.link.modern() {
+            "server/discover"
+        } else {
+            "ping"
+        };
+        log::debug!(
+            "{}: {why}; probing it with {probe} every {} s instead",
+            self.link.label(),
+            PROBE_EVERY.as_secs()
+        );
+        self.listen = false;
+        self.relisten = false;
+        self.release();
+        self.probe_at = Some(Instant::now() + PROBE_EVERY);
+    }
+
+    fn open_stream(&mut self) {
+        match self
+            .subscription
+            .as_ref()
+            .and_then(era::Subscription::params)
+        {
+            Some(params) => self.open_listen(params),
+            None => self.open_get(),
+        }
+    }
+
+    /// 2026-07-28: POSTs `subscriptions/listen` and holds its response stream. A server that
+    /// answers it with an error (or at once, without a stream) is probed instead.
+    fn open_listen(&mut self, params: serde_json::Map<String, Value>) {
+        let link = self.link;
+        let url = &link.target.url;
+        let deadline = Instant::now() + CONNECT_LIMIT;
+        let mut headers = link.headers(true);
+        headers.extend(era::mirrored_headers("subscriptions/listen", None, false));
+        let body = rpc::request(link.next_id(), "subscriptions/listen", Some(&params));
+        // While the old stream holds, its closer stays the one the handle's death shuts.
+        let replacing = self.held.is_some();
+        let opened = link.connect(url, deadline).and_then(|mut conn| {
+            if !replacing {
+                link.hold(conn.closer());
+            }
+            let head = conn.send("POST", &url.path, &refs(&headers), &body, deadline)?;
+            Ok((conn, head))
+        });
+        self.reopen_at = Some(Instant::now() + self.backoff);
+        self.backoff = (self.backoff * 2).clamp(BACKOFF_FIRST, BACKOFF_MAX);
+        let (mut conn, head) = match opened {
+            Ok(opened) => opened,
+            Err(e @ (ConnError::Io(_) | ConnError::Tls(_))) => {
+                let _ = link.failed(&e);
+                return;
+            }
+            Err(ConnError::Shutdown) => return,
+            Err(e) => return self.get_failed(format!("subscriptions/listen: {e}")),
+        };
+        if head.status == 200 && head.content_type_is("text/event-stream") {
+            log::debug!("{}: subscriptions/listen open", link.label());
+            self.failures = 0;
+            self.reopen_at = None;
+            self.relisten = false;
+            // The old stream (if any) goes only now that the new one holds: nothing falls between.
+            self.release();
+            self.adopt(conn, head, Kind::Listen);
+            return;
+        }
+        // Not ours to keep: the closer would hold the socket open.
+        if !replacing {
+            lock(&link.stream).take();
+        }
+        let status = head.status;
+        if matches!(status, 502..=504) {
+            return self.get_failed(format!("subscriptions/listen: HTTP {status}"));
+        }
+        let answer = error_body(&mut conn, &head, deadline);
+        log::warn!(
+            "{}: answered subscriptions/listen with HTTP {status}{} instead of a stream; changes \
+             to its lists and resources will not be seen",
+            link.label(),
+            super::link::error_preview(&answer)
+        );
+        self.without_stream("its subscriptions/listen was refused");
     }
 
     /// Streamable HTTP: opens the standalone GET stream (see the module docs for what each
@@ -389,15 +513,7 @@ impl Streamer<'_> {
                 self.reopen_at = None;
                 self.adopt(conn, head, Kind::Get);
             }
-            405 => {
-                log::debug!(
-                    "{}: no server-initiated stream (405); pinging it every {} s instead",
-                    link.label(),
-                    PROBE_EVERY.as_secs()
-                );
-                self.listen = false;
-                self.probe_at = Some(Instant::now() + PROBE_EVERY);
-            }
+            405 => self.without_stream("no server-initiated stream (405)"),
             status => {
                 let body = error_body(&mut conn, &head, deadline);
                 if has_session && lost_session(status, &body) {
@@ -424,20 +540,26 @@ impl Streamer<'_> {
         }
     }
 
-    /// A server without a GET stream: `ping`, so a dead server is noticed without a call. A
-    /// refused connection kills the handle at once, a lost session is renewed, and other
-    /// failures count like the GET stream's.
+    /// A server without a stream to hold: `ping` (`server/discover` for 2026-07-28), so a dead
+    /// server is noticed without a call. A refused connection kills the handle at once, a lost
+    /// session is renewed, and other failures count like the GET stream's.
     fn probe(&mut self) {
         let link = self.link;
         self.probe_at = Some(Instant::now() + PROBE_EVERY);
         let deadline = Instant::now() + SIDE_LIMIT;
+        let (method, params) = if link.modern() {
+            let params = crate::rpc::Params::from_map(era::with_own_meta(None));
+            ("server/discover", Some(params))
+        } else {
+            ("ping", None)
+        };
         let outcome = link
-            .begin("ping", None, false, deadline, None)
+            .begin(method, params, false, deadline, None)
             .and_then(|mut call| call.answer());
         match outcome {
             Ok(_) => self.failures = 0,
             Err(_) if !link.is_alive() => {}
-            Err(e) => self.get_failed(format!("ping: {e}")),
+            Err(e) => self.get_failed(format!("{method}: {e}")),
         }
     }
 
