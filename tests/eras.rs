@@ -102,6 +102,13 @@ fn sdk(gw: &Gateway, mode: &str, target: &str) -> Vec<Value> {
     util::run_interop_script(gw, "eras_client.py", &[mode, target, &url])
 }
 
+/// The same through `mcp-gateway bridge` (the SDK launches it as a stdio server).
+fn sdk_bridged(gw: &Gateway, mode: &str, target: &str) -> Vec<Value> {
+    let url = format!("http://{}/mcp", gw.addr());
+    let bridge = util::gateway_binary();
+    util::run_interop_script(gw, "eras_client.py", &[mode, target, &url, bridge])
+}
+
 fn names(checks: &[Value]) -> Vec<&str> {
     checks
         .iter()
@@ -165,6 +172,65 @@ fn python_sdk_pinned_to_2025_keeps_its_session() {
         checks[4]["unknownCode"], -32002,
         "2025: resource not found stays -32002"
     );
+}
+
+#[test]
+fn the_bridge_relays_either_era_for_a_stdio_client() {
+    let gw = demo_gateway(&[]);
+    let modern = sdk_bridged(&gw, "auto", "demo");
+    assert_eq!(
+        names(&modern),
+        [
+            "connect",
+            "tools/list",
+            "tools/call",
+            "progress",
+            "resources/read",
+            "prompts",
+            "unknown tool",
+            "listen"
+        ]
+    );
+    assert_eq!(modern[0]["protocolVersion"], MODERN);
+    assert_eq!(modern[4]["unknownCode"], -32602);
+    let legacy = sdk_bridged(&gw, "legacy", "demo");
+    assert_eq!(names(&legacy).len(), 7, "{legacy:?}");
+    assert_eq!(legacy[0]["protocolVersion"], "2025-11-25");
+    assert_eq!(legacy[4]["unknownCode"], -32002);
+
+    // The gateway's 2026-07-28 errors come through whole, `data` included.
+    use std::io::{BufRead, Write};
+    let url = format!("http://{}/mcp", gw.addr());
+    let mut bridge = std::process::Command::new(util::gateway_binary())
+        .args(["bridge", &url])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the bridge");
+    let mut unsupported = request(json!("v"), "tools/list", json!({}));
+    unsupported["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] = json!("2099-01-01");
+    let stdin = bridge.stdin.as_mut().unwrap();
+    writeln!(stdin, "{unsupported}").unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(bridge.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let answer: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(answer["id"], "v", "{answer}");
+    assert_eq!(answer["error"]["code"], -32022, "{answer}");
+    assert_eq!(
+        answer["error"]["data"]["requested"], "2099-01-01",
+        "{answer}"
+    );
+    assert!(
+        answer["error"]["data"]["supported"]
+            .as_array()
+            .is_some_and(|v| v.contains(&json!(MODERN))),
+        "{answer}"
+    );
+    drop(bridge.stdin.take());
+    let _ = bridge.wait();
 }
 
 fn everything_gateway() -> Gateway {

@@ -196,7 +196,20 @@ impl Http {
                 let _ = conn.finish_body(&head, deadline);
                 Err(Failure::SessionGone)
             }
-            _ => Err(refused(&mut conn, &head, deadline)),
+            status => {
+                let answer = conn
+                    .read_body(&head, MAX_ERROR_BODY_BYTES, deadline)
+                    .unwrap_or_default();
+                // The gateway's own JSON-RPC error for this request (what the 2026-07-28 era
+                // answers with 4xx) is relayed as it is, `data` included; 401 gets the bridge's
+                // advice about the token.
+                if status != 401 && answers(body, &answer) {
+                    on_message(answer);
+                    Ok(Posted::Answered)
+                } else {
+                    Err(refusal(status, &answer))
+                }
+            }
         };
         (hooks.on_release)();
         self.keep(conn);
@@ -460,6 +473,18 @@ fn refused(conn: &mut Conn, head: &ResponseHead, deadline: Instant) -> Failure {
         .read_body(head, MAX_ERROR_BODY_BYTES, deadline)
         .unwrap_or_default();
     refusal(head.status, &body)
+}
+
+/// Whether `answer` is a JSON-RPC error response to the request `request`.
+fn answers(request: &[u8], answer: &[u8]) -> bool {
+    let Ok(message::Peeked {
+        kind: Kind::Request { id, .. },
+        ..
+    }) = message::peek(request)
+    else {
+        return false;
+    };
+    is_response_to(answer, &id) && message::error_in_body(answer).is_some()
 }
 
 /// The JSON-RPC error the client gets for an HTTP error status: the gateway's own code and

@@ -1,11 +1,13 @@
 """Interop: the official Python MCP SDK 2.3 `Client` drives mcp-gateway in either protocol era.
 
-Usage: python eras_client.py MODE TARGET URL
+Usage: python eras_client.py MODE TARGET URL [GATEWAY_BINARY]
   MODE   auto (the SDK's default: probes server/discover, so 2026-07-28 against the gateway)
          or legacy (the initialize handshake, 2025-11-25)
   TARGET demo (the demo server, prefix demo_), everything (server-everything, prefix ev_) or
          python (tests/interop/eras_server.py, the SDK's own dual-era stdio server, prefix py_) or
          input_required (the demo server with --protocol modern: its elicit tool's round trip)
+  GATEWAY_BINARY: talk to URL through `GATEWAY_BINARY bridge URL` over stdio instead (as a client
+         that only launches stdio servers does)
 Prints one JSON line per check to stdout; exits non-zero (with a traceback) on any mismatch.
 """
 
@@ -181,12 +183,17 @@ async def elicit(context, params):
     return types.ElicitResult(action="accept", content={"name": "Ada"})
 
 
-async def main(mode, target, url):
-    async with Client(url, mode=mode, elicitation_callback=elicit) as client:
+async def main(mode, target, url, bridge=None):
+    server = url
+    if bridge:
+        from mcp import StdioServerParameters
+
+        server = StdioServerParameters(command=bridge, args=["bridge", url])
+    async with Client(server, mode=mode, elicitation_callback=elicit) as client:
         assert client.server_info is None or client.server_info.name == "mcp-gateway", client.server_info
         report("connect", protocolVersion=client.protocol_version)
         await TARGETS[target](client, mode)
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3]))
+    asyncio.run(main(*sys.argv[1:5]))
