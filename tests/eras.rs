@@ -1176,10 +1176,16 @@ struct PyRemote {
 
 impl PyRemote {
     fn start() -> PyRemote {
+        PyRemote::start_with(&[])
+    }
+
+    /// With more of the script's flags (`--modern-only`).
+    fn start_with(flags: &[&str]) -> PyRemote {
         use std::io::BufRead;
         let mut child = std::process::Command::new(util::python())
             .arg(util::interop_script("remote_server.py"))
             .args(["streamable", "--port", "0"])
+            .args(flags)
             .env("PYTHONWARNINGS", "ignore")
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
@@ -1330,6 +1336,45 @@ fn a_remote_that_speaks_2026_07_28_is_spoken_to_statelessly_and_a_pinned_one_in_
             ["connect", "input_required"],
             "{mode}: {checks:?}"
         );
+        assert_eq!(checks[1]["text"], "Hello, Ada!", "{mode}");
+    }
+}
+
+#[test]
+fn a_2026_only_remote_serves_clients_of_both_eras_and_refuses_to_be_pinned_to_2025() {
+    let py = PyRemote::start_with(&["--modern-only"]);
+    let url = format!("http://127.0.0.1:{}/mcp", py.port);
+    let gw = Gateway::start(json!({
+        "servers": [
+            {"name": "modern", "url": url},
+            {"name": "pinned", "url": url, "protocol": "2025-11-25", "initTimeout": 3000},
+        ],
+        "mapping": {"modern": {"prefix": "m_"}, "pinned": {"prefix": "p_"}},
+    }));
+    wait_for(ANSWER, "modern up", || {
+        (gw.server_health("modern")["status"] == "up").then_some(())
+    });
+    assert!(
+        gw.logs()
+            .lines()
+            .any(|l| l.contains("modern#") && l.contains("ready (protocol 2026-07-28)")),
+        "{}",
+        gw.logs()
+    );
+    // Pinned to 2025, it cannot start: its -32022 says why, and /health says so.
+    let pinned = wait_for(ANSWER, "pinned down", || {
+        let health = gw.server_health("pinned");
+        (health["status"] == "down" && health["lastError"].is_string()).then_some(health)
+    });
+    assert!(
+        pinned["lastError"].as_str().unwrap().contains("Unsupported protocol version"),
+        "{pinned}"
+    );
+    // Both eras of the SDK reach it, its elicitation included (relayed to a 2026 client, turned
+    // into requests on the session of a 2025 client).
+    for mode in ["auto", "legacy"] {
+        let checks = sdk(&gw, mode, "remote_input_required");
+        assert_eq!(names(&checks), ["connect", "input_required"], "{mode}");
         assert_eq!(checks[1]["text"], "Hello, Ada!", "{mode}");
     }
 }

@@ -1,12 +1,13 @@
 """A remote MCP server built with the official Python SDK, for the gateway's remote-server tests.
 
 Usage: python remote_server.py TRANSPORT [--port N] [--tls-dir DIR] [--no-get-stream] [--resumable]
-                                          [--no-listen]
+                                          [--no-listen] [--modern-only]
   TRANSPORT: streamable (SSE-stream answers), json (plain JSON answers), sse (legacy HTTP+SSE)
   --port N: listen on 127.0.0.1:N (default: a free port)
   --tls-dir DIR: serve https with a certificate minted here for 127.0.0.1/localhost, signed by a
                  fresh CA written to DIR/ca.pem (what the gateway's caFile trusts)
   --no-get-stream: answer GET on the MCP endpoint with 405 (no standalone server->client stream)
+  --modern-only: serve 2026-07-28 only (initialize and every 2025 request refused with -32022)
   --no-listen: serve no subscriptions/listen (2026-07-28), so the server says no list can change
   --resumable: keep every event in an in-memory event store (event ids, retry 100 ms), so the
                `interrupted` tool can close its answer stream early and the client resume it
@@ -18,6 +19,7 @@ gateway sends.
 import argparse
 import asyncio
 import datetime
+import json
 import os
 import socket
 import sys
@@ -288,6 +290,45 @@ class NoGetStream:
         await self.app(scope, receive, send)
 
 
+class ModernOnly:
+    """ASGI middleware: a 2026-07-28-only server. Any request without the 2026-07-28
+    MCP-Protocol-Version header (initialize above all) is refused the way that revision says
+    (400, -32022 with the versions it supports), and GET (no standalone stream in 2026) is 405."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        if scope["method"] == "GET":
+            await send({"type": "http.response.start", "status": 405, "headers": [(b"allow", b"POST")]})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        if scope["method"] == "POST" and headers.get(b"mcp-protocol-version") != b"2026-07-28":
+            body = b""
+            while True:
+                message = await receive()
+                body += message.get("body", b"")
+                if not message.get("more_body"):
+                    break
+            try:
+                request_id = json.loads(body).get("id")
+            except ValueError:
+                request_id = None
+            requested = headers.get(b"mcp-protocol-version", b"").decode() or None
+            error = {"jsonrpc": "2.0", "id": request_id, "error": {
+                "code": -32022, "message": "Unsupported protocol version",
+                "data": {"supported": ["2026-07-28"], "requested": requested}}}
+            payload = json.dumps(error).encode()
+            await send({"type": "http.response.start", "status": 400,
+                        "headers": [(b"content-type", b"application/json")]})
+            await send({"type": "http.response.body", "body": payload})
+            return
+        await self.app(scope, receive, send)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("transport", choices=["streamable", "json", "sse"])
@@ -296,6 +337,7 @@ def main():
     parser.add_argument("--no-get-stream", action="store_true")
     parser.add_argument("--resumable", action="store_true")
     parser.add_argument("--no-listen", action="store_true")
+    parser.add_argument("--modern-only", action="store_true")
     args = parser.parse_args()
     if args.no_listen:
         # The SDK derives the 2026-07-28 listChanged flags from whether this method is served.
@@ -308,6 +350,8 @@ def main():
         app = server.streamable_http_app(json_response=args.transport == "json", **resumable)
     if args.no_get_stream:
         app = NoGetStream(app)
+    if args.modern_only:
+        app = ModernOnly(app)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", args.port))
