@@ -47,6 +47,7 @@ impl Backend {
         };
         let maker = PoolMaker {
             max_message: config.gateway.max_message_bytes,
+            state_dir: config.gateway.state_dir.clone(),
             sink: sink.clone(),
             doorbell,
         };

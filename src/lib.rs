@@ -64,6 +64,7 @@ pub mod import;
 pub mod job;
 pub mod logging;
 pub mod metrics;
+pub mod oauth;
 pub mod panics;
 pub mod pins;
 pub mod pool;

@@ -39,6 +39,12 @@ Usage:
   mcp-gateway approve SERVER [TOOL...] [--config PATH]
       Accept the current definitions of SERVER's tools (all, or those named); a running gateway
       lists held tools again without a restart.
+  mcp-gateway login SERVER [--config PATH] [--no-browser] [--timeout SECONDS]
+      Log in to a remote server with \"auth\": {\"type\": \"oauth\"}: prints the authorization URL,
+      takes the redirect on a loopback port, and saves the tokens where the running gateway
+      picks them up (no restart).
+  mcp-gateway logout SERVER [--config PATH]
+      Forget SERVER's tokens.
   mcp-gateway COMMAND --help      what one command does, in full
   mcp-gateway --version | --help
 
@@ -206,6 +212,33 @@ Exit codes: 0 every definition is the pinned one; 1 some differ (or an error); 2
 configuration error.
 ";
 
+const LOGIN_HELP: &str = "\
+mcp-gateway login: log in to a remote MCP server that wants OAuth tokens.
+
+Usage: mcp-gateway login SERVER [--config PATH] [--no-browser] [--timeout SECONDS]
+
+For a remote server whose config has \"auth\": {\"type\": \"oauth\"}. Asks the server which
+authorization server it uses (its 401 challenge and protected-resource metadata), registers the
+gateway there if the config names no client (dynamic client registration, or the
+clientMetadataUrl document), prints the authorization URL (and opens it in a browser where one
+exists, unless --no-browser) and waits up to --timeout seconds (default 300) for the redirect on
+127.0.0.1 (the port is auth.redirectPort, else any free one). The tokens are saved in the config's
+state directory (oauth/SERVER.json, mode 0600); a running gateway using that state directory
+starts using them within a second, and refreshes them from then on.
+
+Exit codes: 0 logged in; 1 the login failed (the reason is printed); 2 usage or configuration
+error.
+";
+
+const LOGOUT_HELP: &str = "\
+mcp-gateway logout: forget a remote server's OAuth tokens.
+
+Usage: mcp-gateway logout SERVER [--config PATH]
+
+Deletes SERVER's saved tokens (its client registration is kept for the next login). A running
+gateway stops sending them within a second; the server then shows as \"needs login\".
+";
+
 const APPROVE_HELP: &str = "\
 mcp-gateway approve: accept the current definitions of a server's tools.
 
@@ -230,6 +263,8 @@ fn help_for(command: &str) -> &'static str {
         "import" => IMPORT_HELP,
         "diff" => DIFF_HELP,
         "approve" => APPROVE_HELP,
+        "login" => LOGIN_HELP,
+        "logout" => LOGOUT_HELP,
         _ => SERVE_HELP,
     }
 }
@@ -320,6 +355,8 @@ struct Options {
     write: bool,
     url: Option<String>,
     pid: Option<u32>,
+    no_browser: bool,
+    timeout: Option<std::time::Duration>,
     positional: Vec<String>,
 }
 
@@ -353,6 +390,14 @@ fn parse_options(args: &[String], allowed: &[&str]) -> Result<Options, Fail> {
             }
             "--force" | "-f" => options.force = true,
             "--write" | "-w" => options.write = true,
+            "--no-browser" => options.no_browser = true,
+            "--timeout" => {
+                let raw = value("--timeout")?;
+                let seconds: u64 = raw.parse().ok().filter(|&s| s > 0).ok_or_else(|| {
+                    Fail::Usage(format!("--timeout takes seconds (1 or more), not {raw:?}"))
+                })?;
+                options.timeout = Some(std::time::Duration::from_secs(seconds));
+            }
             "--url" => options.url = Some(value("--url")?),
             "--pid" => {
                 let raw = value("--pid")?;
@@ -377,11 +422,13 @@ fn run(args: Vec<String>) -> Result<ExitCode, Fail> {
         Some("import") => ("import", &args[1..]),
         Some("diff") => ("diff", &args[1..]),
         Some("approve") => ("approve", &args[1..]),
+        Some("login") => ("login", &args[1..]),
+        Some("logout") => ("logout", &args[1..]),
         Some("help" | "--help" | "-h") => {
             match args.get(1).map(String::as_str) {
                 Some(
                     command @ ("serve" | "check" | "init" | "bridge" | "status" | "reload"
-                    | "import" | "diff" | "approve"),
+                    | "import" | "diff" | "approve" | "login" | "logout"),
                 ) => {
                     print!("{}", help_for(command))
                 }
@@ -444,6 +491,34 @@ fn run(args: Vec<String>) -> Result<ExitCode, Fail> {
             };
             let config = load(&options)?;
             let done = mcp_gateway::pins::approve(&config, server, tools).map_err(Fail::Runtime)?;
+            print!("{done}");
+            Ok(ExitCode::SUCCESS)
+        }
+        "login" => {
+            let options = parse_options(rest, &["--config", "-c", "--no-browser", "--timeout"])?;
+            let [server] = options.positional.as_slice() else {
+                return Err(Fail::Usage("login needs one SERVER".into()));
+            };
+            let config = load(&options)?;
+            let login = mcp_gateway::oauth::login::Options {
+                browser: !options.no_browser,
+                timeout: options
+                    .timeout
+                    .unwrap_or(std::time::Duration::from_secs(300)),
+            };
+            let done =
+                mcp_gateway::oauth::login::login(&config, server, &login, &mut std::io::stdout())
+                    .map_err(Fail::Runtime)?;
+            print!("{done}");
+            Ok(ExitCode::SUCCESS)
+        }
+        "logout" => {
+            let options = parse_options(rest, &["--config", "-c"])?;
+            let [server] = options.positional.as_slice() else {
+                return Err(Fail::Usage("logout needs one SERVER".into()));
+            };
+            let config = load(&options)?;
+            let done = mcp_gateway::oauth::login::logout(&config, server).map_err(Fail::Runtime)?;
             print!("{done}");
             Ok(ExitCode::SUCCESS)
         }

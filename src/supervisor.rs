@@ -320,6 +320,24 @@ impl Running {
         });
     }
 
+    /// A server waiting for an OAuth login starts again as soon as one is saved (`mcp-gateway
+    /// login` writes its state file, whose modification time is looked at every tick).
+    fn check_logins(&mut self, now: Instant) {
+        for (slot, target) in self.sup.targets.iter().enumerate() {
+            let Some(auth) = target.as_ref().and_then(|t| t.auth.as_ref()) else {
+                continue;
+            };
+            let Some(pool) = self.table.pools.get(slot) else {
+                continue;
+            };
+            if pool.waits_for_login() && (auth.reload_if_changed() || auth.needs_login().is_none())
+            {
+                log::info!("server {}: a login was saved; starting it", pool.name);
+                pool.login_done(now);
+            }
+        }
+    }
+
     /// Every child's memory — its whole process group's, from one pass over /proc — is measured
     /// for `/health`, and children past their server's `maxRssBytes` are recycled (once a second).
     fn check_memory(&mut self, now: Instant) {
@@ -355,6 +373,7 @@ impl Running {
     /// Runs every pool's tick and advances exiting children; returns when to run again.
     fn tick(&mut self, now: Instant) -> Instant {
         self.check_memory(now);
+        self.check_logins(now);
         let mut next = now + HOUSEKEEPING;
         let pools = self.table.pools.clone();
         for (index, pool) in pools.iter().enumerate() {
@@ -539,7 +558,12 @@ impl Running {
                         catalog.set_listing(server, ready.listing);
                     }
                     Err(e) => {
-                        pool.start_failed(format!("failed to start: {e}"), Instant::now());
+                        match link.needs_login() {
+                            Some(message) => pool.needs_login(message, Instant::now()),
+                            None => {
+                                pool.start_failed(format!("failed to start: {e}"), Instant::now())
+                            }
+                        }
                         pool.discard(link);
                     }
                 }

@@ -1367,7 +1367,10 @@ fn a_2026_only_remote_serves_clients_of_both_eras_and_refuses_to_be_pinned_to_20
         (health["status"] == "down" && health["lastError"].is_string()).then_some(health)
     });
     assert!(
-        pinned["lastError"].as_str().unwrap().contains("Unsupported protocol version"),
+        pinned["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("Unsupported protocol version"),
         "{pinned}"
     );
     // Both eras of the SDK reach it, its elicitation included (relayed to a 2026 client, turned

@@ -718,6 +718,7 @@ fn one_remote_handle_carries_concurrent_calls_and_renews_a_lost_session_once() {
         transport: RemoteTransport::Auto,
         headers: Vec::new(),
         ca_file: None,
+        auth: None,
     };
     let target = Arc::new(Target::new(&config, 1 << 20).unwrap());
     let renewed = Arc::new(AtomicUsize::new(0));
@@ -795,6 +796,7 @@ fn a_get_stream_request_goes_to_the_only_client_calling_and_is_refused_between_t
         transport: RemoteTransport::Streamable,
         headers: Vec::new(),
         ca_file: None,
+        auth: None,
     };
     let target = Arc::new(Target::new(&config, 1 << 20).unwrap());
     let events: Events = Arc::new(|_| {});
@@ -912,6 +914,7 @@ fn a_panic_on_a_handles_stream_thread_kills_the_handle_instead_of_the_thread_alo
         transport: RemoteTransport::Streamable,
         headers: Vec::new(),
         ca_file: None,
+        auth: None,
     };
     let target = Arc::new(Target::new(&config, 1 << 20).unwrap());
     let closed = Arc::new(AtomicUsize::new(0));
@@ -963,6 +966,7 @@ fn a_get_stream_the_server_closes_is_resumed_with_last_event_id() {
         transport: RemoteTransport::Streamable,
         headers: Vec::new(),
         ca_file: None,
+        auth: None,
     };
     let target = Arc::new(Target::new(&config, 1 << 20).unwrap());
     let changed = Arc::new(Mutex::new(Vec::<String>::new()));

@@ -13,9 +13,9 @@ use serde_json::Value;
 
 use super::schema::{describe, quote, Checker, Env, Object};
 use super::types::{
-    AuditConfig, AuditTarget, Config, Cors, GatewayConfig, LocalServer, Mapping, Pin, PoolSettings,
-    Protocol, Recycle, RemoteServer, RemoteTransport, ServerConfig, ServerKind, Share, StripPrefix,
-    ToolFilter, ToolOverride,
+    AuditConfig, AuditTarget, AuthGrant, Config, Cors, GatewayConfig, LocalServer, Mapping, Pin,
+    PoolSettings, Protocol, Recycle, RemoteAuth, RemoteServer, RemoteTransport, ServerConfig,
+    ServerKind, Share, StripPrefix, ToolFilter, ToolOverride,
 };
 use super::{clients, key_path, secret, Problem};
 
@@ -138,7 +138,16 @@ const SHARE_HINTS: &[(&str, &str)] = &[
     ("pooled", "write \"shared\""),
 ];
 const LOCAL_KEYS: &[&str] = &["command", "args", "cwd", "env"];
-const REMOTE_KEYS: &[&str] = &["url", "transport", "headers", "caFile"];
+const REMOTE_KEYS: &[&str] = &["url", "transport", "headers", "caFile", "auth"];
+const AUTH_KEYS: &[&str] = &[
+    "type",
+    "clientId",
+    "clientSecret",
+    "clientMetadataUrl",
+    "scopes",
+    "redirectPort",
+];
+const AUTH_TYPES: &[&str] = &["oauth", "client_credentials"];
 const SERVER_HINTS: &[(&str, &str)] = &[
     ("disabled", "write \"enabled\": false instead"),
     ("maxConnections", "a server's maximum is \"poolSize\""),
@@ -1184,11 +1193,105 @@ fn remote(
     });
     let headers = c.field(obj, path, "headers", headers);
     let ca_file = c.field(obj, path, "caFile", file_path);
+    let auth = c.field(obj, path, "auth", remote_auth);
+    if auth.is_some()
+        && headers
+            .iter()
+            .flatten()
+            .any(|(name, _)| name.eq_ignore_ascii_case("authorization"))
+    {
+        c.report(
+            &key_path(path, "headers"),
+            "an \"Authorization\" header and \"auth\" cannot both be set: \"auth\" sends the \
+             tokens it obtains; remove one of them",
+        );
+    }
     Some(RemoteServer {
         url: url?,
         transport: transport.or(implied).unwrap_or(RemoteTransport::Auto),
         headers: headers.unwrap_or_default(),
         ca_file,
+        auth,
+    })
+}
+
+/// `auth` of a remote server: `{"type": "oauth" | "client_credentials", …}`.
+fn remote_auth(c: &mut Checker, v: &Value, path: &str) -> Option<RemoteAuth> {
+    let obj = c.object(v, path, "an object like {\"type\": \"oauth\"}")?;
+    c.unknown_keys(obj, path, AUTH_KEYS, &[]);
+    let before = c.problem_count();
+    let grant = match obj.get("type") {
+        None => {
+            c.report(
+                path,
+                "missing \"type\": \"oauth\" (log in once with mcp-gateway login) or \
+                 \"client_credentials\" (machine to machine, with clientId and clientSecret)",
+            );
+            None
+        }
+        Some(v) => match c.choice(v, &key_path(path, "type"), AUTH_TYPES, &[])? {
+            "client_credentials" => Some(AuthGrant::ClientCredentials),
+            _ => Some(AuthGrant::AuthorizationCode),
+        },
+    };
+    let client_id = c.field(obj, path, "clientId", Checker::expanded);
+    let client_secret = c.field(obj, path, "clientSecret", Checker::expanded);
+    let client_metadata_url = c.field(obj, path, "clientMetadataUrl", |c, v, p| {
+        let url = c.expanded(v, p)?;
+        let parsed = crate::downstream::remote::url::Url::parse(&url).ok();
+        let loopback = parsed
+            .as_ref()
+            .is_some_and(|u| crate::oauth::http::is_loopback(&u.host));
+        match parsed {
+            Some(u) if (u.tls || loopback) && u.path.len() > 1 => Some(url),
+            _ => {
+                c.report(
+                    p,
+                    "a Client ID Metadata Document is at an https URL with a path, e.g. \
+                     \"https://example.com/mcp-gateway.json\"",
+                );
+                None
+            }
+        }
+    });
+    let scopes = c.field(obj, path, "scopes", |c, v, p| {
+        c.list(v, p, "an array of scope names", |c, v, p| {
+            let scope = c.string(v, p)?;
+            if scope.is_empty() || scope.contains(char::is_whitespace) {
+                c.report(p, "a scope name has no spaces and is not empty");
+                return None;
+            }
+            Some(scope.to_string())
+        })
+    });
+    let redirect_port = c.field(obj, path, "redirectPort", |c, v, p| {
+        c.integer(v, p, 0, 65535).map(|n| n as u16)
+    });
+    if client_secret.is_some() && client_id.is_none() {
+        c.report(
+            &key_path(path, "clientSecret"),
+            "a client secret belongs to a \"clientId\"; set that too",
+        );
+    }
+    if grant == Some(AuthGrant::ClientCredentials)
+        && (client_id.is_none() || client_secret.is_none())
+    {
+        c.report(
+            path,
+            "\"client_credentials\" needs \"clientId\" and \"clientSecret\" (a client registered \
+             with the authorization server)",
+        );
+    }
+    if c.problem_count() != before {
+        return None;
+    }
+    Some(RemoteAuth {
+        grant: grant?,
+        client_id,
+        client_secret,
+        client_metadata_url,
+        scopes: scopes.unwrap_or_default(),
+        redirect_port: redirect_port.unwrap_or(0),
     })
 }
 
@@ -2390,7 +2493,7 @@ mod tests {
         assert_eq!(
             problem(r#"{"mcpServers": {"gh": {"command": "x", "bogus": []}}}"#),
             "mcpServers.gh.bogus: unknown key (allowed here: name, type, enabled, poolSize, minConnections, \
-             acquireTimeout, idleTimeout, maxConcurrency, maxLifetime, maxCalls, maxRssBytes, share, callTimeout, initTimeout, pin, pinNew, protocol, command, args, cwd, env, url, transport, headers, caFile)"
+             acquireTimeout, idleTimeout, maxConcurrency, maxLifetime, maxCalls, maxRssBytes, share, callTimeout, initTimeout, pin, pinNew, protocol, command, args, cwd, env, url, transport, headers, caFile, auth)"
         );
         assert_eq!(
             problem(r#"{"mcpServers": ["x"]}"#),
@@ -2409,6 +2512,55 @@ mod tests {
                 "servers[0].poolSize: expected an integer of at least 1, found 0",
             ]
         );
+    }
+
+    #[test]
+    fn auth_names_how_a_remote_servers_tokens_are_had() {
+        let config = parse(
+            r#"{"servers": [
+                {"name": "a", "url": "https://h/mcp", "auth": {"type": "oauth"}},
+                {"name": "b", "url": "https://h/mcp", "auth": {"type": "client_credentials",
+                 "clientId": "gw", "clientSecret": "s", "scopes": ["mcp", "read"]}},
+                {"name": "c", "url": "https://h/mcp", "auth": {"type": "oauth",
+                 "clientMetadataUrl": "https://me.example/gw.json", "redirectPort": 8976}}]}"#,
+        );
+        let auth: Vec<RemoteAuth> = config
+            .servers
+            .iter()
+            .map(|s| remote(s).auth.clone().unwrap())
+            .collect();
+        assert_eq!(auth[0].grant, AuthGrant::AuthorizationCode);
+        assert_eq!(auth[0].redirect_port, 0);
+        assert_eq!(auth[1].grant, AuthGrant::ClientCredentials);
+        assert_eq!(auth[1].scopes, ["mcp", "read"]);
+        assert_eq!(auth[2].redirect_port, 8976);
+        assert!(
+            !format!("{:?}", auth[1]).contains("\"s\""),
+            "no secret in Debug"
+        );
+        let bad = |auth: &str| {
+            problem(&format!(
+                r#"{{"servers": [{{"name": "a", "url": "https://h/mcp", "auth": {auth}}}]}}"#
+            ))
+        };
+        assert!(bad(r#"{}"#).contains("missing \"type\""));
+        assert!(bad(r#"{"type": "password"}"#).starts_with("servers[0].auth.type: "));
+        assert!(bad(r#"{"type": "client_credentials", "clientId": "x"}"#)
+            .contains("needs \"clientId\" and \"clientSecret\""));
+        assert!(
+            bad(r#"{"type": "oauth", "clientSecret": "x"}"#).contains("belongs to a \"clientId\"")
+        );
+        assert!(
+            bad(r#"{"type": "oauth", "clientMetadataUrl": "http://me.example/x.json"}"#)
+                .contains("https URL with a path")
+        );
+        assert!(bad(r#"{"type": "oauth", "scopes": ["a b"]}"#).contains("no spaces"));
+        assert!(bad(r#"{"type": "oauth", "clientid": "x"}"#).contains("did you mean \"clientId\""));
+        let both = problem(
+            r#"{"servers": [{"name": "a", "url": "https://h/mcp", "auth": {"type": "oauth"},
+                             "headers": {"authorization": "Bearer x"}}]}"#,
+        );
+        assert!(both.starts_with("servers[0].headers: "), "{both}");
     }
 
     #[test]

@@ -206,6 +206,47 @@ pub struct RemoteServer {
     pub headers: Vec<(String, String)>,
     /// `caFile`: extra PEM trust anchors for https.
     pub ca_file: Option<PathBuf>,
+    /// `auth`: OAuth 2.1 tokens the gateway obtains for this server (`oauth`).
+    pub auth: Option<RemoteAuth>,
+}
+
+/// `auth` of a remote server.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RemoteAuth {
+    /// `type`: `oauth` (authorization code, after `mcp-gateway login`) or `client_credentials`.
+    pub grant: AuthGrant,
+    /// `clientId`: a client registered with the authorization server beforehand.
+    pub client_id: Option<String>,
+    /// `clientSecret` (with `clientId`), `${VAR}`-expanded.
+    pub client_secret: Option<String>,
+    /// `clientMetadataUrl`: the https URL of a Client ID Metadata Document the user hosts.
+    pub client_metadata_url: Option<String>,
+    /// `scopes`; empty: those the server's challenge or metadata name.
+    pub scopes: Vec<String>,
+    /// `redirectPort`: the loopback port of `mcp-gateway login`'s redirect URI (0: any free one).
+    pub redirect_port: u16,
+}
+
+impl std::fmt::Debug for RemoteAuth {
+    /// Without the secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteAuth")
+            .field("grant", &self.grant)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "…"))
+            .field("client_metadata_url", &self.client_metadata_url)
+            .field("scopes", &self.scopes)
+            .field("redirect_port", &self.redirect_port)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthGrant {
+    /// `"oauth"`: a user logs in once (`mcp-gateway login`); tokens are refreshed from then on.
+    AuthorizationCode,
+    /// `"client_credentials"`: machine to machine, no login.
+    ClientCredentials,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

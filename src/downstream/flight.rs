@@ -393,6 +393,7 @@ pub fn failure_of(error: &CallError, server: &str, method: &str, timeout: Durati
         CallError::TooLarge(limit) => Failure::BadGateway(format!(
             "server {server}'s answer exceeds maxMessageBytes ({limit} bytes)"
         )),
+        CallError::Unauthorized(why) => Failure::Unavailable(why.clone()),
     }
 }
 

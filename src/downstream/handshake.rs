@@ -300,6 +300,7 @@ fn request(
             "it did not read its input (the {method} request) before initTimeout ran out"
         )),
         Err(CallError::Closed(note)) => Err(format!("{note} during {method}")),
+        Err(CallError::Unauthorized(why)) => Err(why),
         Err(CallError::TooLarge(limit)) => Err(format!(
             "its {method} answer exceeds maxMessageBytes ({limit} bytes)"
         )),

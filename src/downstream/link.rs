@@ -27,6 +27,14 @@ impl Link {
         }
     }
 
+    /// Why the handle's server needs an OAuth login first, when it does.
+    pub fn needs_login(&self) -> Option<String> {
+        match self {
+            Link::Stdio(_) => None,
+            Link::Remote(remote) => remote.needs_login(),
+        }
+    }
+
     /// The handle as a requester, for the handshake and the gateway's own requests.
     pub fn requester(&self) -> &dyn Requester {
         match self {

@@ -103,6 +103,9 @@ pub enum CallError {
     Closed(String),
     /// The server's answer was larger than the configured limit.
     TooLarge(usize),
+    /// The server refused the gateway's OAuth token and no other one can be had now (the text
+    /// says what to do: log in, usually).
+    Unauthorized(String),
 }
 
 impl std::fmt::Display for CallError {
@@ -112,6 +115,7 @@ impl std::fmt::Display for CallError {
             CallError::Stalled => write!(f, "the server did not read its input in time"),
             CallError::Closed(note) => write!(f, "{note}"),
             CallError::TooLarge(limit) => write!(f, "the answer exceeds {limit} bytes"),
+            CallError::Unauthorized(why) => write!(f, "{why}"),
         }
     }
 }

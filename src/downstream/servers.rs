@@ -26,6 +26,8 @@ use std::time::Duration;
 pub struct PoolMaker {
     /// `gateway.maxMessageBytes` (fixed until a restart).
     pub max_message: usize,
+    /// `gateway.stateDir` (fixed until a restart): where remote servers' OAuth logins live.
+    pub state_dir: Option<std::path::PathBuf>,
     pub sink: ReactorSink,
     pub doorbell: Doorbell,
 }
@@ -47,7 +49,18 @@ impl PoolMaker {
         }
         match &server.kind {
             ServerKind::Remote(remote) => match Target::new(remote, self.max_message) {
-                Ok(target) => (Arc::new(pool), Some(Arc::new(target))),
+                Ok(target) => {
+                    let auth = remote.auth.as_ref().map(|settings| {
+                        let auth = crate::oauth::Auth::new(
+                            &server.name,
+                            &target.url,
+                            settings,
+                            self.state_dir.as_deref(),
+                        );
+                        Arc::new(auth)
+                    });
+                    (Arc::new(pool), Some(Arc::new(target.with_auth(auth))))
+                }
                 Err(problem) => {
                     let reason = format!("server {}: {problem}", server.name);
                     (Arc::new(pool.unusable(Status::Down, reason)), None)

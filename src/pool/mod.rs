@@ -134,6 +134,8 @@ struct State<M: Member> {
     retire: Vec<M>,
     /// When a failure was last logged at warn level.
     failure_logged: Option<Instant>,
+    /// The server needs an OAuth login first (`needs_login`): why, for every call meanwhile.
+    login: Option<String>,
 }
 
 /// A handle seen dead leaves the pool at the latest this long after, notice or not.
@@ -262,6 +264,7 @@ impl<M: Member> Pool<M> {
                 retired: None,
                 retire: Vec::new(),
                 failure_logged: None,
+                login: None,
             }),
             stats: Stats::default(),
             sink,
@@ -458,6 +461,51 @@ impl<M: Member> Pool<M> {
                     .fail(&w.job.route(), &Failure::Unavailable(message.clone()));
             }
         }
+        self.publish(&st);
+        drop(st);
+        (self.doorbell)();
+    }
+
+    /// A start failed because the server wants an OAuth login nobody has made: no start is
+    /// attempted until `login_done`, and every call meanwhile fails at once with `message`.
+    pub fn needs_login(&self, message: String, now: Instant) {
+        let mut st = self.lock();
+        st.starting = st.starting.saturating_sub(1);
+        if st.login.is_none() {
+            log::warn!("{message}");
+        }
+        st.login = Some(message.clone());
+        st.retry_at = None;
+        *self
+            .stats
+            .last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(message.clone());
+        if st.live() == 0 {
+            for w in st.waiting.drain(..) {
+                self.sink
+                    .fail(&w.job.route(), &Failure::Unavailable(message.clone()));
+            }
+        }
+        let _ = now;
+        self.publish(&st);
+        drop(st);
+        (self.doorbell)();
+    }
+
+    /// Whether the pool waits for a login (`needs_login`).
+    pub fn waits_for_login(&self) -> bool {
+        self.lock().login.is_some()
+    }
+
+    /// Someone logged in: start again now.
+    pub fn login_done(&self, now: Instant) {
+        let mut st = self.lock();
+        if st.login.take().is_none() {
+            return;
+        }
+        st.streak = 0;
+        st.retry_at = Some(now);
         self.publish(&st);
         drop(st);
         (self.doorbell)();
@@ -801,6 +849,9 @@ impl<M: Member> Pool<M> {
 
     /// Why a job with this deadline cannot be served, if that is already certain.
     fn hopeless(&self, st: &State<M>, deadline: Instant, now: Instant) -> Option<String> {
+        if let (Some(login), 0) = (&st.login, st.live()) {
+            return Some(login.clone());
+        }
         let nothing_coming = st.live() == 0 && st.starting == 0;
         let retry_too_late = st.retry_at.is_some_and(|at| at > deadline);
         (nothing_coming && st.streak > 0 && retry_too_late).then(|| self.down_message(st, now))
@@ -942,6 +993,9 @@ impl<M: Member> Pool<M> {
         if !st.ever_ready && have == 0 {
             want = want.max(1); // the registry needs one listing even when min is 0
         }
+        if st.login.is_some() {
+            return; // nothing starts before a login
+        }
         let mut room = self.settings.max.saturating_sub(have);
         if st.streak > 0 {
             room = room.min(1usize.saturating_sub(st.starting)); // probe one at a time while failing
@@ -973,6 +1027,8 @@ impl<M: Member> Pool<M> {
         s.waiting.store(st.waiting.len(), Relaxed);
         s.set_status(if st.live() > 0 {
             Status::Up
+        } else if st.login.is_some() {
+            Status::NeedsLogin
         } else if st.streak > 0 {
             Status::Down
         } else if st.starting > 0 || !st.ever_ready {

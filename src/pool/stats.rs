@@ -14,6 +14,8 @@ pub enum Status {
     Down,
     /// `"enabled": false`.
     Disabled,
+    /// A remote whose OAuth tokens are missing or refused: nothing starts until someone logs in.
+    NeedsLogin,
 }
 
 impl Status {
@@ -23,6 +25,7 @@ impl Status {
             Status::Starting => "starting",
             Status::Down => "down",
             Status::Disabled => "disabled",
+            Status::NeedsLogin => "needs login",
         }
     }
 
@@ -31,6 +34,7 @@ impl Status {
             0 => Status::Up,
             1 => Status::Starting,
             2 => Status::Down,
+            4 => Status::NeedsLogin,
             _ => Status::Disabled,
         }
     }

@@ -72,7 +72,7 @@ pub fn save(state_dir: &Path, server: &ServerConfig, listing: &Listing) -> std::
 
 /// Writes `file` whole (a temp file beside it, then rename), mode 0600 in a 0700 directory: what
 /// the state directory holds is never seen half-written or by others.
-pub(super) fn write_private(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub fn write_private(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = file.parent().expect("state files live in a directory");
     std::fs::DirBuilder::new()
         .recursive(true)

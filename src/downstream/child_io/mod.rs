@@ -8,10 +8,13 @@
 //! messages (answers and progress go to their flight by id, the child's own requests to the one
 //! client whose calls are in flight there, notifications to the supervisor and sessions), logs
 //! stderr, and ends every flight: answered, timed out, cancelled, or failed when the child dies.
-//! A log message that comes while a call is the child's only one is that call's too (for a
-//! 2026-07-28 client that asked for it); a 2025 client's call that a 2026-07-28 child answers
-//! `input_required` waits under its id for that client's answers and is sent again with them
-//! (`ask_for_input`).
+//! A log message that comes while a call is the child's only one is that call's too (for a call
+//! that carried a log level); a 2026-07-28 child's log messages go nowhere else (they are
+//! request-scoped), a 2025 child's also to every session that set a level. A 2025 client's call
+//! that a 2026-07-28 child answers `input_required` waits under its id for that client's answers
+//! and is sent again with them (`ask_for_input`). A 2026-07-28 child's `subscriptions/listen` is
+//! held here too (`ChildState::relisten`): a new one for every change of what it asks for, then the
+//! one it replaces cancelled.
 //!
 //! Invariants:
 //! - this thread never blocks on anything but `poll`; nobody else touches a child's pipe, so a

@@ -86,6 +86,8 @@ pub struct RemoteCall<'a> {
     pub(super) jsonrpc_error: bool,
     /// `MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name` for a 2026-07-28 server.
     pub(super) mirrored: Vec<(String, String)>,
+    /// Sent again with a new OAuth token already (a second refusal is the answer).
+    auth_retried: bool,
 }
 
 impl RemoteLink {
@@ -187,6 +189,7 @@ impl<'a> RemoteCall<'a> {
             status: None,
             jsonrpc_error: false,
             mirrored: Vec::new(),
+            auth_retried: false,
         }
     }
 
@@ -389,6 +392,33 @@ impl<'a> RemoteCall<'a> {
                         ..
                     })
                 );
+                if let (Some(auth), 401 | 403) = (&link.target.auth, status) {
+                    use crate::oauth::Verdict;
+                    let challenge = head.header("www-authenticate");
+                    let verdict = match (status, self.auth_retried) {
+                        (401, true) => auth.refused_again(),
+                        (403, true) => Verdict::Refused(format!(
+                            "server \"{}\" refused {} even with a token of the scope it asked \
+                             for (HTTP 403{})",
+                            link.name,
+                            self.method,
+                            error_preview(&body)
+                        )),
+                        _ => auth.refused(status, challenge, self.deadline),
+                    };
+                    return match verdict {
+                        Verdict::Retry => {
+                            self.auth_retried = true;
+                            let resent = self.resent;
+                            self.resend()?;
+                            self.resent = resent;
+                            Ok(None)
+                        }
+                        Verdict::NeedsLogin(why) | Verdict::Refused(why) => {
+                            Err(CallError::Unauthorized(why))
+                        }
+                    };
+                }
                 // (`initialize` is sent outside the session: its errors are never a lost session.)
                 let (_, has_session) = link.generation();
                 let in_session = has_session && self.method != "initialize";

@@ -281,6 +281,12 @@ impl RemoteLink {
     /// The same; without `in_session`, no session id or protocol version (for `initialize`).
     fn headers_in(&self, post: bool, in_session: bool) -> Vec<(String, String)> {
         let mut headers = self.target.headers.clone();
+        // OAuth: a token issued for this server (refreshed first when about to expire).
+        if let Some(auth) = &self.target.auth {
+            if let Some(value) = auth.authorization(Instant::now() + SIDE_LIMIT) {
+                headers.push(("Authorization".into(), value));
+            }
+        }
         let accept = if post {
             headers.push(("Content-Type".into(), "application/json".into()));
             "application/json, text/event-stream"
@@ -479,6 +485,11 @@ impl RemoteLink {
             );
         }
         message
+    }
+
+    /// Why its server needs an OAuth login first, when it does.
+    pub fn needs_login(&self) -> Option<String> {
+        self.target.auth.as_ref()?.needs_login()
     }
 
     /// Keeps `closer` to stop the stream when the handle dies (at once if it already has).

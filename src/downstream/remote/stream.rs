@@ -464,6 +464,9 @@ impl Streamer<'_> {
         if matches!(status, 502..=504) {
             return self.get_failed(format!("subscriptions/listen: HTTP {status}"));
         }
+        if matches!(status, 401 | 403) && link.target.auth.is_some() {
+            return self.unauthorized(status, &head);
+        }
         let answer = error_body(&mut conn, &head, deadline);
         log::warn!(
             "{}: answered subscriptions/listen with HTTP {status}{} instead of a stream; changes \
@@ -472,6 +475,22 @@ impl Streamer<'_> {
             super::link::error_preview(&answer)
         );
         self.without_stream("its subscriptions/listen was refused");
+    }
+
+    /// The stream was refused the handle's OAuth token: a new one (refreshed) is had for the next
+    /// attempt, after the stream's backoff (so a server that refuses even that is not hammered).
+    fn unauthorized(&mut self, status: u16, head: &ResponseHead) {
+        let Some(auth) = &self.link.target.auth else {
+            return;
+        };
+        let challenge = head.header("www-authenticate");
+        let deadline = Instant::now() + SIDE_LIMIT;
+        match auth.refused(status, challenge, deadline) {
+            crate::oauth::Verdict::Retry => {}
+            crate::oauth::Verdict::NeedsLogin(why) | crate::oauth::Verdict::Refused(why) => {
+                log::debug!("{}: its stream: {why}", self.link.label())
+            }
+        }
     }
 
     /// Streamable HTTP: opens the standalone GET stream (see the module docs for what each
@@ -514,6 +533,7 @@ impl Streamer<'_> {
                 self.adopt(conn, head, Kind::Get);
             }
             405 => self.without_stream("no server-initiated stream (405)"),
+            status @ (401 | 403) if link.target.auth.is_some() => self.unauthorized(status, &head),
             status => {
                 let body = error_body(&mut conn, &head, deadline);
                 if has_session && lost_session(status, &body) {

@@ -28,6 +28,8 @@ pub struct Target {
     pub(super) headers: Vec<(String, String)>,
     pub(super) transport: RemoteTransport,
     pub(super) max_message: usize,
+    /// `auth`: where the `Authorization` of every request comes from (OAuth).
+    pub auth: Option<std::sync::Arc<crate::oauth::Auth>>,
     resolver: Resolver,
 }
 
@@ -47,7 +49,13 @@ impl Target {
             headers: remote.headers.clone(),
             transport: remote.transport,
             max_message,
+            auth: None,
         })
+    }
+
+    /// The same, its requests authorized by `auth`.
+    pub fn with_auth(self, auth: Option<std::sync::Arc<crate::oauth::Auth>>) -> Target {
+        Target { auth, ..self }
     }
 
     /// A new connection to `url` (an origin of this server), everything bounded by `deadline`.
