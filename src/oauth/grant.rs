@@ -144,6 +144,7 @@ pub fn tokens(
         .map(|s| store::now() + s);
     Ok(Tokens {
         access_token,
+        issued_at: Some(store::now()),
         expires_at,
         refresh_token: text("refresh_token").or(old_refresh),
         scope: text("scope"),

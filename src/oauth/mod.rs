@@ -34,7 +34,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 use store::{Client, Saved, Tokens};
 
-/// A token this close to its expiry is refreshed before it is used.
+/// A token this close to its expiry is refreshed before it is used (or half its lifetime, for
+/// short-lived ones).
 const REFRESH_AHEAD: u64 = 60;
 /// A token obtained this recently is not refreshed again for a `401` (another request already
 /// did: the one that failed had the old one).
@@ -150,12 +151,13 @@ impl Auth {
     pub fn authorization(&self, deadline: Instant) -> Option<String> {
         self.reload_if_changed();
         let mut state = self.lock();
-        let expiring = state
-            .saved
-            .tokens
-            .as_ref()
-            .and_then(|t| t.expires_at)
-            .is_some_and(|at| at <= store::now() + REFRESH_AHEAD);
+        let expiring = state.saved.tokens.as_ref().is_some_and(|t| {
+            let Some(expires) = t.expires_at else {
+                return false;
+            };
+            let lifetime = t.issued_at.map_or(u64::MAX, |at| expires.saturating_sub(at));
+            expires <= store::now() + REFRESH_AHEAD.min(lifetime / 2)
+        });
         if expiring {
             match self.renew(&mut state, None, deadline) {
                 Ok(()) => {}
@@ -473,6 +475,7 @@ mod tests {
             server_url: url.to_string(),
             tokens: Some(Tokens {
                 access_token: "t0k3n".into(),
+                issued_at: None,
                 expires_at: Some(store::now() + 3600),
                 refresh_token: None,
                 scope: Some("mcp".into()),

@@ -54,6 +54,9 @@ pub struct Client {
 #[serde(rename_all = "camelCase")]
 pub struct Tokens {
     pub access_token: String,
+    /// Unix seconds when it was issued (what its lifetime counts from).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<u64>,
     /// Unix seconds; None: the server said nothing about expiry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<u64>,
@@ -114,6 +117,7 @@ mod tests {
             server_url: "https://mcp.linear.app/mcp".into(),
             tokens: Some(Tokens {
                 access_token: "a".into(),
+                issued_at: None,
                 expires_at: Some(5),
                 refresh_token: None,
                 scope: None,
