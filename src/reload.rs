@@ -241,9 +241,17 @@ fn keep_running(running: &GatewayConfig, new: &mut GatewayConfig, changes: &mut 
                 .into(),
         );
     }
+    if running.oauth != new.oauth {
+        // Its key set is fetched by a thread started with the gateway, for that issuer.
+        changes.push(
+            "gateway.oauth changed: needs a restart (the issuer, audience and scopes in force stay)"
+                .into(),
+        );
+    }
     new.state_dir = running.state_dir.clone();
     new.session_key_file = running.session_key_file.clone();
     new.audit = running.audit.clone();
+    new.oauth = running.oauth.clone();
 }
 
 /// The `gateway` keys a reload changes and applies (tokens never printed).
@@ -439,6 +447,22 @@ mod tests {
             !applied.concat().contains("s3cret"),
             "never the token itself"
         );
+    }
+
+    #[test]
+    fn an_oauth_change_needs_a_restart() {
+        let running =
+            gateway(r#"{"gateway": {"oauth": {"issuer": "https://a.example", "audience": "gw"}}}"#);
+        let mut new =
+            gateway(r#"{"gateway": {"oauth": {"issuer": "https://b.example", "audience": "gw"}}}"#);
+        let mut changes = Vec::new();
+        keep_running(&running, &mut new, &mut changes);
+        assert_eq!(new.oauth, running.oauth);
+        assert_eq!(
+            changes,
+            ["gateway.oauth changed: needs a restart (the issuer, audience and scopes in force stay)"]
+        );
+        assert!(applied_changes(&running, &new).is_empty());
     }
 
     #[test]

@@ -86,6 +86,7 @@ const GATEWAY_KEYS: &[&str] = &[
     "auditLog",
     "auditLogMaxBytes",
     "auditArguments",
+    "oauth",
 ];
 const GATEWAY_HINTS: &[(&str, &str)] = &[
     ("bind", "did you mean \"host\"?"),
@@ -288,6 +289,7 @@ fn gateway(c: &mut Checker, v: Option<&Value>) -> GatewayConfig {
         watch_config: true,
         session_key_file: None,
         audit: None,
+        oauth: None,
     };
     const P: &str = "gateway";
     let Some(obj) = v.and_then(|v| c.object(v, P, "an object")) else {
@@ -401,6 +403,7 @@ fn gateway(c: &mut Checker, v: Option<&Value>) -> GatewayConfig {
         g.allowed_hosts = hosts;
     }
     g.audit = audit(c, obj);
+    g.oauth = super::oauth::oauth(c, obj);
     g
 }
 

@@ -86,6 +86,25 @@ pub struct GatewayConfig {
     pub watch_config: bool,
     /// `gateway.auditLog` with `auditLogMaxBytes` and `auditArguments`; default None: no audit log.
     pub audit: Option<AuditConfig>,
+    /// `gateway.oauth`: accept JWT access tokens from this authorization server (besides
+    /// `authToken`, when both are set); default None.
+    pub oauth: Option<OAuthConfig>,
+}
+
+/// `gateway.oauth`: the gateway as an OAuth 2.1 resource server (`upstream::oauth`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthConfig {
+    /// `issuer`: the authorization server's issuer URL; tokens' `iss` must equal it.
+    pub issuer: String,
+    /// `audience`: what tokens' `aud` must contain.
+    pub audience: String,
+    /// `jwksUri`; default: the `jwks_uri` of the issuer's metadata (RFC 8414, else OpenID).
+    pub jwks_uri: Option<String>,
+    /// `requiredScopes`, default none: every one must be in a token's scopes (else 403).
+    pub required_scopes: Vec<String>,
+    /// `resource`: the gateway's public origin (`https://host[:port]`), for deployments behind
+    /// a proxy; default: `http://` and the request's `Host`.
+    pub resource: Option<String>,
 }
 
 /// The audit log: one JSON line per forwarded call (`audit`).
