@@ -81,6 +81,7 @@ pub(super) fn oauth(c: &mut Checker, gateway: &Object) -> Option<OAuthConfig> {
         jwks_uri,
         required_scopes,
         resource,
+        profile_scopes: Vec::new(),
     })
 }
 
@@ -136,7 +137,7 @@ fn origin(c: &mut Checker, text: &str, path: &str) -> Option<String> {
 }
 
 /// One scope token (RFC 6749 §3.3: printable ASCII but space, `"` and `\`).
-fn scope(c: &mut Checker, v: &Value, path: &str) -> Option<String> {
+pub(super) fn scope(c: &mut Checker, v: &Value, path: &str) -> Option<String> {
     let s = c.non_empty_string(v, path)?;
     if !s
         .bytes()
@@ -191,6 +192,23 @@ mod tests {
         assert_eq!(o.required_scopes, ["mcp:tools", "read"]);
         assert_eq!(o.resource.as_deref(), Some("https://mcp.example.com"));
         assert!(parse_str("{}", &|_| None).unwrap().gateway.oauth.is_none());
+    }
+
+    #[test]
+    fn profiles_may_require_scopes_of_their_own() {
+        let text = r#"{"gateway": {"oauth": {"issuer": "https://a.example", "audience": "gw", "requiredScopes": ["mcp"]}},
+            "servers": [{"name": "s", "command": ["x"]}],
+            "profiles": {"admin": {"requiredScopes": ["admin", "mcp"]}, "open": {}}}"#;
+        let o = parse_str(text, &|_| None).unwrap().gateway.oauth.unwrap();
+        assert_eq!(o.required_scopes("admin"), ["mcp", "admin"]);
+        assert_eq!(o.required_scopes("open"), ["mcp"]);
+        assert_eq!(o.required_scopes("default"), ["mcp"]);
+        let text = r#"{"servers": [{"name": "s", "command": ["x"]}], "profiles": {"admin": {"requiredScopes": ["admin"]}}}"#;
+        let e = parse_str(text, &|_| None).unwrap_err();
+        assert_eq!(
+            e.problems[0].to_string(),
+            "profiles.admin.requiredScopes: has no effect without gateway.oauth (scopes come from OAuth access tokens)"
+        );
     }
 
     #[test]

@@ -26,6 +26,7 @@ mod listen;
 pub mod mcp;
 mod metrics;
 pub mod modern;
+pub mod oauth;
 pub mod profiles;
 pub mod redact;
 mod rest;
@@ -227,6 +228,8 @@ pub struct Router {
     metrics: crate::metrics::CallMetrics,
     /// `gateway.auditLog`, when set.
     audit: Option<crate::audit::AuditLog>,
+    /// `gateway.oauth`, when set: the JWT guard (`oauth`).
+    oauth: Option<oauth::Guard>,
 }
 
 impl Router {
@@ -260,6 +263,7 @@ impl Router {
             shutting_down: false,
             metrics: Default::default(),
             audit: None,
+            oauth: None,
         }
     }
 
@@ -272,6 +276,10 @@ impl Router {
             return Outcome::Respond(self.preflight(req));
         }
         let cors = self.cors_headers(req);
+        if let Some(mut metadata) = self.protected_resource(req) {
+            metadata.headers.extend(cors);
+            return Outcome::Respond(metadata);
+        }
         let mut outcome = match self.gate(req) {
             Some(refusal) => Outcome::Respond(refusal),
             None => self.route(conn, req, now),
@@ -361,7 +369,10 @@ impl Router {
                     .into_bytes(),
             )),
             ("/tools/call", _) => self.rest_call(conn, req, now),
-            ("/health", _) => Outcome::Respond(self.health(self.authorized(req))),
+            ("/health", _) => {
+                let full = self.authorized(req);
+                Outcome::Respond(self.health(full))
+            }
             ("/metrics", _) => Outcome::Respond(self.metrics()),
             _ => Outcome::Respond(index(&self.registry.profile_names())),
         }
@@ -421,6 +432,11 @@ impl Router {
         self.child_io = Some(child_io);
     }
 
+    /// Guards every endpoint but `/health` with JWT access tokens (`gateway.oauth`).
+    pub fn guard_with_oauth(&mut self, guard: oauth::Guard) {
+        self.oauth = Some(guard);
+    }
+
     /// Makes Streamable HTTP sessions restart-proof with the key in the file `key` (made if
     /// missing). A key that cannot be had is logged: sessions then end with the process.
     pub fn sign_sessions(&mut self, key: &std::path::Path) {
@@ -440,6 +456,9 @@ impl Router {
         match gateway {
             Some(gateway) => {
                 self.settings = Settings::from_gateway(gateway, self.settings.loopback_only, notes);
+                if let (Some(guard), Some(oauth)) = (self.oauth.as_mut(), &gateway.oauth) {
+                    guard.update(oauth);
+                }
                 self.reloads.applied += 1;
             }
             None => self.reloads.refused += 1,
