@@ -247,10 +247,25 @@ fn metadata_documents_and_the_challenge_without_a_token() {
     let gw = guarded(
         &issuer,
         json!({}),
-        json!({}),
+        json!({"cors": true}),
         json!({"admin": {"requiredScopes": ["admin"]}}),
     );
     let origin = format!("http://127.0.0.1:{}", gw.port);
+    // A browser client (the MCP Inspector) may read both the document and the challenge.
+    let page = [("Origin", "https://inspector.example")];
+    let doc = gw.request(
+        "GET",
+        "/.well-known/oauth-protected-resource/mcp",
+        &page,
+        b"",
+    );
+    assert_eq!(doc.header("access-control-allow-origin"), Some("*"));
+    let refused = gw.request("POST", "/mcp", &page, initialize(1).to_string().as_bytes());
+    challenge(&refused, 401);
+    assert!(refused
+        .header("access-control-expose-headers")
+        .unwrap()
+        .contains("WWW-Authenticate"));
     let doc = gw.get("/.well-known/oauth-protected-resource/mcp");
     assert_eq!(doc.status, 200, "{}", doc.text());
     assert_eq!(

@@ -228,7 +228,11 @@ impl Router {
         };
         vec![
             ("Access-Control-Allow-Origin", allow),
-            ("Access-Control-Expose-Headers", "Mcp-Session-Id".into()),
+            // A browser client reads the challenge to find the authorization server.
+            (
+                "Access-Control-Expose-Headers",
+                "Mcp-Session-Id, WWW-Authenticate".into(),
+            ),
             ("Vary", "Origin".into()),
         ]
     }
