@@ -9,8 +9,9 @@
 //! kind of bad token refused with `invalid_token`, 403 `insufficient_scope` (gateway and profile
 //! scopes), the static `authToken` beside OAuth, a rotated key fetched once on its unknown `kid`
 //! while made-up kids cost the issuer nothing, OpenID discovery under an issuer path, metadata
-//! naming another issuer refused, the SDK client with and without its token, and a remote server
-//! never seeing a client's token.
+//! naming another issuer refused, the SDK client with and without its token, a remote server
+//! never seeing a client's token, CORS for browser clients, and a reload applying new scopes at
+//! once while the issuer in force stays until a restart.
 
 mod util;
 
@@ -721,4 +722,37 @@ fn a_remote_server_never_sees_the_clients_token() {
     );
     let signature = token.rsplit('.').next().unwrap();
     assert!(!seen.contains(signature), "{seen}");
+}
+
+#[test]
+fn a_reload_applies_scopes_at_once_and_keeps_the_issuer_until_a_restart() {
+    let issuer = Issuer::start();
+    let gw = guarded(&issuer, json!({}), json!({}), Value::Null);
+    let token = issuer.token("rsa-1", "mcp");
+    wait_ready(&gw, &token);
+    let auth = bearer(&token);
+    assert_eq!(
+        gw.request("GET", "/tools", &[("Authorization", &auth)], b"")
+            .status,
+        200
+    );
+    let mut config: Value =
+        serde_json::from_slice(&std::fs::read(&gw.config_path).unwrap()).unwrap();
+    config["gateway"]["oauth"]["requiredScopes"] = json!(["mcp", "extra"]);
+    config["gateway"]["oauth"]["issuer"] = json!("https://elsewhere.example.com");
+    std::fs::write(&gw.config_path, config.to_string()).unwrap();
+    gw.signal(libc::SIGHUP);
+    let refused = wait_for(Duration::from_secs(10), "the new scopes", || {
+        let r = gw.request("GET", "/tools", &[("Authorization", &auth)], b"");
+        (r.status == 403).then_some(r)
+    });
+    assert!(challenge(&refused, 403).ends_with("scope=\"mcp extra\""));
+    gw.wait_log(
+        "gateway.oauth issuer/audience/jwksUri changed: needs a restart",
+        Duration::from_secs(5),
+    );
+    // The issuer in force is still the one tokens come from.
+    let both = issuer.token("rsa-1", "mcp extra");
+    let passed = gw.request("GET", "/tools", &[("Authorization", &bearer(&both))], b"");
+    assert_eq!(passed.status, 200, "{}", passed.text());
 }

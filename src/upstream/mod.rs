@@ -10,8 +10,10 @@
 //! on loopback (or with `gateway.allowedHosts` set) a `Host` that is neither a loopback name or
 //! address nor listed is 403, whatever the `Origin` (DNS rebinding). Every endpoint but `/health`
 //! then passes the gate: a present `Origin` must be allowed (403), and when `gateway.authToken` is
-//! set, `Authorization: Bearer <token>` must match (401; the scheme is case-insensitive). `/health`
-//! without a valid token (when one is set) tells only its status.
+//! set, `Authorization: Bearer <token>` must match (401; the scheme is case-insensitive); with
+//! `gateway.oauth`, a JWT access token may pass instead (`oauth`: 401 `invalid_token`, 403
+//! `insufficient_scope`, 503 while its key set is not there). `/health` without a valid token
+//! (when one is required) tells only its status; the RFC 9728 metadata document needs none.
 //!
 //! Every call waiting on a connection is known by that connection's slot (`conn_calls`): when the
 //! connection closes the call is cancelled, and when the gateway stops it is answered "stopping".
