@@ -625,6 +625,19 @@ fn discovery_under_an_issuer_path_and_metadata_naming_another_issuer() {
     });
     assert_eq!(refused.header("retry-after"), Some("1"));
     assert_eq!(liar.jwks_fetches(), 0);
+
+    // Nor is a key set it would have fetched in the clear from another machine.
+    let careless = Issuer::start();
+    careless.post(
+        "/metadata",
+        &json!({"jwks_uri": "http://keys.example.com/jwks"}),
+    );
+    let gw = guarded(&careless, json!({}), json!({}), Value::Null);
+    let token = careless.token("rsa-1", "mcp");
+    wait_for(Duration::from_secs(10), "the discovery error", || {
+        let r = gw.request("GET", "/tools", &[("Authorization", &bearer(&token))], b"");
+        (r.status == 503 && r.text().contains("must be https")).then_some(r)
+    });
 }
 
 #[test]

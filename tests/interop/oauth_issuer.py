@@ -11,8 +11,8 @@ Prints "PORT <n>" on stdout once listening. Endpoints:
   POST /mint                  {"key": name, "claims": {...}, "kid": str|null, "alg": str, "sign_with": name}
                               -> {"token": ...}; claims override the defaults (null removes one)
   POST /publish               {"keys": [names]}: the keys /jwks lists from now on
-  POST /metadata              {"issuer": str, "oauth": bool}: what the metadata says / whether the
-                              RFC 8414 document exists (the OpenID one always does)
+  POST /metadata              {"issuer": str, "jwks_uri": str, "oauth": bool}: what the metadata
+                              says / whether the RFC 8414 document exists (the OpenID one always does)
 Keys: rsa-1, rsa-2 (RSA 2048), ec-1, ec-2 (P-256); rsa-1 and ec-1 are published at start.
 """
 
@@ -60,6 +60,7 @@ class State:
         self.issuer_path = issuer_path
         self.issuer = None  # set once the port is known
         self.metadata_issuer = None
+        self.metadata_jwks = None
         self.oauth_metadata = True
         self.jwks_fetches = 0
         self.metadata_fetches = 0
@@ -88,12 +89,13 @@ class Handler(BaseHTTPRequestHandler):
         with STATE.lock:
             STATE.metadata_fetches += 1
             issuer = STATE.metadata_issuer or STATE.issuer
+            jwks = STATE.metadata_jwks or f"http://127.0.0.1:{self.server.server_port}/jwks"
         base = STATE.issuer
         return {
             "issuer": issuer,
             "authorization_endpoint": base + "/authorize",
             "token_endpoint": base + "/token",
-            "jwks_uri": f"http://127.0.0.1:{self.server.server_port}/jwks",
+            "jwks_uri": jwks,
             "response_types_supported": ["code"],
             "code_challenge_methods_supported": ["S256"],
         }
@@ -129,6 +131,8 @@ class Handler(BaseHTTPRequestHandler):
             with STATE.lock:
                 if "issuer" in body:
                     STATE.metadata_issuer = body["issuer"]
+                if "jwks_uri" in body:
+                    STATE.metadata_jwks = body["jwks_uri"]
                 if "oauth" in body:
                     STATE.oauth_metadata = bool(body["oauth"])
             return self.answer(200, {})

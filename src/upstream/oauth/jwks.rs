@@ -172,15 +172,28 @@ fn discover(client: &mut Client, issuer: &str) -> Result<String, String> {
         let Some(jwks) = doc.get("jwks_uri").and_then(Value::as_str) else {
             return Err(format!("{url} has no jwks_uri: set gateway.oauth.jwksUri"));
         };
-        if let Err(e) = Url::parse(jwks) {
-            return Err(format!("{url}: jwks_uri: {e}"));
+        match Url::parse(jwks) {
+            Err(e) => return Err(format!("{url}: jwks_uri: {e}")),
+            // Keys fetched in the clear could be anyone's: the same rule as for `jwksUri`.
+            Ok(parsed) if !parsed.tls && !is_loopback(&parsed.host) => {
+                return Err(format!(
+                    "{url}: jwks_uri {jwks} is plain http to another machine; it must be https"
+                ))
+            }
+            Ok(_) => return Ok(jwks.to_string()),
         }
-        return Ok(jwks.to_string());
     }
     Err(format!(
         "no authorization server metadata found for {issuer} ({})",
         tried.join("; ")
     ))
+}
+
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// One GET at a time, TLS roots loaded on the first https URL.
