@@ -416,6 +416,11 @@ fn rs256_and_es256_tokens_reach_the_server_in_every_era() {
         "the same tokens were reused: {oauth}"
     );
     assert_eq!(oauth["tokensCached"], 2, "{oauth}");
+    // Tokens are never logged, even at debug level.
+    let logs = gw.logs();
+    for token in [&rsa, &ec] {
+        assert!(!logs.contains(token.rsplit('.').next().unwrap()), "{logs}");
+    }
 }
 
 #[test]
