@@ -10,6 +10,9 @@ VENV := $(INTEROP)/venv
 PY_MCP_VERSION := 2.3.0
 # The official Prometheus client: tests/metrics.rs parses /metrics with its text parser.
 PROMETHEUS_CLIENT_VERSION := 0.26.0
+# tests/oauth_guard.rs: the test authorization server makes its keys and tokens with PyJWT (and
+# cryptography), which the SDK depends on; pinned here because the tests use them directly.
+PYJWT_VERSION := 2.15.1
 EVERYTHING_VERSION := 2026.8.31
 # Real third-party servers behind the gateway in tests/multiplex.rs and `make bench` (npm ones beside
 # server-everything; PyPI ones in their own venv, so their `mcp` pin cannot clash with the SDK's).
@@ -128,6 +131,7 @@ lint:
 	$(CARGO) clippy --all-targets -- -D warnings
 
 interop-deps: $(VENV)/.mcp-$(PY_MCP_VERSION) $(VENV)/.prometheus-client-$(PROMETHEUS_CLIENT_VERSION) \
+	$(VENV)/.pyjwt-$(PYJWT_VERSION) \
 	$(INTEROP)/.everything-$(EVERYTHING_VERSION) \
 	$(INTEROP)/.npm-servers-$(MEMORY_VERSION)-$(FILESYSTEM_VERSION)-$(THINKING_VERSION) \
 	$(SERVERS_VENV)/.servers-$(TIME_VERSION)-$(FETCH_VERSION)-$(GIT_VERSION) haproxy-dep
@@ -150,6 +154,10 @@ $(VENV)/.mcp-$(PY_MCP_VERSION):
 $(VENV)/.prometheus-client-$(PROMETHEUS_CLIENT_VERSION): $(VENV)/.mcp-$(PY_MCP_VERSION)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check \
 		"prometheus-client==$(PROMETHEUS_CLIENT_VERSION)"
+	touch $@
+
+$(VENV)/.pyjwt-$(PYJWT_VERSION): $(VENV)/.mcp-$(PY_MCP_VERSION)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check "pyjwt[crypto]==$(PYJWT_VERSION)"
 	touch $@
 
 $(INTEROP)/.everything-$(EVERYTHING_VERSION):

@@ -214,6 +214,12 @@ pub fn serve(config: Config, overrides: Overrides) -> Result<(), String> {
         ),
     );
     router.carry_local_calls(backend.child_io.clone());
+    if let Some(oauth) = &config.gateway.oauth {
+        // Its thread fetches the key set now, so that it is normally there for the first token.
+        let guard = crate::upstream::oauth::Guard::start(oauth)
+            .map_err(|e| format!("cannot start the oauth-keys thread: {e}"))?;
+        router.guard_with_oauth(guard);
+    }
     let session_key = config.gateway.session_key_file.clone().or_else(|| {
         let dir = config.gateway.state_dir.as_ref()?;
         Some(dir.join(crate::upstream::signed::KEY_FILE))
@@ -273,7 +279,7 @@ pub fn listen_address(gateway: &GatewayConfig) -> Result<SocketAddr, String> {
 /// and no token: anyone who reaches it may call every tool), `Ok(Some(note))` is the warning for
 /// such a bind allowed by `gateway.allowUnauthenticated`, `Ok(None)` needs no word.
 pub fn exposure(gateway: &GatewayConfig, ip: IpAddr) -> Result<Option<String>, String> {
-    if ip.is_loopback() || gateway.auth_token.is_some() {
+    if ip.is_loopback() || gateway.auth_token.is_some() || gateway.oauth.is_some() {
         return Ok(None);
     }
     if gateway.allow_unauthenticated {

@@ -23,6 +23,7 @@
 //!  looks at the config file once a second and hands a valid new config to the supervisor.
 //!  [audit]: with `gateway.auditLog`, writes and rotates the audit lines the reactor queues.
 //!  [pins]: stats the pins files once a second; a changed one (approve) rebuilds the snapshot.
+//!  [oauth-keys]: with `gateway.oauth`, fetches the issuer's key set for the reactor's token checks.
 //! ```
 //!
 //! # Modules

@@ -241,6 +241,28 @@ fn keep_running(running: &GatewayConfig, new: &mut GatewayConfig, changes: &mut 
                 .into(),
         );
     }
+    // The key set is fetched by a thread started with the gateway, for its issuer: scopes and
+    // `resource` apply at once, the rest needs a restart.
+    match (&running.oauth, &mut new.oauth) {
+        (Some(was), Some(now)) if !was.same_issuer(now) => {
+            changes.push(
+                "gateway.oauth issuer/audience/jwksUri changed: needs a restart (the ones in force stay)"
+                    .into(),
+            );
+            now.issuer = was.issuer.clone();
+            now.audience = was.audience.clone();
+            now.jwks_uri = was.jwks_uri.clone();
+        }
+        (Some(_), None) => changes
+            .push("gateway.oauth removed: needs a restart (tokens are still required)".into()),
+        (None, Some(_)) => changes.push(
+            "gateway.oauth added: needs a restart (until then tokens are not checked)".into(),
+        ),
+        _ => {}
+    }
+    if running.oauth.is_none() || new.oauth.is_none() {
+        new.oauth = running.oauth.clone();
+    }
     new.state_dir = running.state_dir.clone();
     new.session_key_file = running.session_key_file.clone();
     new.audit = running.audit.clone();
@@ -248,7 +270,8 @@ fn keep_running(running: &GatewayConfig, new: &mut GatewayConfig, changes: &mut 
 
 /// The `gateway` keys a reload changes and applies (tokens never printed).
 fn applied_changes(running: &GatewayConfig, new: &GatewayConfig) -> Vec<String> {
-    let checks: [(&str, bool); 17] = [
+    let checks: [(&str, bool); 18] = [
+        ("oauth", running.oauth != new.oauth),
         ("cors", running.cors != new.cors),
         ("maxBodyBytes", running.max_body_bytes != new.max_body_bytes),
         ("maxClients", running.max_clients != new.max_clients),
@@ -438,6 +461,40 @@ mod tests {
         assert!(
             !applied.concat().contains("s3cret"),
             "never the token itself"
+        );
+    }
+
+    #[test]
+    fn an_oauth_change_needs_a_restart() {
+        let running =
+            gateway(r#"{"gateway": {"oauth": {"issuer": "https://a.example", "audience": "gw"}}}"#);
+        let mut new =
+            gateway(r#"{"gateway": {"oauth": {"issuer": "https://b.example", "audience": "gw"}}}"#);
+        let mut changes = Vec::new();
+        keep_running(&running, &mut new, &mut changes);
+        assert_eq!(new.oauth, running.oauth);
+        assert_eq!(
+            changes,
+            ["gateway.oauth issuer/audience/jwksUri changed: needs a restart (the ones in force stay)"]
+        );
+        assert!(applied_changes(&running, &new).is_empty());
+        // Scopes apply at once.
+        let mut new = gateway(
+            r#"{"gateway": {"oauth": {"issuer": "https://a.example", "audience": "gw", "requiredScopes": ["x"]}}}"#,
+        );
+        let mut changes = Vec::new();
+        keep_running(&running, &mut new, &mut changes);
+        assert!(changes.is_empty());
+        assert_eq!(new.oauth.as_ref().unwrap().required_scopes, ["x"]);
+        assert_eq!(applied_changes(&running, &new), ["gateway.oauth changed"]);
+        // Added by a reload: refused until a restart, and said so.
+        let mut new = running.clone();
+        let mut changes = Vec::new();
+        keep_running(&gateway("{}"), &mut new, &mut changes);
+        assert_eq!(new.oauth, None);
+        assert_eq!(
+            changes,
+            ["gateway.oauth added: needs a restart (until then tokens are not checked)"]
         );
     }
 

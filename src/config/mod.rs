@@ -13,6 +13,7 @@ mod clients;
 mod expand;
 pub use expand::PROCESS_DIR;
 mod locate;
+mod oauth;
 mod profiles;
 pub use profiles::MIN_TOOL_NAME_LENGTH;
 mod resolve;

@@ -21,6 +21,7 @@ const PROFILE_KEYS: &[&str] = &[
     "toolExposure",
     "maxTools",
     "maxToolNameLength",
+    "requiredScopes",
 ];
 const PROFILE_HINTS: &[(&str, &str)] = &[
     (
@@ -147,6 +148,11 @@ fn profile(
             "only \"toolExposure\": \"auto\" uses maxTools; set it, or remove maxTools",
         );
     }
+    profile.required_scopes = c
+        .field(obj, path, "requiredScopes", |c, v, p| {
+            c.list(v, p, "a list of scope names", super::oauth::scope)
+        })
+        .unwrap_or_default();
     valid.then_some(profile)
 }
 

@@ -86,6 +86,7 @@ const GATEWAY_KEYS: &[&str] = &[
     "auditLog",
     "auditLogMaxBytes",
     "auditArguments",
+    "oauth",
 ];
 const GATEWAY_HINTS: &[(&str, &str)] = &[
     ("bind", "did you mean \"host\"?"),
@@ -219,7 +220,7 @@ pub(super) fn config(root: &Value, env: Env) -> Result<Config, Vec<Problem>> {
     }
     c.field(top, "", "$schema", Checker::string);
 
-    let gateway = gateway(&mut c, top.get("gateway"));
+    let mut gateway = gateway(&mut c, top.get("gateway"));
     let defaults = pool_defaults(&mut c, top.get("pool"), gateway.call_timeout);
     let mut servers = Servers::default();
     match top.get("servers") {
@@ -251,6 +252,23 @@ pub(super) fn config(root: &Value, env: Env) -> Result<Config, Vec<Problem>> {
         .filter_map(|e| e.name.as_deref())
         .collect();
     let profiles = super::profiles::read(&mut c, top.get("profiles"), &names);
+    let scoped = profiles.iter().filter(|p| !p.required_scopes.is_empty());
+    match gateway.oauth.as_mut() {
+        Some(oauth) => {
+            oauth.profile_scopes = scoped
+                .map(|p| (p.name.clone(), p.required_scopes.clone()))
+                .collect()
+        }
+        None if top.get("gateway").and_then(|g| g.get("oauth")).is_none() => {
+            for p in scoped {
+                c.report(
+                    &format!("profiles.{}.requiredScopes", p.name),
+                    "has no effect without gateway.oauth (scopes come from OAuth access tokens)",
+                );
+            }
+        }
+        None => {}
+    }
 
     let problems = c.into_problems();
     if !problems.is_empty() {
@@ -297,6 +315,7 @@ fn gateway(c: &mut Checker, v: Option<&Value>) -> GatewayConfig {
         watch_config: true,
         session_key_file: None,
         audit: None,
+        oauth: None,
     };
     const P: &str = "gateway";
     let Some(obj) = v.and_then(|v| c.object(v, P, "an object")) else {
@@ -410,6 +429,7 @@ fn gateway(c: &mut Checker, v: Option<&Value>) -> GatewayConfig {
         g.allowed_hosts = hosts;
     }
     g.audit = audit(c, obj);
+    g.oauth = super::oauth::oauth(c, obj);
     g
 }
 
@@ -1995,7 +2015,7 @@ mod tests {
             "gateway.zzzz: unknown key (allowed here: host, port, cors, workers, maxBodyBytes, maxMessageBytes, \
              maxClients, callTimeout, keepaliveInterval, shutdownTimeout, sessionTimeout, authToken, \
              authTokenFile, allowUnauthenticated, allowedOrigins, pageSize, stateDir, maxSessions, maxInFlightPerSession, maxQueuedBytes, \
-             maxMemoryBytes, allowedHosts, watchConfig, sessionKeyFile, auditLog, auditLogMaxBytes, auditArguments)"
+             maxMemoryBytes, allowedHosts, watchConfig, sessionKeyFile, auditLog, auditLogMaxBytes, auditArguments, oauth)"
         );
     }
 

@@ -86,6 +86,50 @@ pub struct GatewayConfig {
     pub watch_config: bool,
     /// `gateway.auditLog` with `auditLogMaxBytes` and `auditArguments`; default None: no audit log.
     pub audit: Option<AuditConfig>,
+    /// `gateway.oauth`: accept JWT access tokens from this authorization server (besides
+    /// `authToken`, when both are set); default None.
+    pub oauth: Option<OAuthConfig>,
+}
+
+/// `gateway.oauth`: the gateway as an OAuth 2.1 resource server (`upstream::oauth`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthConfig {
+    /// `issuer`: the authorization server's issuer URL; tokens' `iss` must equal it.
+    pub issuer: String,
+    /// `audience`: what tokens' `aud` must contain.
+    pub audience: String,
+    /// `jwksUri`; default: the `jwks_uri` of the issuer's metadata (RFC 8414, else OpenID).
+    pub jwks_uri: Option<String>,
+    /// `requiredScopes`, default none: every one must be in a token's scopes (else 403).
+    pub required_scopes: Vec<String>,
+    /// `resource`: the gateway's public origin (`https://host[:port]`), for deployments behind
+    /// a proxy; default: `http://` and the request's `Host`.
+    pub resource: Option<String>,
+    /// Every profile's own `requiredScopes` (those that have some), by profile name: kept here so
+    /// that a reload hands them to the guard with the `gateway` section.
+    pub profile_scopes: Vec<(String, Vec<String>)>,
+}
+
+impl OAuthConfig {
+    /// Whether `other` names the same authorization server and audience (what the running
+    /// guard's key-set thread was started for).
+    pub fn same_issuer(&self, other: &OAuthConfig) -> bool {
+        (&self.issuer, &self.audience, &self.jwks_uri)
+            == (&other.issuer, &other.audience, &other.jwks_uri)
+    }
+
+    /// The scopes a token needs for `profile`: the gateway's, then the profile's.
+    pub fn required_scopes(&self, profile: &str) -> Vec<String> {
+        let mut all = self.required_scopes.clone();
+        if let Some((_, own)) = self.profile_scopes.iter().find(|(p, _)| p == profile) {
+            all.extend(
+                own.iter()
+                    .filter(|s| !self.required_scopes.contains(s))
+                    .cloned(),
+            );
+        }
+        all
+    }
 }
 
 /// The audit log: one JSON line per forwarded call (`audit`).
@@ -365,6 +409,9 @@ pub struct Profile {
     pub max_tools: usize,
     /// `maxToolNameLength`, default 64: longer exposed names are shortened with a stable hash.
     pub max_tool_name_length: usize,
+    /// `requiredScopes`, default none: OAuth scopes a token needs for this profile's endpoints,
+    /// besides `gateway.oauth.requiredScopes` (only with `gateway.oauth`).
+    pub required_scopes: Vec<String>,
 }
 
 impl Profile {
@@ -379,6 +426,7 @@ impl Profile {
             tool_exposure: ToolExposure::All,
             max_tools: 128,
             max_tool_name_length: 64,
+            required_scopes: Vec::new(),
         }
     }
 }

@@ -1,7 +1,10 @@
 //! The checks every request passes before it is routed: the `Host` (DNS rebinding), the `Origin`,
-//! the bearer token, and the CORS headers and preflights that go with them. Pure functions of the
-//! request and the settings.
+//! the bearer token (`gateway.authToken`, or a JWT access token `gateway.oauth` accepts, with the
+//! RFC 6750 / RFC 9728 challenges of a refusal), the protected-resource metadata document, and
+//! the CORS headers and preflights that go with them. Functions of the request and the settings,
+//! but for the OAuth guard's own state (its key set and the tokens it verified).
 
+use super::oauth;
 use super::*;
 
 impl Router {
@@ -37,17 +40,155 @@ impl Router {
         ))
     }
 
-    /// Whether the request carries the right bearer token (true when none is configured).
-    pub(super) fn authorized(&self, req: &Request) -> bool {
-        let Some(token) = self.settings.auth_token.as_deref() else {
+    /// Whether the request may see everything (`/health` in full): no guard is configured, or
+    /// it carries a token that passes one.
+    pub(super) fn authorized(&mut self, req: &Request) -> bool {
+        if self.settings.auth_token.is_none() && self.oauth.is_none() {
             return true;
+        }
+        bearer_token(req.header("authorization")).is_some() && self.authenticate(req).is_ok()
+    }
+
+    /// The bearer-token checks; `Err` is the refusal. A request passes with `gateway.authToken`
+    /// (compared in constant time) or with a JWT access token that `gateway.oauth` accepts and
+    /// that holds every required scope; the static token, an operator's credential, needs no
+    /// scope.
+    pub(super) fn authenticate(&mut self, req: &Request) -> Result<(), Response> {
+        let presented = bearer_token(req.header("authorization"));
+        if let Some(token) = self.settings.auth_token.as_deref() {
+            if presented.is_some_and(|p| constant_time_eq(p.as_bytes(), token.as_bytes())) {
+                return Ok(());
+            }
+            if self.oauth.is_none() {
+                return Err(self
+                    .refusal(
+                        req,
+                        401,
+                        rpc::codes::INVALID_REQUEST,
+                        "missing or wrong bearer token: send Authorization: Bearer <gateway.authToken>",
+                    )
+                    .header("WWW-Authenticate", "Bearer realm=\"mcp-gateway\""));
+            }
+        }
+        let metadata = self.metadata_url(req);
+        let profile = profiles::requested(req);
+        let Some(guard) = self.oauth.as_mut() else {
+            return Ok(());
         };
-        bearer_token(req.header("authorization"))
-            .is_some_and(|presented| constant_time_eq(presented.as_bytes(), token.as_bytes()))
+        let required = guard.required_scopes(&profile);
+        let wanted: Vec<&str> = required.iter().map(String::as_str).collect();
+        let refused = match guard.check(presented, Instant::now()) {
+            Ok(granted) => {
+                let missing = granted.missing(&required);
+                if missing.is_empty() {
+                    return Ok(());
+                }
+                let message = format!(
+                    "the token lacks the scope{} {} that this endpoint requires",
+                    if missing.len() == 1 { "" } else { "s" },
+                    missing.join(", ")
+                );
+                let value =
+                    oauth::challenge(&metadata, Some(("insufficient_scope", &message)), &wanted);
+                (403, rpc::codes::INVALID_REQUEST, message, value)
+            }
+            Err(oauth::Refusal::Missing) => {
+                let message = "this gateway requires an OAuth access token: send Authorization: Bearer <token> (the authorization server is named in the resource metadata)";
+                let value = oauth::challenge(&metadata, None, &wanted);
+                (401, rpc::codes::INVALID_REQUEST, message.to_string(), value)
+            }
+            Err(oauth::Refusal::Invalid(why)) => {
+                let value = oauth::challenge(&metadata, Some(("invalid_token", &why)), &wanted);
+                (401, rpc::codes::INVALID_REQUEST, why, value)
+            }
+            Err(oauth::Refusal::Unavailable(why)) => {
+                return Err(self
+                    .refusal(req, 503, rpc::codes::SERVER_UNAVAILABLE, &why)
+                    .header("Retry-After", oauth::RETRY_AFTER_SECS.to_string()));
+            }
+        };
+        let (status, code, message, value) = refused;
+        Err(self
+            .refusal(req, status, code, &message)
+            .header("WWW-Authenticate", value))
+    }
+
+    /// An error in the shape of the endpoint: JSON-RPC (with the request's id when its body has
+    /// one) for the MCP endpoints, `{"error": …}` for the others.
+    fn refusal(&self, req: &Request, status: u16, code: i64, message: &str) -> Response {
+        match profiles::split_path(&req.path).0 {
+            "/mcp" | "/sse" | "/messages" => {
+                super::modern::echo_id(Response::rpc_error(status, code, message), &req.body)
+            }
+            _ => Response::error(status, code, message),
+        }
+    }
+
+    /// The gateway's origin as clients see it: `gateway.oauth.resource`, else `http://` and the
+    /// request's `Host` (when it is a plain host name or address, else `localhost`).
+    fn public_origin(&self, req: &Request) -> String {
+        if let Some(origin) = self
+            .oauth
+            .as_ref()
+            .and_then(|g| g.config().resource.clone())
+        {
+            return origin;
+        }
+        let host = req
+            .header("host")
+            .map(str::trim)
+            .filter(|h| {
+                !h.is_empty()
+                    && h.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
+            })
+            .unwrap_or("localhost");
+        format!("http://{host}")
+    }
+
+    /// Where the protected-resource metadata of the request's endpoint is (RFC 9728 §3.1: the
+    /// well-known path, then the resource's own path).
+    fn metadata_url(&self, req: &Request) -> String {
+        let path = req.path.split('?').next().unwrap_or_default();
+        let path = if path == "/" { "" } else { path };
+        format!("{}{}{path}", self.public_origin(req), oauth::METADATA_PATH)
+    }
+
+    /// `GET /.well-known/oauth-protected-resource[/<endpoint path>]` (RFC 9728), when
+    /// `gateway.oauth` is set; no token needed. None: not such a request.
+    pub(super) fn protected_resource(&self, req: &Request) -> Option<Response> {
+        let guard = self.oauth.as_ref()?;
+        let path = req.path.split('?').next().unwrap_or_default();
+        let suffix = path.strip_prefix(oauth::METADATA_PATH)?;
+        if !suffix.is_empty() && !suffix.starts_with('/') {
+            return None;
+        }
+        if !matches!(req.method, Method::Get | Method::Head) {
+            return Some(
+                Response::error(
+                    405,
+                    rpc::codes::INVALID_REQUEST,
+                    &format!("{path} accepts only GET"),
+                )
+                .header("Allow", "GET, HEAD"),
+            );
+        }
+        let resource = format!("{}{suffix}", self.public_origin(req));
+        let profile = profiles::split_path(suffix)
+            .1
+            .unwrap_or(profiles::DEFAULT_PROFILE);
+        let doc = serde_json::json!({
+            "resource": resource,
+            "authorization_servers": [guard.config().issuer],
+            "scopes_supported": guard.required_scopes(profile),
+            "bearer_methods_supported": ["header"],
+            "resource_name": "mcp-gateway",
+        });
+        Some(Response::json(200, doc.to_string().into_bytes()))
     }
 
     /// Origin and bearer-token checks; `Some` is the refusal.
-    pub(super) fn gate(&self, req: &Request) -> Option<Response> {
+    pub(super) fn gate(&mut self, req: &Request) -> Option<Response> {
         if req.path == "/health" {
             return None; // tells only its status without the token (see `health`)
         }
@@ -62,17 +203,7 @@ impl Router {
                 ));
             }
         }
-        match self.authorized(req) {
-            true => None,
-            false => Some(
-                Response::error(
-                    401,
-                    rpc::codes::INVALID_REQUEST,
-                    "missing or wrong bearer token: send Authorization: Bearer <gateway.authToken>",
-                )
-                .header("WWW-Authenticate", "Bearer realm=\"mcp-gateway\""),
-            ),
-        }
+        self.authenticate(req).err()
     }
 
     /// Loopback origins are always allowed (DNS rebinding cannot produce them), plus configured ones.
@@ -97,7 +228,11 @@ impl Router {
         };
         vec![
             ("Access-Control-Allow-Origin", allow),
-            ("Access-Control-Expose-Headers", "Mcp-Session-Id".into()),
+            // A browser client reads the challenge to find the authorization server.
+            (
+                "Access-Control-Expose-Headers",
+                "Mcp-Session-Id, WWW-Authenticate".into(),
+            ),
             ("Vary", "Origin".into()),
         ]
     }

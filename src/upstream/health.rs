@@ -3,8 +3,9 @@
 //! `status` is `ok` when every enabled server is up, `degraded` otherwise, `shutting_down` during a
 //! graceful stop (then with HTTP 503, so a load balancer stops sending traffic).
 //!
-//! When `gateway.authToken` is set, a request without the token gets only `{"status": ...}`: the
-//! rest (server names, counters, errors) is for those who hold it. `lastError` is always passed
+//! When `gateway.authToken` or `gateway.oauth` is set, a request without a token that passes gets
+//! only `{"status": ...}`: the rest (server names, counters, errors, the OAuth guard's key set and
+//! counters) is for those who hold one. `lastError` is always passed
 //! through `redact`: it may quote a server's own stderr, which may quote its secrets.
 
 use super::{Response, Router};
@@ -40,7 +41,12 @@ impl Router {
         (self.sessions.len() - legacy - listen, legacy, listen)
     }
 
-    pub(super) fn health(&self, full: bool) -> Response {
+    pub(super) fn health(&mut self, full: bool) -> Response {
+        let oauth = self
+            .oauth
+            .as_mut()
+            .filter(|_| full)
+            .map(|g| g.describe(std::time::Instant::now()));
         let mut all_up = true;
         let servers: Vec<Value> = self
             .servers
@@ -134,6 +140,7 @@ impl Router {
                 let load = |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
                 json!({"written": load(&c.written), "dropped": load(&c.dropped), "failed": load(&c.failed)})
             }),
+            "oauth": oauth,
         });
         Response::json(code, body.to_string().into_bytes())
     }

@@ -10,8 +10,10 @@
 //! on loopback (or with `gateway.allowedHosts` set) a `Host` that is neither a loopback name or
 //! address nor listed is 403, whatever the `Origin` (DNS rebinding). Every endpoint but `/health`
 //! then passes the gate: a present `Origin` must be allowed (403), and when `gateway.authToken` is
-//! set, `Authorization: Bearer <token>` must match (401; the scheme is case-insensitive). `/health`
-//! without a valid token (when one is set) tells only its status.
+//! set, `Authorization: Bearer <token>` must match (401; the scheme is case-insensitive); with
+//! `gateway.oauth`, a JWT access token may pass instead (`oauth`: 401 `invalid_token`, 403
+//! `insufficient_scope`, 503 while its key set is not there). `/health` without a valid token
+//! (when one is required) tells only its status; the RFC 9728 metadata document needs none.
 //!
 //! Every call waiting on a connection is known by that connection's slot (`conn_calls`): when the
 //! connection closes the call is cancelled, and when the gateway stops it is answered "stopping".
@@ -26,6 +28,7 @@ mod listen;
 pub mod mcp;
 mod metrics;
 pub mod modern;
+pub mod oauth;
 pub mod profiles;
 pub mod redact;
 mod rest;
@@ -227,6 +230,8 @@ pub struct Router {
     metrics: crate::metrics::CallMetrics,
     /// `gateway.auditLog`, when set.
     audit: Option<crate::audit::AuditLog>,
+    /// `gateway.oauth`, when set: the JWT guard (`oauth`).
+    oauth: Option<oauth::Guard>,
 }
 
 impl Router {
@@ -260,6 +265,7 @@ impl Router {
             shutting_down: false,
             metrics: Default::default(),
             audit: None,
+            oauth: None,
         }
     }
 
@@ -272,6 +278,10 @@ impl Router {
             return Outcome::Respond(self.preflight(req));
         }
         let cors = self.cors_headers(req);
+        if let Some(mut metadata) = self.protected_resource(req) {
+            metadata.headers.extend(cors);
+            return Outcome::Respond(metadata);
+        }
         let mut outcome = match self.gate(req) {
             Some(refusal) => Outcome::Respond(refusal),
             None => self.route(conn, req, now),
@@ -361,7 +371,10 @@ impl Router {
                     .into_bytes(),
             )),
             ("/tools/call", _) => self.rest_call(conn, req, now),
-            ("/health", _) => Outcome::Respond(self.health(self.authorized(req))),
+            ("/health", _) => {
+                let full = self.authorized(req);
+                Outcome::Respond(self.health(full))
+            }
             ("/metrics", _) => Outcome::Respond(self.metrics()),
             _ => Outcome::Respond(index(&self.registry.profile_names())),
         }
@@ -421,6 +434,11 @@ impl Router {
         self.child_io = Some(child_io);
     }
 
+    /// Guards every endpoint but `/health` with JWT access tokens (`gateway.oauth`).
+    pub fn guard_with_oauth(&mut self, guard: oauth::Guard) {
+        self.oauth = Some(guard);
+    }
+
     /// Makes Streamable HTTP sessions restart-proof with the key in the file `key` (made if
     /// missing). A key that cannot be had is logged: sessions then end with the process.
     pub fn sign_sessions(&mut self, key: &std::path::Path) {
@@ -440,6 +458,9 @@ impl Router {
         match gateway {
             Some(gateway) => {
                 self.settings = Settings::from_gateway(gateway, self.settings.loopback_only, notes);
+                if let (Some(guard), Some(oauth)) = (self.oauth.as_mut(), &gateway.oauth) {
+                    guard.update(oauth);
+                }
                 self.reloads.applied += 1;
             }
             None => self.reloads.refused += 1,
