@@ -1362,13 +1362,15 @@ fn connections_over_max_clients_get_503_json() {
     config["gateway"]["maxClients"] = json!(4);
     let gw = Gateway::start(config);
     ready(&gw);
-    // Four keep-alive connections, each proven accepted by an answered request.
+    // Four keep-alive connections, each proven accepted by an answered request. (The connection
+    // `ready` used may take a moment to be counted out: until then a new one may be refused.)
     let mut held: Vec<Client> = (0..4)
         .map(|_| {
-            let mut client = Client::open(&gw);
-            client.send(&request_bytes("GET", "/health", &[], b""));
-            assert_eq!(client.response().status, 200);
-            client
+            util::wait_for(ANSWER, "a connection slot", || {
+                let mut client = Client::open(&gw);
+                client.send(&request_bytes("GET", "/health", &[], b""));
+                (client.response().status == 200).then_some(client)
+            })
         })
         .collect();
     let mut fifth = Client::open(&gw);
