@@ -77,6 +77,9 @@ The MCP server (port P):
       first; a token without the --scopes -> 403 insufficient_scope; a tools/call of `admin` with a
       token without "admin" -> 403 with
       `WWW-Authenticate: Bearer error="insufficient_scope", scope="mcp admin", resource_metadata="…"`.
+      A session (Mcp-Session-Id) belongs to the credential that opened it, (client_id, issuer):
+      a refreshed token of the same client keeps using it; another client's or AS's token gets
+      the SDK's 404 "Session not found", as if it did not exist.
   GET /.well-known/oauth-protected-resource/mcp and /.well-known/oauth-protected-resource (RFC 9728):
       {"resource": "http://127.0.0.1:P/mcp", "authorization_servers": [current issuer],
        "scopes_supported": [--scopes], "bearer_methods_supported": ["header"]}
@@ -414,28 +417,44 @@ class AuthorizationServer:
 
     # -- token endpoint --------------------------------------------------------------------------
 
-    async def authenticate(self, request: Request, form: dict) -> tuple[Client, str]:
-        """The client a token request comes from, and the auth method it used."""
+    @staticmethod
+    def presented_method(request: Request, form: dict) -> str:
+        """The client auth method a token request used: "basic", "post" or "none"."""
+        if request.headers.get("authorization", "")[:6].lower() == "basic ":
+            return "basic"
+        return "post" if "client_secret" in form else "none"
+
+    @staticmethod
+    def basic_credentials(request: Request) -> tuple[str, str] | None:
+        """(client_id, secret) of an `Authorization: Basic` header (RFC 6749 §2.3.1: each
+        form-urlencoded), None when it is malformed."""
         header = request.headers.get("authorization", "")
-        basic = header[:6].lower() == "basic "
+        try:
+            decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
+        except (ValueError, UnicodeDecodeError):
+            return None
+        raw_id, sep, raw_secret = decoded.partition(":")
+        return (unquote_plus(raw_id), unquote_plus(raw_secret)) if sep else None
+
+    async def authenticate(self, request: Request, form: dict, event: dict) -> Client:
+        """The client a token request comes from (its id noted in `event` as soon as known)."""
+        basic = self.presented_method(request, form) == "basic"
         body_id = form.get("client_id")
         if basic:
-            try:
-                decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
-                raw_id, sep, raw_secret = decoded.partition(":")
-                if not sep:
-                    raise ValueError("no colon")
-            except (ValueError, UnicodeDecodeError):
+            credentials = self.basic_credentials(request)
+            if credentials is None:
                 raise OAuthError("invalid_client", "malformed Basic credentials", 401, basic_tried=True)
-            client_id, secret, used = unquote_plus(raw_id), unquote_plus(raw_secret), "basic"
+            client_id, secret = credentials
+            event["client_id"] = client_id
             if body_id is not None and body_id != client_id:
                 raise OAuthError("invalid_request", "client_id in the body differs from the Basic credentials")
             if "client_secret" in form:
                 raise OAuthError("invalid_request", "client credentials sent both in Basic and in the body")
         elif "client_secret" in form:
-            client_id, secret, used = body_id, form["client_secret"], "post"
+            client_id, secret = body_id, form["client_secret"]
         else:
-            client_id, secret, used = body_id, None, "none"
+            client_id, secret = body_id, None
+        used = self.presented_method(request, form)
         if not client_id:
             raise OAuthError("invalid_client", "no client authentication and no client_id", 401)
         client = await self.client(client_id)
@@ -450,7 +469,7 @@ class AuthorizationServer:
             )
         if client.secret is not None and not secrets.compare_digest(client.secret.encode(), secret.encode()):
             raise OAuthError("invalid_client", "wrong client secret", 401, basic_tried=basic)
-        return client, used
+        return client
 
     def mint(self, client_id: str, scopes: list[str], resource: str, with_refresh: bool) -> tuple[dict, str | None]:
         access = secrets.token_urlsafe(32)
@@ -473,9 +492,9 @@ class AuthorizationServer:
         grant_type = form.get("grant_type")
         event = {"as": self.number, "grant_type": grant_type, "client_id": form.get("client_id"),
                  "resource": form.get("resource"), "scope": form.get("scope")}
+        event["auth_method"] = self.presented_method(request, form)
         try:
-            client, used = await self.authenticate(request, form)
-            event.update(client_id=client.client_id, auth_method=used)
+            client = await self.authenticate(request, form, event)
             answer = self.grant(client, grant_type, form)
         except OAuthError as e:
             self.events.add("token", **event, status=e.status, error=e.error)
@@ -582,9 +601,12 @@ class Fixture:
                 found = fixture.lookup(token)
                 if found is None:
                     return None
-                _, grant = found
+                number, grant = found
+                # The issuer makes the SDK's session owner (client_id, iss): a session opened
+                # with one AS's token is not another AS's, even for the same CIMD client id.
                 return AccessToken(token=token, client_id=grant.client_id, scopes=grant.scopes,
-                                   expires_at=int(grant.expires_at), resource=grant.resource)
+                                   expires_at=int(grant.expires_at), resource=grant.resource,
+                                   claims={"iss": fixture.servers[number].issuer})
 
         server = MCPServer(
             "oauth-fixture",
