@@ -9,8 +9,10 @@
 //! `state`, `iss`, `resource` and loopback redirect URIs on any port, and each of its refusals;
 //! confidential clients held to the advertised auth method; refresh with and without rotation;
 //! client credentials; the 403 `insufficient_scope` step-up for `admin`; `/control/move` to the
-//! second authorization server; Client ID Metadata Documents; and the SDK's own OAuth client
-//! (`tests/interop/oauth_selftest.py`) passing against it. Every fixture is killed on drop.
+//! second authorization server (sessions tied to the credential that opened them); Client ID
+//! Metadata Documents; and the SDK's own OAuth clients (`tests/interop/oauth_selftest.py`:
+//! DCR, a pre-registered client, client credentials, each with its step-up) passing against it.
+//! Every fixture is killed on drop.
 
 mod util;
 
@@ -1207,7 +1209,13 @@ fn selftest(fx: &Fixture, args: &[&str]) -> Vec<Value> {
 #[test]
 fn the_sdk_oauth_client_passes() {
     for method in ["basic", "post"] {
-        let fx = Fixture::start(&["--client", "c1:s1", "--auth-method", method]);
+        let fx = Fixture::start(&[
+            "--client",
+            "c1:s1",
+            "--auth-method",
+            method,
+            "--client-credentials",
+        ]);
         let dcr = selftest(&fx, &["dcr"]);
         assert_eq!(dcr[0]["check"], "whoami");
         assert_eq!(dcr[0]["registered"], true);
@@ -1216,12 +1224,27 @@ fn the_sdk_oauth_client_passes() {
         let pre = selftest(&fx, &["preregistered", "c1:s1", method]);
         assert_eq!(pre[0]["client_id"], "c1");
         assert_eq!(pre[2]["result"], "admin ok");
-        // One registration (the DCR run), and every token request used the method asked for.
+        let machine = selftest(&fx, &["client_credentials", "c1:s1", method, &fx.issuer]);
+        assert_eq!(machine[0]["client_id"], "c1");
+        assert_eq!(machine[2]["scope"], "mcp admin");
+        // One registration (the DCR run), and every token request used the method asked for:
+        // a code and a step-up code per code run, two client credentials grants.
         assert_eq!(fx.events_of("register").len(), 1);
         let tokens = fx.events_of("token");
-        assert_eq!(tokens.len(), 4);
         assert!(tokens
             .iter()
             .all(|e| e["auth_method"] == method && e["status"] == 200));
+        let grants: Vec<&Value> = tokens.iter().map(|e| &e["grant_type"]).collect();
+        assert_eq!(
+            grants,
+            [
+                "authorization_code",
+                "authorization_code",
+                "authorization_code",
+                "authorization_code",
+                "client_credentials",
+                "client_credentials"
+            ]
+        );
     }
 }

@@ -4,11 +4,14 @@ without following redirects and hands the Location's code, state and iss to the 
 
 Usage: python oauth_selftest.py MCP_URL dcr
        python oauth_selftest.py MCP_URL preregistered CLIENT_ID:SECRET basic|post
+       python oauth_selftest.py MCP_URL client_credentials CLIENT_ID:SECRET basic|post ISSUER
   dcr: discovery from the 401, Dynamic Client Registration, authorization code + PKCE, then
        `whoami` (its client_id is the registered one), `add`, and `admin`, which the server answers
        with 403 insufficient_scope: the SDK steps up to "mcp admin" and the call succeeds.
   preregistered: the same with a client the fixture was started with (`--client ID:SECRET`), stored
        in the token storage beforehand with that token endpoint auth method, so no registration.
+  client_credentials: the SDK's ClientCredentialsOAuthProvider for that client (the fixture started
+       with --client-credentials), bound to ISSUER; the step-up for `admin` is a new token request.
 Prints one JSON line per check ({"check": name, ...}); exits non-zero at the first failure.
 """
 
@@ -22,6 +25,7 @@ import httpx2
 
 from mcp import ClientSession
 from mcp.client.auth import OAuthClientProvider, TokenStorage
+from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuthProvider
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 
@@ -107,16 +111,33 @@ async def run(mcp_url: str, mode: str, args: list[str]):
                 grant_types=["authorization_code", "refresh_token"],
             )
         )
+    elif mode == "client_credentials":
+        client_id, _, secret = args[0].partition(":")
+        method = {"basic": "client_secret_basic", "post": "client_secret_post"}[args[1]]
+        expected_client = client_id
+        storage = MemoryStorage()
     else:
         fail(f"unknown mode {mode!r}")
     browser = Headless()
-    auth = OAuthClientProvider(
-        server_url=mcp_url,
-        client_metadata=metadata,
-        storage=storage,
-        redirect_handler=browser.redirect,
-        callback_handler=browser.callback,
-    )
+    if mode == "client_credentials":
+        auth = ClientCredentialsOAuthProvider(
+            server_url=mcp_url,
+            storage=storage,
+            client_id=client_id,
+            client_secret=secret,
+            token_endpoint_auth_method=method,
+            issuer=args[2],
+        )
+        # No browser in this grant: the step-up below is a new token request, not an authorization.
+        browser.authorizations = None
+    else:
+        auth = OAuthClientProvider(
+            server_url=mcp_url,
+            client_metadata=metadata,
+            storage=storage,
+            redirect_handler=browser.redirect,
+            callback_handler=browser.callback,
+        )
     async with httpx2.AsyncClient(auth=auth, timeout=30) as http:
         async with streamable_http_client(mcp_url, http_client=http) as streams:
             async with ClientSession(streams[0], streams[1]) as session:
@@ -139,7 +160,7 @@ async def run(mcp_url: str, mode: str, args: list[str]):
                 answer = text_of(await session.call_tool("admin", {}))
                 if answer != "admin ok":
                     fail(f"admin answered {answer!r}")
-                if browser.authorizations != before + 1:
+                if before is not None and browser.authorizations != before + 1:
                     fail("admin succeeded without a step-up authorization")
                 report("admin", result=answer, scope=storage.tokens.scope)
 

@@ -74,7 +74,9 @@ The MCP server (port P):
       `add(a, b)` -> a + b. No Bearer token -> 401 with
       `WWW-Authenticate: Bearer resource_metadata="http://127.0.0.1:P/.well-known/oauth-protected-resource/mcp", scope="mcp"`;
       an unknown, expired, moved or other-resource token -> the same 401 with error="invalid_token"
-      first; a token without the --scopes -> 403 insufficient_scope; a tools/call of `admin` with a
+      first; a token without all the --scopes -> 403 insufficient_scope (scope = the --scopes);
+      only the current AS's tokens count (tokens of the second AS before a move do not); the
+      SDK's DNS-rebinding guard wants `Host: 127.0.0.1:P` or `localhost:P`. A tools/call of `admin` with a
       token without "admin" -> 403 with
       `WWW-Authenticate: Bearer error="insufficient_scope", scope="mcp admin", resource_metadata="…"`.
       A session (Mcp-Session-Id) belongs to the credential that opened it, (client_id, issuer):
@@ -88,7 +90,8 @@ The MCP server (port P):
       "response_types": ["code"], "token_endpoint_auth_method": "none"}
   Control, no auth:
   POST /control/move: the resource now names issuer2 in its metadata, and every token (access and
-      refresh) of the first AS is invalid from then on -> {"issuer": issuer2}.
+      refresh) and code of the first AS is invalid from then on (one way: there is no move back;
+      the first AS keeps serving, its clients stay registered) -> {"issuer": issuer2}.
   POST /control/expire: every access token issued so far (either AS) is expired (refresh tokens stay
       valid), for refresh tests that must not wait on a clock -> {"expired": n}.
   GET /control/events: a JSON array, oldest first, of everything seen, each
@@ -99,8 +102,11 @@ The MCP server (port P):
        "resource": the resource parameter (authorize/token) or null,
        "scope": scopes asked (authorize/token) or the token's scopes (mcp), space separated, or null,
        "method": the JSON-RPC method (mcp) or null, "tool": the tools/call name (mcp) or null}
-      For register, auth_method is the registered one; for token, the one the request used; for mcp,
-      "as" and client_id are the token's issuer and client when the token is known.
+      One "mcp" event per HTTP request to /mcp (POST, GET, DELETE), with the status finally
+      answered (a refused one has error "invalid_request" when no token came, else "invalid_token"
+      or "insufficient_scope"). For register, auth_method is the registered one; for token, the one
+      the request used (even when refused); for mcp, "as" and client_id are the token's issuer and
+      client while either AS holds it (a move forgets the first AS's tokens).
 """
 
 import argparse
@@ -473,7 +479,8 @@ class AuthorizationServer:
 
     def mint(self, client_id: str, scopes: list[str], resource: str, with_refresh: bool) -> tuple[dict, str | None]:
         access = secrets.token_urlsafe(32)
-        self.access[access] = Grant(client_id, scopes, resource, time.time() + self.opts.token_lifetime)
+        # Whole seconds, compared as the SDK's bearer middleware does, so both gates agree.
+        self.access[access] = Grant(client_id, scopes, resource, int(time.time()) + self.opts.token_lifetime)
         refresh = None
         if with_refresh:
             refresh = secrets.token_urlsafe(32)
@@ -583,7 +590,7 @@ class Fixture:
     def lookup(self, token: str) -> tuple[int, Grant] | None:
         """The live grant of an access token of the current AS (a moved-away AS's tokens are dead)."""
         grant = self.servers[self.current].access.get(token)
-        if grant is None or grant.expires_at < time.time() or grant.resource != self.resource:
+        if grant is None or grant.expires_at < int(time.time()) or grant.resource != self.resource:
             return None
         return self.current, grant
 
@@ -605,7 +612,7 @@ class Fixture:
                 # The issuer makes the SDK's session owner (client_id, iss): a session opened
                 # with one AS's token is not another AS's, even for the same CIMD client id.
                 return AccessToken(token=token, client_id=grant.client_id, scopes=grant.scopes,
-                                   expires_at=int(grant.expires_at), resource=grant.resource,
+                                   expires_at=grant.expires_at, resource=grant.resource,
                                    claims={"iss": fixture.servers[number].issuer})
 
         server = MCPServer(
@@ -689,7 +696,7 @@ class Fixture:
             count = 0
             for server in self.servers.values():
                 for grant in server.access.values():
-                    grant.expires_at = 0
+                    grant.expires_at = -1
                     count += 1
             return await JSONResponse({"expired": count})(scope, receive, send)
         if path == "/control/events" and method == "GET":
