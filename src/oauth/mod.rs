@@ -31,15 +31,12 @@ use discovery::Challenge;
 use grant::{Grant, GrantError};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 use store::{Client, Saved, Tokens};
 
 /// A token this close to its expiry is refreshed before it is used (or half its lifetime, for
 /// short-lived ones).
 const REFRESH_AHEAD: u64 = 60;
-/// A token obtained this recently is not refreshed again for a `401` (another request already
-/// did: the one that failed had the old one).
-const FRESH: Duration = Duration::from_secs(5);
 
 /// What a request refused with 401 or 403 should do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,8 +66,9 @@ struct State {
     saved: Saved,
     /// The file's modification time when last read.
     stamp: Option<SystemTime>,
-    /// When the tokens in hand were obtained by this process.
-    obtained: Option<Instant>,
+    /// Bumped whenever the tokens in hand change: a request refused with an older one is simply
+    /// sent again (another request got the new one already).
+    generation: u64,
     /// Why no request can be authorized until someone logs in.
     needs_login: Option<String>,
 }
@@ -137,7 +135,7 @@ impl Auth {
             server_url: self.url.to_string(),
             ..Saved::default()
         });
-        state.obtained = None;
+        state.generation += 1;
         if fresh {
             state.needs_login = None;
         } else if self.settings.grant == AuthGrant::AuthorizationCode {
@@ -155,7 +153,9 @@ impl Auth {
             let Some(expires) = t.expires_at else {
                 return false;
             };
-            let lifetime = t.issued_at.map_or(u64::MAX, |at| expires.saturating_sub(at));
+            let lifetime = t
+                .issued_at
+                .map_or(u64::MAX, |at| expires.saturating_sub(at));
             expires <= store::now() + REFRESH_AHEAD.min(lifetime / 2)
         });
         if expiring {
@@ -173,8 +173,20 @@ impl Auth {
         Some(format!("Bearer {}", tokens.access_token))
     }
 
-    /// The server refused a request with `status` (401 or 403) and this `WWW-Authenticate`.
-    pub fn refused(&self, status: u16, challenge: Option<&str>, deadline: Instant) -> Verdict {
+    /// Which tokens requests get now (see `refused`).
+    pub fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
+    /// The server refused a request with `status` (401 or 403) and this `WWW-Authenticate`; `sent`
+    /// is the `generation` the request was built under.
+    pub fn refused(
+        &self,
+        status: u16,
+        challenge: Option<&str>,
+        sent: u64,
+        deadline: Instant,
+    ) -> Verdict {
         let challenge = challenge.and_then(Challenge::parse).unwrap_or_default();
         let mut state = self.lock();
         if status == 403 {
@@ -210,8 +222,9 @@ impl Auth {
                 }
             };
         }
-        // 401: the token is missing, expired or revoked.
-        if state.obtained.is_some_and(|at| at.elapsed() < FRESH) && state.saved.tokens.is_some() {
+        // 401: the token is missing, expired or revoked; unless another request replaced it
+        // meanwhile.
+        if state.generation != sent && state.saved.tokens.is_some() {
             return Verdict::Retry;
         }
         match self.renew(&mut state, Some((&challenge, None)), deadline) {
@@ -225,7 +238,7 @@ impl Auth {
     pub fn refused_again(&self) -> Verdict {
         let mut state = self.lock();
         state.saved.tokens = None;
-        state.obtained = None;
+        state.generation += 1;
         self.save(&mut state);
         match self.settings.grant {
             AuthGrant::AuthorizationCode => {
@@ -317,7 +330,7 @@ impl Auth {
             }
         };
         state.saved.tokens = Some(tokens);
-        state.obtained = Some(Instant::now());
+        state.generation += 1;
         state.needs_login = None;
         self.save(state);
         Ok(())
@@ -361,7 +374,7 @@ impl Auth {
 
     fn login_needed(&self, state: &mut State, why: &str) -> Verdict {
         state.saved.tokens = None;
-        state.obtained = None;
+        state.generation += 1;
         let message = self.login_message();
         log::warn!("server {}: {why}; {message}", self.name);
         state.needs_login = Some(message.clone());
@@ -438,6 +451,7 @@ pub fn describe_tokens(tokens: &Tokens) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn scopes_are_joined_once_each() {
@@ -468,7 +482,7 @@ mod tests {
             Some("server \"linear\" needs login: run mcp-gateway login linear")
         );
         assert_eq!(auth.authorization(Instant::now()), None);
-        let verdict = auth.refused(401, Some("Bearer scope=\"mcp\""), Instant::now());
+        let verdict = auth.refused(401, Some("Bearer scope=\"mcp\""), 0, Instant::now());
         assert!(matches!(verdict, Verdict::NeedsLogin(_)), "{verdict:?}");
         // A login written by `mcp-gateway login` is picked up.
         let saved = Saved {
@@ -494,6 +508,7 @@ mod tests {
         let verdict = auth.refused(
             403,
             Some("Bearer error=\"insufficient_scope\", scope=\"mcp admin\""),
+            auth.generation(),
             Instant::now(),
         );
         let Verdict::Refused(message) = verdict else {

@@ -2,6 +2,8 @@
 //! children, spoken to over real loopback HTTP. Every wait has a deadline, so no test can hang.
 #![allow(dead_code)] // each test file uses a different part of the harness
 
+pub mod oauth;
+
 use mcp_gateway::http::SseParser;
 use serde_json::{json, Value};
 use std::collections::VecDeque;

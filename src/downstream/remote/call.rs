@@ -88,6 +88,8 @@ pub struct RemoteCall<'a> {
     pub(super) mirrored: Vec<(String, String)>,
     /// Sent again with a new OAuth token already (a second refusal is the answer).
     auth_retried: bool,
+    /// The OAuth token generation the request was last sent with (`oauth::Auth::refused`).
+    auth_generation: u64,
 }
 
 impl RemoteLink {
@@ -147,6 +149,7 @@ impl RemoteLink {
             (session.mode.clone(), session.generation)
         };
         call.generation = generation;
+        call.auth_generation = self.target.auth.as_ref().map_or(0, |a| a.generation());
         match mode {
             Mode::Legacy { endpoint } => {
                 self.post_whole(&endpoint, &call.request, deadline)
@@ -190,6 +193,7 @@ impl<'a> RemoteCall<'a> {
             jsonrpc_error: false,
             mirrored: Vec::new(),
             auth_retried: false,
+            auth_generation: 0,
         }
     }
 
@@ -404,7 +408,7 @@ impl<'a> RemoteCall<'a> {
                             self.method,
                             error_preview(&body)
                         )),
-                        _ => auth.refused(status, challenge, self.deadline),
+                        _ => auth.refused(status, challenge, self.auth_generation, self.deadline),
                     };
                     return match verdict {
                         Verdict::Retry => {
@@ -511,6 +515,7 @@ impl<'a> RemoteCall<'a> {
     fn resend(&mut self) -> Result<(), CallError> {
         self.resent = true;
         self.generation = lock(&self.link.session).generation;
+        self.auth_generation = self.link.target.auth.as_ref().map_or(0, |a| a.generation());
         let in_session = self.method != "initialize";
         let (conn, reused) =
             self.link

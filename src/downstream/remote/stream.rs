@@ -485,7 +485,8 @@ impl Streamer<'_> {
         };
         let challenge = head.header("www-authenticate");
         let deadline = Instant::now() + SIDE_LIMIT;
-        match auth.refused(status, challenge, deadline) {
+        // (Built just before: the generation now is the one it was sent with, or a newer one.)
+        match auth.refused(status, challenge, auth.generation(), deadline) {
             crate::oauth::Verdict::Retry => {}
             crate::oauth::Verdict::NeedsLogin(why) | crate::oauth::Verdict::Refused(why) => {
                 log::debug!("{}: its stream: {why}", self.link.label())
