@@ -171,7 +171,7 @@ impl Catalog {
             }
         }
         let servers = &st.servers;
-        let snapshot = Snapshot::build_reviewed(
+        let mut snapshot = Snapshot::build_reviewed(
             &servers.configs,
             &listings,
             &servers.current,
@@ -179,6 +179,18 @@ impl Catalog {
             &st.profiles,
             changed,
         );
+        let logins: Vec<String> = servers
+            .in_force()
+            .filter_map(|(_, _, pool)| pool.login_wait())
+            .collect();
+        if !logins.is_empty() {
+            for view in &mut snapshot.views {
+                if let Some(view) = Arc::get_mut(view) {
+                    view.logins = logins.clone();
+                }
+            }
+            snapshot.logins = logins;
+        }
         for collision in &snapshot.collisions {
             if !st.snapshot.collisions.contains(collision) {
                 log::warn!("name collision: {collision}");
@@ -298,6 +310,18 @@ impl Catalog {
         // Sent under the lock so snapshots reach the reactor in the order they were built.
         self.sink.send(ToReactor::Registry(snapshot));
         true
+    }
+
+    /// A server started or stopped waiting for an OAuth login: a new snapshot says so to calls
+    /// for tools nobody lists (when that changed).
+    pub fn logins_changed(&self) {
+        let mut st = self.lock();
+        let snapshot = self.build(&mut st);
+        if snapshot.logins == st.snapshot.logins {
+            return;
+        }
+        st.snapshot = snapshot.clone();
+        self.sink.send(ToReactor::Registry(snapshot));
     }
 
     /// A server said its `kind` list changed but listing again showed no difference: clients are

@@ -334,6 +334,7 @@ impl Running {
             {
                 log::info!("server {}: a login was saved; starting it", pool.name);
                 pool.login_done(now);
+                self.sup.catalog.logins_changed();
             }
         }
     }
@@ -559,7 +560,10 @@ impl Running {
                     }
                     Err(e) => {
                         match link.needs_login() {
-                            Some(message) => pool.needs_login(message, Instant::now()),
+                            Some(message) => {
+                                pool.needs_login(message, Instant::now());
+                                catalog.logins_changed();
+                            }
                             None => {
                                 pool.start_failed(format!("failed to start: {e}"), Instant::now())
                             }

@@ -129,10 +129,24 @@ fn a_login_with_dynamic_registration_serves_every_client_and_logout_ends_it() {
     let gw = gateway(&fx, json!({"type": "oauth"}));
     let waiting = wait_status(&gw, "needs login");
     assert_eq!(waiting["lastError"], NEEDS_LOGIN, "{waiting}");
-    assert_eq!(
-        count(&fx.events(), "mcp", None),
-        count(&fx.events(), "mcp", None),
-        "no more attempts while waiting"
+    // Its tools are not known yet: a call for one is told what to do, on REST and MCP alike.
+    let (status, error) = wait_for(WAIT, "the login hint", || {
+        let (status, error) = call_error(&gw, "whoami");
+        (status == 503).then_some((status, error))
+    });
+    assert_eq!(status, 503);
+    assert_eq!(error["code"], -32000, "{error}");
+    assert!(
+        error["message"].as_str().unwrap().starts_with(NEEDS_LOGIN),
+        "{error}"
+    );
+    let mut session = gw.mcp();
+    let answer = session.request("tools/call", json!({"name": "whoami", "arguments": {}}));
+    let error = &answer.response()["error"];
+    assert_eq!(error["code"], -32000, "{error}");
+    assert!(
+        error["message"].as_str().unwrap().starts_with(NEEDS_LOGIN),
+        "{error}"
     );
     let before = count(&fx.events(), "mcp", None);
     std::thread::sleep(Duration::from_millis(1500));
@@ -188,7 +202,6 @@ fn a_login_with_dynamic_registration_serves_every_client_and_logout_ends_it() {
     );
 
     // A 2025 session's call goes the same way.
-    let mut session = gw.mcp();
     let answer = session.request(
         "tools/call",
         json!({"name": "add", "arguments": {"a": 2, "b": 3}}),
@@ -280,28 +293,34 @@ fn a_token_about_to_expire_is_refreshed_before_it_is_sent() {
 
 #[test]
 fn a_preregistered_client_authenticates_as_the_server_advertises() {
-    let fx = Fixture::start(&["--no-dcr", "--client", "gw:s3cret", "--auth-method", "post"]);
-    let gw = gateway(
-        &fx,
-        json!({"type": "oauth", "clientId": "gw", "clientSecret": "s3cret"}),
-    );
-    wait_status(&gw, "needs login");
-    login(&gw);
-    wait_status(&gw, "up");
-    assert_eq!(whoami(&gw)["client_id"], "gw");
-    let events = fx.events();
-    assert_eq!(count(&events, "register", None), 0, "{events:?}");
-    let tokens: Vec<&Value> = events.iter().filter(|e| e["kind"] == "token").collect();
-    assert!(
-        tokens
-            .iter()
-            .all(|e| e["auth_method"] == "post" && e["status"] == 200),
-        "{tokens:?}"
-    );
-    assert!(
-        !gw.logs().contains("s3cret"),
-        "the client secret is in the log"
-    );
+    for method in ["basic", "post"] {
+        let fx = Fixture::start(&["--no-dcr", "--client", "gw:s3cret", "--auth-method", method]);
+        let gw = gateway(
+            &fx,
+            json!({"type": "oauth", "clientId": "gw", "clientSecret": "s3cret"}),
+        );
+        wait_status(&gw, "needs login");
+        login(&gw);
+        wait_status(&gw, "up");
+        assert_eq!(whoami(&gw)["client_id"], "gw");
+        // Refreshed with the same client authentication.
+        fx.control("expire");
+        assert_eq!(whoami(&gw)["client_id"], "gw");
+        let events = fx.events();
+        assert_eq!(count(&events, "register", None), 0, "{events:?}");
+        let tokens: Vec<&Value> = events.iter().filter(|e| e["kind"] == "token").collect();
+        assert_eq!(tokens.len(), 2, "{tokens:?}");
+        assert!(
+            tokens
+                .iter()
+                .all(|e| e["auth_method"] == method && e["status"] == 200),
+            "{method}: {tokens:?}"
+        );
+        assert!(
+            !gw.logs().contains("s3cret"),
+            "the client secret is in the log"
+        );
+    }
 }
 
 #[test]

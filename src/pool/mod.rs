@@ -498,6 +498,11 @@ impl<M: Member> Pool<M> {
         self.lock().login.is_some()
     }
 
+    /// What it says while it waits for a login.
+    pub fn login_wait(&self) -> Option<String> {
+        self.lock().login.clone()
+    }
+
     /// Someone logged in: start again now.
     pub fn login_done(&self, now: Instant) {
         let mut st = self.lock();

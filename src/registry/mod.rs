@@ -152,6 +152,9 @@ pub struct Snapshot {
     pub changed_tools: Vec<pin::Changed>,
     /// Exposed names of tools withheld until approved (`pin: hold`): (server, why).
     withheld: HashMap<String, (usize, String)>,
+    /// Why servers in force wait for an OAuth login (their tools are not known until then): what
+    /// a call to a tool nobody lists is told (`Catalog::logins_changed`).
+    pub logins: Vec<String>,
 }
 
 impl Snapshot {

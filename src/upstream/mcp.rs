@@ -421,6 +421,15 @@ impl Call<'_> {
             if self.origin.may_hold {
                 return Action::Hold;
             }
+            // Maybe a tool of a server nobody has logged in to yet: say what to do.
+            if !self.registry.logins.is_empty() {
+                let message = format!(
+                    "{} (no server listed so far offers tool {name}; a server waiting for a login \
+                     lists its tools once logged in)",
+                    self.registry.logins.join("; ")
+                );
+                return self.refuse("tools/call", name, codes::SERVER_UNAVAILABLE, message);
+            }
             let message = format!("Unknown tool: {name}");
             return self.refuse("tools/call", name, codes::INVALID_PARAMS, message);
         };

@@ -86,11 +86,26 @@ impl Router {
                 );
                 return None;
             }
-            let message = format!("unknown tool: {name} (GET /tools lists them)");
-            let code = codes::INVALID_PARAMS;
+            // Maybe a tool of a server nobody has logged in to yet: say what to do.
+            let (status, code, message) = match view.logins.as_slice() {
+                [] => (
+                    404,
+                    codes::INVALID_PARAMS,
+                    format!("unknown tool: {name} (GET /tools lists them)"),
+                ),
+                logins => (
+                    503,
+                    codes::SERVER_UNAVAILABLE,
+                    format!(
+                        "{} (no server listed so far offers tool {name}; a server waiting for a \
+                         login lists its tools once logged in)",
+                        logins.join("; ")
+                    ),
+                ),
+            };
             let error = crate::metrics::ErrorType::of_code(code);
             self.refused("tools/call", Some(name), None, code, error);
-            return Some(Response::error(404, code, &message));
+            return Some(Response::error(status, code, &message));
         };
         let mut params = Params::default();
         params.set("name", &Value::String(tool.original.clone()));
