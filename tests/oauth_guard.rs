@@ -774,3 +774,53 @@ fn a_reload_applies_scopes_at_once_and_keeps_the_issuer_until_a_restart() {
     let passed = gw.request("GET", "/tools", &[("Authorization", &bearer(&both))], b"");
     assert_eq!(passed.status, 200, "{}", passed.text());
 }
+
+#[test]
+fn a_session_is_its_openers_and_another_subjects_token_does_not_find_it() {
+    let issuer = Issuer::start();
+    let gw = guarded(&issuer, json!({}), json!({}), Value::Null);
+    let alice = issuer.mint(json!({"claims": {"sub": "alice", "scope": "mcp"}}));
+    let bob = issuer.mint(json!({"claims": {"sub": "bob", "scope": "mcp"}}));
+    wait_ready(&gw, &alice);
+    let opened = post_mcp(
+        &gw,
+        "/mcp",
+        &[("Authorization", &bearer(&alice))],
+        &initialize(1),
+    );
+    assert_eq!(opened.status, 200, "{}", opened.text());
+    let session = opened.header("mcp-session-id").unwrap().to_string();
+    assert!(
+        !session.contains("alice")
+            && !String::from_utf8_lossy(
+                &mcp_gateway::base64::decode(
+                    session.split('.').nth(1).unwrap_or(""),
+                    mcp_gateway::base64::Alphabet::Url,
+                )
+                .unwrap_or_default()
+            )
+            .contains("alice"),
+        "the id names no subject: {session}"
+    );
+    let list = |token: &str| {
+        let auth = bearer(token);
+        post_mcp(
+            &gw,
+            "/mcp",
+            &[
+                ("Authorization", auth.as_str()),
+                ("Mcp-Session-Id", session.as_str()),
+                ("MCP-Protocol-Version", "2025-11-25"),
+            ],
+            &json!({"jsonrpc": "2.0", "id": 7, "method": "tools/list"}),
+        )
+    };
+    assert_eq!(list(&alice).status, 200, "the opener keeps using it");
+    let stolen = list(&bob);
+    assert_eq!(stolen.status, 404, "{}", stolen.text());
+    assert_eq!(stolen.json()["id"], 7, "{}", stolen.text());
+    // A new token of the same subject (a refresh) keeps the session.
+    let again = issuer.mint(json!({"claims": {"sub": "alice", "scope": "mcp", "jti": "2"}}));
+    assert_ne!(again, alice);
+    assert_eq!(list(&again).status, 200);
+}

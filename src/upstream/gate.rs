@@ -54,6 +54,7 @@ impl Router {
     /// that holds every required scope; the static token, an operator's credential, needs no
     /// scope.
     pub(super) fn authenticate(&mut self, req: &Request) -> Result<(), Response> {
+        self.principal = None;
         let presented = bearer_token(req.header("authorization"));
         if let Some(token) = self.settings.auth_token.as_deref() {
             if presented.is_some_and(|p| constant_time_eq(p.as_bytes(), token.as_bytes())) {
@@ -81,6 +82,7 @@ impl Router {
             Ok(granted) => {
                 let missing = granted.missing(&required);
                 if missing.is_empty() {
+                    self.principal = granted.subject.as_deref().map(oauth::subject_tag);
                     return Ok(());
                 }
                 let message = format!(

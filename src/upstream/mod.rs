@@ -232,6 +232,9 @@ pub struct Router {
     audit: Option<crate::audit::AuditLog>,
     /// `gateway.oauth`, when set: the JWT guard (`oauth`).
     oauth: Option<oauth::Guard>,
+    /// The request being routed: the tag of its OAuth token's subject (`gate`), which owns the
+    /// sessions it opens (`Session::owner`).
+    principal: Option<String>,
 }
 
 impl Router {
@@ -266,6 +269,7 @@ impl Router {
             metrics: Default::default(),
             audit: None,
             oauth: None,
+            principal: None,
         }
     }
 

@@ -111,6 +111,21 @@ impl Router {
         ))
     }
 
+    /// Under `gateway.oauth`, a session is its opener's: a request whose token is another's gets
+    /// what a request for a session that does not exist gets (nothing tells it one does).
+    pub(super) fn owner_mismatch(&self, session: Slot) -> Option<Response> {
+        let owner = &self.sessions.get(session)?.owner;
+        if *owner == self.principal {
+            return None;
+        }
+        log::info!("a request with another subject's token named a session; refused as unknown");
+        Some(Response::rpc_error(
+            404,
+            codes::INVALID_REQUEST,
+            "unknown or expired session: initialize again to get a new one",
+        ))
+    }
+
     /// `/health`'s `profiles`: per profile its tools and the estimated size of their definitions.
     pub(super) fn profiles_health(&self) -> Value {
         Value::Array(self.registry.views.iter().map(|v| summary(v)).collect())

@@ -73,6 +73,9 @@ pub struct Session {
     pub client_searches: bool,
     /// For a `subscriptions/listen` stream: what it was opened for.
     pub listen: Option<super::listen::Filter>,
+    /// Whose session it is, under `gateway.oauth`: the tag of the token's subject that opened
+    /// it (`oauth::subject_tag`); a request with another's token does not find it.
+    pub owner: Option<String>,
 }
 
 /// A server's request waiting for this client's answer.
@@ -184,6 +187,7 @@ impl Sessions {
             profile: super::profiles::DEFAULT_PROFILE.to_string(),
             client_searches: false,
             listen: None,
+            owner: None,
         });
         self.by_id.insert(id, key);
         Ok(Slot { key, gen })
@@ -256,6 +260,7 @@ impl Sessions {
         session.protocol_version = Some(claims.protocol_version);
         session.client_capabilities = Arc::new(claims.capabilities);
         session.profile = claims.profile;
+        session.owner = claims.owner;
         session.client_searches = claims.client_searches;
         Ok(slot)
     }

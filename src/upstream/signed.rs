@@ -46,6 +46,8 @@ pub struct Claims {
     pub client_searches: bool,
     /// Seconds since the Unix epoch when the session was opened.
     pub opened: u64,
+    /// Whose it is (`Session::owner`: a tag, never the subject itself).
+    pub owner: Option<String>,
 }
 
 /// Issues and checks signed session ids.
@@ -135,6 +137,7 @@ impl Signer {
             "p": claims.profile,
             "s": claims.client_searches,
             "t": claims.opened,
+            "u": claims.owner,
             "n": to_hex(&nonce),
         });
         let signed = format!("{PREFIX}{}", base64url(payload.to_string().as_bytes()));
@@ -161,6 +164,7 @@ impl Signer {
             profile: payload["p"].as_str()?.to_owned(),
             client_searches: payload["s"].as_bool().unwrap_or(false),
             opened,
+            owner: payload["u"].as_str().map(str::to_owned),
         })
     }
 }
@@ -224,6 +228,7 @@ mod tests {
             profile: "default".into(),
             client_searches: false,
             opened: unix_now(),
+            owner: Some("dGFn".into()),
         }
     }
 

@@ -33,6 +33,7 @@ impl Router {
         let profile = super::profiles::requested(req);
         let state = self.sessions.get_mut(session).expect("just opened");
         state.profile = profile.clone();
+        state.owner = self.principal.clone();
         let id = state.id.clone();
         log::debug!("session {id} opened (legacy SSE, profile {profile})");
         let cors = self.cors_headers(req);
@@ -67,6 +68,9 @@ impl Router {
                 "unknown session: it ended or never existed; open a new one with GET /sse",
             );
         };
+        if let Some(refusal) = self.owner_mismatch(session) {
+            return refusal;
+        }
         if let Some(refusal) = self.profile_mismatch(session, req) {
             return refusal;
         }

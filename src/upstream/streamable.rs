@@ -89,6 +89,7 @@ impl Router {
             .expect("found or opened above");
         if initialize {
             state.profile = view.exposure.profile.clone();
+            state.owner = self.principal.clone();
         }
         state.last_seen = now;
         state.used |= !initialize;
@@ -234,6 +235,9 @@ impl Router {
                 "unknown or expired session: initialize again to get a new one",
             )
         })?;
+        if let Some(refusal) = self.owner_mismatch(slot) {
+            return Err(refusal);
+        }
         match self.profile_mismatch(slot, req) {
             Some(refusal) => Err(refusal),
             None => Ok(slot),
@@ -267,6 +271,7 @@ impl Router {
             profile: state.profile.clone(),
             client_searches: state.client_searches,
             opened: super::signed::unix_now(),
+            owner: state.owner.clone(),
         };
         let id = match self.signer.as_ref()?.issue(&claims) {
             Ok(id) => id,

@@ -180,6 +180,8 @@ pub struct Claims {
     /// `exp`, seconds since the epoch.
     pub exp: u64,
     pub scopes: Vec<String>,
+    /// Whom the token is for: `sub`, else `client_id`, else `azp` (None: it names nobody).
+    pub subject: Option<String>,
 }
 
 /// Why a token was refused.
@@ -337,9 +339,14 @@ fn check_claims(claims: &Value, expect: Expect, now: u64) -> Result<Claims, Toke
     };
     scopes.sort();
     scopes.dedup();
+    let subject = ["sub", "client_id", "azp"]
+        .iter()
+        .find_map(|key| claims.get(*key).and_then(Value::as_str))
+        .map(|s| s.to_string());
     Ok(Claims {
         exp: exp.clamp(0.0, u64::MAX as f64) as u64 + LEEWAY_SECS,
         scopes,
+        subject,
     })
 }
 

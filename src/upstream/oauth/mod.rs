@@ -42,6 +42,8 @@ pub const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Granted {
     pub scopes: Arc<[String]>,
+    /// Whom the token is for (`jwt::Claims::subject`): sessions it opens are theirs alone.
+    pub subject: Option<Arc<str>>,
 }
 
 impl Granted {
@@ -53,6 +55,13 @@ impl Granted {
             .map(String::as_str)
             .collect()
     }
+}
+
+/// A token subject as sessions keep it: 128 bits of its SHA-256, base64url (a session id carries
+/// it, and must not carry who the user is).
+pub fn subject_tag(subject: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, subject.as_bytes());
+    crate::base64::encode(&digest.as_ref()[..16], crate::base64::Alphabet::Url)
 }
 
 /// Why a request does not pass.
@@ -71,6 +80,7 @@ struct Verified {
     /// Seconds since the epoch, leeway included.
     until: u64,
     scopes: Arc<[String]>,
+    subject: Option<Arc<str>>,
 }
 
 /// Counters for `/health`.
@@ -192,6 +202,7 @@ impl Guard {
                 self.stats.cached_hits += 1;
                 return Ok(Granted {
                     scopes: known.scopes.clone(),
+                    subject: known.subject.clone(),
                 });
             }
             self.verified.remove(&hash);
@@ -207,9 +218,12 @@ impl Guard {
         };
         match jwt::verify_parsed(&parsed, &keys, expect, unix) {
             Ok(claims) => {
-                let scopes: Arc<[String]> = claims.scopes.into();
-                self.remember(hash, claims.exp, scopes.clone(), unix);
-                Ok(Granted { scopes })
+                let granted = Granted {
+                    scopes: claims.scopes.into(),
+                    subject: claims.subject.map(Arc::from),
+                };
+                self.remember(hash, claims.exp, &granted, unix);
+                Ok(granted)
             }
             Err(TokenError::UnknownKey(kid)) => {
                 if self.pending {
@@ -248,14 +262,21 @@ impl Guard {
         }
     }
 
-    fn remember(&mut self, hash: [u8; 32], until: u64, scopes: Arc<[String]>, unix: u64) {
+    fn remember(&mut self, hash: [u8; 32], until: u64, granted: &Granted, unix: u64) {
         if self.verified.len() >= MAX_VERIFIED {
             self.verified.retain(|_, v| v.until > unix);
             if self.verified.len() >= MAX_VERIFIED {
                 self.verified.clear();
             }
         }
-        self.verified.insert(hash, Verified { until, scopes });
+        self.verified.insert(
+            hash,
+            Verified {
+                until,
+                scopes: granted.scopes.clone(),
+                subject: granted.subject.clone(),
+            },
+        );
     }
 
     /// For `/health`.
