@@ -128,48 +128,32 @@ pub fn resource_metadata(
         }
         candidates.push(server.join("/.well-known/oauth-protected-resource")?);
     }
-    let mut tried = Vec::new();
-    for url in candidates {
-        let response = match http::get(&url, deadline) {
-            Ok(response) if response.status == 200 => response,
-            Ok(response) => {
-                tried.push(format!("{} (HTTP {})", url.redacted(), response.status));
-                continue;
-            }
-            Err(e) => {
-                tried.push(e);
-                continue;
-            }
-        };
-        let Some(doc) = response.json().filter(Value::is_object) else {
-            tried.push(format!("{} (not a JSON object)", url.redacted()));
-            continue;
-        };
-        let resource = doc.get("resource").and_then(Value::as_str).unwrap_or("");
-        if !names_server(resource, server) {
-            return Err(format!(
-                "its protected-resource metadata ({}) is for {resource:?}, not for {}",
-                url.redacted(),
-                server.redacted()
-            ));
-        }
-        let authorization_servers = strings(&doc, "authorization_servers");
-        if authorization_servers.is_empty() {
-            return Err(format!(
-                "its protected-resource metadata ({}) names no authorization_servers",
-                url.redacted()
-            ));
-        }
-        return Ok(ResourceMetadata {
-            resource: resource.to_string(),
-            authorization_servers,
-            scopes_supported: strings(&doc, "scopes_supported"),
-        });
+    let (url, doc) = first_document(&candidates, deadline).map_err(|tried| {
+        format!(
+            "no protected-resource metadata found (tried {})",
+            tried.join(", ")
+        )
+    })?;
+    let resource = doc.get("resource").and_then(Value::as_str).unwrap_or("");
+    if !names_server(resource, server) {
+        return Err(format!(
+            "its protected-resource metadata ({}) is for {resource:?}, not for {}",
+            url.redacted(),
+            server.redacted()
+        ));
     }
-    Err(format!(
-        "no protected-resource metadata found (tried {})",
-        tried.join(", ")
-    ))
+    let authorization_servers = strings(&doc, "authorization_servers");
+    if authorization_servers.is_empty() {
+        return Err(format!(
+            "its protected-resource metadata ({}) names no authorization_servers",
+            url.redacted()
+        ));
+    }
+    Ok(ResourceMetadata {
+        resource: resource.to_string(),
+        authorization_servers,
+        scopes_supported: strings(&doc, "scopes_supported"),
+    })
 }
 
 /// Whether a metadata `resource` names `server`: the same URL (scheme and host in any case, a
@@ -210,6 +194,32 @@ pub struct ServerMetadata {
 
 /// The metadata of `issuer`, from the well-known URIs in the order the MCP spec gives.
 pub fn server_metadata(issuer: &str, deadline: Instant) -> Result<ServerMetadata, String> {
+    let (url, doc) = server_document(issuer, deadline)?;
+    let field = |key: &str| doc.get(key).and_then(Value::as_str).map(str::to_string);
+    let Some(token_endpoint) = field("token_endpoint") else {
+        return Err(format!(
+            "the authorization server metadata at {} has no token_endpoint",
+            url.redacted()
+        ));
+    };
+    let flag = |key: &str| doc.get(key).and_then(Value::as_bool) == Some(true);
+    Ok(ServerMetadata {
+        issuer: issuer.to_string(),
+        authorization_endpoint: field("authorization_endpoint"),
+        token_endpoint,
+        registration_endpoint: field("registration_endpoint"),
+        token_auth_methods: strings(&doc, "token_endpoint_auth_methods_supported"),
+        code_challenge_methods: strings(&doc, "code_challenge_methods_supported"),
+        scopes_supported: strings(&doc, "scopes_supported"),
+        iss_on_redirect: flag("authorization_response_iss_parameter_supported"),
+        client_metadata_documents: flag("client_id_metadata_document_supported"),
+    })
+}
+
+/// The metadata document of `issuer` (RFC 8414, else OpenID Connect discovery, at the
+/// well-known URIs in the order the MCP spec gives) and where it was found; its `issuer` is
+/// checked to be exactly the one asked for (RFC 8414 §3.3), or another server could speak for it.
+pub fn server_document(issuer: &str, deadline: Instant) -> Result<(Url, Value), String> {
     let base = Url::parse(issuer).map_err(|e| format!("authorization server: {e}"))?;
     let path = base
         .path
@@ -229,55 +239,43 @@ pub fn server_metadata(issuer: &str, deadline: Instant) -> Result<ServerMetadata
             format!("{path}/.well-known/openid-configuration"),
         ]
     };
-    let mut tried = Vec::new();
-    for candidate in candidates {
-        let url = base.join(&candidate)?;
-        let doc = match http::get(&url, deadline) {
-            Ok(response) if response.status == 200 => response.json(),
-            Ok(response) => {
-                tried.push(format!("{} (HTTP {})", url.redacted(), response.status));
-                continue;
-            }
-            Err(e) => {
-                tried.push(e);
-                continue;
-            }
-        };
-        let Some(doc) = doc.filter(Value::is_object) else {
-            tried.push(format!("{} (not a JSON object)", url.redacted()));
-            continue;
-        };
-        let field = |key: &str| doc.get(key).and_then(Value::as_str).map(str::to_string);
-        let found = field("issuer").unwrap_or_default();
-        if found != issuer {
-            return Err(format!(
-                "the authorization server metadata at {} is for issuer {found:?}, not {issuer:?}",
-                url.redacted()
-            ));
-        }
-        let Some(token_endpoint) = field("token_endpoint") else {
-            return Err(format!(
-                "the authorization server metadata at {} has no token_endpoint",
-                url.redacted()
-            ));
-        };
-        let flag = |key: &str| doc.get(key).and_then(Value::as_bool) == Some(true);
-        return Ok(ServerMetadata {
-            issuer: found,
-            authorization_endpoint: field("authorization_endpoint"),
-            token_endpoint,
-            registration_endpoint: field("registration_endpoint"),
-            token_auth_methods: strings(&doc, "token_endpoint_auth_methods_supported"),
-            code_challenge_methods: strings(&doc, "code_challenge_methods_supported"),
-            scopes_supported: strings(&doc, "scopes_supported"),
-            iss_on_redirect: flag("authorization_response_iss_parameter_supported"),
-            client_metadata_documents: flag("client_id_metadata_document_supported"),
-        });
+    let candidates = candidates
+        .iter()
+        .map(|c| base.join(c))
+        .collect::<Result<Vec<Url>, String>>()?;
+    let (url, doc) = first_document(&candidates, deadline).map_err(|tried| {
+        format!(
+            "no metadata for authorization server {issuer} (tried {})",
+            tried.join(", ")
+        )
+    })?;
+    let found = doc
+        .get("issuer")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if found != issuer {
+        return Err(format!(
+            "the authorization server metadata at {} is for issuer {found:?}, not {issuer:?}",
+            url.redacted()
+        ));
     }
-    Err(format!(
-        "no metadata for authorization server {issuer} (tried {})",
-        tried.join(", ")
-    ))
+    Ok((url, doc))
+}
+
+/// The first of `candidates` that answers 200 with a JSON object; Err: what each answered.
+fn first_document(candidates: &[Url], deadline: Instant) -> Result<(Url, Value), Vec<String>> {
+    let mut tried = Vec::new();
+    for url in candidates {
+        match http::get(url, deadline) {
+            Ok(response) if response.status == 200 => match response.json() {
+                Some(doc) if doc.is_object() => return Ok((url.clone(), doc)),
+                _ => tried.push(format!("{} (not a JSON object)", url.redacted())),
+            },
+            Ok(response) => tried.push(format!("{} (HTTP {})", url.redacted(), response.status)),
+            Err(e) => tried.push(e),
+        }
+    }
+    Err(tried)
 }
 
 fn strings(doc: &Value, key: &str) -> Vec<String> {

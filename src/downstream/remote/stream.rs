@@ -421,30 +421,21 @@ impl Streamer<'_> {
     /// answers it with an error (or at once, without a stream) is probed instead.
     fn open_listen(&mut self, params: serde_json::Map<String, Value>) {
         let link = self.link;
-        let url = &link.target.url;
         let deadline = Instant::now() + CONNECT_LIMIT;
         let mut headers = link.headers(true);
         headers.extend(era::mirrored_headers("subscriptions/listen", None, false));
         let body = rpc::request(link.next_id(), "subscriptions/listen", Some(&params));
         // While the old stream holds, its closer stays the one the handle's death shuts.
         let replacing = self.held.is_some();
-        let opened = link.connect(url, deadline).and_then(|mut conn| {
-            if !replacing {
-                link.hold(conn.closer());
-            }
-            let head = conn.send("POST", &url.path, &refs(&headers), &body, deadline)?;
-            Ok((conn, head))
-        });
-        self.reopen_at = Some(Instant::now() + self.backoff);
-        self.backoff = (self.backoff * 2).clamp(BACKOFF_FIRST, BACKOFF_MAX);
-        let (mut conn, head) = match opened {
-            Ok(opened) => opened,
-            Err(e @ (ConnError::Io(_) | ConnError::Tls(_))) => {
-                let _ = link.failed(&e);
-                return;
-            }
-            Err(ConnError::Shutdown) => return,
-            Err(e) => return self.get_failed(format!("subscriptions/listen: {e}")),
+        let Some((mut conn, head)) = self.request_stream(
+            "POST",
+            &headers,
+            &body,
+            !replacing,
+            deadline,
+            "subscriptions/listen",
+        ) else {
+            return;
         };
         if head.status == 200 && head.content_type_is("text/event-stream") {
             log::debug!("{}: subscriptions/listen open", link.label());
@@ -494,32 +485,58 @@ impl Streamer<'_> {
         }
     }
 
+    /// Sends the request that opens a stream (the GET stream, a listen) on a new connection and
+    /// reads its head; the next attempt is scheduled after the backoff either way. None: it could
+    /// not be sent (a refused connection kills the handle; other failures count, `get_failed`).
+    /// `hold`: the connection's closer is the one the handle's death shuts from now on.
+    fn request_stream(
+        &mut self,
+        method: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+        hold: bool,
+        deadline: Instant,
+        what: &str,
+    ) -> Option<(Conn, ResponseHead)> {
+        let link = self.link;
+        let url = &link.target.url;
+        let opened = link.connect(url, deadline).and_then(|mut conn| {
+            if hold {
+                link.hold(conn.closer());
+            }
+            let head = conn.send(method, &url.path, &refs(headers), body, deadline)?;
+            Ok((conn, head))
+        });
+        self.reopen_at = Some(Instant::now() + self.backoff);
+        self.backoff = (self.backoff * 2).clamp(BACKOFF_FIRST, BACKOFF_MAX);
+        match opened {
+            Ok(opened) => Some(opened),
+            Err(e @ (ConnError::Io(_) | ConnError::Tls(_))) => {
+                let _ = link.failed(&e);
+                None
+            }
+            Err(ConnError::Shutdown) => None,
+            Err(e) => {
+                self.get_failed(format!("{what}: {e}"));
+                None
+            }
+        }
+    }
+
     /// Streamable HTTP: opens the standalone GET stream (see the module docs for what each
     /// answer means).
     fn open_get(&mut self) {
         let link = self.link;
-        let url = &link.target.url;
         let deadline = Instant::now() + CONNECT_LIMIT;
         let (generation, has_session) = link.generation();
         let mut headers = link.headers(false);
         if let Some(id) = &self.last_event_id {
             headers.push(("Last-Event-ID".into(), id.clone()));
         }
-        let opened = link.connect(url, deadline).and_then(|mut conn| {
-            link.hold(conn.closer());
-            let head = conn.send("GET", &url.path, &refs(&headers), b"", deadline)?;
-            Ok((conn, head))
-        });
-        self.reopen_at = Some(Instant::now() + self.backoff);
-        self.backoff = (self.backoff * 2).clamp(BACKOFF_FIRST, BACKOFF_MAX);
-        let (mut conn, head) = match opened {
-            Ok(opened) => opened,
-            Err(e @ (ConnError::Io(_) | ConnError::Tls(_))) => {
-                let _ = link.failed(&e);
-                return;
-            }
-            Err(ConnError::Shutdown) => return,
-            Err(e) => return self.get_failed(format!("GET stream: {e}")),
+        let Some((mut conn, head)) =
+            self.request_stream("GET", &headers, b"", true, deadline, "GET stream")
+        else {
+            return;
         };
         if head.status != 200 {
             // Not ours to keep: the closer would hold the socket open.

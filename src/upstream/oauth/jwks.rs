@@ -83,7 +83,7 @@ fn run(config: &OAuthConfig, updates: &Sender<Update>, asks: &Receiver<()>) {
     loop {
         let uri = match (&config.jwks_uri, &discovered) {
             (Some(uri), _) | (None, Some(uri)) => Ok(uri.clone()),
-            (None, None) => discover(&mut client, &config.issuer),
+            (None, None) => discover(&config.issuer),
         };
         let attempt = uri.and_then(|uri| {
             let (body, fresh) = client.get(&uri)?;
@@ -126,74 +126,24 @@ fn run(config: &OAuthConfig, updates: &Sender<Update>, asks: &Receiver<()>) {
     }
 }
 
-/// The well-known metadata URLs of `issuer`, in the order the MCP authorization spec gives:
-/// RFC 8414's (the well-known path inserted before the issuer's path), then OpenID Connect's
-/// inserted and appended forms.
-pub fn metadata_urls(issuer: &str) -> Vec<String> {
-    let Ok(url) = Url::parse(issuer) else {
-        return Vec::new();
+/// The `jwks_uri` of the issuer's metadata (`oauth::discovery::server_document`, which checks that
+/// it names the configured issuer, or a document elsewhere could hand out its own keys).
+fn discover(issuer: &str) -> Result<String, String> {
+    let deadline = Instant::now() + FETCH_TIMEOUT;
+    let (url, doc) = crate::oauth::discovery::server_document(issuer, deadline)
+        .map_err(|e| format!("{e} (gateway.oauth.issuer must be identical to it)"))?;
+    let url = url.redacted();
+    let Some(jwks) = doc.get("jwks_uri").and_then(Value::as_str) else {
+        return Err(format!("{url} has no jwks_uri: set gateway.oauth.jwksUri"));
     };
-    let origin = format!("{}://{}", url.scheme(), url.authority());
-    let path = url.path.trim_end_matches('/');
-    if path.is_empty() {
-        return vec![
-            format!("{origin}/.well-known/oauth-authorization-server"),
-            format!("{origin}/.well-known/openid-configuration"),
-        ];
+    match Url::parse(jwks) {
+        Err(e) => Err(format!("{url}: jwks_uri: {e}")),
+        // Keys fetched in the clear could be anyone's: the same rule as for `jwksUri`.
+        Ok(parsed) if crate::oauth::http::allowed(&parsed).is_err() => Err(format!(
+            "{url}: jwks_uri {jwks} is plain http to another machine; it must be https"
+        )),
+        Ok(_) => Ok(jwks.to_string()),
     }
-    vec![
-        format!("{origin}/.well-known/oauth-authorization-server{path}"),
-        format!("{origin}/.well-known/openid-configuration{path}"),
-        format!("{origin}{path}/.well-known/openid-configuration"),
-    ]
-}
-
-/// The `jwks_uri` of the first metadata document found; its `issuer` must be the configured one
-/// (RFC 8414 §3.3), or a document elsewhere could hand out its own keys.
-fn discover(client: &mut Client, issuer: &str) -> Result<String, String> {
-    let mut tried = Vec::new();
-    for url in metadata_urls(issuer) {
-        let body = match client.get(&url) {
-            Ok((body, _)) => body,
-            Err(why) => {
-                tried.push(why);
-                continue;
-            }
-        };
-        let doc: Value = serde_json::from_slice(&body)
-            .map_err(|e| format!("{url}: the metadata is not JSON: {e}"))?;
-        let found = doc.get("issuer").and_then(Value::as_str);
-        if found != Some(issuer) {
-            return Err(format!(
-                "{url} names the issuer {} but gateway.oauth.issuer is {issuer:?}; they must be identical",
-                found.map_or("(none)".into(), |f| format!("{f:?}"))
-            ));
-        }
-        let Some(jwks) = doc.get("jwks_uri").and_then(Value::as_str) else {
-            return Err(format!("{url} has no jwks_uri: set gateway.oauth.jwksUri"));
-        };
-        match Url::parse(jwks) {
-            Err(e) => return Err(format!("{url}: jwks_uri: {e}")),
-            // Keys fetched in the clear could be anyone's: the same rule as for `jwksUri`.
-            Ok(parsed) if !parsed.tls && !is_loopback(&parsed.host) => {
-                return Err(format!(
-                    "{url}: jwks_uri {jwks} is plain http to another machine; it must be https"
-                ))
-            }
-            Ok(_) => return Ok(jwks.to_string()),
-        }
-    }
-    Err(format!(
-        "no authorization server metadata found for {issuer} ({})",
-        tried.join("; ")
-    ))
-}
-
-fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// One GET at a time, TLS roots loaded on the first https URL.
@@ -256,25 +206,6 @@ pub fn freshness(cache_control: Option<&str>) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn metadata_urls_follow_the_spec_order() {
-        assert_eq!(
-            metadata_urls("https://auth.example.com"),
-            [
-                "https://auth.example.com/.well-known/oauth-authorization-server",
-                "https://auth.example.com/.well-known/openid-configuration"
-            ]
-        );
-        assert_eq!(
-            metadata_urls("http://127.0.0.1:9000/tenant/1/"),
-            [
-                "http://127.0.0.1:9000/.well-known/oauth-authorization-server/tenant/1",
-                "http://127.0.0.1:9000/.well-known/openid-configuration/tenant/1",
-                "http://127.0.0.1:9000/tenant/1/.well-known/openid-configuration"
-            ]
-        );
-    }
 
     #[test]
     fn freshness_is_bounded() {
