@@ -49,18 +49,7 @@ impl Issuer {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start the test issuer");
-        let log = Arc::new(Mutex::new(String::new()));
-        let pipe = child.stderr.take().unwrap();
-        {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    let mut text = log.lock().unwrap();
-                    text.push_str(&line);
-                    text.push('\n');
-                }
-            });
-        }
+        let log = util::capture_lines(child.stderr.take().unwrap());
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)

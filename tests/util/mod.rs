@@ -994,3 +994,19 @@ pub fn stat(pid: u32) -> Option<(u32, char)> {
 pub fn process_exists(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
+
+/// Everything `pipe` (a child's stderr, say) writes, collected line by line on a thread of its own,
+/// for a test to look at (and show when it fails).
+pub fn capture_lines(pipe: impl std::io::Read + Send + 'static) -> Arc<Mutex<String>> {
+    use std::io::BufRead;
+    let text = Arc::new(Mutex::new(String::new()));
+    let sink = text.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+            let mut text = sink.lock().unwrap();
+            text.push_str(&line);
+            text.push('\n');
+        }
+    });
+    text
+}
