@@ -71,6 +71,9 @@ impl Router {
                     .header("WWW-Authenticate", "Bearer realm=\"mcp-gateway\""));
             }
         }
+        if self.oauth.is_none() {
+            return Ok(()); // the common case: nothing to check (nor to build the challenge of)
+        }
         let metadata = self.metadata_url(req);
         let profile = profiles::requested(req);
         let Some(guard) = self.oauth.as_mut() else {
