@@ -149,15 +149,23 @@ impl Auth {
     pub fn authorization(&self, deadline: Instant) -> Option<String> {
         self.reload_if_changed();
         let mut state = self.lock();
-        let expiring = state.saved.tokens.as_ref().is_some_and(|t| {
-            let Some(expires) = t.expires_at else {
-                return false;
-            };
-            let lifetime = t
-                .issued_at
-                .map_or(u64::MAX, |at| expires.saturating_sub(at));
-            expires <= store::now() + REFRESH_AHEAD.min(lifetime / 2)
-        });
+        // Only with a way to renew it: a token without one is used until it expires.
+        let renewable = self.settings.grant == AuthGrant::ClientCredentials
+            || state
+                .saved
+                .tokens
+                .as_ref()
+                .is_some_and(|t| t.refresh_token.is_some());
+        let expiring = renewable
+            && state.saved.tokens.as_ref().is_some_and(|t| {
+                let Some(expires) = t.expires_at else {
+                    return false;
+                };
+                let lifetime = t
+                    .issued_at
+                    .map_or(u64::MAX, |at| expires.saturating_sub(at));
+                expires <= store::now() + REFRESH_AHEAD.min(lifetime / 2)
+            });
         if expiring {
             match self.renew(&mut state, None, deadline) {
                 Ok(()) => {}
@@ -519,6 +527,25 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(file.step_up_scope.as_deref(), Some("mcp admin"));
+        // A token with no way to renew it is used to its end, not dropped early.
+        let short = Saved {
+            server_url: url.to_string(),
+            tokens: Some(Tokens {
+                access_token: "last".into(),
+                issued_at: Some(store::now() - 3600),
+                expires_at: Some(store::now() + 10),
+                refresh_token: None,
+                scope: None,
+            }),
+            ..Saved::default()
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        store::save(&store::path(&dir, "linear"), &short).unwrap();
+        assert_eq!(
+            auth.authorization(Instant::now()).as_deref(),
+            Some("Bearer last")
+        );
+        assert_eq!(auth.needs_login(), None);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
