@@ -279,7 +279,8 @@ impl Flight {
 
     /// The server asks this flight's client something (sampling, elicitation, roots): sent to the
     /// reactor, which checks that the client declared the capability; the answer comes back
-    /// through `reply`. Without a client (REST) it is answered as if no call were in flight.
+    /// through `reply`. A 2026-07-28 client's call is suspended instead (`suspend`); without a
+    /// client (REST) it is answered as if no call were in flight.
     pub fn ask_client(
         &self,
         server: &dyn Requester,
