@@ -93,6 +93,33 @@ fn login(gw: &Gateway) -> (String, String) {
     (url, printed)
 }
 
+/// Runs `mcp-gateway login linear` expecting it to fail before any URL; what it said.
+fn login_fails(gw: &Gateway) -> String {
+    let out = Command::new(util::gateway_binary())
+        .args([
+            "login",
+            "linear",
+            "--no-browser",
+            "--timeout",
+            "5",
+            "--config",
+        ])
+        .arg(&gw.config_path)
+        .env("XDG_STATE_HOME", gw.dir.join("state"))
+        .env_remove("MCP_GATEWAY_CONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(!said.contains("open this URL"), "{said}");
+    said
+}
+
 /// The gateway's `whoami` answer through REST: the fixture's view of the token it got.
 fn whoami(gw: &Gateway) -> Value {
     let http = gw.call("whoami", json!({}));

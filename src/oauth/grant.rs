@@ -190,7 +190,10 @@ pub fn register(
     } else {
         auth_method(metadata, true)
     };
+    // A native application (its redirect is a loopback one): OIDC servers would take a missing
+    // application_type for "web" and refuse the redirect URI.
     let mut body = json!({
+        "application_type": "native",
         "client_name": "mcp-gateway",
         "software_id": "mcp-gateway",
         "software_version": env!("CARGO_PKG_VERSION"),

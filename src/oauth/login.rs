@@ -267,6 +267,7 @@ fn client(
     deadline: Instant,
 ) -> Result<Client, String> {
     if let Some(client_id) = &settings.client_id {
+        bound_to_issuer(saved, client_id, &metadata.issuer)?;
         return Ok(Client {
             client_id: client_id.clone(),
             auth_method: grant::auth_method(metadata, settings.client_secret.is_some()),
@@ -302,6 +303,25 @@ fn client(
         }
     }
     grant::register(metadata, Some(redirect_uri), scope, deadline)
+}
+
+/// A configured client is registered with one authorization server: when the server's metadata
+/// now names another one than the client was last used with, that is said rather than the
+/// client's credentials offered to a stranger.
+pub fn bound_to_issuer(saved: &Saved, client_id: &str, issuer: &str) -> Result<(), String> {
+    match &saved.client {
+        Some(client)
+            if client.origin == "config" && client.client_id == client_id && client.issuer != issuer =>
+        {
+            Err(format!(
+                "the server now names authorization server {issuer}, but its configured clientId \
+                 {client_id:?} was used with {}: update auth.clientId and auth.clientSecret for the \
+                 new server (or remove them to register there)",
+                client.issuer
+            ))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Waits for the authorization server's redirect on `listener`; the code, once `state` and `iss`

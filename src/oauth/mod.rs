@@ -357,6 +357,8 @@ impl Auth {
         let issuer = resource.authorization_servers[0].clone();
         let metadata = discovery::server_metadata(&issuer, deadline)?;
         let client_id = self.settings.client_id.clone().unwrap_or_default();
+        login::bound_to_issuer(&state.saved, &client_id, &metadata.issuer)
+            .map_err(|e| format!("server \"{}\": {e}", self.name))?;
         let secret = self.settings.client_secret.clone();
         state.saved.client = Some(Client {
             auth_method: grant::auth_method(&metadata, secret.is_some()),
