@@ -347,6 +347,19 @@ fn a_preregistered_client_authenticates_as_the_server_advertises() {
             !gw.logs().contains("s3cret"),
             "the client secret is in the log"
         );
+        // The server moves to another authorization server: the configured client belongs to
+        // the first one, and the login says so instead of offering its secret elsewhere.
+        fx.control("move");
+        let said = login_fails(&gw);
+        assert!(
+            said.contains("configured clientId \"gw\" was used with"),
+            "{said}"
+        );
+        let events = fx.events();
+        assert!(
+            !events.iter().any(|e| e["kind"] == "token" && e["as"] == 2),
+            "nothing was sent to the new server: {events:?}"
+        );
     }
 }
 
