@@ -843,7 +843,9 @@ fn a_get_stream_request_goes_to_the_only_client_calling_and_is_refused_between_t
 
     // Routed to the client's oldest call, which ends before answering: the server is told, rather
     // than left waiting (the tool fails at once with the reason).
-    let mut older = start("sleep", json!({"ms": 3000}), alice);
+    // (Long sleeps: the race is the server's request against them, and nothing waits for them to
+    // end, so a slow machine must not decide it.)
+    let mut older = start("sleep", json!({"ms": 15000}), alice);
     let mut asking = start("ask_aside", json!({"question": "when?"}), alice);
     loop {
         match older.step().expect("the older call takes the request") {
@@ -871,7 +873,7 @@ fn a_get_stream_request_goes_to_the_only_client_calling_and_is_refused_between_t
     drop(asking);
 
     // Two clients with calls in flight: nobody can tell whose it is; the server is told why.
-    let _alices = start("sleep", json!({"ms": 3000}), alice);
+    let _alices = start("sleep", json!({"ms": 15000}), alice);
     let mut bobs = start("ask_aside", json!({"question": "who?"}), bob);
     let refused = loop {
         match bobs.step().expect("bob's call ends with an answer") {
