@@ -253,6 +253,8 @@ fn a_login_with_dynamic_registration_serves_every_client_and_logout_ends_it() {
     });
     assert_eq!(error["code"], -32000, "{error}");
     assert_eq!(error["message"], NEEDS_LOGIN, "{error}");
+    let waiting = wait_status(&gw, "needs login");
+    assert_eq!(waiting["lastError"], NEEDS_LOGIN, "{waiting}");
 }
 
 #[test]

@@ -418,9 +418,13 @@ impl<'a> RemoteCall<'a> {
                             self.resent = resent;
                             Ok(None)
                         }
-                        Verdict::NeedsLogin(why) | Verdict::Refused(why) => {
+                        // Nothing this handle sends will pass until someone logs in: it goes,
+                        // so the pool says `needs login` (its replacement's handshake finds so).
+                        Verdict::NeedsLogin(why) => {
+                            link.die(why.clone());
                             Err(CallError::Unauthorized(why))
                         }
+                        Verdict::Refused(why) => Err(CallError::Unauthorized(why)),
                     };
                 }
                 // (`initialize` is sent outside the session: its errors are never a lost session.)
