@@ -517,14 +517,23 @@ impl Running {
         let workers = self.sup.workers.clone();
         let wanted = self.wanted.clone();
         let deadline = now + server.init_timeout;
-        // The legacy SSE transport has no stateless era.
+        // The legacy SSE transport has no stateless era; with `auto`, what earlier handshakes
+        // taught (`EraHint`) spares the probe.
+        use crate::config::Protocol;
+        use crate::pool::EraHint;
+        let configured = server.protocol;
         let protocol = match &server.kind {
             ServerKind::Remote(remote)
                 if remote.transport == crate::config::RemoteTransport::Sse =>
             {
-                crate::config::Protocol::Legacy
+                Protocol::Legacy
             }
-            _ => server.protocol,
+            _ if configured == Protocol::Auto
+                && matches!(pool.era_hint(), EraHint::Legacy | EraHint::TryLegacy) =>
+            {
+                Protocol::Legacy
+            }
+            _ => configured,
         };
         let thread_link = link.clone();
         let spawned = std::thread::Builder::new()
@@ -549,6 +558,15 @@ impl Running {
                             link.requester().label(),
                             ready.info.protocol_version
                         );
+                        if configured == Protocol::Auto {
+                            let modern = ready.info.protocol_version
+                                == crate::downstream::era::MODERN_VERSION;
+                            pool.set_era_hint(if modern {
+                                EraHint::Modern
+                            } else {
+                                EraHint::Legacy
+                            });
+                        }
                         let logging = ready.info.capabilities.contains_key("logging");
                         lock(&wanted).apply(link.requester(), server, logging);
                         // Ready in the pool before the listing is published: a client told of
@@ -565,6 +583,21 @@ impl Running {
                                 catalog.logins_changed();
                             }
                             None => {
+                                if configured == Protocol::Auto {
+                                    let next = match pool.era_hint() {
+                                        EraHint::Unknown => {
+                                            log::info!(
+                                                "server {}: its next start goes without the \
+                                                 server/discover probe (initialize only)",
+                                                pool.name
+                                            );
+                                            EraHint::TryLegacy
+                                        }
+                                        EraHint::TryLegacy => EraHint::Unknown,
+                                        known => known,
+                                    };
+                                    pool.set_era_hint(next);
+                                }
                                 pool.start_failed(format!("failed to start: {e}"), Instant::now())
                             }
                         }

@@ -998,6 +998,46 @@ fn a_2025_child_answers_the_probe_with_an_error_and_is_initialized() {
 }
 
 #[test]
+fn under_auto_a_2025_childs_later_processes_skip_the_probe_and_one_it_kills_comes_up_without() {
+    // Learned once: the second process (after the first is recycled) is not probed.
+    let mut server = demo("demo", &[]);
+    server["maxCalls"] = json!(1);
+    let gw = gateway_for(server);
+    gw.wait_log("ready (protocol 2025-11-25)", ANSWER);
+    let http = gw.call("demo_echo", json!({"text": "one"}));
+    assert_eq!(http.json()["result"]["content"][0]["text"], "one");
+    wait_for(ANSWER, "a second process", || {
+        gw.logs().contains("demo#2 (pid").then_some(())
+    });
+    gw.wait_log("ready (protocol 2025-11-25)", ANSWER);
+    wait_for(ANSWER, "the second process ready", || {
+        gw.logs()
+            .lines()
+            .any(|l| l.contains("demo#2 (pid") && l.contains("ready (protocol 2025-11-25)"))
+            .then_some(())
+    });
+    let probed = |serial: &str| {
+        gw.logs()
+            .lines()
+            .any(|l| l.contains(&format!("demo#{serial} (pid")) && l.contains("; initializing"))
+    };
+    assert!(probed("1"), "the first is probed: {}", gw.logs());
+    assert!(!probed("2"), "the second is not: {}", gw.logs());
+
+    // A 2025 server that dies of the probe: its next start goes without it.
+    let gw = gateway_for(demo("demo", &["--exit-on-probe"]));
+    gw.wait_up();
+    let logs = gw.logs();
+    assert!(logs.contains("demo: exiting on server/discover"), "{logs}");
+    assert!(
+        logs.contains("its next start goes without the server/discover probe"),
+        "{logs}"
+    );
+    let http = gw.call("demo_echo", json!({"text": "after all"}));
+    assert_eq!(http.json()["result"]["content"][0]["text"], "after all");
+}
+
+#[test]
 fn a_stateless_call_waits_for_a_server_that_is_still_starting() {
     let gw = Gateway::start(json!({
         "servers": [demo("demo", &["--init-delay", "1500"])],

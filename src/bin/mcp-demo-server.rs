@@ -89,6 +89,8 @@
 //!   whose definitions change between starts, for the gateway's pinning tests.
 //! * `--name NAME`: `serverInfo.name` (default: env `DEMO_SERVER_NAME`, else `mcp-demo-server`).
 //! * `--request-timeout MS`: how long roots/sample/elicit wait for the client (default 30000).
+//! * `--exit-on-probe`: exit with status 3 on `server/discover` (a 2025 server that dies of a
+//!   method it does not know, for the gateway's `protocol: "auto"`).
 //! * `--protocol legacy|dual|modern` (default legacy): `dual` also answers `server/discover`
 //!   (2026-07-28 and the 2025 versions); `modern` speaks only 2026-07-28: it refuses `initialize`
 //!   and every request without `_meta` naming that version and client capabilities (-32602), and
@@ -225,6 +227,7 @@ Flags:
   --name NAME            serverInfo.name (default: $DEMO_SERVER_NAME or mcp-demo-server)
   --request-timeout MS   how long roots/sample/elicit wait for the client (default 30000)
   --protocol ERA         legacy (default), dual (also server/discover) or modern (2026-07-28 only)
+  --exit-on-probe        exit with status 3 when asked server/discover
   --cache-ttl MS         put ttlMs: MS on list results (MCP 2026-07-28 caching hints)
   --cache-private        put cacheScope: \"private\" on list results
   -h, --help             print this help and exit
@@ -250,6 +253,7 @@ struct Config {
     init_delay_ms: u64,
     exit_at_start: Option<i32>,
     exit_after_init: bool,
+    exit_on_probe: bool,
     stderr_lines: u64,
     page_size: usize,
     extra_tools: Vec<String>,
@@ -346,6 +350,12 @@ fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Cli, String> {
                     return Err(format!("{flag} takes no value"));
                 }
                 cfg.exit_after_init = true;
+            }
+            "--exit-on-probe" => {
+                if inline.is_some() {
+                    return Err(format!("{flag} takes no value"));
+                }
+                cfg.exit_on_probe = true;
             }
             "--stderr-lines" => {
                 cfg.stderr_lines = parse_num(&flag, &take_value(&flag, inline, &mut it)?)?
@@ -1798,6 +1808,10 @@ impl Server {
     }
 
     fn handle_request(self: &Arc<Self>, reply: Reply, method: &str, p: Map<String, Value>) {
+        if self.cfg.exit_on_probe && method == "server/discover" {
+            note!("demo: exiting on server/discover (--exit-on-probe)");
+            std::process::exit(3);
+        }
         if self.cfg.protocol != Era::Legacy && method == "server/discover" {
             return reply.ok(&self.discover());
         }

@@ -107,8 +107,26 @@ pub struct Tick<M> {
 /// Rings the supervisor: something in a pool changed and `tick` should run.
 pub type Doorbell = Arc<dyn Fn() + Send + Sync>;
 
+/// What a handshake taught of the protocol era a server with `protocol: "auto"` speaks, so its
+/// next handles skip what is known not to work (`Pool::era_hint`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EraHint {
+    /// Nothing yet: probe with `server/discover`.
+    Unknown = 0,
+    /// It came up with `initialize`: later handles skip the probe (a 2025 server that ignores
+    /// unknown methods would cost each of them the probe's timeout).
+    Legacy = 1,
+    /// It answered the probe naming 2026-07-28.
+    Modern = 2,
+    /// A start with the probe failed before any succeeded: the next goes without it (a 2025
+    /// server may die of a method it does not know), and the one after that probes again.
+    TryLegacy = 3,
+}
+
 pub struct Pool<M: Member> {
     pub name: Arc<str>,
+    /// `EraHint` as a number: written by handshakes, read when a handle is started.
+    era: std::sync::atomic::AtomicU8,
     settings: PoolSettings,
     /// Why this pool can never have handles (disabled, unsupported kind); None for a working pool.
     unusable: Option<(Status, String)>,
@@ -251,6 +269,7 @@ impl<M: Member> Pool<M> {
     ) -> Self {
         let pool = Pool {
             name,
+            era: Default::default(),
             settings,
             unusable: None,
             state: Mutex::new(State {
@@ -491,6 +510,21 @@ impl<M: Member> Pool<M> {
         self.publish(&st);
         drop(st);
         (self.doorbell)();
+    }
+
+    /// What is known of the era its server speaks.
+    pub fn era_hint(&self) -> EraHint {
+        match self.era.load(std::sync::atomic::Ordering::Relaxed) {
+            1 => EraHint::Legacy,
+            2 => EraHint::Modern,
+            3 => EraHint::TryLegacy,
+            _ => EraHint::Unknown,
+        }
+    }
+
+    pub fn set_era_hint(&self, hint: EraHint) {
+        self.era
+            .store(hint as u8, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Whether the pool waits for a login (`needs_login`).
