@@ -187,7 +187,7 @@ fn gather_input(
     }
     let InputRound { requests } = round;
     for (key, method, params) in requests {
-        let id = serde_json::Value::String(format!("{}{key}", era::INPUT_KEY));
+        let id = era::input_id(&key);
         flight.ask_client(remote, inbox.clone(), id, method, params);
     }
     loop {
@@ -199,23 +199,14 @@ fn gather_input(
         let rounds = flight.rounds.as_mut().expect("checked");
         match rx.recv_deadline(deadline) {
             Ok(Inbound::ClientAnswer { child_id, outcome }) => {
-                let key = child_id
-                    .as_str()
-                    .and_then(|k| k.strip_prefix(era::INPUT_KEY))
-                    .map(str::to_string);
-                let Some(key) = key.filter(|k| rounds.waiting.contains(k)) else {
+                let Some(key) = era::input_key(&child_id).filter(|k| rounds.waits_for(k)) else {
                     continue;
                 };
                 match outcome {
                     Ok(answer) => {
-                        rounds.waiting.retain(|k| *k != key);
-                        rounds.responses.insert(key, answer);
+                        rounds.answered(key, answer);
                     }
-                    Err(error) => {
-                        let error =
-                            serde_json::value::to_raw_value(&error).expect("a Value serializes");
-                        return Err(Box::new(flight.answer(Err(&error))));
-                    }
+                    Err(error) => return Err(Box::new(flight.answer_client_error(&error))),
                 }
             }
             Ok(Inbound::Cancelled) => return Err(Box::new(flight.cancelled())),

@@ -284,7 +284,18 @@ fn header_value(value: &str) -> String {
 /// settles must not keep a client answering forever).
 pub const MAX_INPUT_ROUNDS: u32 = 8;
 /// The id prefix under which a server's input request is put to a 2025 client.
-pub const INPUT_KEY: &str = "input:";
+const INPUT_KEY: &str = "input:";
+
+/// The id under which the input request `key` of a round is put to a 2025 client.
+pub fn input_id(key: &str) -> Value {
+    Value::String(format!("{INPUT_KEY}{key}"))
+}
+
+/// The round's key of a client's answer to `child_id`, when it answers an input request (not a
+/// server's own request).
+pub fn input_key(child_id: &Value) -> Option<&str> {
+    child_id.as_str()?.strip_prefix(INPUT_KEY)
+}
 
 /// Whether a server's request to its client is one the gateway can put to a client (during a
 /// call, to the client that made it).

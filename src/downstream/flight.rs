@@ -113,6 +113,24 @@ pub struct Rounds {
     pub state: Option<Value>,
 }
 
+impl Rounds {
+    /// Records the client's answer to the input request `key`; true when it was the round's
+    /// last. An answer to nothing this round waits for changes nothing (false).
+    pub fn answered(&mut self, key: &str, answer: Value) -> bool {
+        let Some(at) = self.waiting.iter().position(|k| k == key) else {
+            return false;
+        };
+        let key = self.waiting.remove(at);
+        self.responses.insert(key, answer);
+        self.waiting.is_empty()
+    }
+
+    /// Whether the round waits for an answer to `key`.
+    pub fn waits_for(&self, key: &str) -> bool {
+        self.waiting.iter().any(|k| k == key)
+    }
+}
+
 impl Flight {
     /// Takes a job off to its handle; returns the flight and the params to send.
     pub fn new(job: Job, claim: Handle<Link>, carrier: &Carrier, now: Instant) -> (Flight, Params) {
@@ -242,6 +260,13 @@ impl Flight {
             params.set("requestState", state);
         }
         params
+    }
+
+    /// The client refused an input request of the call's round (`error`, its JSON-RPC error):
+    /// that is the call's answer.
+    pub fn answer_client_error(self, error: &Value) -> Next {
+        let error = serde_json::value::to_raw_value(error).expect("a Value serializes");
+        self.answer(Err(&error))
     }
 
     /// The server's answer.
@@ -401,6 +426,7 @@ pub fn failure_of(error: &CallError, server: &str, method: &str, timeout: Durati
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
     use crate::config::PoolSettings;
     use crate::downstream::child_io::ChildIo;
     use crate::downstream::servers::Servers;
@@ -465,6 +491,28 @@ mod tests {
             meter: Default::default(),
             declared: None,
         }
+    }
+
+    #[test]
+    fn a_round_ends_with_the_answer_to_its_last_request() {
+        let mut rounds = Rounds {
+            waiting: vec!["a".into(), "b".into()],
+            ..Rounds::default()
+        };
+        assert!(
+            !rounds.answered("nope", json!(1)),
+            "not asked: nothing changes"
+        );
+        assert!(rounds.waits_for("a") && !rounds.waits_for("nope"));
+        assert!(!rounds.answered("a", json!({"x": 1})));
+        assert!(!rounds.answered("a", json!(2)), "answered once only");
+        assert!(rounds.answered("b", json!(3)));
+        assert_eq!(rounds.responses["a"], json!({"x": 1}));
+        assert_eq!(
+            crate::downstream::era::input_key(&crate::downstream::era::input_id("k")),
+            Some("k")
+        );
+        assert_eq!(crate::downstream::era::input_key(&json!("other")), None);
     }
 
     #[test]

@@ -804,7 +804,7 @@ impl IoLoop {
                 serial,
                 call,
             });
-            let id = Value::String(format!("{}{key}", era::INPUT_KEY));
+            let id = era::input_id(&key);
             flight.ask_client(&*handle, mailbox, id, method, params);
         }
         let deadline = flight.deadline;
@@ -824,18 +824,16 @@ impl IoLoop {
         let Some(child) = self.children.get_mut(&serial) else {
             return;
         };
-        let waiting = match child.calls.get_mut(&call) {
+        let rounds = match child.calls.get_mut(&call) {
             Some(Pending::Client(flight)) => match flight.rounds.as_mut() {
-                Some(rounds) if rounds.waiting.contains(&key) => rounds,
+                Some(rounds) if rounds.waits_for(&key) => rounds,
                 _ => return,
             },
             _ => return, // the call ended meanwhile
         };
         match outcome {
             Ok(answer) => {
-                waiting.waiting.retain(|k| *k != key);
-                waiting.responses.insert(key, answer);
-                if !waiting.waiting.is_empty() {
+                if !rounds.answered(&key, answer) {
                     return;
                 }
                 let Some(pending) = child.calls.remove(&call) else {
@@ -853,9 +851,7 @@ impl IoLoop {
                 };
                 unschedule(&mut self.timers, serial, call, &pending);
                 if let Pending::Client(flight) = pending {
-                    let error = serde_json::value::to_raw_value(&error)
-                        .unwrap_or_else(|_| serde_json::value::to_raw_value(&Value::Null).unwrap());
-                    let next = flight.answer(Err(&error));
+                    let next = flight.answer_client_error(&error);
                     self.queue_next(next);
                 }
             }
@@ -864,18 +860,7 @@ impl IoLoop {
 
     /// The call again with the client's answers (`inputResponses`) and the server's state.
     fn send_again(&mut self, serial: u64, mut flight: Box<Flight>) {
-        let rounds = flight
-            .rounds
-            .as_mut()
-            .expect("only flights with rounds get here");
-        let mut params = rounds.params.clone();
-        params.set(
-            "inputResponses",
-            &Value::Object(std::mem::take(&mut rounds.responses)),
-        );
-        if let Some(state) = &rounds.state {
-            params.set("requestState", state);
-        }
+        let params = flight.retry_params();
         self.send_call(serial, flight, params);
     }
 
@@ -909,10 +894,7 @@ impl IoLoop {
                 }
             }
             Signal::ClientAnswer { child_id, outcome } => {
-                if let Some(key) = child_id
-                    .as_str()
-                    .and_then(|k| k.strip_prefix(era::INPUT_KEY))
-                {
+                if let Some(key) = era::input_key(&child_id) {
                     return self.input_answered(serial, call, key.to_string(), outcome);
                 }
                 let line = super::response_to(&child_id, outcome.as_ref());
