@@ -179,10 +179,7 @@ impl Catalog {
             &st.profiles,
             changed,
         );
-        let logins: Vec<String> = servers
-            .in_force()
-            .filter_map(|(_, _, pool)| pool.login_wait())
-            .collect();
+        let logins = waiting_for_login(servers);
         if !logins.is_empty() {
             for view in &mut snapshot.views {
                 if let Some(view) = Arc::get_mut(view) {
@@ -316,10 +313,10 @@ impl Catalog {
     /// for tools nobody lists (when that changed).
     pub fn logins_changed(&self) {
         let mut st = self.lock();
-        let snapshot = self.build(&mut st);
-        if snapshot.logins == st.snapshot.logins {
-            return;
+        if waiting_for_login(&st.servers) == st.snapshot.logins {
+            return; // the snapshot in force says it already
         }
+        let snapshot = self.build(&mut st);
         st.snapshot = snapshot.clone();
         self.sink.send(ToReactor::Registry(snapshot));
     }
@@ -389,4 +386,12 @@ pub fn watch_pins(catalog: Arc<Catalog>) {
     if let Err(e) = spawned {
         log::warn!("cannot start the pins thread (approvals need a restart): {e}");
     }
+}
+
+/// What each server in force that waits for an OAuth login says, in config order.
+fn waiting_for_login(servers: &Servers) -> Vec<String> {
+    servers
+        .in_force()
+        .filter_map(|(_, _, pool)| pool.login_wait())
+        .collect()
 }
