@@ -1495,6 +1495,79 @@ fn a_2026_servers_input_required_becomes_requests_to_a_2025_client_and_the_answe
 }
 
 #[test]
+fn a_stateless_request_is_served_from_its_profiles_view() {
+    let gw = Gateway::start(json!({
+        "servers": [demo("demo", &[]), {"name": "py", "url": "http://127.0.0.1:9/mcp", "enabled": false}],
+        "mapping": {"demo": {"prefix": "demo_"}},
+        "profiles": {"find": {"toolExposure": "search"}, "nothing": {"servers": ["py"]}},
+    }));
+    gw.wait_up();
+    let post_to = |path: &str, body: &Value| {
+        let headers = [
+            ("Accept", "application/json, text/event-stream"),
+            ("Content-Type", "application/json"),
+            ("MCP-Protocol-Version", MODERN),
+            ("Mcp-Method", body["method"].as_str().unwrap()),
+        ];
+        gw.request("POST", path, &headers, body.to_string().as_bytes())
+    };
+    // A search profile lists the three search tools, as it does for a session.
+    let listed = post_to("/mcp/find", &request(json!(1), "tools/list", json!({})));
+    let names: Vec<String> = answer(&listed)["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        names,
+        ["search_tools", "describe_tools", "call_tool"],
+        "{}",
+        listed.text()
+    );
+    // A listen through a profile that leaves demo out honours no subscription to its resources.
+    let listen = request(
+        json!(2),
+        "subscriptions/listen",
+        json!({"notifications": {"toolsListChanged": true,
+                                 "resourceSubscriptions": ["demo://readme"]}}),
+    );
+    let text = listen.to_string();
+    let headers = [
+        ("Accept", "text/event-stream"),
+        ("Content-Type", "application/json"),
+        ("MCP-Protocol-Version", MODERN),
+        ("Mcp-Method", "subscriptions/listen"),
+    ];
+    let acknowledged = |path: &str| {
+        let mut stream = gw.connect();
+        stream.set_read_timeout(Some(ANSWER)).unwrap();
+        stream
+            .write_all(&util::request_bytes(
+                "POST",
+                path,
+                &headers,
+                text.as_bytes(),
+            ))
+            .unwrap();
+        let events = util::read_events(&mut stream, ANSWER, |events| !events.is_empty());
+        let ack: Value = serde_json::from_str(&events[0].1).unwrap();
+        ack["params"]["notifications"].clone()
+    };
+    assert_eq!(
+        acknowledged("/mcp")["resourceSubscriptions"],
+        json!(["demo://readme"]),
+        "the whole catalog offers it"
+    );
+    let elsewhere = acknowledged("/mcp/nothing");
+    assert!(
+        elsewhere.get("resourceSubscriptions").is_none(),
+        "{elsewhere}"
+    );
+    assert_eq!(elsewhere["toolsListChanged"], true, "{elsewhere}");
+}
+
+#[test]
 fn a_2025_servers_request_becomes_an_input_required_round_trip_for_a_2026_client() {
     let gw = demo_gateway(&[]);
     // The demo server (2025) asks its client elicitation/create during the call.

@@ -86,10 +86,11 @@ impl Router {
         &mut self,
         conn: Slot,
         req: &Request,
-        id: Id,
-        params: &Params,
+        call: (Id, &Params),
+        registry: &crate::registry::Snapshot,
         now: Instant,
     ) -> Outcome {
+        let (id, params) = call;
         if !req.accepts("text/event-stream") {
             let refusal = Response::json(
                 406,
@@ -116,7 +117,8 @@ impl Router {
             }
         };
         let on = |key: &str| asked.get(key).and_then(Value::as_bool) == Some(true);
-        let offered = self.registry.capabilities;
+        // What the profile the request came through offers (its view), not the whole catalog.
+        let offered = registry.capabilities;
         let mut uris: Vec<String> = Vec::new();
         let mut routes = Vec::new();
         for uri in asked
@@ -126,10 +128,9 @@ impl Router {
             .flatten()
             .filter_map(Value::as_str)
         {
-            let server = self.registry.route_uri(uri).filter(|&server| {
-                self.registry
-                    .server_supports(server, "resources", Some("subscribe"))
-            });
+            let server = registry
+                .route_uri(uri)
+                .filter(|&server| registry.server_supports(server, "resources", Some("subscribe")));
             if let (Some(server), false) = (server, uris.iter().any(|u| u == uri)) {
                 uris.push(uri.to_string());
                 routes.push((server, uri.to_string()));

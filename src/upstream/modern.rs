@@ -423,11 +423,17 @@ impl Router {
 
     /// The `Mcp-Param-*` headers of a `tools/call`, against the arguments, for a tool whose
     /// `inputSchema` marks parameters with `x-mcp-header`: a value in the body needs its header,
-    /// a header needs its value, and they must be the same (−32020 otherwise).
-    fn check_param_headers(&self, req: &Request, params: Option<&Params>) -> Result<(), Refusal> {
+    /// a header needs its value, and they must be the same (−32020 otherwise). The tool is looked
+    /// up in the view the request is served from (a profile may rename it); `call_tool` (tool
+    /// search) names no annotated tool, and what it wraps is mirrored downstream by the gateway.
+    fn check_param_headers(
+        registry: &crate::registry::Snapshot,
+        req: &Request,
+        params: Option<&Params>,
+    ) -> Result<(), Refusal> {
         let tool = params
             .and_then(|p| p.str("name"))
-            .and_then(|name| self.registry.route(&name));
+            .and_then(|name| registry.route(&name));
         let Some(schema) = tool.and_then(|t| t.definition.get("inputSchema")) else {
             return Ok(());
         };
@@ -583,21 +589,30 @@ impl Router {
         if let Err(refusal) = check(Mirrored::of(req), &method, params.as_ref()) {
             return respond(refusal.response(Some(&id)));
         }
+        let profile = super::profiles::requested(req);
+        let registry = self.view(&profile);
         if method == "tools/call" {
-            if let Err(refusal) = self.check_param_headers(req, params.as_ref()) {
+            if let Err(refusal) = Self::check_param_headers(&registry, req, params.as_ref()) {
                 return respond(refusal.response(Some(&id)));
             }
         }
         let params = params.unwrap_or_default();
-        let profile = super::profiles::requested(req);
-        let registry = self.view(&profile);
-        let list = |kind: ListKind| match registry.page(kind, params.get("cursor").as_ref()) {
-            Ok(page) => {
-                let cache = registry.cache[kind as usize];
-                let result = stamp::complete(page, Some(cache));
-                Response::json(200, rpc::result_response(id.json(), &result))
+        // With tool search (a profile's, or `auto` for a client that searches itself), the tools
+        // listed are the three search tools, as for a session.
+        let searching = registry.searching(client_searches(&params));
+        let list = |kind: ListKind| {
+            let page = match kind {
+                ListKind::Tools if searching => Ok(registry.exposure.search_page.as_str()),
+                kind => registry.page(kind, params.get("cursor").as_ref()),
+            };
+            match page {
+                Ok(page) => {
+                    let cache = registry.cache[kind as usize];
+                    let result = stamp::complete(page, Some(cache));
+                    Response::json(200, rpc::result_response(id.json(), &result))
+                }
+                Err(message) => Refusal::new(codes::INVALID_PARAMS, message).response(Some(&id)),
             }
-            Err(message) => Refusal::new(codes::INVALID_PARAMS, message).response(Some(&id)),
         };
         match method.as_str() {
             "server/discover" => respond(Response::json(
@@ -608,7 +623,7 @@ impl Router {
             "prompts/list" => respond(list(ListKind::Prompts)),
             "resources/list" => respond(list(ListKind::Resources)),
             "resources/templates/list" => respond(list(ListKind::Templates)),
-            "subscriptions/listen" => self.listen(conn, req, id, &params, now),
+            "subscriptions/listen" => self.listen(conn, req, (id, &params), &registry, now),
             "tools/call" | "prompts/get" | "resources/read" | "completion/complete" => {
                 // The retry of a call the gateway suspended goes on where it waits.
                 match self.resume(conn, &id, &method, &params, now) {
