@@ -27,6 +27,10 @@ pub enum ReplyTo {
     Conn(Slot),
     /// A legacy SSE session: the outcome is an `event: message` on its stream.
     Session(Slot),
+    /// A call suspended for a 2026-07-28 client, which got its answer (`input_required`) on the
+    /// connection: what the call says until the client's retry resumes it (a timeout, say) is
+    /// counted but sent to nobody (the connection carries another request by now).
+    Nowhere,
 }
 
 /// How the outcome is shaped.

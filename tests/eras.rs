@@ -1568,6 +1568,65 @@ fn a_stateless_request_is_served_from_its_profiles_view() {
 }
 
 #[test]
+fn a_suspended_call_that_ends_unresumed_answers_nobody_on_its_connection() {
+    // The call times out while suspended: its end must not be taken for the answer to the next
+    // request the same keep-alive connection carries.
+    let gw = Gateway::start(json!({
+        "servers": [{"name": "demo", "command": [util::demo_server()], "callTimeout": 1000}],
+        "mapping": {"demo": {"prefix": "demo_"}},
+    }));
+    gw.wait_up();
+    let mut stream = TcpStream::connect(gw.addr()).unwrap();
+    stream.set_read_timeout(Some(ANSWER)).unwrap();
+    let send = |stream: &mut TcpStream, body: &Value| {
+        let headers = [
+            ("Accept", "application/json"),
+            ("Content-Type", "application/json"),
+            ("MCP-Protocol-Version", MODERN),
+        ];
+        stream
+            .write_all(&util::request_bytes(
+                "POST",
+                "/mcp",
+                &headers,
+                body.to_string().as_bytes(),
+            ))
+            .unwrap();
+        util::read_response(stream).expect("an answer")
+    };
+    let asked = send(
+        &mut stream,
+        &request(
+            json!("e-1"),
+            "tools/call",
+            json!({"name": "demo_elicit", "arguments": {"message": "Your name?"}}),
+        ),
+    );
+    assert_eq!(
+        asked.json()["result"]["resultType"],
+        "input_required",
+        "{}",
+        asked.text()
+    );
+    // In flight (from 0.5 s to 1.3 s) when the suspended call's 1 s run out.
+    std::thread::sleep(Duration::from_millis(500));
+    let slept = send(
+        &mut stream,
+        &request(
+            json!("s"),
+            "tools/call",
+            json!({"name": "demo_sleep", "arguments": {"ms": 800}}),
+        ),
+    );
+    assert_eq!(slept.json()["id"], "s", "{}", slept.text());
+    assert!(slept.json().get("result").is_some(), "{}", slept.text());
+    // And the timed-out call was counted as ended.
+    wait_for(ANSWER, "no call in flight", || {
+        (gw.health()["inFlight"] == 0).then_some(())
+    });
+}
+
+#[test]
 fn a_2025_servers_request_becomes_an_input_required_round_trip_for_a_2026_client() {
     let gw = demo_gateway(&[]);
     // The demo server (2025) asks its client elicitation/create during the call.

@@ -224,8 +224,10 @@ impl Flight {
     }
 
     /// A 2025 server asks this flight's 2026-07-28 client something: the client gets an
-    /// `input_required` answer now, and the call waits for its retry (`resume`).
-    pub fn suspend(&self, child_id: Value, method: String, params: Option<Value>) {
+    /// `input_required` answer now, and the call waits for its retry (`resume`). Until then what
+    /// the call says goes nowhere: the client's connection has its answer, and may carry another
+    /// request by the time this call ends (times out, say).
+    pub fn suspend(&mut self, child_id: Value, method: String, params: Option<Value>) {
         let Some(id) = self.route.answer.id().cloned() else {
             return;
         };
@@ -238,6 +240,7 @@ impl Flight {
             params,
             deadline: self.deadline,
         });
+        self.route.to = crate::job::ReplyTo::Nowhere;
     }
 
     /// The client's retry of a suspended call: its answer goes there now.
@@ -307,7 +310,7 @@ impl Flight {
     /// through `reply`. A 2026-07-28 client's call is suspended instead (`suspend`); without a
     /// client (REST) it is answered as if no call were in flight.
     pub fn ask_client(
-        &self,
+        &mut self,
         server: &dyn Requester,
         reply: Inbox,
         id: Value,
@@ -426,7 +429,6 @@ pub fn failure_of(error: &CallError, server: &str, method: &str, timeout: Durati
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
     use crate::config::PoolSettings;
     use crate::downstream::child_io::ChildIo;
     use crate::downstream::servers::Servers;
@@ -434,6 +436,7 @@ mod tests {
     use crate::job::{Answer, ReplyTo, Slot, ToReactor};
     use crate::pool::{Pool, Submit};
     use crate::rpc::Id;
+    use serde_json::json;
 
     /// A pid no process has: these handles have no process behind them.
     const NO_PROCESS: u32 = 999_999_999;

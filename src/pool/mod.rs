@@ -1181,6 +1181,7 @@ mod tests {
     fn key(job: &Job) -> usize {
         match job.to {
             ReplyTo::Conn(slot) | ReplyTo::Session(slot) => slot.key,
+            ReplyTo::Nowhere => usize::MAX,
         }
     }
 

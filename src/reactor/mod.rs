@@ -568,7 +568,7 @@ impl Reactor {
                             self.router.to_session(slot, &body);
                             self.deliver_outbox(now);
                         }
-                        ReplyTo::Session(_) => {}
+                        ReplyTo::Session(_) | ReplyTo::Nowhere => {}
                     }
                 }
                 ToReactor::ClientRequest {
@@ -599,6 +599,11 @@ impl Reactor {
                                 );
                             }
                         }
+                        ReplyTo::Nowhere => self.router.client_request_failed(
+                            session,
+                            &request,
+                            "the call it belongs to waits for its client's retry",
+                        ),
                     }
                 }
                 ToReactor::Suspend {

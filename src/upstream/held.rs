@@ -251,6 +251,7 @@ impl Router {
                 status: 200,
                 body: json,
             }),
+            ReplyTo::Nowhere => {}
         }
     }
 

@@ -1247,7 +1247,7 @@ impl IoLoop {
                 let handle = child.handle.clone();
                 // A 2026-07-28 client's call, the child's only one: the call is suspended and the
                 // client asked through an input_required answer (it cannot be sent a request).
-                let mut clients = child.calls.values().filter_map(|p| match p {
+                let mut clients = child.calls.values_mut().filter_map(|p| match p {
                     Pending::Client(flight) => Some(flight),
                     Pending::Own { .. } => None,
                 });
@@ -1262,14 +1262,16 @@ impl IoLoop {
                     Pending::Client(flight) => Some((*call, &**flight)),
                     Pending::Own { .. } => None,
                 });
-                match sole_client(flights) {
-                    Ok((call, flight)) => {
+                match sole_client(flights).map(|(call, _)| call) {
+                    Ok(call) => {
                         let mailbox = Arc::new(ChildMailbox {
                             io: self.me.clone(),
                             serial,
                             call,
                         });
-                        flight.ask_client(&*handle, mailbox, id, method, params);
+                        if let Some(Pending::Client(flight)) = child.calls.get_mut(&call) {
+                            flight.ask_client(&*handle, mailbox, id, method, params);
+                        }
                     }
                     Err(why) => why.answer(&*handle, &id, &method),
                 }
