@@ -349,6 +349,11 @@ fn a_preregistered_client_authenticates_as_the_server_advertises() {
             !gw.logs().contains("s3cret"),
             "the client secret is in the log"
         );
+        let (file, _) = saved(&gw);
+        assert!(
+            !file.to_string().contains("s3cret"),
+            "the config's secret stays in the config: {file}"
+        );
         // The server moves to another authorization server: the configured client belongs to
         // the first one, and the login says so instead of offering its secret elsewhere.
         fx.control("move");

@@ -1214,6 +1214,18 @@ fn remote(
     let headers = c.field(obj, path, "headers", headers);
     let ca_file = c.field(obj, path, "caFile", file_path);
     let auth = c.field(obj, path, "auth", remote_auth);
+    // Tokens go in the clear over plain http: only to this machine.
+    let plain = url
+        .as_deref()
+        .and_then(|u| crate::downstream::remote::url::Url::parse(u).ok())
+        .is_some_and(|u| crate::oauth::http::allowed(&u).is_err());
+    if auth.is_some() && plain {
+        c.report(
+            &key_path(path, "url"),
+            "a server with \"auth\" must be https (or http on this machine's loopback): its \
+             tokens would cross the network in the clear",
+        );
+    }
     if auth.is_some()
         && headers
             .iter()
@@ -2581,6 +2593,16 @@ mod tests {
                              "headers": {"authorization": "Bearer x"}}]}"#,
         );
         assert!(both.starts_with("servers[0].headers: "), "{both}");
+        let clear = problem(
+            r#"{"servers": [{"name": "a", "url": "http://h.example/mcp", "auth": {"type": "oauth"}}]}"#,
+        );
+        assert!(
+            clear.starts_with("servers[0].url: ") && clear.contains("in the clear"),
+            "{clear}"
+        );
+        parse(
+            r#"{"servers": [{"name": "a", "url": "http://127.0.0.1:9/mcp", "auth": {"type": "oauth"}}]}"#,
+        );
     }
 
     #[test]

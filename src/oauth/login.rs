@@ -82,7 +82,7 @@ fn state_file(config: &Config, name: &str) -> Result<PathBuf, String> {
 pub fn logout(config: &Config, name: &str) -> Result<String, String> {
     let (remote, _) = oauth_server(config, name)?;
     let file = state_file(config, name)?;
-    let Some(mut saved) = store::load(&file, &remote.url)? else {
+    let Some(mut saved) = store::load(&file, &Url::parse(&remote.url)?)? else {
         return Ok(format!("server {name} was not logged in\n"));
     };
     if saved.tokens.take().is_none() {
@@ -106,10 +106,7 @@ pub fn login(
     let (remote, settings) = oauth_server(config, name)?;
     let file = state_file(config, name)?;
     let url = Url::parse(&remote.url)?;
-    let saved = store::load(&file, &remote.url)?.unwrap_or_else(|| Saved {
-        server_url: remote.url.clone(),
-        ..Saved::default()
-    });
+    let saved = store::load(&file, &url)?.unwrap_or_else(|| Saved::for_server(&url));
 
     let challenge = challenge(&url, remote)?;
     let deadline = Instant::now() + STEP_LIMIT;
@@ -151,7 +148,8 @@ pub fn login(
                 scopes
             }
         }
-        scopes => scopes.join(" "),
+        // The config's scopes, and what a server asked more for (`insufficient_scope`).
+        scopes => super::union(Some(&scopes.join(" ")), saved.step_up_scope.as_deref()),
     };
     let scope = Some(scope).filter(|s| !s.is_empty());
 
@@ -207,7 +205,7 @@ pub fn login(
     store::save(
         &file,
         &Saved {
-            server_url: remote.url.clone(),
+            server_url: url.to_string(),
             resource: Some(resource.resource),
             issuer: Some(metadata.issuer.clone()),
             token_endpoint: Some(metadata.token_endpoint.clone()),
@@ -369,7 +367,10 @@ fn wait_for_code(
                 400,
                 "This redirect is not for the login in progress.",
             );
-            return Err("the redirect's state does not match the login's (not ours?)".into());
+            // A stale tab of an earlier attempt, a prefetch, another local process: not this
+            // login's redirect, which may still come.
+            log::warn!("ignoring a redirect whose state is not this login's");
+            continue;
         }
         match get("iss") {
             Some(iss) if iss != metadata.issuer => {

@@ -37,6 +37,8 @@ use store::{Client, Saved, Tokens};
 /// A token this close to its expiry is refreshed before it is used (or half its lifetime, for
 /// short-lived ones).
 const REFRESH_AHEAD: u64 = 60;
+/// How often requests look whether the saved login changed on disk (a login, a logout).
+const LOOK_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What a request refused with 401 or 403 should do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +68,8 @@ struct State {
     saved: Saved,
     /// The file's modification time when last read.
     stamp: Option<SystemTime>,
+    /// When a request last looked at it (`authorization` looks at most once a second).
+    looked: Option<Instant>,
     /// Bumped whenever the tokens in hand change: a request refused with an older one is simply
     /// sent again (another request got the new one already).
     generation: u64,
@@ -81,10 +85,7 @@ impl Auth {
             settings: settings.clone(),
             file: state_dir.map(|dir| store::path(dir, name)),
             state: Mutex::new(State {
-                saved: Saved {
-                    server_url: url.to_string(),
-                    ..Saved::default()
-                },
+                saved: Saved::for_server(url),
                 ..State::default()
             }),
         };
@@ -123,7 +124,7 @@ impl Auth {
             return false;
         }
         state.stamp = stamp;
-        let loaded = match store::load(file, &self.url.to_string()) {
+        let loaded = match store::load(file, &self.url) {
             Ok(loaded) => loaded,
             Err(e) => {
                 log::warn!("server {}: {e}; its login is not used", self.name);
@@ -131,10 +132,7 @@ impl Auth {
             }
         };
         let fresh = loaded.as_ref().is_some_and(|s| s.tokens.is_some());
-        state.saved = loaded.unwrap_or_else(|| Saved {
-            server_url: self.url.to_string(),
-            ..Saved::default()
-        });
+        state.saved = loaded.unwrap_or_else(|| Saved::for_server(&self.url));
         state.generation += 1;
         if fresh {
             state.needs_login = None;
@@ -147,7 +145,18 @@ impl Auth {
     /// The `Authorization` value for a request now, refreshing a token about to expire; None
     /// when there is none (the request goes without, and its `401` says what to do).
     pub fn authorization(&self, deadline: Instant) -> Option<String> {
-        self.reload_if_changed();
+        // A login or logout meanwhile: looked for at most once a second, not per request.
+        let due = {
+            let mut state = self.lock();
+            let due = state.looked.is_none_or(|at| at.elapsed() >= LOOK_EVERY);
+            if due {
+                state.looked = Some(Instant::now());
+            }
+            due
+        };
+        if due {
+            self.reload_if_changed();
+        }
         let mut state = self.lock();
         // Only with a way to renew it: a token without one is used until it expires.
         let renewable = self.settings.grant == AuthGrant::ClientCredentials
@@ -196,6 +205,10 @@ impl Auth {
         deadline: Instant,
     ) -> Verdict {
         let challenge = challenge.and_then(Challenge::parse).unwrap_or_default();
+        // A login saved since the last look: try that first (what is in hand may be older).
+        if self.reload_if_changed() {
+            return Verdict::Retry;
+        }
         let mut state = self.lock();
         if status == 403 {
             if !challenge.insufficient_scope() {
@@ -284,7 +297,7 @@ impl Auth {
                 return Err(Verdict::NeedsLogin(message));
             }
             (AuthGrant::AuthorizationCode, Some(refresh_token)) => {
-                let (endpoint, client, resource) = match known_endpoints(&state.saved) {
+                let (endpoint, client, resource) = match self.known_endpoints(&state.saved) {
                     Some(known) => known,
                     None => return Err(self.login_needed(state, "its saved login is incomplete")),
                 };
@@ -311,12 +324,12 @@ impl Auth {
             }
             (AuthGrant::ClientCredentials, _) => {
                 let rediscover = challenge.is_some_and(|(c, _)| c.resource_metadata.is_some());
-                if rediscover || known_endpoints(&state.saved).is_none() {
+                if rediscover || self.known_endpoints(&state.saved).is_none() {
                     self.discover(state, challenge.map(|(c, _)| c), deadline)
                         .map_err(Verdict::Refused)?;
                 }
                 let (endpoint, client, resource) =
-                    known_endpoints(&state.saved).expect("discovered");
+                    self.known_endpoints(&state.saved).expect("discovered");
                 let scope = challenge
                     .and_then(|(_, wanted)| wanted.map(str::to_string))
                     .or_else(|| self.requested_scope(challenge.and_then(|(c, _)| c.scope.clone())));
@@ -382,6 +395,25 @@ impl Auth {
         challenged
     }
 
+    /// Token endpoint, client and resource of a saved login, when all are there. A client from
+    /// the config is the config's: its id and secret as they are now (a secret is never saved,
+    /// and a rotated one is used at once).
+    fn known_endpoints(&self, saved: &Saved) -> Option<(String, Client, String)> {
+        let mut client = saved.client.clone()?;
+        if let (true, Some(id)) = (client.origin == "config", &self.settings.client_id) {
+            client.client_id = id.clone();
+            client.client_secret = self.settings.client_secret.clone();
+        }
+        Some((
+            saved.token_endpoint.clone()?,
+            client,
+            saved
+                .resource
+                .clone()
+                .unwrap_or_else(|| saved.server_url.clone()),
+        ))
+    }
+
     fn login_needed(&self, state: &mut State, why: &str) -> Verdict {
         state.saved.tokens = None;
         state.generation += 1;
@@ -392,10 +424,19 @@ impl Auth {
         Verdict::NeedsLogin(message)
     }
 
+    /// Writes what is in hand, unless the file changed on disk since it was read (a login
+    /// meanwhile): that is newer, and the next look takes it.
     fn save(&self, state: &mut State) {
         let Some(file) = &self.file else {
             return;
         };
+        if store::stamp(file) != state.stamp {
+            log::debug!(
+                "server {}: its saved login changed meanwhile; not overwriting it",
+                self.name
+            );
+            return;
+        }
         match store::save(file, &state.saved) {
             Ok(()) => state.stamp = store::stamp(file),
             Err(e) => log::warn!("server {}: {e}", self.name),
@@ -405,18 +446,6 @@ impl Auth {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
-}
-
-/// Token endpoint, client and resource of a saved login, when all are there.
-fn known_endpoints(saved: &Saved) -> Option<(String, Client, String)> {
-    Some((
-        saved.token_endpoint.clone()?,
-        saved.client.clone()?,
-        saved
-            .resource
-            .clone()
-            .unwrap_or_else(|| saved.server_url.clone()),
-    ))
 }
 
 /// The scopes of `had` and `more`, each once, in order.
@@ -525,7 +554,7 @@ mod tests {
             panic!("{verdict:?}");
         };
         assert!(message.contains("more scope (mcp admin)"), "{message}");
-        let file = store::load(&store::path(&dir, "linear"), &url.to_string())
+        let file = store::load(&store::path(&dir, "linear"), &url)
             .unwrap()
             .unwrap();
         assert_eq!(file.step_up_scope.as_deref(), Some("mcp admin"));
@@ -543,6 +572,8 @@ mod tests {
         };
         std::thread::sleep(Duration::from_millis(20));
         store::save(&store::path(&dir, "linear"), &short).unwrap();
+        // (Requests look at the file once a second; this looks now.)
+        assert!(auth.reload_if_changed());
         assert_eq!(
             auth.authorization(Instant::now()).as_deref(),
             Some("Bearer last")

@@ -6,6 +6,7 @@
 //! Secrets (tokens, a registered client secret) are never shown: this type has no `Debug` that
 //! prints them, and nothing logs its fields.
 
+use crate::downstream::remote::url::Url;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -71,8 +72,20 @@ pub fn path(state_dir: &Path, server: &str) -> PathBuf {
     state_dir.join("oauth").join(format!("{server}.json"))
 }
 
-/// The saved state; None when there is none (or it is for another URL). Err: unreadable.
-pub fn load(file: &Path, server_url: &str) -> Result<Option<Saved>, String> {
+impl Saved {
+    /// Nothing saved yet, for `server`.
+    pub fn for_server(server: &Url) -> Saved {
+        Saved {
+            server_url: server.to_string(),
+            ..Saved::default()
+        }
+    }
+}
+
+/// The saved state; None when there is none (or it is for another URL: the config changed).
+/// URLs compare in their normal form (`Url`'s), however the config spells them. Err: unreadable.
+pub fn load(file: &Path, server: &Url) -> Result<Option<Saved>, String> {
+    let server_url = server.to_string();
     let bytes = match std::fs::read(file) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -83,8 +96,14 @@ pub fn load(file: &Path, server_url: &str) -> Result<Option<Saved>, String> {
     Ok((saved.server_url == server_url).then_some(saved))
 }
 
+/// Writes `saved` whole, 0600. A client secret from the config stays in the config: it is left
+/// out (the gateway takes it from the config each time).
 pub fn save(file: &Path, saved: &Saved) -> Result<(), String> {
-    let bytes = serde_json::to_vec_pretty(saved).map_err(|e| e.to_string())?;
+    let mut saved = saved.clone();
+    if let Some(client) = saved.client.as_mut().filter(|c| c.origin == "config") {
+        client.client_secret = None;
+    }
+    let bytes = serde_json::to_vec_pretty(&saved).map_err(|e| e.to_string())?;
     crate::registry::manifest::write_private(file, &bytes)
         .map_err(|e| format!("cannot write {}: {e}", file.display()))
 }
@@ -112,7 +131,10 @@ mod tests {
             std::env::temp_dir().join(format!("mcp-gateway-oauth-store-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let file = path(&dir, "linear");
-        assert!(load(&file, "https://mcp.linear.app/mcp").unwrap().is_none());
+        let url = |s: &str| Url::parse(s).unwrap();
+        assert!(load(&file, &url("https://mcp.linear.app/mcp"))
+            .unwrap()
+            .is_none());
         let saved = Saved {
             server_url: "https://mcp.linear.app/mcp".into(),
             tokens: Some(Tokens {
@@ -128,10 +150,29 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        assert!(load(&file, "https://mcp.linear.app/mcp").unwrap() == Some(saved));
-        assert!(load(&file, "https://elsewhere.example/mcp")
+        assert!(load(&file, &url("https://mcp.linear.app/mcp")).unwrap() == Some(saved.clone()));
+        assert!(
+            load(&file, &url("https://MCP.linear.app:443/mcp")).unwrap() == Some(saved),
+            "the same URL, spelled otherwise"
+        );
+        assert!(load(&file, &url("https://elsewhere.example/mcp"))
             .unwrap()
             .is_none());
+        // A client secret from the config is not saved.
+        let with_secret = Saved {
+            server_url: "https://mcp.linear.app/mcp".into(),
+            client: Some(Client {
+                client_id: "gw".into(),
+                client_secret: Some("s3cret".into()),
+                auth_method: "client_secret_basic".into(),
+                issuer: "https://as.example".into(),
+                origin: "config".into(),
+                redirect_uri: None,
+            }),
+            ..Saved::default()
+        };
+        save(&file, &with_secret).unwrap();
+        assert!(!std::fs::read_to_string(&file).unwrap().contains("s3cret"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
