@@ -101,7 +101,7 @@ fn server_url(c: &mut Checker, text: &str, path: &str) -> bool {
         );
         return false;
     }
-    if !url.tls && !is_loopback(&url.host) {
+    if crate::oauth::http::allowed(&url).is_err() {
         c.report(
             path,
             format!(
@@ -153,13 +153,6 @@ pub(super) fn scope(c: &mut Checker, v: &Value, path: &str) -> Option<String> {
         return None;
     }
     Some(s.to_string())
-}
-
-fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]

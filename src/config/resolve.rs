@@ -1287,14 +1287,7 @@ fn remote_auth(c: &mut Checker, v: &Value, path: &str) -> Option<RemoteAuth> {
         }
     });
     let scopes = c.field(obj, path, "scopes", |c, v, p| {
-        c.list(v, p, "an array of scope names", |c, v, p| {
-            let scope = c.string(v, p)?;
-            if scope.is_empty() || scope.contains(char::is_whitespace) {
-                c.report(p, "a scope name has no spaces and is not empty");
-                return None;
-            }
-            Some(scope.to_string())
-        })
+        c.list(v, p, "an array of scope names", super::oauth::scope)
     });
     let redirect_port = c.field(obj, path, "redirectPort", |c, v, p| {
         c.integer(v, p, 0, 65535).map(|n| n as u16)
@@ -2586,7 +2579,7 @@ mod tests {
             bad(r#"{"type": "oauth", "clientMetadataUrl": "http://me.example/x.json"}"#)
                 .contains("https URL with a path")
         );
-        assert!(bad(r#"{"type": "oauth", "scopes": ["a b"]}"#).contains("no spaces"));
+        assert!(bad(r#"{"type": "oauth", "scopes": ["a b"]}"#).contains("not a scope name"));
         assert!(bad(r#"{"type": "oauth", "clientid": "x"}"#).contains("did you mean \"clientId\""));
         let both = problem(
             r#"{"servers": [{"name": "a", "url": "https://h/mcp", "auth": {"type": "oauth"},

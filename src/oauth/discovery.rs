@@ -185,7 +185,6 @@ pub struct ServerMetadata {
     pub registration_endpoint: Option<String>,
     pub token_auth_methods: Vec<String>,
     pub code_challenge_methods: Vec<String>,
-    pub scopes_supported: Vec<String>,
     /// RFC 9207: the redirect carries `iss`, which must then be checked.
     pub iss_on_redirect: bool,
     /// Client ID Metadata Documents are accepted as `client_id`.
@@ -210,7 +209,6 @@ pub fn server_metadata(issuer: &str, deadline: Instant) -> Result<ServerMetadata
         registration_endpoint: field("registration_endpoint"),
         token_auth_methods: strings(&doc, "token_endpoint_auth_methods_supported"),
         code_challenge_methods: strings(&doc, "code_challenge_methods_supported"),
-        scopes_supported: strings(&doc, "scopes_supported"),
         iss_on_redirect: flag("authorization_response_iss_parameter_supported"),
         client_metadata_documents: flag("client_id_metadata_document_supported"),
     })

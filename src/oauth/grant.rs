@@ -172,7 +172,7 @@ pub fn auth_method(metadata: &ServerMetadata, has_secret: bool) -> String {
 /// server takes `none`, else whatever secret-based method it offers.
 pub fn register(
     metadata: &ServerMetadata,
-    redirect_uri: Option<&str>,
+    redirect_uri: &str,
     scope: Option<&str>,
     deadline: Instant,
 ) -> Result<Client, String> {
@@ -199,17 +199,9 @@ pub fn register(
         "software_version": env!("CARGO_PKG_VERSION"),
         "token_endpoint_auth_method": method,
     });
-    match redirect_uri {
-        Some(uri) => {
-            body["redirect_uris"] = json!([uri]);
-            body["grant_types"] = json!(["authorization_code", "refresh_token"]);
-            body["response_types"] = json!(["code"]);
-        }
-        None => {
-            body["redirect_uris"] = json!([]);
-            body["grant_types"] = json!(["client_credentials"]);
-        }
-    }
+    body["redirect_uris"] = json!([redirect_uri]);
+    body["grant_types"] = json!(["authorization_code", "refresh_token"]);
+    body["response_types"] = json!(["code"]);
     if let Some(scope) = scope {
         body["scope"] = json!(scope);
     }
@@ -253,7 +245,7 @@ pub fn register(
         auth_method,
         issuer: metadata.issuer.clone(),
         origin: "registered".into(),
-        redirect_uri: redirect_uri.map(str::to_string),
+        redirect_uri: Some(redirect_uri.to_string()),
     })
 }
 
@@ -276,11 +268,9 @@ impl Pkce {
 
 /// `bytes` random bytes, Base64url: for PKCE verifiers and `state`.
 pub fn random_text(bytes: usize) -> Result<String, String> {
-    use ring::rand::SecureRandom;
     let mut buf = vec![0u8; bytes];
-    ring::rand::SystemRandom::new()
-        .fill(&mut buf)
-        .map_err(|_| "the system has no randomness to give".to_string())?;
+    crate::upstream::session::random_bytes(&mut buf)
+        .map_err(|e| format!("the system has no randomness to give: {e}"))?;
     Ok(encode(&buf, Alphabet::Url))
 }
 
@@ -296,7 +286,6 @@ mod tests {
             registration_endpoint: None,
             token_auth_methods: methods.iter().map(|m| m.to_string()).collect(),
             code_challenge_methods: vec!["S256".into()],
-            scopes_supported: vec![],
             iss_on_redirect: false,
             client_metadata_documents: false,
         }

@@ -10,7 +10,6 @@
 use crate::downstream::remote::conn::Conn;
 use crate::downstream::remote::tls::Tls;
 use crate::downstream::remote::url::Url;
-use std::sync::OnceLock;
 use std::time::Instant;
 
 /// Largest OAuth response read (metadata documents and token responses are small).
@@ -99,10 +98,10 @@ fn exchange(
     deadline: Instant,
 ) -> Result<Response, String> {
     allowed(url)?;
-    let tls = if url.tls { Some(system_tls()?) } else { None };
+    let tls = if url.tls { Some(Tls::system()?) } else { None };
     let place = url.redacted();
-    let mut conn =
-        Conn::connect(url, tls, deadline).map_err(|e| format!("cannot reach {place}: {e}"))?;
+    let mut conn = Conn::connect(url, tls.as_ref(), deadline)
+        .map_err(|e| format!("cannot reach {place}: {e}"))?;
     let head = conn
         .send(method, &url.path, headers, body, deadline)
         .map_err(|e| format!("{method} {place}: {e}"))?;
@@ -114,12 +113,6 @@ fn exchange(
         headers: head.headers,
         body,
     })
-}
-
-/// The system's trust anchors, loaded once.
-fn system_tls() -> Result<&'static Tls, String> {
-    static TLS: OnceLock<Result<Tls, String>> = OnceLock::new();
-    TLS.get_or_init(Tls::system).as_ref().map_err(Clone::clone)
 }
 
 /// `application/x-www-form-urlencoded` (also a URL's query).

@@ -207,7 +207,6 @@ pub fn login(
         &Saved {
             server_url: url.to_string(),
             resource: Some(resource.resource),
-            issuer: Some(metadata.issuer.clone()),
             token_endpoint: Some(metadata.token_endpoint.clone()),
             client: Some(client),
             tokens: Some(tokens),
@@ -300,7 +299,7 @@ fn client(
             return Ok(client.clone());
         }
     }
-    grant::register(metadata, Some(redirect_uri), scope, deadline)
+    grant::register(metadata, redirect_uri, scope, deadline)
 }
 
 /// A configured client is registered with one authorization server: when the server's metadata

@@ -382,7 +382,6 @@ impl Auth {
             redirect_uri: None,
         });
         state.saved.resource = Some(resource.resource);
-        state.saved.issuer = Some(metadata.issuer);
         state.saved.token_endpoint = Some(metadata.token_endpoint);
         Ok(())
     }

@@ -158,6 +158,18 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// For a tool `name` no server lists, while servers wait for an OAuth login: what to do
+    /// (their tools are not known before a first login). None: nobody waits.
+    pub fn login_hint(&self, name: &str) -> Option<String> {
+        (!self.logins.is_empty()).then(|| {
+            format!(
+                "{} (no server listed so far offers tool {name}; a server waiting for a login \
+                 lists its tools once logged in)",
+                self.logins.join("; ")
+            )
+        })
+    }
+
     /// Where a call to the tool `name` goes.
     pub fn route(&self, name: &str) -> Option<&Named> {
         self.tools.route(name)

@@ -43,6 +43,14 @@ pub struct Exposure {
 }
 
 /// Whether a client of this name searches tools itself (Claude Code does).
+/// Whether a client's `clientInfo` names one that searches tools itself.
+pub fn client_info_searches(client_info: Option<&serde_json::Value>) -> bool {
+    client_info
+        .and_then(|info| info.get("name"))
+        .and_then(serde_json::Value::as_str)
+        .is_some_and(searches_tools_itself)
+}
+
 pub fn searches_tools_itself(client_name: &str) -> bool {
     let name = client_name.to_ascii_lowercase();
     SELF_SEARCHING_CLIENTS.iter().any(|c| name.starts_with(c))

@@ -205,17 +205,13 @@ fn initialize(registry: &Snapshot, session: &mut Session, params: &Params) -> Ou
         LATEST_PROTOCOL_VERSION
     };
     session.protocol_version = Some(version.to_string());
-    session.client_searches = params
-        .get("clientInfo")
-        .as_ref()
-        .and_then(|info| info.get("name"))
-        .and_then(Value::as_str)
-        .is_some_and(crate::registry::profile::searches_tools_itself);
+    let client_info = params.get("clientInfo");
+    session.client_searches = crate::registry::profile::client_info_searches(client_info.as_ref());
     session.client_capabilities = match params.get("capabilities") {
         Some(Value::Object(capabilities)) => std::sync::Arc::new(capabilities),
         _ => Default::default(),
     };
-    if let Some(info) = params.get("clientInfo") {
+    if let Some(info) = client_info {
         // Bounded: an audit line is no place for a client's essay.
         let field = |key: &str| {
             info.get(key)
@@ -422,12 +418,7 @@ impl Call<'_> {
                 return Action::Hold;
             }
             // Maybe a tool of a server nobody has logged in to yet: say what to do.
-            if !self.registry.logins.is_empty() {
-                let message = format!(
-                    "{} (no server listed so far offers tool {name}; a server waiting for a login \
-                     lists its tools once logged in)",
-                    self.registry.logins.join("; ")
-                );
+            if let Some(message) = self.registry.login_hint(&name) {
                 return self.refuse("tools/call", name, codes::SERVER_UNAVAILABLE, message);
             }
             let message = format!("Unknown tool: {name}");

@@ -679,16 +679,12 @@ pub(super) struct StatelessCall {
 /// Whether the `_meta` clientInfo of a stateless request names a client that searches tools
 /// itself (`toolExposure: auto` then shows it every tool).
 fn client_searches(params: &Params) -> bool {
-    params
-        .get("_meta")
-        .as_ref()
-        .and_then(|meta| {
-            meta.get("io.modelcontextprotocol/clientInfo")
-                .or(meta.get("clientInfo"))
-        })
-        .and_then(|info| info.get("name"))
-        .and_then(serde_json::Value::as_str)
-        .is_some_and(crate::registry::profile::searches_tools_itself)
+    let meta = params.get("_meta");
+    let info = meta.as_ref().and_then(|meta| {
+        meta.get("io.modelcontextprotocol/clientInfo")
+            .or(meta.get("clientInfo"))
+    });
+    crate::registry::profile::client_info_searches(info)
 }
 
 /// An error the gateway answered a stateless call with, in the revision's terms: the status of its

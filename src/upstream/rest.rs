@@ -87,21 +87,13 @@ impl Router {
                 return None;
             }
             // Maybe a tool of a server nobody has logged in to yet: say what to do.
-            let (status, code, message) = match view.logins.as_slice() {
-                [] => (
+            let (status, code, message) = match view.login_hint(&name) {
+                None => (
                     404,
                     codes::INVALID_PARAMS,
                     format!("unknown tool: {name} (GET /tools lists them)"),
                 ),
-                logins => (
-                    503,
-                    codes::SERVER_UNAVAILABLE,
-                    format!(
-                        "{} (no server listed so far offers tool {name}; a server waiting for a \
-                         login lists its tools once logged in)",
-                        logins.join("; ")
-                    ),
-                ),
+                Some(hint) => (503, codes::SERVER_UNAVAILABLE, hint),
             };
             let error = crate::metrics::ErrorType::of_code(code);
             self.refused("tools/call", Some(name), None, code, error);

@@ -110,11 +110,7 @@ impl Signer {
             return false;
         };
         let ours = hmac::sign(&self.key, text.as_bytes());
-        ours.as_ref()[..MAC_BYTES]
-            .iter()
-            .zip(&given)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+        super::gate::constant_time_eq(&ours.as_ref()[..MAC_BYTES], &given)
     }
 
     /// A session id carrying `claims` (plus a random nonce: two sessions never share an id).

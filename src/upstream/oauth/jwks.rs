@@ -13,8 +13,7 @@
 
 use super::jwt::KeySet;
 use crate::config::OAuthConfig;
-use crate::downstream::remote::conn::{Conn, Url};
-use crate::downstream::remote::tls::Tls;
+use crate::downstream::remote::url::Url;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -27,8 +26,6 @@ pub const MIN_FRESH: Duration = Duration::from_secs(30);
 pub const MAX_FRESH: Duration = Duration::from_secs(24 * 3600);
 /// Each discovery or key-set exchange, connection included.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
-/// Largest metadata or key-set document read.
-const MAX_DOCUMENT: usize = 1 << 20;
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 const LAST_RETRY: Duration = Duration::from_secs(60);
 
@@ -77,7 +74,6 @@ pub fn start(config: &OAuthConfig) -> std::io::Result<Fetcher> {
 }
 
 fn run(config: &OAuthConfig, updates: &Sender<Update>, asks: &Receiver<()>) {
-    let mut client = Client::default();
     let mut discovered: Option<String> = None;
     let mut retry = FIRST_RETRY;
     loop {
@@ -86,7 +82,7 @@ fn run(config: &OAuthConfig, updates: &Sender<Update>, asks: &Receiver<()>) {
             (None, None) => discover(&config.issuer),
         };
         let attempt = uri.and_then(|uri| {
-            let (body, fresh) = client.get(&uri)?;
+            let (body, fresh) = fetch(&uri)?;
             let set = KeySet::parse(&body).map_err(|e| format!("{uri}: {e}"))?;
             Ok((uri, set, fresh))
         });
@@ -146,40 +142,20 @@ fn discover(issuer: &str) -> Result<String, String> {
     }
 }
 
-/// One GET at a time, TLS roots loaded on the first https URL.
-#[derive(Default)]
-struct Client {
-    tls: Option<Tls>,
-}
-
-impl Client {
-    /// The body of a 200 answer to `GET url`, and how long it may be kept.
-    fn get(&mut self, text: &str) -> Result<(Vec<u8>, Duration), String> {
-        let url = Url::parse(text)?;
-        if url.tls && self.tls.is_none() {
-            self.tls = Some(Tls::system()?);
-        }
-        let deadline = Instant::now() + FETCH_TIMEOUT;
-        let tls = if url.tls { self.tls.as_ref() } else { None };
-        let fail = |e: crate::downstream::remote::conn::ConnError| format!("{text}: {e}");
-        let mut conn = Conn::connect(&url, tls, deadline).map_err(fail)?;
-        let head = conn
-            .send(
-                "GET",
-                &url.path,
-                &[("Accept", "application/json")],
-                b"",
-                deadline,
-            )
-            .map_err(fail)?;
-        if head.status != 200 {
-            return Err(format!("{text} answered HTTP {}", head.status));
-        }
-        let body = conn
-            .read_body(&head, MAX_DOCUMENT, deadline)
-            .map_err(fail)?;
-        Ok((body, freshness(head.header("cache-control"))))
+/// The body of a 200 answer to `GET uri` (through `oauth::http`, whose rules it follows), and
+/// how long it may be kept.
+fn fetch(uri: &str) -> Result<(Vec<u8>, Duration), String> {
+    let url = Url::parse(uri)?;
+    let response = crate::oauth::http::get(&url, Instant::now() + FETCH_TIMEOUT)?;
+    if response.status != 200 {
+        return Err(format!(
+            "{} answered HTTP {}",
+            url.redacted(),
+            response.status
+        ));
     }
+    let fresh = freshness(response.header("cache-control"));
+    Ok((response.body, fresh))
 }
 
 /// How long a response may be kept, from its `Cache-Control` (bounded).
