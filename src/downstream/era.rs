@@ -75,6 +75,13 @@ pub fn declare(params: &mut Params, declared: &crate::job::Declared) {
 
 /// A client's call made fit for the handle's era (see the module doc).
 pub fn prepare(params: &mut Params, modern: bool) {
+    if !modern
+        && !params
+            .raw("_meta")
+            .is_some_and(|raw| raw.get().contains(PREFIX))
+    {
+        return; // the common case (no `_meta`, or only a progress token): left byte for byte
+    }
     let meta = match params.get("_meta") {
         Some(Value::Object(meta)) => Some(meta),
         _ => None,
@@ -84,7 +91,7 @@ pub fn prepare(params: &mut Params, modern: bool) {
             return;
         };
         if !meta.keys().any(|k| k.starts_with(PREFIX)) {
-            return; // the common case: left byte for byte
+            return; // the prefix was in a value, not a key
         }
         let kept: Map<String, Value> = meta
             .into_iter()
