@@ -363,14 +363,16 @@ impl Drop for Flight {
 pub fn sole_client<'a, K>(
     flights: impl Iterator<Item = (K, &'a Flight)>,
 ) -> Result<(K, &'a Flight), Ambiguity> {
+    // A 2025 session is one client however many calls it has; each 2026-07-28 client's call is
+    // a client of its own (no session ties two of them together). REST calls ask nobody.
     let mut found: Option<(K, &Flight)> = None;
     for (key, flight) in flights {
-        let Some(client) = flight.client else {
+        if flight.client.is_none() && !flight.for_a_modern_client() {
             continue;
-        };
+        }
         match &found {
             None => found = Some((key, flight)),
-            Some((_, first)) if first.client == Some(client) => {}
+            Some((_, first)) if flight.client.is_some() && first.client == flight.client => {}
             Some(_) => return Err(Ambiguity::Several),
         }
     }
@@ -582,7 +584,36 @@ mod tests {
             sole_client([(3, &rest)].into_iter()).err(),
             Some(Ambiguity::None)
         );
-        for flight in [a1, a2, rest, b] {
+        // Each 2026-07-28 client's call is a client of its own.
+        for flight in [a2, b] {
+            flight.cancelled(); // room for two more
+        }
+        let modern = |n: i64| {
+            let claim = match pool.submit(job(), Instant::now()) {
+                Submit::Run(_, claim) => claim,
+                _ => panic!("room"),
+            };
+            let mut job = self::job();
+            job.answer = Answer::Modern {
+                id: Id::from_value(&Value::from(n)).unwrap(),
+                read: None,
+            };
+            Flight::new(job, claim, &rig.carrier, Instant::now()).0
+        };
+        let (m1, m2) = (modern(1), modern(2));
+        assert_eq!(
+            sole_client([(5, &m1), (3, &rest)].into_iter()).unwrap().0,
+            5
+        );
+        assert_eq!(
+            sole_client([(5, &m1), (6, &m2)].into_iter()).err(),
+            Some(Ambiguity::Several)
+        );
+        assert_eq!(
+            sole_client([(5, &m1), (1, &a1)].into_iter()).err(),
+            Some(Ambiguity::Several)
+        );
+        for flight in [a1, rest, m1, m2] {
             flight.cancelled();
         }
     }

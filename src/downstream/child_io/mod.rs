@@ -1245,19 +1245,8 @@ impl IoLoop {
             Message::Request { id, method, params } => {
                 // The handle's own `Requester` queues the answer back here, like any other line.
                 let handle = child.handle.clone();
-                // A 2026-07-28 client's call, the child's only one: the call is suspended and the
-                // client asked through an input_required answer (it cannot be sent a request).
-                let mut clients = child.calls.values_mut().filter_map(|p| match p {
-                    Pending::Client(flight) => Some(flight),
-                    Pending::Own { .. } => None,
-                });
-                let relayable = era::relayable(&method);
-                if let (Some(flight), None, true) = (clients.next(), clients.next(), relayable) {
-                    if flight.for_a_modern_client() {
-                        flight.suspend(id, method, params);
-                        return;
-                    }
-                }
+                // To the one client with calls here (a 2026-07-28 client's call is suspended
+                // instead: `ask_client`).
                 let flights = child.calls.iter().filter_map(|(call, p)| match p {
                     Pending::Client(flight) => Some((*call, &**flight)),
                     Pending::Own { .. } => None,
