@@ -330,7 +330,8 @@ impl Running {
             let Some(pool) = self.table.pools.get(slot) else {
                 continue;
             };
-            if pool.waits_for_login() && (auth.reload_if_changed() || auth.needs_login().is_none())
+            if pool.login_wait().is_some()
+                && (auth.reload_if_changed() || auth.needs_login().is_none())
             {
                 log::info!("server {}: a login was saved; starting it", pool.name);
                 pool.login_done(now);
@@ -522,17 +523,15 @@ impl Running {
         use crate::config::Protocol;
         use crate::pool::EraHint;
         let configured = server.protocol;
+        // What this start goes by: what it ends in updates it (not what another start left).
+        let hint = pool.era_hint();
         let protocol = match &server.kind {
             ServerKind::Remote(remote)
                 if remote.transport == crate::config::RemoteTransport::Sse =>
             {
                 Protocol::Legacy
             }
-            _ if configured == Protocol::Auto
-                && matches!(pool.era_hint(), EraHint::Legacy | EraHint::TryLegacy) =>
-            {
-                Protocol::Legacy
-            }
+            _ if configured == Protocol::Auto && hint.skips_probe() => Protocol::Legacy,
             _ => configured,
         };
         let thread_link = link.clone();
@@ -579,23 +578,19 @@ impl Running {
                     Err(e) => {
                         match link.needs_login() {
                             Some(message) => {
-                                pool.needs_login(message, Instant::now());
+                                pool.needs_login(message);
                                 catalog.logins_changed();
                             }
                             None => {
                                 if configured == Protocol::Auto {
-                                    let next = match pool.era_hint() {
-                                        EraHint::Unknown => {
-                                            log::info!(
-                                                "server {}: its next start goes without the \
-                                                 server/discover probe (initialize only)",
-                                                pool.name
-                                            );
-                                            EraHint::TryLegacy
-                                        }
-                                        EraHint::TryLegacy => EraHint::Unknown,
-                                        known => known,
-                                    };
+                                    let next = hint.after_failure(link.requester().modern());
+                                    if next == EraHint::TryLegacy && hint != next {
+                                        log::info!(
+                                            "server {}: its next start goes without the \
+                                             server/discover probe (initialize only)",
+                                            pool.name
+                                        );
+                                    }
                                     pool.set_era_hint(next);
                                 }
                                 pool.start_failed(format!("failed to start: {e}"), Instant::now())

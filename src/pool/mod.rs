@@ -123,6 +123,23 @@ pub enum EraHint {
     TryLegacy = 3,
 }
 
+impl EraHint {
+    /// Whether a start goes straight to `initialize`.
+    pub fn skips_probe(self) -> bool {
+        matches!(self, EraHint::Legacy | EraHint::TryLegacy)
+    }
+
+    /// After a start that went by `self` failed; `modern`: the probe had named 2026-07-28 (the
+    /// failure came after it, so it is no reason to skip it).
+    pub fn after_failure(self, modern: bool) -> EraHint {
+        match self {
+            EraHint::Unknown if !modern => EraHint::TryLegacy,
+            EraHint::TryLegacy => EraHint::Unknown,
+            known => known,
+        }
+    }
+}
+
 pub struct Pool<M: Member> {
     pub name: Arc<str>,
     /// `EraHint` as a number: written by handshakes, read when a handle is started.
@@ -487,7 +504,7 @@ impl<M: Member> Pool<M> {
 
     /// A start failed because the server wants an OAuth login nobody has made: no start is
     /// attempted until `login_done`, and every call meanwhile fails at once with `message`.
-    pub fn needs_login(&self, message: String, now: Instant) {
+    pub fn needs_login(&self, message: String) {
         let mut st = self.lock();
         st.starting = st.starting.saturating_sub(1);
         if st.login.is_none() {
@@ -506,7 +523,6 @@ impl<M: Member> Pool<M> {
                     .fail(&w.job.route(), &Failure::Unavailable(message.clone()));
             }
         }
-        let _ = now;
         self.publish(&st);
         drop(st);
         (self.doorbell)();
@@ -525,11 +541,6 @@ impl<M: Member> Pool<M> {
     pub fn set_era_hint(&self, hint: EraHint) {
         self.era
             .store(hint as u8, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// Whether the pool waits for a login (`needs_login`).
-    pub fn waits_for_login(&self) -> bool {
-        self.lock().login.is_some()
     }
 
     /// What it says while it waits for a login.
@@ -1587,5 +1598,26 @@ mod tests {
             "the notice never came: it leaves anyway"
         );
         assert_eq!(rig.pool.stats().restarts, 1);
+    }
+
+    #[test]
+    fn an_era_hint_follows_what_starts_found() {
+        assert_eq!(EraHint::Unknown.after_failure(false), EraHint::TryLegacy);
+        assert_eq!(
+            EraHint::TryLegacy.after_failure(false),
+            EraHint::Unknown,
+            "then probes again"
+        );
+        assert_eq!(
+            EraHint::Unknown.after_failure(true),
+            EraHint::Unknown,
+            "its probe was answered"
+        );
+        assert_eq!(
+            EraHint::Legacy.after_failure(false),
+            EraHint::Legacy,
+            "learned by a success"
+        );
+        assert!(EraHint::TryLegacy.skips_probe() && !EraHint::Modern.skips_probe());
     }
 }
