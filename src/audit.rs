@@ -6,7 +6,8 @@
 //!   method, the tool, prompt or URI it names) and, at the call's end, hands the note and the end
 //!   (`metrics::Ended`) to `AuditLog::log`, which never blocks: the queue is bounded
 //!   (`QUEUE_LINES`), and a line that finds it full is dropped and counted (`/metrics`, `/health`);
-//! - the worker that takes the job measures its params and hashes its arguments (`Call::measure`):
+//! - the job's carrier (child-io for a local server, a worker for a remote one) measures its params
+//!   and hashes its arguments (`Call::measure`):
 //!   that is O(size of the arguments), kept off the reactor;
 //! - the writer thread (`audit`) alone formats lines, owns the file and rotates it.
 //!
@@ -59,7 +60,7 @@ pub struct Call {
     pub target: Option<String>,
     /// `gateway.auditArguments`: keep the argument values, not only their hash.
     pub keep_arguments: bool,
-    /// Filled by the worker that takes the job (`measure`).
+    /// Filled by the job's carrier (`measure`).
     measured: OnceLock<Measured>,
 }
 

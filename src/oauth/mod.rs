@@ -37,6 +37,9 @@ use store::{Client, Saved, Tokens};
 /// A token this close to its expiry is refreshed before it is used (or half its lifetime, for
 /// short-lived ones).
 const REFRESH_AHEAD: u64 = 60;
+/// Bound on the token exchanges one request waits for under the `Auth` lock (others asking for
+/// the same server's header wait on it meanwhile): a call's own deadline may be minutes.
+const EXCHANGE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// How often requests look whether the saved login changed on disk (a login, a logout).
 const LOOK_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -205,6 +208,7 @@ impl Auth {
         deadline: Instant,
     ) -> Verdict {
         let challenge = challenge.and_then(Challenge::parse).unwrap_or_default();
+        let deadline = deadline.min(Instant::now() + EXCHANGE_LIMIT);
         // A login saved since the last look: try that first (what is in hand may be older).
         if self.reload_if_changed() {
             return Verdict::Retry;
