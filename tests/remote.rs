@@ -571,7 +571,8 @@ fn an_answer_stream_the_server_closes_early_is_resumed_with_last_event_id() {
 }
 
 #[test]
-fn a_remote_without_a_get_stream_is_pinged_so_its_death_shows_in_health() {
+fn a_remote_without_a_get_stream_is_watched_by_its_listen_or_a_probe_so_its_death_shows_in_health()
+{
     // 2025: no GET stream (405), so it is pinged. 2026-07-28 has neither a GET stream nor ping:
     // its subscriptions/listen stream is held instead, and with nothing to listen for it is
     // probed with server/discover.
@@ -677,6 +678,10 @@ fn a_2026_remote_tells_2025_sessions_of_list_changes_and_resource_updates_throug
             .any(|m| m["method"] == "notifications/tools/list_changed")
             .then_some(())
     });
+    // The server sends the update right after the list change: whatever came is read.
+    while let Some(m) = sse.next_message(Duration::from_millis(500)) {
+        after.push(m);
+    }
     assert!(
         !after
             .iter()
