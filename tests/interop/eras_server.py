@@ -5,13 +5,11 @@ The SDK's stdio server is dual-era: the client's first request decides whether i
 with the initialize handshake or statelessly (2026-07-28).
 """
 
-from typing import Annotated
-
-from pydantic import BaseModel
-
-from mcp.server.mcpserver import Context, Elicit, MCPServer, Resolve
+from mcp.server.mcpserver import Context, MCPServer
+from shared_tools import add_shared_tools
 
 server = MCPServer("py-eras", version="1.0.0")
+add_shared_tools(server)
 
 
 @server.tool()
@@ -28,34 +26,11 @@ async def count(steps: int, ctx: Context) -> str:
     return f"counted {steps}"
 
 
-class Name(BaseModel):
-    name: str
-
-
-def ask_name() -> Elicit[Name]:
-    return Elicit("What is your name?", Name)
-
-
-@server.tool()
-def greet(who: Annotated[Name, Resolve(ask_name)]) -> str:
-    """Greets whoever the client's user says they are (the SDK elicits the name: mid-call in a
-    2025 session, as an input_required round trip in 2026-07-28)."""
-    return f"Hello, {who.name}!"
-
-
 @server.tool()
 async def murmur(text: str, ctx: Context) -> str:
     """Logs `text` at info level (request-scoped in 2026-07-28: only if the request asks)."""
     await ctx.info(text)
     return "murmured"
-
-
-@server.tool()
-async def announce(uri: str, ctx: Context) -> str:
-    """Publishes a tools list_changed and an update of `uri` to every subscriptions/listen."""
-    await ctx.notify_tools_changed()
-    await ctx.notify_resource_updated(uri)
-    return "announced"
 
 
 @server.resource("py://note")

@@ -6,16 +6,12 @@ Prints one JSON line per check to stdout; exits non-zero (with a traceback) on a
 """
 
 import asyncio
-import json
 import sys
 
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
-
-
-def report(check, **fields):
-    print(json.dumps({"check": check, **fields}), flush=True)
+from client import report
 
 
 async def with_token(url, token):

@@ -28,12 +28,9 @@ from mcp.client.auth import OAuthClientProvider, TokenStorage
 from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuthProvider
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+from client import report
 
 REDIRECT_URI = "http://127.0.0.1:9/callback"  # never contacted: the redirect is read, not followed
-
-
-def report(check, **fields):
-    print(json.dumps({"check": check, **fields}), flush=True)
 
 
 def fail(message):

@@ -27,33 +27,20 @@ import sys
 import uvicorn
 from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from mcp.server.mcpserver import Context, Elicit, MCPServer, Resolve
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.streamable_http import EventMessage, EventStore
+from shared_tools import add_shared_tools
 
 server = MCPServer("py-remote", version="1.0.0")
+add_shared_tools(server)
 
 
 @server.tool()
 def echo(text: str) -> str:
     """Echoes its text."""
     return text
-
-
-class Name(BaseModel):
-    name: str
-
-
-def ask_name() -> Elicit[Name]:
-    return Elicit("What is your name?", Name)
-
-
-@server.tool()
-def greet(who: Annotated[Name, Resolve(ask_name)]) -> str:
-    """Greets whoever the client's user says they are (the SDK elicits the name: mid-call in a
-    2025 session, as an input_required round trip in 2026-07-28)."""
-    return f"Hello, {who.name}!"
 
 
 @server.tool()
@@ -133,15 +120,6 @@ async def changed(ctx: Context) -> str:
     """Sends notifications/tools/list_changed outside the call (on the standalone GET stream)."""
     await ctx.session.send_tool_list_changed()
     return "told"
-
-
-@server.tool()
-async def announce(uri: str, ctx: Context) -> str:
-    """2026-07-28: publishes a tools list_changed and an update of `uri` to every
-    subscriptions/listen stream whose filter asks for them."""
-    await ctx.notify_tools_changed()
-    await ctx.notify_resource_updated(uri)
-    return "announced"
 
 
 @server.tool()
