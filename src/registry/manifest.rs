@@ -78,8 +78,12 @@ pub fn write_private(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .recursive(true)
         .mode(0o700)
         .create(dir)?;
+    // Unique per write: two threads of this process (an old and a new handle of one server
+    // across a reload, say) never share a temp file.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let temp = dir.join(format!(
-        ".{}.{}.tmp",
+        ".{}.{}.{n}.tmp",
         file.file_name().unwrap_or_default().to_string_lossy(),
         std::process::id()
     ));
