@@ -74,14 +74,13 @@ impl Router {
         if self.oauth.is_none() {
             return Ok(()); // the common case: nothing to check (nor to build the challenge of)
         }
-        let metadata = self.metadata_url(req);
         let profile = profiles::requested(req);
         let Some(guard) = self.oauth.as_mut() else {
             return Ok(());
         };
         let required = guard.required_scopes(&profile);
-        let wanted: Vec<&str> = required.iter().map(String::as_str).collect();
-        let refused = match guard.check(presented, Instant::now()) {
+        // The challenge (its metadata URL) is built only for a refusal.
+        let (status, message, error) = match guard.check(presented, Instant::now()) {
             Ok(granted) => {
                 let missing = granted.missing(&required);
                 if missing.is_empty() {
@@ -93,28 +92,24 @@ impl Router {
                     if missing.len() == 1 { "" } else { "s" },
                     missing.join(", ")
                 );
-                let value =
-                    oauth::challenge(&metadata, Some(("insufficient_scope", &message)), &wanted);
-                (403, rpc::codes::INVALID_REQUEST, message, value)
+                (403, message, Some("insufficient_scope"))
             }
             Err(oauth::Refusal::Missing) => {
                 let message = "this gateway requires an OAuth access token: send Authorization: Bearer <token> (the authorization server is named in the resource metadata)";
-                let value = oauth::challenge(&metadata, None, &wanted);
-                (401, rpc::codes::INVALID_REQUEST, message.to_string(), value)
+                (401, message.to_string(), None)
             }
-            Err(oauth::Refusal::Invalid(why)) => {
-                let value = oauth::challenge(&metadata, Some(("invalid_token", &why)), &wanted);
-                (401, rpc::codes::INVALID_REQUEST, why, value)
-            }
+            Err(oauth::Refusal::Invalid(why)) => (401, why, Some("invalid_token")),
             Err(oauth::Refusal::Unavailable(why)) => {
                 return Err(self
                     .refusal(req, 503, rpc::codes::SERVER_UNAVAILABLE, &why)
                     .header("Retry-After", oauth::RETRY_AFTER_SECS.to_string()));
             }
         };
-        let (status, code, message, value) = refused;
+        let wanted: Vec<&str> = required.iter().map(String::as_str).collect();
+        let metadata = self.metadata_url(req);
+        let value = oauth::challenge(&metadata, error.map(|e| (e, message.as_str())), &wanted);
         Err(self
-            .refusal(req, status, code, &message)
+            .refusal(req, status, rpc::codes::INVALID_REQUEST, &message)
             .header("WWW-Authenticate", value))
     }
 
