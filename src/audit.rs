@@ -6,9 +6,9 @@
 //!   method, the tool, prompt or URI it names) and, at the call's end, hands the note and the end
 //!   (`metrics::Ended`) to `AuditLog::log`, which never blocks: the queue is bounded
 //!   (`QUEUE_LINES`), and a line that finds it full is dropped and counted (`/metrics`, `/health`);
-//! - the job's carrier (child-io for a local server, a worker for a remote one) measures its params
-//!   and hashes its arguments (`Call::measure`):
-//!   that is O(size of the arguments), kept off the reactor;
+//! - the job's carrier (child I/O, in the reactor's loop, for a local server; a worker for a
+//!   remote one) measures its params and hashes its arguments (`Call::measure`): O(size of the
+//!   arguments), never while the request is being routed;
 //! - the writer thread (`audit`) alone formats lines, owns the file and rotates it.
 //!
 //! Invariants: a line is written whole or not at all (one `write_all` per batch of whole lines);

@@ -7,7 +7,7 @@
 
 use crate::catalog::Catalog;
 use crate::config::{Config, GatewayConfig, ServerConfig, ServerKind};
-use crate::downstream::child_io::{ChildEvent, ChildIo};
+use crate::downstream::child_io::{ChildEvent, ChildIo, IoLoop};
 use crate::downstream::flight::Carrier;
 use crate::downstream::link::ServerPool;
 use crate::downstream::remote::link::Events;
@@ -24,6 +24,9 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How long a stop waits for the supervisor to have stopped and reaped every child.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(15);
+
 /// Everything behind the reactor.
 pub struct Backend {
     /// The newest server table (the supervisor publishes reloads here).
@@ -35,9 +38,22 @@ pub struct Backend {
     pub control: Sender<Control>,
 }
 
+/// Where child I/O runs.
+pub enum ChildIoOn<'a> {
+    /// In the reactor's loop, on its poll (whose waker this is): `serve`.
+    Reactor(&'a mio::Poll, Arc<mio::Waker>),
+    /// On a thread and a poll of its own: `check`, which has no reactor.
+    OwnThread,
+}
+
 impl Backend {
-    /// Starts child I/O, the supervisor and the workers; servers begin starting at once.
-    pub fn start(config: &Config, sink: ReactorSink) -> std::io::Result<Backend> {
+    /// Starts child I/O, the supervisor and the workers; servers begin starting at once. With
+    /// `ChildIoOn::Reactor`, child I/O is returned for the reactor to drive.
+    pub fn start(
+        config: &Config,
+        sink: ReactorSink,
+        child_io_on: ChildIoOn,
+    ) -> std::io::Result<(Backend, Option<IoLoop>)> {
         let (control, control_rx) = crossbeam_channel::unbounded();
         let doorbell: Doorbell = {
             let control = control.clone();
@@ -92,13 +108,26 @@ impl Backend {
             sink: sink.clone(),
             workers: jobs.clone(),
         };
-        let child_io = {
+        let (child_io, io_loop) = {
             let events = events.clone();
-            ChildIo::start(
-                config.gateway.max_message_bytes,
-                carrier.clone(),
-                Box::new(move |event| events(event)),
-            )?
+            let on_event = Box::new(move |event| events(event));
+            let max_message = config.gateway.max_message_bytes;
+            match child_io_on {
+                ChildIoOn::Reactor(poll, waker) => {
+                    let (io, io_loop) = ChildIo::embedded(
+                        poll.registry(),
+                        waker,
+                        max_message,
+                        carrier.clone(),
+                        on_event,
+                    )?;
+                    (io, Some(io_loop))
+                }
+                ChildIoOn::OwnThread => (
+                    ChildIo::start(max_message, carrier.clone(), on_event)?,
+                    None,
+                ),
+            }
         };
         Supervisor {
             servers: servers.clone(),
@@ -117,26 +146,32 @@ impl Backend {
             .unwrap_or_else(|| default_workers(&config.servers));
         workers::start(count, jobs_rx, carrier, child_io.clone())?;
         log::debug!("{count} workers");
-        Ok(Backend {
+        let backend = Backend {
             servers,
             catalog,
             jobs,
             child_io,
             control,
-        })
+        };
+        Ok((backend, io_loop))
     }
 
-    /// Stops and reaps every child; `hurry` skips the polite waits.
-    pub fn shutdown(&self, hurry: bool) {
+    /// Tells the supervisor to stop and reap every child (`hurry` skips the polite waits); the
+    /// receiver gets word when that is done.
+    pub fn stop(&self, hurry: bool) -> Receiver<()> {
         let (done, wait) = crossbeam_channel::bounded(1);
-        if self.control.send(Control::Shutdown { hurry, done }).is_ok() {
-            let _ = wait.recv_timeout(Duration::from_secs(15));
-        }
+        let _ = self.control.send(Control::Shutdown { hurry, done });
+        wait
+    }
+
+    /// `stop`, waiting at most `SHUTDOWN_WAIT` for it (child I/O on a thread of its own).
+    pub fn shutdown(&self, hurry: bool) {
+        let _ = self.stop(hurry).recv_timeout(SHUTDOWN_WAIT);
     }
 }
 
 /// Enough workers for every remote call that can be in flight at once (a worker carries a remote
-/// call to its end; calls on children are carried by the child-I/O thread), plus a couple for
+/// call to its end; calls on children are carried by child I/O, in the reactor's loop), plus a couple for
 /// dispatching.
 pub(crate) fn default_workers(servers: &[ServerConfig]) -> usize {
     let remote_calls: usize = servers
@@ -179,9 +214,12 @@ pub fn serve(config: Config, overrides: Overrides) -> Result<(), String> {
     let waker =
         Arc::new(mio::Waker::new(poll.registry(), reactor::WAKER).map_err(|e| e.to_string())?);
     let (tx, mailbox): (Sender<ToReactor>, Receiver<ToReactor>) = crossbeam_channel::unbounded();
-    let sink = ReactorSink::new(tx, waker);
-    let backend =
-        Backend::start(&config, sink.clone()).map_err(|e| format!("cannot start: {e}"))?;
+    let sink = ReactorSink::new(tx, waker.clone());
+    // The reactor drives child I/O on this thread: sends to its mailboxes from here ring no bell.
+    crate::job::drive(&waker);
+    let (backend, children) =
+        Backend::start(&config, sink.clone(), ChildIoOn::Reactor(&poll, waker))
+            .map_err(|e| format!("cannot start: {e}"))?;
     let (hangups, hangups_rx) = crossbeam_channel::unbounded();
     crate::signals::watch(sink.clone(), hangups)
         .map_err(|e| format!("cannot watch signals: {e}"))?;
@@ -237,8 +275,8 @@ pub fn serve(config: Config, overrides: Overrides) -> Result<(), String> {
         None => None,
     };
     let settings = Settings::from_gateway(&config.gateway);
-    let mut reactor =
-        Reactor::new(poll, listener, mailbox, router, settings).map_err(|e| e.to_string())?;
+    let mut reactor = Reactor::new(poll, listener, mailbox, router, children, settings)
+        .map_err(|e| e.to_string())?;
     log::info!(
         "mcp-gateway {} listening on http://{local} ({} servers{})",
         env!("CARGO_PKG_VERSION"),
@@ -251,7 +289,9 @@ pub fn serve(config: Config, overrides: Overrides) -> Result<(), String> {
     );
     let result = reactor.run();
     let hurry = *result.as_ref().unwrap_or(&true);
-    backend.shutdown(hurry);
+    // The supervisor stops the children through child I/O, which the reactor's poll still drives.
+    let stopped = backend.stop(hurry);
+    reactor.serve_children_until(&stopped, std::time::Instant::now() + SHUTDOWN_WAIT);
     // The router (with the queue's only sender) goes with the reactor: the writer then writes
     // what is queued and ends.
     drop(reactor);
@@ -306,8 +346,8 @@ pub fn check(mut config: Config) -> Result<bool, String> {
     let waker =
         Arc::new(mio::Waker::new(poll.registry(), reactor::WAKER).map_err(|e| e.to_string())?);
     let (tx, _mailbox) = crossbeam_channel::unbounded();
-    let backend =
-        Backend::start(&config, ReactorSink::new(tx, waker)).map_err(|e| e.to_string())?;
+    let (backend, _) = Backend::start(&config, ReactorSink::new(tx, waker), ChildIoOn::OwnThread)
+        .map_err(|e| e.to_string())?;
     let longest_init = config
         .servers
         .iter()

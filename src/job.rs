@@ -3,15 +3,38 @@
 //! Every message for a connection or session carries `(slab key, generation)`: the reactor drops any
 //! whose generation no longer matches, so a reused slab slot never receives another client's data.
 //! The reactor is woken through a `mio::Waker` after each send: the waker is the doorbell, the channel
-//! the mailbox.
+//! the mailbox. A send from the thread that drives that waker's poll rings no bell (`ring`): that
+//! thread looks at its mailboxes before it blocks again.
 
 use crate::metrics::{self, Ended, ErrorType, ToolLabel};
 use crate::registry::Snapshot;
 use crate::rpc::{self, codes, Id};
 use crossbeam_channel::Sender;
 use serde_json::{Map, Value};
+use std::cell::Cell;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+thread_local! {
+    /// The waker of the poll this thread drives (its address), if any: see `drive`.
+    static DRIVEN: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Declares that the calling thread drives the poll behind `waker` and, before every blocking
+/// `poll`, looks at every mailbox that `waker` is the doorbell of. A message it sends to one of them
+/// then needs no wake-up (`ring`).
+pub fn drive(waker: &Arc<mio::Waker>) {
+    DRIVEN.set(Arc::as_ptr(waker) as usize);
+}
+
+/// Rings `waker` for a message just put in one of its mailboxes, unless the calling thread is the
+/// one that drives it (`drive`): a write to an eventfd, and often a wake-up on another CPU, saved.
+pub fn ring(waker: &Arc<mio::Waker>) {
+    if DRIVEN.get() != Arc::as_ptr(waker) as usize {
+        // Fails only when the poll is gone (shutdown): nobody is left to wake.
+        let _ = waker.wake();
+    }
+}
 
 /// A slab key plus the generation it had when the message was created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -200,7 +223,7 @@ pub enum Signal {
     },
 }
 
-/// Whoever carries a call in flight (the child-I/O loop for a child, a worker for a remote):
+/// Whoever carries a call in flight (child I/O for a child, a worker for a remote):
 /// where the reactor's signals for that call go. Never blocks.
 pub trait Mailbox: Send + Sync {
     fn post(&self, signal: Signal);
@@ -407,7 +430,7 @@ impl ReactorSink {
     pub fn send(&self, msg: ToReactor) {
         // Both fail only when the reactor is gone (shutdown): nobody is left to answer.
         if self.tx.send(msg).is_ok() {
-            let _ = self.waker.wake();
+            ring(&self.waker);
         }
     }
 
@@ -559,5 +582,39 @@ fn rest_status_for(error: &str) -> u16 {
         Some(codes::INVALID_PARAMS) => 400,
         Some(codes::RESOURCE_NOT_FOUND) => 404,
         _ => 502,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn woken(poll: &mut mio::Poll) -> bool {
+        let mut events = mio::Events::with_capacity(4);
+        poll.poll(&mut events, Some(Duration::from_millis(200)))
+            .unwrap();
+        !events.is_empty()
+    }
+
+    #[test]
+    fn only_a_thread_that_does_not_drive_the_poll_rings_its_bell() {
+        let mut poll = mio::Poll::new().unwrap();
+        let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).unwrap());
+        ring(&waker);
+        assert!(woken(&mut poll), "this thread does not drive it yet");
+        drive(&waker);
+        ring(&waker);
+        assert!(!woken(&mut poll), "the driver looks before it blocks");
+        let other = waker.clone();
+        std::thread::spawn(move || ring(&other)).join().unwrap();
+        assert!(woken(&mut poll), "another thread must wake it");
+        let mut another = mio::Poll::new().unwrap();
+        let elsewhere = Arc::new(mio::Waker::new(another.registry(), mio::Token(0)).unwrap());
+        ring(&elsewhere);
+        assert!(
+            woken(&mut another),
+            "driving one poll says nothing of another"
+        );
     }
 }

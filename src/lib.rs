@@ -4,16 +4,19 @@
 //! # Threads, and how a call travels
 //!
 //! ```text
-//!  clients ──TCP──▶ [reactor: mio Poll]                          [child-io: mio Poll]
-//!                    listener, Slab<Conn>, Sessions                every child's stdin, stdout, stderr:
-//!                    httparse → Router → JSON-RPC                  write queues, calls in flight by id,
-//!                    answers initialize, ping, tools/list,         deadlines, the child's own requests,
-//!                    /tools, /health from the registry snapshot    stdout EOF → supervisor
-//!                         │ Job{(key, gen), …} ─ local server: Command::Submit ─▶  │ answers
-//!                         ▼ remote server: crossbeam channel     submit ▲ ▼ claim   │ (Flight)
-//!                    [workers: N threads] ── submit ──▶ [Pool per server]           │
-//!                         │ remote calls carried here      fewest-in-flight handle,    │
-//!                         ▼ ToReactor{(key, gen), bytes} + mio::Waker  ◀───────────────┘
+//!  clients ──TCP──▶ [reactor: one mio Poll for sockets and pipes] ──stdin──▶ children
+//!                    listener, Slab<Conn>, Sessions             ◀─stdout/stderr─
+//!                    httparse → Router → JSON-RPC
+//!                    answers initialize, ping, tools/list, /tools, /health from the snapshot
+//!                    child I/O (IoLoop): every child's pipes, write queues, calls in flight by
+//!                    id, deadlines, the child's own requests, stdout EOF → supervisor
+//!                         │ local server: Command::Submit, on this thread ▲ ▼ claim / release
+//!                         │                                      [Pool per server]
+//!                         │ remote server: Job{(key, gen), …}     fewest-in-flight handle,
+//!                         ▼ crossbeam channel            submit ▲ FIFO parked jobs, min/max
+//!                    [workers: N threads] ────────────────────────┘
+//!                         │ remote calls carried here (Flight, blocking HTTP)
+//!                         ▼ ToReactor{(key, gen), bytes} + mio::Waker
 //!                    reactor writes the HTTP response / SSE event
 //!
 //!  [supervisor]: runs the pools' timers, spawns children (it lives as long as the process, which
@@ -39,7 +42,7 @@
 //! - `catalog`: every server's latest listing, and the one place that publishes snapshots.
 //! - `pool`: one server's pool of handles, each carrying up to `maxConcurrency` calls.
 //! - `downstream`: handles of both kinds (children, remote sessions), a call in flight (`Flight`),
-//!   the child-I/O thread, the handshake.
+//!   child I/O (the loop the reactor drives), the handshake.
 //! - `job`: the messages between threads (the bottom layer: it knows only `rpc`, `registry`,
 //!   `metrics` and `audit`).
 //! - `metrics`: the call histogram of `/metrics`, its bounded labels, the Prometheus text format.

@@ -2,7 +2,7 @@
 //! and server, the labels it may use, and the Prometheus text format it is written in.
 //!
 //! Who owns what:
-//! - a call's end is classified by whoever carries it (`job::ReactorSink`, on a worker or child-io):
+//! - a call's end is classified by whoever carries it (`job::ReactorSink`, on a worker or in child I/O):
 //!   that is where the answer's bytes are, so the reactor never scans an answer;
 //! - the reactor owns `CallMetrics` and records every end it receives (`Router::answered`), plus
 //!   the calls it refuses itself (an unknown tool): plain memory, no lock, no atomic, no allocation

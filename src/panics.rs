@@ -1,6 +1,6 @@
 //! What the long-lived threads do when code under them panics: no thread dies silently.
 //!
-//! A thread whose state can be rebuilt catches the panic and starts afresh (child-I/O, workers);
+//! A thread whose state can be rebuilt catches the panic and starts afresh (workers; child I/O catches a panic in each of its steps);
 //! one that owns what cannot be rebuilt (the supervisor: every child was forked by it) ends the
 //! process with a non-zero status, so that systemd, docker or s6 restart the gateway whole.
 

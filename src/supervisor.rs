@@ -37,7 +37,7 @@ fn lock(wanted: &Mutex<Wanted>) -> MutexGuard<'_, Wanted> {
 pub enum Control {
     /// A pool changed: run the ticks.
     Ring,
-    /// From the child-I/O thread.
+    /// From child I/O.
     Child(ChildEvent),
     /// Stop every child; `hurry` skips the polite waits. `done` is signalled when all are reaped.
     Shutdown { hurry: bool, done: Sender<()> },
@@ -651,7 +651,7 @@ impl Running {
         Ok(local)
     }
 
-    /// Spawns a child and gives its output to the child-I/O thread. Errors are for `/health`.
+    /// Spawns a child and gives its pipes to child I/O. Errors are for `/health`.
     fn spawn_child(
         &mut self,
         index: usize,

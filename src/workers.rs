@@ -2,8 +2,9 @@
 //!
 //! A worker takes a message from the shared channel: a new job (offered to its server's pool,
 //! which either gives it a claim on a handle with room or parks it) or a job already paired with a
-//! claim (a freshly started handle's first calls). A call on a child goes to the child-I/O thread,
-//! which owns the child's pipes and carries the call from there: the worker is free at once. A call
+//! claim (a freshly started handle's first calls). A call on a child goes to child I/O (in the
+//! reactor's loop), which owns the child's pipes and carries the call from there: the worker is
+//! free at once. A call
 //! on a remote server is carried by the worker itself (the answer comes on the worker's own
 //! connection), as a `Flight` like any other, and the release may hand it the next parked job for
 //! the same handle. A worker only ever blocks on a remote call in progress, never on a busy pool.

@@ -15,7 +15,7 @@
 //! can change plus every resource a 2025 client subscribed to, and opens a new one (ending the old)
 //! when that set changes. Over HTTP each request mirrors its version, method and name into headers
 //! (`mirrored_headers`). When such a server answers a 2025 client's call `input_required`, the
-//! carrier of the call (child-io, or the worker for a remote) does the round trip for the client:
+//! carrier of the call (child I/O, or the worker for a remote) does the round trip for the client:
 //! `input_round` reads what to ask, and the call is sent again with the answers
 //! (`Flight::retry_params`), at most `MAX_INPUT_ROUNDS` times.
 
@@ -150,7 +150,7 @@ pub fn listen_filter(capabilities: &Map<String, Value>) -> Option<Value> {
 
 /// What one 2026-07-28 handle listens for on its `subscriptions/listen`: the lists its server says
 /// can change, and the resources 2025 clients subscribed to (their `resources/subscribe`, which
-/// this revision replaced). Owned by whoever holds the handle's listen (child-io for a child, the
+/// this revision replaced). Owned by whoever holds the handle's listen (child I/O for a child, the
 /// stream thread for a remote).
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Subscription {

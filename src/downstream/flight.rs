@@ -1,4 +1,4 @@
-//! One client's call in flight on a handle, whichever kind of handle carries it: the child-I/O loop
+//! One client's call in flight on a handle, whichever kind of handle carries it: child I/O
 //! for a child, a worker for a remote server. Both drive the same `Flight`, so what a call does
 //! with progress, with the server's requests, and at its end is decided once, here.
 //!
@@ -429,7 +429,7 @@ pub fn failure_of(error: &CallError, server: &str, method: &str, timeout: Durati
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::PoolSettings;
     use crate::downstream::child_io::ChildIo;
@@ -443,13 +443,13 @@ mod tests {
     /// A pid no process has: these handles have no process behind them.
     const NO_PROCESS: u32 = 999_999_999;
 
-    struct Rig {
-        carrier: Carrier,
+    pub(crate) struct Rig {
+        pub(crate) carrier: Carrier,
         replies: crossbeam_channel::Receiver<ToReactor>,
         _poll: mio::Poll,
     }
 
-    fn rig() -> Rig {
+    pub(crate) fn rig() -> Rig {
         let poll = mio::Poll::new().unwrap();
         let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).unwrap());
         let (tx, replies) = crossbeam_channel::unbounded();

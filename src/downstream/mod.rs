@@ -4,7 +4,7 @@
 //! - `flight`: one client's call in flight, whatever carries it: progress, answer, failure, and the
 //!   release of its claim on the handle, always in that order;
 //! - `process`: spawning a child safely and stopping it (stdin close → SIGTERM → SIGKILL, reaped);
-//! - `stdio`: a running child as a handle: the address of its owner, the child-I/O thread;
+//! - `stdio`: a running child as a handle: the address of its owner, child I/O;
 //! - `child_io`: the one thread that owns every child's pipes, both ways, and its calls in flight;
 //! - `message`: what a server sent (request, notification, response) and what a notification means;
 //! - `remote`: a remote MCP server reached over HTTP(S), one MCP session per handle (`remote::link`);

@@ -1,13 +1,12 @@
 //! One stdio child as a pooled handle: who it is, and the address of its owner.
 //!
 //! A `StdioChild` holds no pipe and no lock. Everything about a running child (both directions of
-//! its pipes, its calls in flight, its stderr tail) belongs to the child-I/O thread; this handle
-//! only sends that thread whole commands through its channel + waker: a client's call
-//! (`ChildIo::call`), the gateway's own requests (`Requester`), the end (`retire`). So no thread
-//! but child-I/O ever blocks on a child, and one child that stops reading its stdin can only fill
-//! its own write queue.
+//! its pipes, its calls in flight, its stderr tail) belongs to child I/O; this handle
+//! only sends it whole commands through its channel + waker: a client's call (`ChildIo::call`),
+//! the gateway's own requests (`Requester`), the end (`retire`). So nothing ever blocks on a
+//! child's pipe, and one child that stops reading its stdin can only fill its own write queue.
 //!
-//! Invariant: `alive` and the death note are written only by the child-I/O thread (stdout closed, or
+//! Invariant: `alive` and the death note are written only by child I/O (stdout closed, or
 //! retired); the note is set before the death is reported.
 
 use super::child_io::{ChildIo, Command};
@@ -18,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-/// How long past a request's own deadline its caller waits for child-I/O to report the timeout.
+/// How long past a request's own deadline its caller waits for child I/O to report the timeout.
 const REPORT_SLACK: Duration = Duration::from_secs(1);
 
 /// A running, initialized (or initializing) stdio server process.
@@ -27,11 +26,11 @@ pub struct StdioChild {
     pub server: usize,
     /// The server's name, for logs and errors.
     pub name: Arc<str>,
-    /// Handle number within the gateway, for logs; the child's key in the child-I/O thread.
+    /// Handle number within the gateway, for logs; the child's key in child I/O.
     pub serial: u64,
     pub pid: u32,
     alive: AtomicBool,
-    /// Why it died, set once by child-I/O before it reports the death.
+    /// Why it died, set once by child I/O before it reports the death.
     death: OnceLock<String>,
     /// Resident memory of its process group in bytes, measured by the supervisor once a second
     /// (0: not yet).
@@ -85,7 +84,7 @@ impl StdioChild {
         Some(self.rss.load(Ordering::Relaxed)).filter(|&b| b > 0)
     }
 
-    /// Why it died, once child-I/O knows.
+    /// Why it died, once child I/O knows.
     pub fn death_note(&self) -> Option<String> {
         self.death.get().cloned()
     }

@@ -1,9 +1,14 @@
-//! The reactor thread: one mio `Poll` for the listener, every client connection and the waker.
+//! The reactor thread: one mio `Poll` for the listener, every client connection, every child's
+//! pipes and the waker.
 //!
 //! It accepts, reads, parses HTTP (sans-IO, `crate::http`), hands each request to the `Router`, and
-//! writes responses and SSE events. Worker answers arrive through the mailbox (`ToReactor`) and the
-//! waker; each carries `(slab key, generation)` and is dropped if that connection or session is gone.
-//! It never blocks: no locks on the request path, no DNS, no spawning, no waiting on workers.
+//! writes responses and SSE events. It also drives child I/O (`downstream::child_io::IoLoop`): the
+//! pipes' events go to it and it takes a turn on every turn of the loop, so a call on a child goes
+//! from the client's socket to the child's stdin and back on this one thread, with no wake-up of
+//! another. Answers from elsewhere (workers) arrive through the mailbox (`ToReactor`) and the
+//! waker; each carries `(slab key, generation)` and is dropped if that connection or session is
+//! gone. It never blocks: no DNS, no spawning, no waiting on workers; the only locks it takes are a
+//! server pool's (held by everyone for bookkeeping only) when child I/O claims or releases room.
 //!
 //! Timers are coarse: a housekeeping pass once a second sends SSE keepalives and closes connections
 //! that are idle too long, too slow sending a request, or not reading what we write.
@@ -23,6 +28,7 @@ mod respond;
 
 use respond::{http_error, over_capacity, reject_over_capacity, write_response};
 
+use crate::downstream::child_io::{self, IoLoop};
 use crate::http::{self, HttpError, Limits, Method, Progress, Request};
 use crate::job::{ReplyTo, Slot, ToReactor};
 use crate::upstream::{Outcome, Outgoing, Response, Router};
@@ -105,6 +111,8 @@ pub struct Reactor {
     next_gen: u64,
     mailbox: Receiver<ToReactor>,
     router: Router,
+    /// Child I/O, driven on this thread (`None` where no children are served, as in tests).
+    children: Option<IoLoop>,
     settings: Settings,
     scratch: Vec<u8>,
     accept_paused_until: Option<Instant>,
@@ -121,6 +129,7 @@ impl Reactor {
         mut listener: TcpListener,
         mailbox: Receiver<ToReactor>,
         router: Router,
+        children: Option<IoLoop>,
         settings: Settings,
     ) -> io::Result<Reactor> {
         poll.registry()
@@ -134,6 +143,7 @@ impl Reactor {
             next_gen: 0,
             mailbox,
             router,
+            children,
             settings,
             scratch: vec![0; 64 * 1024],
             accept_paused_until: None,
@@ -159,7 +169,12 @@ impl Reactor {
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(now),
-                    WAKER => {} // the mailbox is drained below on every turn
+                    WAKER => {} // the mailboxes are drained below on every turn
+                    token if child_io::owns(token) => {
+                        if let Some(children) = &mut self.children {
+                            children.ready(event);
+                        }
+                    }
                     Token(key) => {
                         if event.is_error() || event.is_write_closed() {
                             // Reset, or both sides shut: nothing more can be said either way.
@@ -174,6 +189,10 @@ impl Reactor {
                         }
                     }
                 }
+            }
+            // Before the mailbox: an answer a child gave in this turn is written in this turn.
+            if let Some(children) = &mut self.children {
+                children.turn();
             }
             self.drain_mailbox(now);
             self.run_resumes(now);
@@ -216,10 +235,30 @@ impl Reactor {
         if let Some(t) = self.router.next_held_deadline() {
             until = until.min(t);
         }
+        if let Some(children) = &self.children {
+            if children.has_work() {
+                return Duration::ZERO; // commands sent on this thread, or pipes with data left
+            }
+            if let Some(t) = children.next_timer() {
+                until = until.min(t);
+            }
+        }
         if !self.mailbox.is_empty() || !self.resume.is_empty() {
             return Duration::ZERO; // the budget left work behind
         }
         until.saturating_duration_since(now)
+    }
+
+    /// After `run`: keeps driving child I/O (nothing else) until `done` gets word or `deadline`
+    /// passes, so the supervisor can stop the children politely (their stdin closed by child
+    /// I/O, their last words read).
+    pub fn serve_children_until(&mut self, done: &Receiver<()>, deadline: Instant) {
+        match &mut self.children {
+            Some(children) => children.drive(&mut self.poll, Some((done, deadline))),
+            None => {
+                let _ = done.recv_timeout(deadline.saturating_duration_since(Instant::now()));
+            }
+        }
     }
 
     fn accept(&mut self, now: Instant) {

@@ -1,9 +1,14 @@
-//! The child-I/O thread: the one owner of every child's pipes, both directions, and of the calls
-//! in flight on them, in one mio `Poll`.
+//! Child I/O: the one owner of every child's pipes, both directions, and of the calls in flight on
+//! them. It is a loop (`IoLoop`) driven by a mio `Poll` it does not own: the reactor's, so that a
+//! call on a child costs no wake-up between threads (the reactor hands it the call and takes the
+//! answer on its own thread); or, for `mcp-gateway check` and the unit tests, a poll of its own on a
+//! thread of its own (`ChildIo::start`).
 //!
-//! Other threads send it whole commands (`Command`) through a channel + waker: a client's call
-//! (from a worker), the gateway's own requests and notifications (handshake, relist, supervisor),
-//! signals from the reactor (cancellation, a client's answer to the server), retirement. It writes
+//! Other threads send it whole commands (`Command`) through a channel + the poll's waker: a
+//! client's call (from a worker, or from the reactor), the gateway's own requests and
+//! notifications (handshake, relist, supervisor), signals from the reactor (cancellation, a
+//! client's answer to the server), retirement. Its driver drains them on every turn (and does not
+//! block while any wait), so one sent on the driving thread itself needs no wake-up. It writes
 //! each child's stdin from a bounded per-child queue on WRITABLE readiness, splits stdout into
 //! messages (answers and progress go to their flight by id, the child's own requests to the one
 //! client whose calls are in flight there, notifications to the supervisor and sessions), logs
@@ -17,7 +22,7 @@
 //! one it replaces cancelled.
 //!
 //! Invariants:
-//! - this thread never blocks on anything but `poll`; nobody else touches a child's pipe, so a
+//! - it never blocks (its driver blocks in `poll` only); nobody else touches a child's pipe, so a
 //!   child that stops reading its stdin fills only its own queue (its calls time out; a call whose
 //!   line never left the queue is taken out of it instead of being sent late);
 //! - every pipe gets a turn: one read turn takes at most `READ_TURN` bytes from a pipe, then the
@@ -26,8 +31,10 @@
 //! - a call's flight ends exactly once; when stdout closes, every flight on the child fails at once
 //!   (after at most `DEATH_WAIT`, to say how the process ended), and only then does the
 //!   supervisor hear of the death (so it cannot reap the process before its status was read);
-//! - a panic in here is caught: every flight is failed, the thread's state is dropped (children
-//!   lose their pipes and die, and the pools replace them) and the loop starts afresh.
+//! - its pipes' tokens carry `CHILD_TOKENS`, which no other source of the poll uses (`owns`);
+//! - a panic in here is caught: every flight is failed, the loop's state is dropped (children
+//!   lose their pipes and die, and the pools replace them) and the loop starts afresh; its driver
+//!   (the reactor) is never unwound by it.
 
 pub mod lines;
 mod logs;
@@ -43,8 +50,9 @@ use crate::pool::{Handle, Member};
 use crossbeam_channel::{Receiver, Sender};
 use lines::{leading_id, LineBuf, Piece};
 use logs::{printable, thousands, LogBudget, Verdict};
+use mio::event::Event;
 use mio::unix::pipe;
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use serde_json::{Map, Value};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::io::{self, Read, Write};
@@ -53,7 +61,13 @@ use std::process::{ChildStderr, ChildStdin, ChildStdout};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const WAKER: Token = Token(usize::MAX);
+/// The top two bits of every token of a child's pipe (`01`), and of no other token of the poll:
+/// connections' slab keys stay far below, the reactor's own tokens have the top bit set.
+const CHILD_TOKENS: usize = 1 << (usize::BITS - 2);
+/// The waker's token on a poll of child I/O's own (`ChildIo::start`).
+const OWN_WAKER: Token = Token(0);
+/// On a poll of its own, how often the loop looks whether it should stop.
+const STOP_CHECK: Duration = Duration::from_millis(10);
 /// A stderr line longer than this is logged in pieces.
 const MAX_STDERR_LINE: usize = 64 * 1024;
 /// How much of a junk stdout line goes into the log.
@@ -94,7 +108,7 @@ pub enum ChildEvent {
     },
 }
 
-/// What other threads ask of the child-I/O thread.
+/// What other threads (and the reactor) ask of child I/O.
 pub enum Command {
     /// Watch a freshly spawned child.
     Attach {
@@ -135,7 +149,7 @@ pub enum Command {
     Retire { serial: u64 },
 }
 
-/// The handle other threads use to reach the child-I/O thread.
+/// The handle others use to reach child I/O (a channel and the driving poll's waker).
 #[derive(Clone)]
 pub struct ChildIo {
     tx: Sender<Command>,
@@ -143,21 +157,20 @@ pub struct ChildIo {
 }
 
 impl ChildIo {
-    /// Starts the thread. `max_message` caps one stdout message; `on_event` is called on the thread.
-    pub fn start(
+    /// Child I/O for the poll behind `registry` and `waker`: the handle other threads use, and
+    /// the loop its driver runs (`IoLoop::ready` for its events, `IoLoop::turn` on every turn).
+    /// `max_message` caps one stdout message; `on_event` is called on the driving thread.
+    pub fn embedded(
+        registry: &Registry,
+        waker: Arc<Waker>,
         max_message: usize,
         carrier: Carrier,
         on_event: Box<dyn Fn(ChildEvent) + Send>,
-    ) -> io::Result<ChildIo> {
-        let poll = Poll::new()?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+    ) -> io::Result<(ChildIo, IoLoop)> {
         let (tx, rx) = crossbeam_channel::unbounded();
-        let me = ChildIo {
-            tx,
-            waker: waker.clone(),
-        };
-        let mut io_loop = IoLoop {
-            poll,
+        let me = ChildIo { tx, waker };
+        let io_loop = IoLoop {
+            registry: registry.try_clone()?,
             rx,
             me: me.clone(),
             children: HashMap::new(),
@@ -169,15 +182,29 @@ impl ChildIo {
             scratch: vec![0; 64 * 1024],
             next: VecDeque::new(),
         };
+        Ok((me, io_loop))
+    }
+
+    /// Child I/O on a thread and a poll of its own (`mcp-gateway check`, tests): nothing else
+    /// drives it.
+    pub fn start(
+        max_message: usize,
+        carrier: Carrier,
+        on_event: Box<dyn Fn(ChildEvent) + Send>,
+    ) -> io::Result<ChildIo> {
+        let mut poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), OWN_WAKER)?);
+        let (me, mut io_loop) =
+            ChildIo::embedded(poll.registry(), waker, max_message, carrier, on_event)?;
         std::thread::Builder::new()
             .name("child-io".into())
-            .spawn(move || io_loop.run())?;
+            .spawn(move || io_loop.drive(&mut poll, None))?;
         Ok(me)
     }
 
     pub fn send(&self, command: Command) {
         if self.tx.send(command).is_ok() {
-            let _ = self.waker.wake();
+            crate::job::ring(&self.waker);
         }
     }
 
@@ -202,8 +229,8 @@ impl ChildIo {
         self.send(Command::Call { job, claim });
     }
 
-    /// Offers a new job for a local server to its pool on this thread (one wake-up fewer than
-    /// through a worker, which has nothing to carry for a child).
+    /// Offers a new job for a local server to its pool in the loop (not through a worker, which
+    /// would have nothing to carry for a child; from the reactor, no wake-up at all).
     pub fn submit(&self, job: Job) {
         self.send(Command::Submit(job));
     }
@@ -234,10 +261,19 @@ enum Stream {
 }
 
 fn token(serial: u64, stream: Stream) -> Token {
-    Token(((serial as usize) << 2) | stream as usize)
+    Token(CHILD_TOKENS | ((serial as usize) << 2) | stream as usize)
+}
+
+/// Whether an event of the poll is one of a child's pipes (for `IoLoop::ready`).
+pub fn owns(token: Token) -> bool {
+    token.0 & !(CHILD_TOKENS - 1) == CHILD_TOKENS
 }
 
 fn untoken(token: Token) -> Option<(u64, Stream)> {
+    if !owns(token) {
+        return None;
+    }
+    let token = Token(token.0 & (CHILD_TOKENS - 1));
     let stream = match token.0 & 3 {
         0 => Stream::Stdin,
         1 => Stream::Stdout,
@@ -461,8 +497,9 @@ enum Timer {
     Release { serial: u64 },
 }
 
-struct IoLoop {
-    poll: Poll,
+/// Child I/O's state and its steps; driven by the reactor (or `drive`, on a poll of its own).
+pub struct IoLoop {
+    registry: Registry,
     rx: Receiver<Command>,
     me: ChildIo,
     children: HashMap<u64, ChildState>,
@@ -478,18 +515,95 @@ struct IoLoop {
 }
 
 impl IoLoop {
-    fn run(&mut self) {
-        loop {
-            match catch_unwind(AssertUnwindSafe(|| self.serve())) {
-                Ok(()) => return,
-                Err(panic) => {
-                    log::error!(
-                        "child-io: internal error ({}); failing its calls and starting afresh",
-                        crate::panics::describe(&*panic)
-                    );
-                    self.reset();
+    /// One of the poll's events for a child's pipe (`owns` said so).
+    pub fn ready(&mut self, event: &Event) {
+        let Some((serial, stream)) = untoken(event.token()) else {
+            return;
+        };
+        self.guarded(|io| match stream {
+            Stream::Stdin => {
+                if let Some(child) = io.children.get_mut(&serial) {
+                    child.flush();
                 }
             }
+            _ => {
+                if !io.turns.contains(&(serial, stream)) {
+                    io.turns.push_back((serial, stream));
+                }
+            }
+        });
+    }
+
+    /// Everything there is to do now: the commands sent, a read turn of every pipe with data,
+    /// the timers due, the parked jobs handed back. Called on every turn of the driver's loop.
+    pub fn turn(&mut self) {
+        self.guarded(|io| {
+            io.commands();
+            io.read_turns();
+            io.fire_timers(Instant::now());
+            io.run_next();
+        });
+    }
+
+    /// Whether `turn` has work already (commands waiting, pipes with data left): the driver must
+    /// not block in `poll` then.
+    pub fn has_work(&self) -> bool {
+        !self.turns.is_empty() || !self.rx.is_empty()
+    }
+
+    /// When the next timer is due.
+    pub fn next_timer(&self) -> Option<Instant> {
+        self.timers.first().map(|(at, _)| *at)
+    }
+
+    /// Drives the loop on `poll` (whose waker this loop's `ChildIo` rings) on the calling thread:
+    /// for ever (`ChildIo::start`), or until `stop` gets word or its deadline passes (the
+    /// reactor's poll after the reactor is done, while the supervisor stops the children).
+    pub fn drive(&mut self, poll: &mut Poll, stop: Option<(&Receiver<()>, Instant)>) {
+        crate::job::drive(&self.me.waker);
+        let mut events = Events::with_capacity(256);
+        loop {
+            if let Some((done, deadline)) = stop {
+                let over = !matches!(done.try_recv(), Err(crossbeam_channel::TryRecvError::Empty));
+                if over || Instant::now() >= deadline {
+                    return;
+                }
+            }
+            let timeout = if self.has_work() {
+                Some(Duration::ZERO)
+            } else {
+                let timer = self
+                    .next_timer()
+                    .map(|at| at.saturating_duration_since(Instant::now()));
+                match stop {
+                    Some(_) => Some(timer.map_or(STOP_CHECK, |t| t.min(STOP_CHECK))),
+                    None => timer,
+                }
+            };
+            if let Err(e) = poll.poll(&mut events, timeout) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    log::error!("child-io: poll failed: {e}");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                continue;
+            }
+            for event in events.iter() {
+                if owns(event.token()) {
+                    self.ready(event);
+                }
+            }
+            self.turn();
+        }
+    }
+
+    /// Runs one step; a panic in it fails every call and starts the loop afresh (`reset`).
+    fn guarded(&mut self, step: impl FnOnce(&mut IoLoop)) {
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| step(self))) {
+            log::error!(
+                "child-io: internal error ({}); failing its calls and starting afresh",
+                crate::panics::describe(&*panic)
+            );
+            self.reset();
         }
     }
 
@@ -520,50 +634,6 @@ impl IoLoop {
         self.timers.clear();
         self.turns.clear();
         self.next.clear();
-    }
-
-    fn serve(&mut self) {
-        let mut events = Events::with_capacity(256);
-        loop {
-            let timeout = if self.turns.is_empty() {
-                self.timers
-                    .first()
-                    .map(|(at, _)| at.saturating_duration_since(Instant::now()))
-            } else {
-                Some(Duration::ZERO)
-            };
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    log::error!("child-io: poll failed: {e}");
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-                continue;
-            }
-            for event in events.iter() {
-                if event.token() == WAKER {
-                    continue; // the commands are drained below, every time
-                }
-                let Some((serial, stream)) = untoken(event.token()) else {
-                    continue;
-                };
-                match stream {
-                    Stream::Stdin => {
-                        if let Some(child) = self.children.get_mut(&serial) {
-                            child.flush();
-                        }
-                    }
-                    _ => {
-                        if !self.turns.contains(&(serial, stream)) {
-                            self.turns.push_back((serial, stream));
-                        }
-                    }
-                }
-            }
-            self.commands();
-            self.read_turns();
-            self.fire_timers(Instant::now());
-            self.run_next();
-        }
     }
 
     fn commands(&mut self) {
@@ -644,7 +714,7 @@ impl IoLoop {
         now: Instant,
     ) {
         let serial = handle.serial;
-        let registry = self.poll.registry();
+        let registry = &self.registry;
         let mut stdin = pipe::Sender::from(stdin);
         let mut stdout = pipe::Receiver::from(stdout);
         let mut stderr = pipe::Receiver::from(stderr);
@@ -1059,7 +1129,7 @@ impl IoLoop {
         let Some((mut source, mut buf)) = taken else {
             return;
         };
-        let _ = self.poll.registry().deregister(&mut source);
+        let _ = self.registry.deregister(&mut source);
         if let Some(last) = buf.rest() {
             self.line(serial, stream, &last, now);
         }
@@ -1071,7 +1141,7 @@ impl IoLoop {
             child.handle.mark_dead();
             child.closed_at = Some(now);
             if let Some(mut stdin) = child.stdin.take() {
-                let _ = self.poll.registry().deregister(&mut stdin);
+                let _ = self.registry.deregister(&mut stdin);
             }
             child.close_stdin();
             // The supervisor hears of it once the exit status is known (or `DEATH_WAIT` passed):
@@ -1085,7 +1155,7 @@ impl IoLoop {
         if self.children.get(&serial).is_some_and(ChildState::finished) {
             if let Some(mut child) = self.children.remove(&serial) {
                 if let Some(mut stdin) = child.stdin.take() {
-                    let _ = self.poll.registry().deregister(&mut stdin);
+                    let _ = self.registry.deregister(&mut stdin);
                 }
                 let n = child.budget.take_suppressed();
                 report_suppressed(&child, n);
@@ -1364,7 +1434,7 @@ impl IoLoop {
                             .into_iter()
                             .flatten()
                         {
-                            let _ = self.poll.registry().deregister(&mut source);
+                            let _ = self.registry.deregister(&mut source);
                         }
                         log::debug!("{}: letting go of its pipes", child.label());
                     }
@@ -1432,5 +1502,81 @@ fn report_suppressed(child: &ChildState, n: u64) {
             child.handle.name,
             thousands(n)
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::{Command as Process, Stdio};
+
+    #[test]
+    fn a_panic_in_a_step_fails_its_calls_and_the_loop_serves_on() {
+        let rig = crate::downstream::flight::tests::rig();
+        let poll = Poll::new().unwrap();
+        let waker = Arc::new(Waker::new(poll.registry(), OWN_WAKER).unwrap());
+        let (events, heard) = crossbeam_channel::unbounded();
+        let (io, mut io_loop) = ChildIo::embedded(
+            poll.registry(),
+            waker,
+            1024,
+            rig.carrier.clone(),
+            Box::new(move |event| events.send(event).unwrap()),
+        )
+        .unwrap();
+        let mut process = Process::new("sleep")
+            .arg("30")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let child = Arc::new(StdioChild::new(0, "t".into(), 1, process.id(), io.clone()));
+        io.attach(
+            child.clone(),
+            process.stdin.take().unwrap(),
+            process.stdout.take().unwrap(),
+            process.stderr.take().unwrap(),
+        );
+        let ask = || {
+            let (reply, answer) = crossbeam_channel::bounded(1);
+            io.send(Command::Request {
+                serial: 1,
+                method: "ping".into(),
+                params: None,
+                deadline: Instant::now() + Duration::from_secs(60),
+                reply,
+            });
+            answer
+        };
+        let answer = ask();
+        io_loop.turn();
+        assert!(answer.try_recv().is_err(), "in flight on the child");
+        assert!(io_loop.next_timer().is_some(), "its deadline is set");
+
+        io_loop.guarded(|_| panic!("a bug in a step"));
+        match answer.try_recv() {
+            Ok(Err(CallError::Closed(why))) => assert!(why.contains("internal error"), "{why}"),
+            other => panic!("the call must fail at once: {other:?}"),
+        }
+        assert_eq!(
+            heard.try_recv().unwrap(),
+            ChildEvent::Closed {
+                server: 0,
+                serial: 1
+            }
+        );
+        assert!(!child.is_alive(), "the pool is told to replace it");
+        assert!(!io_loop.has_work() && io_loop.next_timer().is_none());
+
+        let again = ask();
+        assert!(io_loop.has_work(), "the command waits for the next turn");
+        io_loop.turn();
+        assert!(
+            matches!(again.try_recv(), Ok(Err(CallError::Closed(_)))),
+            "the loop still answers commands (this child is gone from it)"
+        );
+        let _ = process.kill();
+        let _ = process.wait();
     }
 }
