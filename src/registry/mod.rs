@@ -101,7 +101,7 @@ impl ListKind {
 }
 
 /// A resource or template with the server that offers it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Located {
     pub server: usize,
     pub definition: Def,

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 /// An item as clients see it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Named {
     /// Exposed name (valid for every client).
     pub name: String,
@@ -63,7 +63,7 @@ impl fmt::Display for Collision {
 }
 
 /// Items by exposed name, in exposure order.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Namespace {
     pub items: Vec<Named>,
     by_name: HashMap<String, usize>,

@@ -75,6 +75,25 @@ pub fn canonical(def: &Def) -> Value {
     Value::Object(out)
 }
 
+/// Whether `def` is what `recorded` (a `canonical` form) pinned: the same pinned fields with equal
+/// values, whatever the order of keys (`Map` equality ignores it), without building the canonical
+/// form of a definition that did not change.
+fn matches(def: &Def, recorded: &Value) -> bool {
+    let Some(recorded) = recorded.as_object() else {
+        return false;
+    };
+    let mut present = 0;
+    for key in PINNED_FIELDS {
+        if let Some(value) = def.get(key) {
+            present += 1;
+            if recorded.get(key) != Some(value) {
+                return false;
+            }
+        }
+    }
+    present == recorded.len()
+}
+
 fn sorted(value: &Value) -> Value {
     match value {
         Value::Object(map) => {
@@ -114,13 +133,12 @@ pub fn review(index: usize, server: &ServerConfig, pins: &Pins, listing: &Listin
         let Some(name) = def.get("name").and_then(Value::as_str) else {
             continue;
         };
-        let current = canonical(def);
         let new = match pins.tools.get(name) {
-            Some(recorded) if *recorded == current => continue,
+            Some(recorded) if matches(def, recorded) => continue,
             Some(_) => false,
             None if hold && server.pin_new => true,
             None => {
-                review.record.push((name.to_string(), current));
+                review.record.push((name.to_string(), canonical(def)));
                 continue;
             }
         };
@@ -257,6 +275,17 @@ mod tests {
             r#"{"inputSchema":{"a":2,"b":1},"name":"x"}"#
         );
         assert_eq!(fingerprint(&canonical(&a)).len(), 16);
+        let pinned = canonical(&a);
+        assert!(
+            matches(&a, &pinned) && matches(&b, &pinned),
+            "order and _meta aside"
+        );
+        let nested = def(json!({"name": "x", "inputSchema": {"b": 1, "a": 3}}));
+        assert!(!matches(&nested, &pinned), "a nested value changed");
+        let more = def(json!({"name": "x", "description": "d", "inputSchema": {"a": 2, "b": 1}}));
+        assert!(!matches(&more, &pinned), "a pinned field appeared");
+        let fewer = def(json!({"name": "x"}));
+        assert!(!matches(&fewer, &pinned), "a pinned field went away");
     }
 
     #[test]

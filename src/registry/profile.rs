@@ -190,7 +190,14 @@ impl Snapshot {
             prompts: self.capabilities.prompts && profile.prompts,
             ..self.capabilities
         };
-        view.serialize(servers, page_size);
+        if self.lists_same_as(&view) {
+            // Every list as the full catalog's, item for item (the default profile, usually):
+            // its pages and `GET /tools` body are the catalog's, not serialized again.
+            view.pages = self.pages.clone();
+            view.rest_body = self.rest_body.clone();
+        } else {
+            view.serialize(servers, page_size);
+        }
         let catalog_bytes = view.pages_of(ListKind::Tools).iter().map(String::len).sum();
         let search_tools = search_tools(view.tools.items.len());
         view.exposure = Exposure {
@@ -207,6 +214,22 @@ impl Snapshot {
             search_bytes: search_tools.iter().map(|t| t.to_string().len()).sum(),
         };
         view
+    }
+
+    /// Whether `view` (built from this snapshot) lists exactly what this one does. Its lists are
+    /// this one's, filtered in order, and a tool renamed or left out changes a name or the count;
+    /// so equal counts (and equal tool names) mean equal lists.
+    fn lists_same_as(&self, view: &Snapshot) -> bool {
+        view.tools.items.len() == self.tools.items.len()
+            && view.prompts.items.len() == self.prompts.items.len()
+            && view.resources.len() == self.resources.len()
+            && view.templates.len() == self.templates.len()
+            && view
+                .tools
+                .items
+                .iter()
+                .zip(&self.tools.items)
+                .all(|(mine, theirs)| mine.name == theirs.name)
     }
 
     /// The pages of a list.
@@ -349,6 +372,41 @@ mod tests {
         assert_eq!(rest["tools"].as_array().unwrap().len(), 2);
         assert!(snap.view("nope").is_none());
         assert!(echoes.exposure.catalog_bytes > 0 && echoes.exposure.index.is_empty());
+    }
+
+    #[test]
+    fn a_view_shares_the_catalogs_pages_only_when_it_lists_the_same() {
+        let long = "a_tool_with_a_name_far_longer_than_the_budget";
+        let config = config(json!({
+            "servers": [{"name": "a", "command": ["x"]}, {"name": "b", "command": ["x"]}],
+            "mapping": {"b": {"prefix": "b_"}},
+            "profiles": {
+                "both": {"servers": ["a", "b"]},
+                "short": {"maxToolNameLength": 20},
+                "no-prompts": {"prompts": false},
+                "no-echo": {"exclude": ["echo"]}
+            }
+        }));
+        let listings = [
+            listing(&["echo", long], &["greet"], &["a://one"]),
+            listing(&["echo"], &["hello"], &["b://two"]),
+        ];
+        let snap = Snapshot::build_for(&config.servers, &listings, 1, &config.profiles);
+        for view in &snap.views {
+            let mut again = Snapshot {
+                tools: view.tools.clone(),
+                prompts: view.prompts.clone(),
+                resources: view.resources.clone(),
+                templates: view.templates.clone(),
+                ..Snapshot::default()
+            };
+            again.serialize(&config.servers, 1);
+            let profile = &view.exposure.profile;
+            assert_eq!(again.pages, view.pages, "profile {profile}");
+            assert_eq!(again.rest_body, view.rest_body, "profile {profile}");
+            let shared = matches!(profile.as_str(), "default" | "both");
+            assert_eq!(view.pages == snap.pages, shared, "profile {profile}");
+        }
     }
 
     #[test]
