@@ -7,8 +7,9 @@
 //! from the client's socket to the child's stdin and back on this one thread, with no wake-up of
 //! another. Answers from elsewhere (workers) arrive through the mailbox (`ToReactor`) and the
 //! waker; each carries `(slab key, generation)` and is dropped if that connection or session is
-//! gone. It never blocks: no DNS, no spawning, no waiting on workers; the only locks it takes are a
-//! server pool's (held by everyone for bookkeeping only) when child I/O claims or releases room.
+//! gone. It never blocks: no DNS, no spawning, no waiting on workers; the only locks it takes are
+//! held by everyone for bookkeeping only (a server pool's, when child I/O claims or releases room;
+//! the server table's read lock; a call's control state).
 //!
 //! Timers are coarse: a housekeeping pass once a second sends SSE keepalives and closes connections
 //! that are idle too long, too slow sending a request, or not reading what we write.
