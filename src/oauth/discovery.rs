@@ -265,11 +265,11 @@ fn first_document(candidates: &[Url], deadline: Instant) -> Result<(Url, Value),
     let mut tried = Vec::new();
     for url in candidates {
         match http::get(url, deadline) {
-            Ok(response) if response.status == 200 => match response.json() {
+            Ok(response) if response.status() == 200 => match response.json() {
                 Some(doc) if doc.is_object() => return Ok((url.clone(), doc)),
                 _ => tried.push(format!("{} (not a JSON object)", url.redacted())),
             },
-            Ok(response) => tried.push(format!("{} (HTTP {})", url.redacted(), response.status)),
+            Ok(response) => tried.push(format!("{} (HTTP {})", url.redacted(), response.status())),
             Err(e) => tried.push(e),
         }
     }

@@ -109,7 +109,7 @@ pub fn tokens(
     let response =
         http::post_form(&endpoint, &form, &headers, deadline).map_err(GrantError::Failed)?;
     let body = response.json().unwrap_or(Value::Null);
-    if response.status != 200 {
+    if response.status() != 200 {
         let error = body.get("error").and_then(Value::as_str).unwrap_or("");
         let description = body
             .get("error_description")
@@ -118,9 +118,9 @@ pub fn tokens(
             .unwrap_or_default();
         let why = format!(
             "the token endpoint answered HTTP {} {error}{description}",
-            response.status
+            response.status()
         );
-        return Err(if matches!(response.status, 400 | 401 | 403) {
+        return Err(if matches!(response.status(), 400 | 401 | 403) {
             GrantError::Refused(why)
         } else {
             GrantError::Failed(why)
@@ -207,7 +207,7 @@ pub fn register(
     }
     let response = http::post_json(&endpoint, &body, deadline)?;
     let answer = response.json().unwrap_or(Value::Null);
-    if !matches!(response.status, 200 | 201) {
+    if !matches!(response.status(), 200 | 201) {
         let error = answer.get("error").and_then(Value::as_str).unwrap_or("");
         let description = answer
             .get("error_description")
@@ -215,7 +215,8 @@ pub fn register(
             .unwrap_or("");
         return Err(format!(
             "registering with {} failed: HTTP {} {error} {description}",
-            metadata.issuer, response.status
+            metadata.issuer,
+            response.status()
         ));
     }
     let Some(client_id) = answer.get("client_id").and_then(Value::as_str) else {

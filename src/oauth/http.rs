@@ -7,7 +7,7 @@
 //! a deadline and a body limit; redirects are not followed (OAuth endpoints do not redirect, and a
 //! redirect could carry a secret elsewhere).
 
-use crate::downstream::remote::conn::Conn;
+use crate::downstream::remote::conn::{Conn, ResponseHead};
 use crate::downstream::remote::tls::Tls;
 use crate::downstream::remote::url::Url;
 use std::time::Instant;
@@ -15,20 +15,20 @@ use std::time::Instant;
 /// Largest OAuth response read (metadata documents and token responses are small).
 const MAX_BODY: usize = 1 << 20;
 
-/// A response: status, headers (names lower-cased) and body.
+/// A response: its head (status, headers) and body.
 #[derive(Debug)]
 pub struct Response {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
+    pub head: ResponseHead,
     pub body: Vec<u8>,
 }
 
 impl Response {
+    pub fn status(&self) -> u16 {
+        self.head.status
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.head.header(name)
     }
 
     /// The body as JSON, if it is.
@@ -108,11 +108,7 @@ fn exchange(
     let body = conn
         .read_body(&head, MAX_BODY, deadline)
         .map_err(|e| format!("{method} {place}: reading the answer: {e}"))?;
-    Ok(Response {
-        status: head.status,
-        headers: head.headers,
-        body,
-    })
+    Ok(Response { head, body })
 }
 
 /// `application/x-www-form-urlencoded` (also a URL's query).

@@ -147,11 +147,11 @@ fn discover(issuer: &str) -> Result<String, String> {
 fn fetch(uri: &str) -> Result<(Vec<u8>, Duration), String> {
     let url = Url::parse(uri)?;
     let response = crate::oauth::http::get(&url, Instant::now() + FETCH_TIMEOUT)?;
-    if response.status != 200 {
+    if response.status() != 200 {
         return Err(format!(
             "{} answered HTTP {}",
             url.redacted(),
-            response.status
+            response.status()
         ));
     }
     let fresh = freshness(response.header("cache-control"));
