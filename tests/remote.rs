@@ -623,12 +623,7 @@ fn a_2026_remote_tells_2025_sessions_of_list_changes_and_resource_updates_throug
     wait_up(&gw, "py");
     gw.wait_log("subscriptions/listen open", Duration::from_secs(10));
     let mut sse = gw.sse();
-    sse.request(
-        "initialize",
-        json!({"protocolVersion": "2025-11-25", "capabilities": {},
-               "clientInfo": {"name": "test", "version": "1"}}),
-    );
-    sse.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    sse.initialize();
     // A 2025 subscription: the handle's listen is opened again with the resource in its filter.
     let subscribed = sse.request("resources/subscribe", json!({"uri": "memo://greeting"}));
     assert!(subscribed.get("result").is_some(), "{subscribed}");
