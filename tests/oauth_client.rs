@@ -40,22 +40,23 @@ fn wait_status(gw: &Gateway, want: &str) -> Value {
     })
 }
 
-/// Runs `mcp-gateway login linear`, follows the URL it prints (the fixture approves at once) to
-/// the redirect it takes; returns the URL and everything it printed.
-fn login(gw: &Gateway) -> (String, String) {
-    let mut child = Command::new(util::gateway_binary())
-        .args([
-            "login",
-            "linear",
-            "--no-browser",
-            "--timeout",
-            "60",
-            "--config",
-        ])
+/// `mcp-gateway <args> --config <the gateway's>`, with the gateway's state directory, no stdin.
+fn cli(gw: &Gateway, args: &[&str]) -> Command {
+    let mut command = Command::new(util::gateway_binary());
+    command
+        .args(args)
+        .arg("--config")
         .arg(&gw.config_path)
         .env("XDG_STATE_HOME", gw.dir.join("state"))
         .env_remove("MCP_GATEWAY_CONFIG")
-        .stdin(Stdio::null())
+        .stdin(Stdio::null());
+    command
+}
+
+/// Runs `mcp-gateway login linear`, follows the URL it prints (the fixture approves at once) to
+/// the redirect it takes; returns the URL and everything it printed.
+fn login(gw: &Gateway) -> (String, String) {
+    let mut child = cli(gw, &["login", "linear", "--no-browser", "--timeout", "60"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -95,19 +96,7 @@ fn login(gw: &Gateway) -> (String, String) {
 
 /// Runs `mcp-gateway login linear` expecting it to fail before any URL; what it said.
 fn login_fails(gw: &Gateway) -> String {
-    let out = Command::new(util::gateway_binary())
-        .args([
-            "login",
-            "linear",
-            "--no-browser",
-            "--timeout",
-            "5",
-            "--config",
-        ])
-        .arg(&gw.config_path)
-        .env("XDG_STATE_HOME", gw.dir.join("state"))
-        .env_remove("MCP_GATEWAY_CONFIG")
-        .stdin(Stdio::null())
+    let out = cli(gw, &["login", "linear", "--no-browser", "--timeout", "5"])
         .output()
         .unwrap();
     let said = format!(
@@ -235,12 +224,7 @@ fn a_login_with_dynamic_registration_serves_every_client_and_logout_ends_it() {
     assert_eq!(answer.response()["result"]["content"][0]["text"], "5");
 
     // Logged out: the gateway stops sending the token, and says what to do.
-    let out = Command::new(util::gateway_binary())
-        .args(["logout", "linear", "--config"])
-        .arg(&gw.config_path)
-        .env("XDG_STATE_HOME", gw.dir.join("state"))
-        .output()
-        .unwrap();
+    let out = cli(&gw, &["logout", "linear"]).output().unwrap();
     assert!(
         out.status.success(),
         "{}",
