@@ -1183,57 +1183,19 @@ fn log_messages_of_a_call_ride_its_stream_when_its_meta_asks_for_them() {
 }
 
 /// `tests/interop/remote_server.py streamable` (the Python SDK's own Streamable HTTP server, which
-/// serves both eras); killed when dropped.
-struct PyRemote {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl PyRemote {
-    fn start() -> PyRemote {
-        PyRemote::start_with(&[])
-    }
-
-    /// With more of the script's flags (`--modern-only`).
-    fn start_with(flags: &[&str]) -> PyRemote {
-        use std::io::BufRead;
-        let mut child = std::process::Command::new(util::python())
-            .arg(util::interop_script("remote_server.py"))
-            .args(["streamable", "--port", "0"])
-            .args(flags)
-            .env("PYTHONWARNINGS", "ignore")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start the Python SDK server");
-        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("read the server's port");
-        let port: u16 = line
-            .trim()
-            .strip_prefix("PORT ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("the Python server did not start: {line:?}"));
-        wait_for(
-            Duration::from_secs(20),
-            "the Python server to accept",
-            || TcpStream::connect(("127.0.0.1", port)).ok(),
-        );
-        PyRemote { child, port }
-    }
-}
-
-impl Drop for PyRemote {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// serves both eras) with more of its flags (`--modern-only`); killed when dropped.
+fn py_remote(flags: &[&str]) -> util::PyProcess {
+    let mut args: Vec<&std::ffi::OsStr> = ["streamable", "--port", "0"]
+        .iter()
+        .map(std::ffi::OsStr::new)
+        .collect();
+    args.extend(flags.iter().map(std::ffi::OsStr::new));
+    util::PyProcess::start("remote_server.py", &args)
 }
 
 #[test]
 fn a_remote_that_speaks_2026_07_28_is_spoken_to_statelessly_and_a_pinned_one_in_a_session() {
-    let py = PyRemote::start();
+    let py = py_remote(&[]);
     let url = format!("http://127.0.0.1:{}/mcp", py.port);
     let gw = Gateway::start(json!({
         "servers": [
@@ -1357,7 +1319,7 @@ fn a_remote_that_speaks_2026_07_28_is_spoken_to_statelessly_and_a_pinned_one_in_
 
 #[test]
 fn a_2026_only_remote_serves_clients_of_both_eras_and_refuses_to_be_pinned_to_2025() {
-    let py = PyRemote::start_with(&["--modern-only"]);
+    let py = py_remote(&["--modern-only"]);
     let url = format!("http://127.0.0.1:{}/mcp", py.port);
     let gw = Gateway::start(json!({
         "servers": [

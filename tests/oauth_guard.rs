@@ -16,9 +16,6 @@
 mod util;
 
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use util::{demo, http_request, mcp_messages, wait_for, Gateway, HttpResponse};
 
@@ -27,10 +24,8 @@ const MODERN: &str = "2026-07-28";
 
 /// `tests/interop/oauth_issuer.py`, killed on drop.
 struct Issuer {
-    child: Child,
-    port: u16,
+    process: util::PyProcess,
     path: String,
-    log: Arc<Mutex<String>>,
 }
 
 impl Issuer {
@@ -40,42 +35,20 @@ impl Issuer {
 
     /// With an issuer URL that has a path (`http://127.0.0.1:PORT/tenant`).
     fn start_at(path: &str) -> Issuer {
-        let mut child = Command::new(util::python())
-            .arg(util::interop_script("oauth_issuer.py"))
-            .args(["--issuer-path", path])
-            .env("PYTHONWARNINGS", "ignore")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the test issuer");
-        let log = util::capture_lines(child.stderr.take().unwrap());
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .expect("read the issuer's port");
-        let port = line
-            .trim()
-            .strip_prefix("PORT ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| {
-                panic!("the issuer did not start: {line:?} {}", log.lock().unwrap())
-            });
+        let args = ["--issuer-path", path].map(std::ffi::OsStr::new);
         Issuer {
-            child,
-            port,
+            process: util::PyProcess::start("oauth_issuer.py", &args),
             path: path.to_string(),
-            log,
         }
     }
 
     fn url(&self) -> String {
-        format!("http://127.0.0.1:{}{}", self.port, self.path)
+        format!("http://127.0.0.1:{}{}", self.process.port, self.path)
     }
 
     fn post(&self, path: &str, body: &Value) -> Value {
         let response = http_request(
-            &format!("127.0.0.1:{}", self.port),
+            &format!("127.0.0.1:{}", self.process.port),
             "POST",
             path,
             &[("Content-Type", "application/json")],
@@ -86,7 +59,7 @@ impl Issuer {
             200,
             "{} {}",
             response.text(),
-            self.log.lock().unwrap()
+            self.process.stderr()
         );
         response.json()
     }
@@ -107,7 +80,7 @@ impl Issuer {
     /// How often the key set was fetched.
     fn jwks_fetches(&self) -> u64 {
         http_request(
-            &format!("127.0.0.1:{}", self.port),
+            &format!("127.0.0.1:{}", self.process.port),
             "GET",
             "/stats",
             &[],
@@ -116,13 +89,6 @@ impl Issuer {
         .json()["jwks"]
             .as_u64()
             .unwrap()
-    }
-}
-
-impl Drop for Issuer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -397,7 +363,7 @@ fn rs256_and_es256_tokens_reach_the_server_in_every_era() {
     assert_eq!(oauth["keys"], 2, "{oauth}");
     assert_eq!(
         oauth["keySet"],
-        format!("http://127.0.0.1:{}/jwks", issuer.port)
+        format!("http://127.0.0.1:{}/jwks", issuer.process.port)
     );
     assert_eq!(oauth["keySetFetches"], 1, "{oauth}");
     assert!(
@@ -603,9 +569,8 @@ fn discovery_under_an_issuer_path_and_metadata_naming_another_issuer() {
     let token = issuer.token("ec-1", "mcp");
     wait_ready(&gw, &token);
     assert!(issuer
-        .log
-        .lock()
-        .unwrap()
+        .process
+        .stderr()
         .contains("GET /.well-known/openid-configuration/tenant"));
 
     // Metadata that names another issuer is not trusted with keys.
@@ -671,30 +636,11 @@ fn the_python_sdk_client_connects_with_its_token_and_is_refused_without() {
 
 #[test]
 fn a_remote_server_never_sees_the_clients_token() {
-    let mut server = Command::new(util::python())
-        .arg(util::interop_script("remote_server.py"))
-        .args(["streamable", "--port", "0"])
-        .env("PYTHONWARNINGS", "ignore")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the Python SDK server");
-    let seen = Arc::new(Mutex::new(String::new()));
-    {
-        let seen = seen.clone();
-        let pipe = server.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                seen.lock().unwrap().push_str(&(line + "\n"));
-            }
-        });
-    }
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port: u16 = line.trim().strip_prefix("PORT ").unwrap().parse().unwrap();
+    let mut server = util::PyProcess::start(
+        "remote_server.py",
+        &["streamable", "--port", "0"].map(std::ffi::OsStr::new),
+    );
+    let port = server.port;
     let issuer = Issuer::start();
     let gw = Gateway::start_with(
         json!({
@@ -719,9 +665,9 @@ fn a_remote_server_never_sees_the_clients_token() {
         br#"{"name": "echo", "arguments": {"text": "auth"}}"#,
     );
     assert_eq!(response.status, 200, "{}", response.text());
-    let _ = server.kill();
-    let _ = server.wait();
-    let seen = seen.lock().unwrap().clone();
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    let seen = server.stderr();
     assert!(seen.contains("AUTH Bearer remote-key-1"), "{seen}");
     assert!(
         !seen.contains(&token),

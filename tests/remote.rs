@@ -18,19 +18,14 @@
 mod util;
 
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
+use std::ffi::OsStr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use util::{demo, wait_for, Gateway, McpSession};
 
 /// The Python SDK server, killed when dropped.
-struct PyServer {
-    child: Child,
-    port: u16,
-    stderr: Arc<Mutex<String>>,
-}
+struct PyServer(util::PyProcess);
 
 impl PyServer {
     /// Starts `remote_server.py TRANSPORT` (on `port`, 0 for any) and waits for it to listen.
@@ -40,65 +35,27 @@ impl PyServer {
 
     /// The same with more of the script's flags (`--no-get-stream`, `--resumable`).
     fn start_with(transport: &str, port: u16, tls_dir: Option<&Path>, flags: &[&str]) -> PyServer {
-        let mut command = Command::new(util::python());
-        command
-            .arg(util::interop_script("remote_server.py"))
-            .arg(transport)
-            .args(flags)
-            .arg("--port")
-            .arg(port.to_string())
-            .env("PYTHONWARNINGS", "ignore")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        let port = port.to_string();
+        let mut args: Vec<&OsStr> = vec![transport.as_ref()];
+        args.extend(flags.iter().map(OsStr::new));
+        args.extend([OsStr::new("--port"), port.as_ref()]);
         if let Some(dir) = tls_dir {
-            command.arg("--tls-dir").arg(dir);
+            args.extend([OsStr::new("--tls-dir"), dir.as_os_str()]);
         }
-        let mut child = command.spawn().expect("start the Python SDK server");
-        let stderr = util::capture_lines(child.stderr.take().unwrap());
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("read the server's port");
-        let port = line
-            .trim()
-            .strip_prefix("PORT ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| {
-                panic!(
-                    "the Python server did not start: {line:?} {}",
-                    stderr.lock().unwrap()
-                )
-            });
-        // uvicorn accepts once its startup is done; wait for a plain TCP connect to be served.
-        wait_for(
-            Duration::from_secs(20),
-            "the Python server to accept",
-            || std::net::TcpStream::connect(("127.0.0.1", port)).ok(),
-        );
-        PyServer {
-            child,
-            port,
-            stderr,
-        }
+        PyServer(util::PyProcess::start("remote_server.py", &args))
     }
 
     fn url(&self, scheme: &str, path: &str) -> String {
-        format!("{scheme}://127.0.0.1:{}{path}", self.port)
+        format!("{scheme}://127.0.0.1:{}{path}", self.0.port)
     }
 
     fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
+        self.0.stderr()
     }
 
     fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for PyServer {
-    fn drop(&mut self) {
-        self.kill();
+        let _ = self.0.child.kill();
+        let _ = self.0.child.wait();
     }
 }
 
@@ -379,7 +336,7 @@ fn a_remote_restarting_mid_session_gets_a_new_session_transparently() {
     let no_get = ["--no-get-stream"];
     for protocol in ["2025-11-25", "auto"] {
         let mut py = PyServer::start_with("streamable", 0, None, &no_get);
-        let port = py.port;
+        let port = py.0.port;
         let gw = Gateway::start(json!({
             "pool": {"minConnections": 1, "maxConnections": 1},
             "servers": [remote_in("py", &py.url("http", "/mcp"), protocol)],
@@ -701,7 +658,7 @@ fn one_remote_handle_carries_concurrent_calls_and_renews_a_lost_session_once() {
 
     let no_get = ["--no-get-stream"];
     let mut py = PyServer::start_with("streamable", 0, None, &no_get);
-    let port = py.port;
+    let port = py.0.port;
     let config = RemoteServer {
         url: py.url("http", "/mcp"),
         transport: RemoteTransport::Auto,

@@ -1010,3 +1010,68 @@ pub fn capture_lines(pipe: impl std::io::Read + Send + 'static) -> Arc<Mutex<Str
     });
     text
 }
+
+/// A Python script of `tests/interop` that serves on a port it prints first (`PORT <n>`), started
+/// with `args`, its stderr captured; killed on drop.
+pub struct PyProcess {
+    pub child: Child,
+    pub port: u16,
+    pub stderr: Arc<Mutex<String>>,
+}
+
+impl PyProcess {
+    /// Starts `script` and returns once its port accepts connections (uvicorn accepts only when
+    /// its startup is done).
+    pub fn start(script: &str, args: &[&std::ffi::OsStr]) -> PyProcess {
+        use std::io::BufRead;
+        let mut child = Command::new(python())
+            .arg(interop_script(script))
+            .args(args)
+            .env("PYTHONWARNINGS", "ignore")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {script}: {e}"));
+        let stderr = capture_lines(child.stderr.take().unwrap());
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap_or_else(|e| panic!("read the port {script} prints: {e}"));
+        let port = line
+            .trim()
+            .strip_prefix("PORT ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| {
+                // Let the stderr thread catch up with the traceback before reporting it.
+                let _ = child.wait();
+                std::thread::sleep(Duration::from_millis(200));
+                panic!(
+                    "{script} did not start: {line:?}\n{}",
+                    stderr.lock().unwrap()
+                )
+            });
+        wait_for(
+            Duration::from_secs(20),
+            &format!("{script} to accept"),
+            || TcpStream::connect(("127.0.0.1", port)).ok(),
+        );
+        PyProcess {
+            child,
+            port,
+            stderr,
+        }
+    }
+
+    /// What it wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+}
+
+impl Drop for PyProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
