@@ -220,6 +220,7 @@ pub fn serve(config: Config, overrides: Overrides) -> Result<(), String> {
     let (backend, children) =
         Backend::start(&config, sink.clone(), ChildIoOn::Reactor(&poll, waker))
             .map_err(|e| format!("cannot start: {e}"))?;
+    let children = children.expect("ChildIoOn::Reactor hands child I/O back to drive");
     let (hangups, hangups_rx) = crossbeam_channel::unbounded();
     crate::signals::watch(sink.clone(), hangups)
         .map_err(|e| format!("cannot watch signals: {e}"))?;

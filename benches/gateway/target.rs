@@ -299,7 +299,7 @@ fn drain(mut stderr: impl Read + Send + 'static) -> Arc<Mutex<String>> {
 fn wait_for_port(log: &Mutex<String>, marker: &str) -> u16 {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let text = log.lock().unwrap().clone();
+        let text = log.lock().unwrap();
         if let Some(pos) = text.find(marker) {
             let digits: String = text[pos + marker.len()..]
                 .chars()
@@ -309,11 +309,8 @@ fn wait_for_port(log: &Mutex<String>, marker: &str) -> u16 {
                 return port;
             }
         }
-        assert!(
-            Instant::now() < deadline,
-            "no listening line: {}",
-            log.lock().unwrap()
-        );
+        assert!(Instant::now() < deadline, "no listening line: {text}");
+        drop(text);
         // Finely: the cold-start scenario's figure includes this wait (at 20 ms it was a step
         // function of when the line came, 23 or 43 ms).
         std::thread::sleep(Duration::from_millis(1));

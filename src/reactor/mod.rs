@@ -112,8 +112,8 @@ pub struct Reactor {
     next_gen: u64,
     mailbox: Receiver<ToReactor>,
     router: Router,
-    /// Child I/O, driven on this thread (`None` where no children are served, as in tests).
-    children: Option<IoLoop>,
+    /// Child I/O, driven on this thread.
+    children: IoLoop,
     settings: Settings,
     scratch: Vec<u8>,
     accept_paused_until: Option<Instant>,
@@ -130,7 +130,7 @@ impl Reactor {
         mut listener: TcpListener,
         mailbox: Receiver<ToReactor>,
         router: Router,
-        children: Option<IoLoop>,
+        children: IoLoop,
         settings: Settings,
     ) -> io::Result<Reactor> {
         poll.registry()
@@ -171,11 +171,7 @@ impl Reactor {
                 match event.token() {
                     LISTENER => self.accept(now),
                     WAKER => {} // the mailboxes are drained below on every turn
-                    token if child_io::owns(token) => {
-                        if let Some(children) = &mut self.children {
-                            children.ready(event);
-                        }
-                    }
+                    token if child_io::owns(token) => self.children.ready(event),
                     Token(key) => {
                         if event.is_error() || event.is_write_closed() {
                             // Reset, or both sides shut: nothing more can be said either way.
@@ -192,9 +188,7 @@ impl Reactor {
                 }
             }
             // Before the mailbox: an answer a child gave in this turn is written in this turn.
-            if let Some(children) = &mut self.children {
-                children.turn();
-            }
+            self.children.turn();
             self.drain_mailbox(now);
             self.run_resumes(now);
             if self.accept_paused_until.is_some_and(|t| t <= now) {
@@ -236,13 +230,11 @@ impl Reactor {
         if let Some(t) = self.router.next_held_deadline() {
             until = until.min(t);
         }
-        if let Some(children) = &self.children {
-            if children.has_work() {
-                return Duration::ZERO; // commands sent on this thread, or pipes with data left
-            }
-            if let Some(t) = children.next_timer() {
-                until = until.min(t);
-            }
+        if self.children.has_work() {
+            return Duration::ZERO; // commands sent on this thread, or pipes with data left
+        }
+        if let Some(t) = self.children.next_timer() {
+            until = until.min(t);
         }
         if !self.mailbox.is_empty() || !self.resume.is_empty() {
             return Duration::ZERO; // the budget left work behind
@@ -254,12 +246,7 @@ impl Reactor {
     /// passes, so the supervisor can stop the children politely (their stdin closed by child
     /// I/O, their last words read).
     pub fn serve_children_until(&mut self, done: &Receiver<()>, deadline: Instant) {
-        match &mut self.children {
-            Some(children) => children.drive(&mut self.poll, Some((done, deadline))),
-            None => {
-                let _ = done.recv_timeout(deadline.saturating_duration_since(Instant::now()));
-            }
-        }
+        self.children.drive(&mut self.poll, Some((done, deadline)));
     }
 
     fn accept(&mut self, now: Instant) {
